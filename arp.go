@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+)
+
+// announceForm says which unsolicited ARP packets a claim sends.
+type announceForm string
+
+const (
+	formRequest announceForm = "request" // as `arping -U`: op request, THA ff:ff:ff:ff:ff:ff
+	formReply   announceForm = "reply"   // as `arping -A`: op reply, THA = own MAC
+	formBoth    announceForm = "both"    // a request and a reply each round
+)
+
+var (
+	broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	zeroMAC      = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	zeroIPv4     = netip.IPv4Unspecified()
+)
+
+// The in-band floatip tag. RFC 5227 says a probe's target hardware address
+// is ignored by receivers and SHOULD be zero; floatip puts its priority
+// there so that standbys and holders learn each other's rank without a
+// protocol of their own. Layout of the six THA bytes:
+//
+//	'f' 'i' 'p' version priority flags
+//
+// Every other device sees an ordinary, valid ARP probe.
+const (
+	tagVersion    = 1
+	flagHolder    = 0x01 // the sender holds the VIP (an active node's self-check)
+	flagReleasing = 0x02 // the sender is giving the VIP up right now
+)
+
+// peerTag is what a floatip probe says about its sender.
+type peerTag struct {
+	priority uint8
+	flags    uint8
+}
+
+func (t peerTag) hardwareAddr() net.HardwareAddr {
+	return net.HardwareAddr{'f', 'i', 'p', tagVersion, t.priority, t.flags}
+}
+
+// parsePeerTag reads a floatip tag from a probe's THA; ok is false for an
+// ordinary probe (arping -D, a DHCP client, any RFC 5227 host).
+func parsePeerTag(tha net.HardwareAddr) (peerTag, bool) {
+	if len(tha) != 6 || tha[0] != 'f' || tha[1] != 'i' || tha[2] != 'p' || tha[3] != tagVersion || tha[4] == 0 {
+		return peerTag{}, false
+	}
+	return peerTag{priority: tha[4], flags: tha[5]}, true
+}
+
+// probePacket builds an RFC 5227 probe for vip: a request with sender IP
+// 0.0.0.0, so that no neighbour's cache learns anything from it. tag may be
+// nil for a plain probe (THA zero, as the RFC recommends).
+func probePacket(mac net.HardwareAddr, vip netip.Addr, tag *peerTag) (*arp.Packet, error) {
+	tha := zeroMAC
+	if tag != nil {
+		tha = tag.hardwareAddr()
+	}
+	return arp.NewPacket(arp.OperationRequest, mac, zeroIPv4, tha, vip)
+}
+
+// announcePacket builds one unsolicited ARP for vip, byte for byte as iputils
+// arping sends it: `-U` is a request whose THA is broadcast, `-A` a reply
+// whose THA is the sender's own MAC; sender IP = target IP = vip.
+func announcePacket(mac net.HardwareAddr, vip netip.Addr, reply bool) (*arp.Packet, error) {
+	if reply {
+		return arp.NewPacket(arp.OperationReply, mac, vip, mac, vip)
+	}
+	return arp.NewPacket(arp.OperationRequest, mac, vip, broadcastMAC, vip)
+}
+
+// announcePackets returns the packets of one announcement round in form.
+func announcePackets(mac net.HardwareAddr, vip netip.Addr, form announceForm) ([]*arp.Packet, error) {
+	var replies []bool
+	switch form {
+	case formRequest:
+		replies = []bool{false}
+	case formReply:
+		replies = []bool{true}
+	case formBoth:
+		replies = []bool{false, true}
+	default:
+		return nil, fmt.Errorf("unknown announcement form %q", form)
+	}
+	pkts := make([]*arp.Packet, 0, len(replies))
+	for _, reply := range replies {
+		p, err := announcePacket(mac, vip, reply)
+		if err != nil {
+			return nil, err
+		}
+		pkts = append(pkts, p)
+	}
+	return pkts, nil
+}
+
+// arpFrame is one ARP packet received on the interface.
+type arpFrame struct {
+	pkt      *arp.Packet
+	received time.Time
+}
+
+// fromOther reports whether the frame was sent by a MAC other than ours.
+func (f arpFrame) fromOther(own net.HardwareAddr) bool {
+	return !bytes.Equal(f.pkt.SenderHardwareAddr, own)
+}
+
+// arpSocket is the one ARP socket of an interface, shared by every VIP on it.
+// It is a datagram packet socket bound to ETH_P_ARP: the kernel builds the
+// Ethernet header, so frames are identical to arping's, and it works on an
+// interface with no IPv4 address (arp.Dial refuses those).
+type arpSocket struct {
+	conn *packet.Conn
+	mac  net.HardwareAddr
+	name string
+}
+
+func openARPSocket(ifi *net.Interface) (*arpSocket, error) {
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("interface %s has no Ethernet address: floatip needs an Ethernet-like link", ifi.Name)
+	}
+	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open ARP socket on %s: %w", ifi.Name, privilegeHint(err))
+	}
+	return &arpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}, nil
+}
+
+func (s *arpSocket) Close() error { return s.conn.Close() }
+
+// send writes p to dst (broadcast or one MAC).
+func (s *arpSocket) send(p *arp.Packet, dst net.HardwareAddr) error {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("marshal ARP: %w", err)
+	}
+	if _, err := s.conn.WriteTo(b, &packet.Addr{HardwareAddr: dst}); err != nil {
+		return fmt.Errorf("send ARP on %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// Run reads frames and hands each well-formed ARP packet to deliver until
+// ctx ends (then it returns nil) or the socket fails for good. A malformed
+// frame from the LAN is skipped, never fatal.
+func (s *arpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
+	stop := context.AfterFunc(ctx, func() {
+		// Close on a socket being read returns "use of closed file"; a past
+		// read deadline interrupts the read cleanly instead.
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := s.conn.ReadFrom(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return fmt.Errorf("read ARP on %s: %w", s.name, err)
+		}
+		pkt := new(arp.Packet)
+		if err := pkt.UnmarshalBinary(buf[:n]); err != nil {
+			continue // a malformed frame: arp.ErrInvalidIP, io.ErrUnexpectedEOF
+		}
+		if !isEthernetIPv4ARP(pkt) {
+			continue
+		}
+		deliver(arpFrame{pkt: pkt, received: time.Now()})
+	}
+}
+
+func isEthernetIPv4ARP(p *arp.Packet) bool {
+	return p.HardwareType == 1 && p.ProtocolType == unix.ETH_P_IP &&
+		p.HardwareAddrLength == 6 && p.IPLength == 4 &&
+		p.SenderIP.Is4() && p.TargetIP.Is4()
+}
+
+// arpPort is the sending side of the interface's ARP socket as the VIP
+// machines see it. The socket underneath is replaced when the link comes
+// back after a flap or is recreated; while there is none, sends fail with
+// errLinkDown and the machines hold still.
+type arpPort struct {
+	mu   sync.Mutex
+	sock *arpSocket
+}
+
+var errLinkDown = errors.New("link is down")
+
+func (p *arpPort) set(s *arpSocket) {
+	p.mu.Lock()
+	p.sock = s
+	p.mu.Unlock()
+}
+
+func (p *arpPort) current() *arpSocket {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sock
+}
+
+// mac is the interface's MAC, or nil while the link is down.
+func (p *arpPort) mac() net.HardwareAddr {
+	if s := p.current(); s != nil {
+		return s.mac
+	}
+	return nil
+}
+
+// probe sends an RFC 5227 probe for vip carrying tag, to dst (broadcast,
+// or the known holder's MAC).
+func (p *arpPort) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error {
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkt, err := probePacket(s.mac, vip, &tag)
+	if err != nil {
+		return fmt.Errorf("build probe for %s: %w", vip, err)
+	}
+	return s.send(pkt, dst)
+}
+
+// announce sends one round of unsolicited ARP for vip.
+func (p *arpPort) announce(vip netip.Addr, form announceForm) error {
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkts, err := announcePackets(s.mac, vip, form)
+	if err != nil {
+		return err
+	}
+	for _, pkt := range pkts {
+		if err := s.send(pkt, broadcastMAC); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privilegeHint turns a bare EPERM into a message that names what is missing.
+func privilegeHint(err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%w (floatip needs CAP_NET_RAW and CAP_NET_ADMIN: run it as root or grant those capabilities)", err)
+	}
+	return err
+}
+

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// linkStatus is what the daemon needs to know about its interface.
+type linkStatus struct {
+	exists bool
+	usable bool // administratively up with carrier
+	index  int
+}
+
+// watchEvent is one change seen through netlink.
+type watchEvent struct {
+	link        *linkStatus
+	addrRemoved netip.Addr // a /32 deleted from our interface
+	resync      bool       // the subscription was (re)established: state may have been missed
+}
+
+// linkWatcher follows one interface by name through netlink subscriptions
+// (no polling): it appears, goes up or down, is deleted, loses addresses.
+type linkWatcher struct {
+	ifname string
+	log    *slog.Logger
+}
+
+// Run sends events to out until ctx ends, then returns nil. A failed
+// subscription is re-established after a pause, followed by a resync.
+func (w *linkWatcher) Run(ctx context.Context, out chan<- watchEvent) error {
+	for {
+		err := w.subscribeOnce(ctx, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.log.Warn("netlink subscription failed; subscribing again", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) error {
+	done := make(chan struct{})
+	links := make(chan netlink.LinkUpdate, 64)
+	addrs := make(chan netlink.AddrUpdate, 64)
+	failed := make(chan error, 2)
+	onError := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	defer func() {
+		close(done)
+		// The library closes the channels once its goroutines notice done;
+		// drain them until then so that they never block on a send.
+		go func() {
+			for range links {
+			}
+		}()
+		go func() {
+			for range addrs {
+			}
+		}()
+	}()
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ErrorCallback: onError}); err != nil {
+		return fmt.Errorf("subscribe to link updates: %w", err)
+	}
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onError}); err != nil {
+		return fmt.Errorf("subscribe to address updates: %w", err)
+	}
+	// Subscribed first, then read the current state: nothing falls between.
+	status := w.current()
+	if !send(ctx, out, watchEvent{link: &status, resync: true}) {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-failed:
+			return err
+		case u, ok := <-links:
+			if !ok {
+				return errors.New("link subscription closed")
+			}
+			if u.Attrs().Name != w.ifname && u.Attrs().Index != status.index {
+				continue
+			}
+			status = statusFromUpdate(u, w.ifname)
+			if !send(ctx, out, watchEvent{link: &status}) {
+				return nil
+			}
+		case u, ok := <-addrs:
+			if !ok {
+				return errors.New("address subscription closed")
+			}
+			ones, _ := u.LinkAddress.Mask.Size()
+			ip, valid := netip.AddrFromSlice(u.LinkAddress.IP.To4())
+			if u.NewAddr || !valid || ones != 32 || u.LinkIndex != status.index {
+				continue
+			}
+			if !send(ctx, out, watchEvent{addrRemoved: ip}) {
+				return nil
+			}
+		}
+	}
+}
+
+func send(ctx context.Context, out chan<- watchEvent, ev watchEvent) bool {
+	select {
+	case out <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// current reads the interface's state by name.
+func (w *linkWatcher) current() linkStatus {
+	link, err := netlink.LinkByName(w.ifname)
+	if err != nil {
+		return linkStatus{}
+	}
+	return linkStatus{exists: true, usable: linkUsable(link.Attrs()), index: link.Attrs().Index}
+}
+
+func statusFromUpdate(u netlink.LinkUpdate, ifname string) linkStatus {
+	if u.Header.Type == unix.RTM_DELLINK || u.Attrs().Name != ifname {
+		return linkStatus{} // deleted, or renamed away from the name we follow
+	}
+	return linkStatus{exists: true, usable: linkUsable(u.Attrs()), index: u.Attrs().Index}
+}
+
+// linkUsable: up, and with carrier (operstate up, or unknown for devices
+// that do not report one).
+func linkUsable(a *netlink.LinkAttrs) bool {
+	return a.Flags&net.FlagUp != 0 && (a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown)
+}
+
+// ifaceDaemon runs every VIP of one interface: it opens the shared ARP
+// socket whenever the interface is usable, closes it when it is not,
+// dispatches received frames to the VIP machines and tells them about link
+// and address changes.
+type ifaceDaemon struct {
+	ifname   string
+	log      *slog.Logger
+	port     *arpPort
+	machines map[netip.Addr]*vipMachine // read-only once Run starts
+}
+
+// Run returns nil when ctx ends, after every VIP machine has released its
+// address. The ARP socket stays open until then, for the release notices.
+func (d *ifaceDaemon) Run(ctx context.Context) error {
+	var machinesDone sync.WaitGroup
+	for _, m := range d.machines {
+		machinesDone.Go(func() {
+			if err := m.Run(ctx); err != nil {
+				d.log.Error("state machine stopped", "vip", m.vip.String(), "err", err)
+			}
+		})
+	}
+	events := make(chan watchEvent, 16)
+	watcher := &linkWatcher{ifname: d.ifname, log: d.log}
+	go func() { _ = watcher.Run(ctx, events) }()
+
+	var (
+		sock        *arpSocket
+		sockIndex   int
+		stopReader  context.CancelFunc = func() {}
+		readerDone  = make(chan error, 1)
+		retry       <-chan time.Time
+		last        linkStatus
+		saidWaiting bool
+	)
+	closeSocket := func() {
+		if sock == nil {
+			return
+		}
+		stopReader()
+		d.port.set(nil)
+		_ = sock.Close()
+		sock = nil
+		d.broadcast(ctx, evLinkDown)
+	}
+	openSocket := func() {
+		ifi, err := net.InterfaceByIndex(last.index)
+		if err == nil {
+			sock, err = openARPSocket(ifi)
+		}
+		if err != nil {
+			d.log.Error("cannot open the ARP socket; trying again in 1s", "err", err)
+			retry = time.After(time.Second)
+			return
+		}
+		sockIndex = last.index
+		readerCtx, cancel := context.WithCancel(ctx)
+		stopReader = cancel
+		go func(s *arpSocket) { readerDone <- s.Run(readerCtx, d.dispatch) }(sock)
+		d.port.set(sock)
+		d.log.Info("interface is up", "mac", ifi.HardwareAddr.String())
+		saidWaiting = false
+		d.broadcast(ctx, evLinkUp)
+	}
+	apply := func() {
+		switch {
+		case !last.usable:
+			closeSocket()
+			if !saidWaiting {
+				reason := "to appear"
+				if last.exists {
+					reason = "to come up (no carrier or administratively down)"
+				}
+				d.log.Warn("waiting for interface " + reason)
+				saidWaiting = true
+			}
+		case sock == nil || sockIndex != last.index:
+			closeSocket()
+			openSocket()
+		}
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			machinesDone.Wait()
+			stopReader()
+			if sock != nil {
+				_ = sock.Close()
+			}
+			return nil
+		case ev := <-events:
+			if ev.link != nil {
+				last = *ev.link
+				apply()
+			}
+			if ev.addrRemoved.IsValid() {
+				if m := d.machines[ev.addrRemoved]; m != nil {
+					m.notify(ctx, evAddrRemoved)
+				}
+			}
+			if ev.resync {
+				d.broadcast(ctx, evResync)
+			}
+		case err := <-readerDone:
+			if ctx.Err() != nil || err == nil {
+				continue // a reader we stopped
+			}
+			d.log.Warn("ARP socket failed; reopening", "err", err)
+			closeSocket()
+			retry = time.After(200 * time.Millisecond)
+		case <-retry:
+			retry = nil
+			apply()
+		}
+	}
+}
+
+// dispatch routes a frame to the machines of the VIPs it names, as sender
+// (replies, announcements) or as target (probes).
+func (d *ifaceDaemon) dispatch(f arpFrame) {
+	if m := d.machines[f.pkt.SenderIP]; m != nil {
+		m.deliver(f)
+	}
+	if f.pkt.TargetIP != f.pkt.SenderIP {
+		if m := d.machines[f.pkt.TargetIP]; m != nil {
+			m.deliver(f)
+		}
+	}
+}
+
+func (d *ifaceDaemon) broadcast(ctx context.Context, ev machineEvent) {
+	for _, m := range d.machines {
+		m.notify(ctx, ev)
+	}
+}

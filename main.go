@@ -1,0 +1,440 @@
+// Command floatip holds floating IPv4 addresses for a group of Linux hosts
+// over plain ARP: no protocol of its own, no config file, no cluster store.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes: the contract of `arping -D` for probe, and one code for every
+// error so that scripts and systemd see a failure the same way.
+const (
+	exitOK    = 0
+	exitHeld  = 1 // probe: the address is in use
+	exitError = 2
+)
+
+type cli struct {
+	Run      runCmd           `cmd:"" default:"withargs" help:"Hold floating IPv4 addresses: probe, claim when free, keep, release on exit (the default command)."`
+	Probe    probeCmd         `cmd:"" help:"Probe once whether an address is in use; print the holder's MAC or 'free'. Exit 0 free, 1 held, 2 error (as arping -D)."`
+	Announce announceCmd      `cmd:"" help:"Send unsolicited ARP for an address this host holds, byte for byte as arping -U (or -A with --reply)."`
+	Version  kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type runCmd struct {
+	Interface       string        `short:"i" required:"" env:"FLOATIP_INTERFACE" placeholder:"IFACE" help:"Interface on the shared LAN segment. It may be missing or down at start: floatip waits for it."`
+	Priority        int           `default:"100" env:"FLOATIP_PRIORITY" help:"Rank of this node, 1..255: when the holder dies, the highest-priority live standby takes over (ties: lowest MAC)."`
+	Interval        time.Duration `default:"200ms" env:"FLOATIP_INTERVAL" help:"Probe interval of a standby. Detection takes about misses x interval."`
+	Misses          int           `default:"3" env:"FLOATIP_MISSES" help:"The VIP is free after this many probe intervals without an answer (after the first miss, re-probes go out 4x faster)."`
+	AnnounceCount   int           `default:"5" env:"FLOATIP_ANNOUNCE_COUNT" help:"Unsolicited ARP rounds sent after a claim, the first at once."`
+	AnnounceSpacing time.Duration `default:"1.1s" env:"FLOATIP_ANNOUNCE_SPACING" help:"Time between those rounds; at least 1.1s (Linux ignores a second update within its 1s locktime)."`
+	AnnounceForm    string        `default:"request" enum:"request,reply,both" env:"FLOATIP_ANNOUNCE_FORM" help:"Form of the announcements: request (as arping -U), reply (as arping -A), or both."`
+	Refresh         time.Duration `default:"100s" env:"FLOATIP_REFRESH" help:"While active, re-announce this often so switch MAC tables (often 300s) never age out; 0 turns it off."`
+	Label           string        `env:"FLOATIP_LABEL" help:"Address label for the VIPs, at most 15 bytes, starting with the interface name (default IFACE:fip when that fits)."`
+	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
+	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 address(es) to hold, each handled independently."`
+}
+
+type probeCmd struct {
+	Interface string        `short:"i" required:"" placeholder:"IFACE" help:"Interface to probe on."`
+	Count     int           `default:"3" help:"Probes to send (stops at the first answer)."`
+	Wait      time.Duration `default:"500ms" help:"How long to wait for an answer after each probe."`
+	VIP       string        `arg:"" name:"vip" help:"IPv4 address to probe."`
+}
+
+type announceCmd struct {
+	Interface string        `short:"i" required:"" placeholder:"IFACE" help:"Interface to announce on."`
+	Count     int           `short:"c" default:"3" help:"Announcements to send, the first at once."`
+	Spacing   time.Duration `default:"1s" help:"Time between announcements (arping sends one per second)."`
+	Reply     bool          `help:"Send the reply form, as arping -A (default: the request form, as arping -U)."`
+	VIP       string        `arg:"" name:"vip" help:"IPv4 address to announce; it must be configured on the interface."`
+}
+
+// env is what a command needs from the world outside it.
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// kongExit carries kong's exit code (after --help or --version) out of Parse.
+type kongExit struct{ code int }
+
+// run parses args and runs the command; it returns the exit code. Every
+// error becomes one line on stderr: no stack trace reaches an operator.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(kongExit); ok {
+				code = e.code
+				return
+			}
+			fmt.Fprintf(stderr, "floatip: internal error: %v\n", r)
+			code = exitError
+		}
+	}()
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("floatip"),
+		kong.Description("Hold a floating IPv4 address for a group of Linux hosts over plain ARP.\n\nRun the same line on every host, e.g.  floatip -i eth0 192.0.2.50\nExactly one host holds the address; when it dies, the best standby takes over."),
+		kong.Vars{"version": "floatip " + version},
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(kongExit{code}) }),
+		kong.UsageOnError(),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "floatip: %v\n", err)
+		return exitError
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "floatip: error: %v\n", err)
+		return exitError
+	}
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
+	switch cmd := kctx.Selected().Target.Addr().Interface().(type) {
+	case *runCmd:
+		err = cmd.run(e)
+	case *probeCmd:
+		var held bool
+		held, err = cmd.run(e)
+		if err == nil && held {
+			return exitHeld
+		}
+	case *announceCmd:
+		err = cmd.run(e)
+	default:
+		err = fmt.Errorf("unknown command %q", kctx.Command())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "floatip: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// parseVIP accepts a unicast IPv4 address that can float between hosts.
+func parseVIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	switch {
+	case a.Is6() && !a.Is4In6():
+		return netip.Addr{}, fmt.Errorf("%s is IPv6: floatip moves IPv4 addresses over ARP (IPv6 uses neighbour discovery)", s)
+	case a.Zone() != "":
+		return netip.Addr{}, fmt.Errorf("%s has a zone: give a plain IPv4 address", s)
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsUnspecified():
+		return netip.Addr{}, fmt.Errorf("%s is the unspecified address, not a floating IP", s)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.Addr{}, fmt.Errorf("%s is the broadcast address, not a floating IP", s)
+	case a.IsMulticast():
+		return netip.Addr{}, fmt.Errorf("%s is a multicast address, not a floating IP", s)
+	case a.IsLoopback():
+		return netip.Addr{}, fmt.Errorf("%s is a loopback address: it never leaves this host", s)
+	case a.As4()[0] >= 240:
+		return netip.Addr{}, fmt.Errorf("%s is in the reserved range 240.0.0.0/4", s)
+	case a.As4()[0] == 0:
+		return netip.Addr{}, fmt.Errorf("%s is in 0.0.0.0/8, which means 'this network', not a host", s)
+	}
+	return a, nil
+}
+
+func parseVIPs(list []string) ([]netip.Addr, error) {
+	seen := map[netip.Addr]bool{}
+	vips := make([]netip.Addr, 0, len(list))
+	for _, s := range list {
+		a, err := parseVIP(s)
+		if err != nil {
+			return nil, err
+		}
+		if seen[a] {
+			return nil, fmt.Errorf("%s is given twice", a)
+		}
+		seen[a] = true
+		vips = append(vips, a)
+	}
+	return vips, nil
+}
+
+// validInterfaceName mirrors the kernel's rule (dev_valid_name).
+func validInterfaceName(name string) error {
+	if name == "" || len(name) > unix.IFNAMSIZ-1 || name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n") {
+		return fmt.Errorf("%q is not a valid interface name (at most 15 bytes, no '/', ':' or spaces)", name)
+	}
+	return nil
+}
+
+// addressLabel returns the label to put on the VIPs: explicit, or IFACE:fip
+// when that fits in the kernel's 15 bytes, else none.
+func addressLabel(label, ifname string) (string, error) {
+	if label == "" {
+		if l := ifname + ":fip"; len(l) <= unix.IFNAMSIZ-1 {
+			return l, nil
+		}
+		return "", nil
+	}
+	if len(label) > unix.IFNAMSIZ-1 {
+		return "", fmt.Errorf("label %q is %d bytes; the kernel allows at most 15", label, len(label))
+	}
+	if !strings.HasPrefix(label, ifname) {
+		return "", fmt.Errorf("label %q must start with the interface name %q (e.g. %s:vip)", label, ifname, ifname)
+	}
+	return label, nil
+}
+
+// config is a validated run command.
+type config struct {
+	ifname  string
+	label   string
+	vips    []netip.Addr
+	level   slog.Level
+	machine machineConfig
+}
+
+func (r *runCmd) config() (*config, error) {
+	if err := validInterfaceName(r.Interface); err != nil {
+		return nil, err
+	}
+	vips, err := parseVIPs(r.VIPs)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.Priority < 1 || r.Priority > 255:
+		return nil, fmt.Errorf("--priority %d is out of range 1..255", r.Priority)
+	case r.Interval < 10*time.Millisecond || r.Interval > 10*time.Second:
+		return nil, fmt.Errorf("--interval %s is out of range 10ms..10s", r.Interval)
+	case r.Misses < 1 || r.Misses > 100:
+		return nil, fmt.Errorf("--misses %d is out of range 1..100", r.Misses)
+	case r.AnnounceCount < 1 || r.AnnounceCount > 100:
+		return nil, fmt.Errorf("--announce-count %d is out of range 1..100", r.AnnounceCount)
+	case r.AnnounceSpacing < 1100*time.Millisecond:
+		return nil, fmt.Errorf("--announce-spacing %s is below 1.1s: Linux neighbours ignore a second update within their 1s locktime", r.AnnounceSpacing)
+	case r.Refresh < 0 || (r.Refresh > 0 && r.Refresh < time.Second):
+		return nil, fmt.Errorf("--refresh %s must be 0 (off) or at least 1s", r.Refresh)
+	}
+	label, err := addressLabel(r.Label, r.Interface)
+	if err != nil {
+		return nil, err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(r.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return &config{
+		ifname: r.Interface,
+		label:  label,
+		vips:   vips,
+		level:  level,
+		machine: machineConfig{
+			priority:        uint8(r.Priority),
+			interval:        r.Interval,
+			misses:          r.Misses,
+			announceCount:   r.AnnounceCount,
+			announceSpacing: r.AnnounceSpacing,
+			announceForm:    announceForm(r.AnnounceForm),
+			refresh:         r.Refresh,
+		},
+	}, nil
+}
+
+// missingCapabilities names the capabilities floatip needs but lacks.
+func missingCapabilities() ([]string, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil, fmt.Errorf("read capabilities: %w", err)
+	}
+	var missing []string
+	for _, c := range []struct {
+		bit  uint
+		name string
+	}{{unix.CAP_NET_ADMIN, "CAP_NET_ADMIN"}, {unix.CAP_NET_RAW, "CAP_NET_RAW"}} {
+		if data[c.bit/32].Effective&(1<<(c.bit%32)) == 0 {
+			missing = append(missing, c.name)
+		}
+	}
+	return missing, nil
+}
+
+func checkPrivileges() error {
+	missing, err := missingCapabilities()
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: floatip needs CAP_NET_ADMIN (to add the address) and CAP_NET_RAW (to send ARP); run it as root or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func (r *runCmd) run(e *env) error {
+	cfg, err := r.config()
+	if err != nil {
+		return err
+	}
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
+	nl.EnableErrorMessageReporting = true
+	adopt, err := checkExistingAddresses(cfg.ifname, cfg.vips)
+	if err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, cfg.level).With("interface", cfg.ifname)
+	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.priority,
+		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
+	port := &arpPort{}
+	d := &ifaceDaemon{ifname: cfg.ifname, log: log, port: port, machines: map[netip.Addr]*vipMachine{}}
+	now := time.Now()
+	for _, vip := range cfg.vips {
+		addr := &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}
+		d.machines[vip] = newVIPMachine(vip, cfg.machine, log, port, addr, adopt[vip], now)
+	}
+	err = d.Run(e.ctx)
+	log.Info("floatip stopped")
+	return err
+}
+
+// openInterface opens the ARP socket of an interface that must exist and be
+// up now (the one-shot commands do not wait).
+func openInterface(name string) (*arpSocket, error) {
+	if err := validInterfaceName(name); err != nil {
+		return nil, err
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return nil, fmt.Errorf("interface %s is down", name)
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	return openARPSocket(ifi)
+}
+
+func (p *probeCmd) run(e *env) (held bool, err error) {
+	vip, err := parseVIP(p.VIP)
+	if err != nil {
+		return false, err
+	}
+	if p.Count < 1 || p.Wait <= 0 {
+		return false, errors.New("--count must be at least 1 and --wait positive")
+	}
+	sock, err := openInterface(p.Interface)
+	if err != nil {
+		return false, err
+	}
+	defer sock.Close()
+	// Our own kernel never answers our probe: look at the host first.
+	if local, err := hasAddress(p.Interface, vip); err != nil {
+		return false, err
+	} else if local {
+		fmt.Fprintln(e.stdout, sock.mac)
+		fmt.Fprintf(e.stderr, "floatip: %s is held by this host (%s)\n", vip, p.Interface)
+		return true, nil
+	}
+	holder, err := probeRound(e.ctx, sock, vip, p.Count, p.Wait)
+	if err != nil {
+		return false, fmt.Errorf("probe %s on %s: %w", vip, p.Interface, err)
+	}
+	if holder == nil {
+		fmt.Fprintln(e.stdout, "free")
+		return false, nil
+	}
+	fmt.Fprintln(e.stdout, holder)
+	return true, nil
+}
+
+func (a *announceCmd) run(e *env) error {
+	vip, err := parseVIP(a.VIP)
+	if err != nil {
+		return err
+	}
+	if a.Count < 1 || a.Spacing <= 0 {
+		return errors.New("--count must be at least 1 and --spacing positive")
+	}
+	sock, err := openInterface(a.Interface)
+	if err != nil {
+		return err
+	}
+	defer sock.Close()
+	local, err := hasAddress(a.Interface, vip)
+	if err != nil {
+		return err
+	}
+	if !local {
+		return fmt.Errorf("%s is not configured on %s: refusing to announce an address this host does not hold (it would steal it from its holder)", vip, a.Interface)
+	}
+	pkt, err := announcePacket(sock.mac, vip, a.Reply)
+	if err != nil {
+		return err
+	}
+	for i := range a.Count {
+		if i > 0 {
+			select {
+			case <-e.ctx.Done():
+				return nil
+			case <-time.After(a.Spacing):
+			}
+		}
+		if err := sock.send(pkt, broadcastMAC); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasAddress reports whether ip is configured on the interface, any prefix.
+func hasAddress(ifname string, ip netip.Addr) (bool, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", ifname, err)
+	}
+	for _, a := range addrs {
+		if got, ok := netip.AddrFromSlice(a.IP.To4()); ok && got == ip {
+			return true, nil
+		}
+	}
+	return false, nil
+}
