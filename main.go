@@ -100,14 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	}()
 	var c cli
-	parser, err := kong.New(&c,
-		kong.Name("floatip"),
-		kong.Description("Hold a floating IPv4 address for a group of Linux hosts over plain ARP.\n\nRun the same line on every host, e.g.  floatip -i eth0 192.0.2.50\nExactly one host holds the address; when it dies, the best standby takes over."),
-		kong.Vars{"version": "floatip " + version},
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(kongExit{code}) }),
-		kong.UsageOnError(),
-	)
+	parser, err := newParser(&c, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "floatip: %v\n", err)
 		return exitError
@@ -137,6 +130,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return exitError
 	}
 	return exitOK
+}
+
+// newParser builds the command-line parser. kong's exit (after --help or
+// --version) unwinds as a kongExit panic that run recovers, so tests can
+// parse in-process.
+func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("floatip"),
+		kong.Description("Hold a floating IPv4 address for a group of Linux hosts over plain ARP."),
+		kong.Vars{"version": "floatip " + version},
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(kongExit{code}) }),
+		kong.Help(helpPrinter),
+		kong.ConfigureHelp(kong.HelpOptions{WrapUpperBound: 100}),
+	)
+}
+
+// helpPrinter shows the daemon's flags for a bare `floatip --help`: most
+// operators never type `run`, so its flags are the manual they need.
+func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
+	if ctx.Selected() != nil {
+		return kong.DefaultHelpPrinter(options, ctx)
+	}
+	runCtx, err := kong.Trace(ctx.Kong, []string{"run"})
+	if err != nil {
+		return kong.DefaultHelpPrinter(options, ctx)
+	}
+	w := ctx.Stdout
+	fmt.Fprintln(w, "floatip: hold a floating IPv4 address for a group of Linux hosts over plain ARP.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run the same line on every host, e.g.   floatip -i eth0 192.0.2.50")
+	fmt.Fprintln(w, "Exactly one host holds the address; when it dies, the best standby takes over.")
+	fmt.Fprintln(w, "Every flag of run can also be set by its FLOATIP_* environment variable.")
+	fmt.Fprintln(w)
+	if err := kong.DefaultHelpPrinter(options, runCtx); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Other commands:")
+	fmt.Fprintln(w, "  floatip probe -i IFACE VIP       is VIP in use? prints the holder's MAC or 'free'; exit 0 free, 1 held, 2 error")
+	fmt.Fprintln(w, "  floatip announce -i IFACE VIP    unsolicited ARP for a held address, as arping -U (--reply: as arping -A)")
+	fmt.Fprintln(w, "  floatip <command> --help         the flags of a command;  floatip --version")
+	return nil
 }
 
 // parseVIP accepts a unicast IPv4 address that can float between hosts.

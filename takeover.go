@@ -117,7 +117,8 @@ type vipMachine struct {
 	nextAnnounce      time.Time
 	nextRefresh       time.Time
 	nextSelfCheck     time.Time
-	lastDefense       time.Time
+	lastDefense       time.Time // against a holder that is not floatip (RFC 5227)
+	lastWinnerNotice  time.Time // against a floatip node we outrank
 	// yielding
 	yieldDeadline time.Time
 	yieldTo       rank
@@ -428,10 +429,10 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		return
 	}
 	if isFloatip {
-		if now.Sub(m.lastDefense) >= winnerAnnounceEvery {
+		if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 			m.log.Warn("split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
 			m.announce("split brain")
-			m.lastDefense = now
+			m.lastWinnerNotice = now
 		}
 		return
 	}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCLI runs the command line in-process and returns exit code and output.
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestBadInput: every bad input is one clear line on stderr, exit 2, and
+// happens before anything touches the host (no root is needed to see it).
+func TestBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not an address", []string{"-i", "eth0", "192.0.2.300"}, `"192.0.2.300" is not an IP address`},
+		{"hostname", []string{"-i", "eth0", "vip.example"}, "is not an IP address"},
+		{"IPv6", []string{"-i", "eth0", "2001:db8::1"}, "is IPv6"},
+		{"multicast", []string{"-i", "eth0", "224.0.0.18"}, "multicast"},
+		{"broadcast", []string{"-i", "eth0", "255.255.255.255"}, "broadcast address"},
+		{"loopback", []string{"-i", "eth0", "127.0.0.5"}, "loopback"},
+		{"unspecified", []string{"-i", "eth0", "0.0.0.0"}, "unspecified"},
+		{"this network", []string{"-i", "eth0", "0.1.2.3"}, "0.0.0.0/8"},
+		{"reserved", []string{"-i", "eth0", "240.0.0.1"}, "reserved"},
+		{"duplicate", []string{"-i", "eth0", "192.0.2.50", "192.0.2.50"}, "given twice"},
+		{"no vip", []string{"-i", "eth0"}, "expected"},
+		{"no interface", []string{"192.0.2.50"}, "missing flags: --interface"},
+		{"bad interface name", []string{"-i", "eth0/1", "192.0.2.50"}, "not a valid interface name"},
+		{"label too long", []string{"-i", "eth0", "--label", "eth0:floatingvip", "192.0.2.50"}, "at most 15"},
+		{"label without interface prefix", []string{"-i", "eth0", "--label", "vip", "192.0.2.50"}, "must start with the interface name"},
+		{"priority zero", []string{"-i", "eth0", "--priority", "0", "192.0.2.50"}, "--priority 0 is out of range 1..255"},
+		{"priority too high", []string{"-i", "eth0", "--priority", "256", "192.0.2.50"}, "out of range 1..255"},
+		{"interval too short", []string{"-i", "eth0", "--interval", "1ms", "192.0.2.50"}, "--interval 1ms is out of range"},
+		{"misses zero", []string{"-i", "eth0", "--misses", "0", "192.0.2.50"}, "--misses 0"},
+		{"announce spacing below locktime", []string{"-i", "eth0", "--announce-spacing", "500ms", "192.0.2.50"}, "below 1.1s"},
+		{"bad form", []string{"-i", "eth0", "--announce-form", "loud", "192.0.2.50"}, "announce-form"},
+		{"probe IPv6", []string{"probe", "-i", "eth0", "::1"}, "is IPv6"},
+		{"announce multicast", []string{"announce", "-i", "eth0", "239.1.1.1"}, "multicast"},
+		{"unknown flag", []string{"-i", "eth0", "--frobnicate", "192.0.2.50"}, "unknown flag --frobnicate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, nil, tc.args...)
+			if code != exitError {
+				t.Errorf("exit code %d, want %d", code, exitError)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q does not say %q", stderr, tc.want)
+			}
+			if lines := strings.Count(strings.TrimRight(stderr, "\n"), "\n") + 1; lines != 1 {
+				t.Errorf("stderr has %d lines, want one:\n%s", lines, stderr)
+			}
+			if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+				t.Errorf("stack trace on stderr:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestBadInputFromEnvironment(t *testing.T) {
+	code, _, stderr := runCLI(t, map[string]string{"FLOATIP_PRIORITY": "300"}, "-i", "eth0", "192.0.2.50")
+	if code != exitError || !strings.Contains(stderr, "--priority 300") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	code, stdout, _ := runCLI(t, nil, "--help")
+	if code != exitOK {
+		t.Fatalf("--help exit %d", code)
+	}
+	// A bare --help is the daemon's manual: its flags, their defaults and
+	// their environment variables must be there.
+	for _, want := range []string{"floatip -i eth0 192.0.2.50", "--priority=100", "--interval=200ms", "--misses=3",
+		"--announce-form", "--label", "$FLOATIP_INTERVAL", "floatip probe", "floatip announce"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+	code, stdout, _ = runCLI(t, nil, "--version")
+	if code != exitOK || !strings.HasPrefix(stdout, "floatip ") {
+		t.Fatalf("--version: exit %d, %q", code, stdout)
+	}
+}
+
+// parseRun parses a run command line into its validated config.
+func parseRun(t *testing.T, args ...string) *config {
+	t.Helper()
+	var c cli
+	var out bytes.Buffer
+	parser, err := newParser(&c, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	cfg, err := c.Run.config()
+	if err != nil {
+		t.Fatalf("config %v: %v", args, err)
+	}
+	return cfg
+}
+
+func TestRunDefaults(t *testing.T) {
+	// `run` is the default command: the rc.local one-liner.
+	cfg := parseRun(t, "-i", "eth0", "192.0.2.50", "198.51.100.7")
+	want := machineConfig{priority: 100, interval: 200 * time.Millisecond, misses: 3, announceCount: 5,
+		announceSpacing: 1100 * time.Millisecond, announceForm: formRequest, refresh: 100 * time.Second}
+	if cfg.machine != want {
+		t.Errorf("defaults %+v, want %+v", cfg.machine, want)
+	}
+	if cfg.label != "eth0:fip" {
+		t.Errorf("default label %q", cfg.label)
+	}
+	if len(cfg.vips) != 2 || cfg.vips[1] != netip.MustParseAddr("198.51.100.7") {
+		t.Errorf("vips %v", cfg.vips)
+	}
+	// A long interface name leaves no room for the default label.
+	if cfg := parseRun(t, "-i", "enp0s31f6.1000", "192.0.2.50"); cfg.label != "" {
+		t.Errorf("label for a long interface name: %q", cfg.label)
+	}
+}
+
+func TestRunFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("FLOATIP_INTERFACE", "bond0")
+	t.Setenv("FLOATIP_INTERVAL", "20ms")
+	cfg := parseRun(t, "--priority", "250", "--announce-form", "both", "--label", "bond0:db", "run", "192.0.2.50")
+	if cfg.ifname != "bond0" || cfg.machine.interval != 20*time.Millisecond || cfg.machine.priority != 250 ||
+		cfg.machine.announceForm != formBoth || cfg.label != "bond0:db" {
+		t.Errorf("got %+v", cfg)
+	}
+	// The command line beats the environment.
+	if cfg := parseRun(t, "-i", "eth1", "192.0.2.50"); cfg.ifname != "eth1" {
+		t.Errorf("interface %q, want the flag's eth1", cfg.ifname)
+	}
+}
+
+func TestParseVIPAcceptsUnicast(t *testing.T) {
+	for _, s := range []string{"192.0.2.50", "198.51.100.1", "203.0.113.254", "::ffff:192.0.2.9"} {
+		a, err := parseVIP(s)
+		if err != nil || !a.Is4() {
+			t.Errorf("parseVIP(%q) = %v, %v", s, a, err)
+		}
+	}
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// The ARP payloads as iputils arping sends them (and as FIELD-NOTES.md's
+// table gives them), for MAC 02:00:00:00:00:01 and 192.0.2.50:
+// htype 1, ptype 0x0800, hlen 6, plen 4, op, SHA, SPA, THA, TPA.
+func TestPacketsMatchArping(t *testing.T) {
+	mac := mustMAC("02:00:00:00:00:01")
+	vip := netip.MustParseAddr("192.0.2.50")
+	const head = "0001" + "0800" + "06" + "04"
+	cases := []struct {
+		name string
+		pkt  func() ([]byte, error)
+		want string
+	}{
+		{"arping -U", func() ([]byte, error) { p, _ := announcePacket(mac, vip, false); return p.MarshalBinary() },
+			head + "0001" + "020000000001" + "c0000232" + "ffffffffffff" + "c0000232"},
+		{"arping -A", func() ([]byte, error) { p, _ := announcePacket(mac, vip, true); return p.MarshalBinary() },
+			head + "0002" + "020000000001" + "c0000232" + "020000000001" + "c0000232"},
+		{"RFC 5227 probe", func() ([]byte, error) { p, _ := probePacket(mac, vip, nil); return p.MarshalBinary() },
+			head + "0001" + "020000000001" + "00000000" + "000000000000" + "c0000232"},
+		{"floatip tagged probe", func() ([]byte, error) {
+			p, _ := probePacket(mac, vip, &peerTag{priority: 200, flags: flagHolder})
+			return p.MarshalBinary()
+		}, head + "0001" + "020000000001" + "00000000" + "666970" + "01" + "c8" + "01" + "c0000232"},
+	}
+	for _, tc := range cases {
+		b, err := tc.pkt()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(b); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+		if len(b) != 28 {
+			t.Errorf("%s: %d bytes, want 28 (42 with the Ethernet header)", tc.name, len(b))
+		}
+	}
+}
+
+func TestAnnouncementForms(t *testing.T) {
+	mac := mustMAC("02:00:00:00:00:01")
+	vip := netip.MustParseAddr("192.0.2.50")
+	for form, ops := range map[announceForm][]uint16{formRequest: {1}, formReply: {2}, formBoth: {1, 2}} {
+		pkts, err := announcePackets(mac, vip, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkts) != len(ops) {
+			t.Fatalf("%s: %d packets, want %d", form, len(pkts), len(ops))
+		}
+		for i, p := range pkts {
+			if uint16(p.Operation) != ops[i] || p.SenderIP != vip || p.TargetIP != vip {
+				t.Errorf("%s packet %d: %+v", form, i, p)
+			}
+		}
+	}
+	if _, err := announcePackets(mac, vip, "loud"); err == nil {
+		t.Error("unknown form accepted")
+	}
+}
+
+func TestPeerTag(t *testing.T) {
+	tag := peerTag{priority: 7, flags: flagReleasing}
+	got, ok := parsePeerTag(tag.hardwareAddr())
+	if !ok || got != tag {
+		t.Errorf("round trip: %+v %v", got, ok)
+	}
+	for _, tha := range []string{"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "66:69:70:02:07:00", "66:69:70:01:00:00"} {
+		if _, ok := parsePeerTag(mustMAC(tha)); ok {
+			t.Errorf("THA %s taken for a floatip tag", tha)
+		}
+	}
+}
+
+func TestLastAddr(t *testing.T) {
+	for prefix, want := range map[string]string{"192.0.2.11/24": "192.0.2.255", "198.51.100.5/30": "198.51.100.7", "203.0.113.0/25": "203.0.113.127"} {
+		if got := lastAddr(netip.MustParsePrefix(prefix)); got.String() != want {
+			t.Errorf("lastAddr(%s) = %s, want %s", prefix, got, want)
+		}
+	}
+}

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/arp"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func TestDebouncer(t *testing.T) {
+	// interval 200ms, misses 3: free needs >= 3 unanswered probes in a row
+	// AND 600ms since the last answer.
+	type step struct {
+		at       int  // ms after t0
+		answered bool // else: a miss
+		free     bool // expected after the step
+		spacing  int  // expected spacing to the next probe, ms
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"holder answers: never free", []step{
+			{200, true, false, 200}, {400, true, false, 200}, {600, true, false, 200}, {800, true, false, 200}}},
+		{"death: free after the dead time", []step{
+			{200, true, false, 200}, {400, false, false, 50}, {450, false, false, 50}, {500, false, false, 50},
+			{550, false, false, 50}, {600, false, false, 50}, {800, false, true, 50}}},
+		{"three misses are not enough before the dead time", []step{
+			{0, true, false, 200}, {200, false, false, 50}, {250, false, false, 50}, {300, false, false, 50}, {600, false, true, 50}}},
+		{"one answer resets the count", []step{
+			{0, true, false, 200}, {200, false, false, 50}, {250, false, false, 50}, {300, true, false, 200},
+			{500, false, false, 50}, {550, false, false, 50}, {850, false, false, 50}, {900, false, true, 50}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDebouncer(ms(200), 3, t0)
+			for i, s := range tc.steps {
+				now := t0.Add(ms(s.at))
+				if s.answered {
+					d.answered(now)
+				} else {
+					d.missed()
+				}
+				if got := d.free(now); got != s.free {
+					t.Errorf("step %d (t=%dms): free=%v, want %v", i, s.at, got, s.free)
+				}
+				if got := d.spacing(); got != ms(s.spacing) {
+					t.Errorf("step %d: spacing %v, want %dms", i, got, s.spacing)
+				}
+			}
+		})
+	}
+}
+
+func TestDebouncerBootWaitsADeadTime(t *testing.T) {
+	d := newDebouncer(ms(200), 3, t0)
+	for range 10 {
+		d.missed()
+	}
+	if d.free(t0.Add(ms(599))) {
+		t.Error("free before a whole dead time since start")
+	}
+	if !d.free(t0.Add(ms(600))) {
+		t.Error("not free after a dead time of silence")
+	}
+	d2 := newDebouncer(ms(200), 3, t0)
+	d2.forceFree(t0.Add(ms(10)))
+	if !d2.free(t0.Add(ms(10))) {
+		t.Error("forceFree did not free")
+	}
+}
+
+func TestRank(t *testing.T) {
+	a := mustMAC("02:00:00:00:00:01")
+	b := mustMAC("02:00:00:00:00:02")
+	cases := []struct {
+		x, y rank
+		want bool
+	}{
+		{rank{200, b}, rank{100, a}, true},  // higher priority wins
+		{rank{100, a}, rank{200, b}, false}, //
+		{rank{100, a}, rank{100, b}, true},  // tie: lower MAC wins
+		{rank{100, b}, rank{100, a}, false}, //
+		{rank{100, a}, rank{100, a}, false}, // nobody outranks itself
+	}
+	for _, tc := range cases {
+		if got := tc.x.outranks(tc.y); got != tc.want {
+			t.Errorf("%v outranks %v = %v, want %v", tc.x, tc.y, got, tc.want)
+		}
+	}
+}
+
+func TestResolveConflict(t *testing.T) {
+	self := rank{100, mustMAC("02:00:00:00:00:02")}
+	cases := []struct {
+		name    string
+		other   rank
+		floatip bool
+		want    conflictAction
+	}{
+		{"better floatip node", rank{150, mustMAC("02:00:00:00:00:09")}, true, yield},
+		{"equal priority, lower MAC", rank{100, mustMAC("02:00:00:00:00:01")}, true, yield},
+		{"equal priority, higher MAC", rank{100, mustMAC("02:00:00:00:00:03")}, true, defend},
+		{"worse floatip node", rank{50, mustMAC("02:00:00:00:00:01")}, true, defend},
+		{"not floatip", rank{}, false, defend},
+	}
+	for _, tc := range cases {
+		if got := resolveConflict(self, tc.other, tc.floatip); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+		// Both sides reach the same verdict without talking.
+		if tc.floatip {
+			if back := resolveConflict(tc.other, self, true); back == tc.want {
+				t.Errorf("%s: both sides decided %v", tc.name, back)
+			}
+		}
+	}
+}
+
+func TestBetterStandby(t *testing.T) {
+	self := rank{100, mustMAC("02:00:00:00:00:05")}
+	peers := peerTable{}
+	peers.observe(mustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, t0)                     // worse
+	peers.observe(mustMAC("02:00:00:00:00:02"), peerTag{priority: 200, flags: flagHolder}, t0) // a holder, not a standby
+	if _, ok := peers.betterStandby(self, t0, ms(600)); ok {
+		t.Fatal("found a better standby among a worse one and a holder")
+	}
+	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150}, t0)
+	if r, ok := peers.betterStandby(self, t0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
+		t.Fatalf("better standby: %v %v", r, ok)
+	}
+	if _, ok := peers.betterStandby(self, t0.Add(ms(601)), ms(600)); ok {
+		t.Error("a standby silent for longer than the window still counts")
+	}
+	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150, flags: flagReleasing}, t0.Add(ms(100)))
+	if _, ok := peers.betterStandby(self, t0.Add(ms(100)), ms(600)); ok {
+		t.Error("a leaving node still counts as a standby")
+	}
+}
+
+// fakeLAN stands in for the ARP socket and netlink: it records what the
+// machine sends and configures.
+type fakeLAN struct {
+	own        net.HardwareAddr
+	probes     []peerTag
+	announces  int
+	configured bool
+	adds       int
+	removes    int
+}
+
+func (f *fakeLAN) mac() net.HardwareAddr { return f.own }
+func (f *fakeLAN) probe(_ netip.Addr, tag peerTag, _ net.HardwareAddr) error {
+	f.probes = append(f.probes, tag)
+	return nil
+}
+func (f *fakeLAN) announce(netip.Addr, announceForm) error { f.announces++; return nil }
+func (f *fakeLAN) add() error                              { f.configured = true; f.adds++; return nil }
+func (f *fakeLAN) remove() error                           { f.configured = false; f.removes++; return nil }
+
+var testVIP = netip.MustParseAddr("192.0.2.50")
+
+func newTestMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
+	t.Helper()
+	lan := &fakeLAN{own: mustMAC(own)}
+	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
+		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+	m := newVIPMachine(testVIP, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), lan, lan, false, t0)
+	m.onEvent(evLinkUp, t0)
+	return m, lan
+}
+
+// advance runs the machine's timers up to until; before each tick, reply
+// decides whether the holder answers the probe just sent.
+func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpFrame) time.Time {
+	for {
+		wake := m.nextWake()
+		if wake.After(until) {
+			return until
+		}
+		if wake.Before(now) {
+			wake = now
+		}
+		now = wake
+		m.onTick(now)
+		if reply != nil {
+			if f := reply(now); f != nil {
+				m.onFrame(*f, now.Add(ms(1)))
+			}
+		}
+	}
+}
+
+func frame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *arpFrame {
+	return &arpFrame{pkt: &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
+		Operation: op, SenderHardwareAddr: mustMAC(sha), SenderIP: spa, TargetHardwareAddr: mustMAC(tha), TargetIP: tpa}}
+}
+
+// holderReply is the kernel's answer of a live holder to a probe.
+func holderReply(mac string) *arpFrame {
+	return frame(arp.OperationReply, mac, testVIP, "02:00:00:00:00:09", zeroIPv4)
+}
+
+func TestMachineClaimsAnEmptyNetwork(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	now := advance(m, t0, t0.Add(ms(599)), nil)
+	if m.state != stateStandby || lan.configured {
+		t.Fatalf("claimed before a dead time: state %v", m.state)
+	}
+	advance(m, now, t0.Add(ms(800)), nil)
+	if m.state != stateActive || !lan.configured || lan.announces != 1 {
+		t.Fatalf("after 800ms of silence: state %v, configured %v, announces %d", m.state, lan.configured, lan.announces)
+	}
+	// The announcement repeats count-1 more times, 1.1 s apart.
+	advance(m, t0.Add(ms(800)), t0.Add(ms(800+2*1100+50)), nil)
+	if lan.announces != 3 {
+		t.Errorf("announcements %d, want 3", lan.announces)
+	}
+}
+
+func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
+	m, lan := newTestMachine(t, 200, "02:00:00:00:00:09")
+	advance(m, t0, t0.Add(time.Minute), func(time.Time) *arpFrame { return holderReply("02:00:00:00:00:01") })
+	if m.state != stateStandby || lan.adds != 0 {
+		t.Fatalf("state %v, adds %d", m.state, lan.adds)
+	}
+	if !macEqual(m.holder, mustMAC("02:00:00:00:00:01")) {
+		t.Errorf("holder %v", m.holder)
+	}
+}
+
+// With 5% of frames lost each way (a probe round fails ~9.75% of the time),
+// the fast re-probe and the dead time keep a live holder from looking dead.
+// A plain "3 misses in a row" debounce takes over ~3 times in these 10 min.
+func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	rng := rand.New(rand.NewPCG(1, 2))
+	advance(m, t0, t0.Add(10*time.Minute), func(time.Time) *arpFrame {
+		if rng.Float64() < 1-0.95*0.95 {
+			return nil
+		}
+		return holderReply("02:00:00:00:00:01")
+	})
+	if lan.adds != 0 {
+		t.Fatalf("took over %d times from a live holder on a lossy link", lan.adds)
+	}
+}
+
+func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	death := t0.Add(5 * time.Second)
+	alive := func(at time.Time) *arpFrame {
+		if at.Before(death) {
+			return holderReply("02:00:00:00:00:01")
+		}
+		return nil
+	}
+	now := advance(m, t0, death.Add(ms(399)), alive)
+	if lan.adds != 0 {
+		t.Fatal("claimed too early")
+	}
+	advance(m, now, death.Add(ms(700)), alive)
+	if m.state != stateActive {
+		t.Fatalf("state %v 700ms after the holder died (dead time 600ms + claim check)", m.state)
+	}
+}
+
+func TestMachineReleaseNoticeMeansImmediateClaim(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	holder := "02:00:00:00:00:01"
+	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	notice := frame(arp.OperationRequest, holder, zeroIPv4, peerTag{priority: 100, flags: flagReleasing}.hardwareAddr().String(), testVIP)
+	m.onFrame(*notice, now)
+	advance(m, now, now.Add(ms(60)), nil)
+	if m.state != stateActive || lan.adds != 1 {
+		t.Fatalf("60ms after a release notice: state %v", m.state)
+	}
+}
+
+func TestMachineLeavesTheClaimToABetterStandby(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	better := peerTag{priority: 200}.hardwareAddr().String()
+	// The better standby keeps probing; nobody holds the VIP.
+	advance(m, t0, t0.Add(3*time.Second), func(time.Time) *arpFrame {
+		return frame(arp.OperationRequest, "02:00:00:00:00:05", zeroIPv4, better, testVIP)
+	})
+	if lan.adds != 0 {
+		t.Fatal("claimed although a better standby was alive")
+	}
+	// It falls silent too: now this node is the best alive.
+	advance(m, t0.Add(3*time.Second), t0.Add(4*time.Second), nil)
+	if m.state != stateActive {
+		t.Fatalf("state %v after the better standby fell silent", m.state)
+	}
+}
+
+func TestMachineSplitBrain(t *testing.T) {
+	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
+	winnerTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
+
+	// The loser learns the winner's rank from its self-check, waits for its
+	// announcement, and only then removes the address.
+	loser, lan := newTestMachine(t, 100, loserMAC)
+	now := advance(loser, t0, t0.Add(time.Second), nil)
+	if loser.state != stateActive {
+		t.Fatal("setup: not active")
+	}
+	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, zeroIPv4, winnerTag, testVIP), now)
+	if loser.state != stateYielding || !lan.configured {
+		t.Fatalf("after the winner's self-check: state %v, configured %v (must keep it until the winner announces)", loser.state, lan.configured)
+	}
+	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
+	if loser.state != stateStandby || lan.configured {
+		t.Fatalf("after the winner's announcement: state %v, configured %v", loser.state, lan.configured)
+	}
+
+	// The winner, seeing the loser's self-check, re-announces and keeps it.
+	winner, wlan := newTestMachine(t, 200, winnerMAC)
+	now = advance(winner, t0, t0.Add(time.Second), nil)
+	before := wlan.announces
+	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
+	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now)
+	if winner.state != stateActive || wlan.announces != before+1 {
+		t.Fatalf("winner: state %v, announces %d (want %d)", winner.state, wlan.announces, before+1)
+	}
+
+	// A holder that is not floatip is defended against at most once per 10 s.
+	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, winnerMAC, zeroIPv4)
+	before = wlan.announces
+	for i := range 50 {
+		winner.onFrame(*stranger, now.Add(ms(100*i)))
+	}
+	if got := wlan.announces - before; got != 1 {
+		t.Errorf("defended %d times in 5s against a non-floatip holder, want 1", got)
+	}
+	if winner.state != stateActive {
+		t.Errorf("yielded to a non-floatip holder")
+	}
+}
+
+func TestMachineRestoresARemovedVIP(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	now := advance(m, t0, t0.Add(time.Second), nil)
+	lan.configured = false // someone ran `ip addr del`
+	m.onEvent(evAddrRemoved, now)
+	if !lan.configured || lan.adds != 2 {
+		t.Fatalf("VIP not added again: adds %d", lan.adds)
+	}
+}
+
+func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	now := advance(m, t0, t0.Add(time.Second), nil)
+	m.onEvent(evLinkDown, now)
+	if lan.configured || m.state != stateStandby {
+		t.Fatalf("link down: configured %v, state %v", lan.configured, m.state)
+	}
+	m.onEvent(evLinkUp, now)
+	advance(m, now, now.Add(time.Second), nil)
+	if !lan.configured {
+		t.Fatal("did not claim again after the link came back to an empty network")
+	}
+	probes := len(lan.probes)
+	m.shutdown()
+	if lan.configured {
+		t.Fatal("shutdown left the VIP configured")
+	}
+	if len(lan.probes) != probes+1 || lan.probes[probes].flags != flagReleasing {
+		t.Errorf("no release notice after removal: %+v", lan.probes[probes:])
+	}
+}
