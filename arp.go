@@ -264,4 +264,3 @@ func privilegeHint(err error) error {
 	}
 	return err
 }
-

@@ -181,7 +181,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) error {
 		sock        *arpSocket
 		sockIndex   int
 		stopReader  context.CancelFunc = func() {}
-		readerDone  = make(chan error, 1)
+		readerDone                     = make(chan error, 1)
 		retry       <-chan time.Time
 		last        linkStatus
 		saidWaiting bool
