@@ -88,6 +88,30 @@ const (
 	evResync                          // netlink events may have been missed
 )
 
+// stateChange is reported on every transition of a VIP's machine, for
+// hooks, metrics and status.
+type stateChange struct {
+	VIP       netip.Addr
+	Interface string
+	From, To  vipState
+	Holder    net.HardwareAddr // the other holder known at the time, if any
+	Reason    string
+	At        time.Time
+}
+
+// observer learns what the machines do; it must never block.
+type observer interface {
+	stateChanged(stateChange)
+	// counted records one event of a VIP: "probe", "miss", "conflict", "announce".
+	counted(vip netip.Addr, what string)
+}
+
+// noObserver is the observer of a machine nobody watches.
+type noObserver struct{}
+
+func (noObserver) stateChanged(stateChange)   {}
+func (noObserver) counted(netip.Addr, string) {}
+
 // vipMachine runs one VIP: standby → claim → active → release.
 type vipMachine struct {
 	vip  netip.Addr
