@@ -239,6 +239,20 @@ func (p *arpPort) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error
 	return s.send(pkt, dst)
 }
 
+// probeAddress sends a plain RFC 5227 probe (no tag) for ip, broadcast: it
+// asks a reference host whether it is there.
+func (p *arpPort) probeAddress(ip netip.Addr) error {
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkt, err := probePacket(s.mac, ip, nil)
+	if err != nil {
+		return fmt.Errorf("build probe for %s: %w", ip, err)
+	}
+	return s.send(pkt, broadcastMAC)
+}
+
 // announce sends one round of unsolicited ARP for vip.
 func (p *arpPort) announce(vip netip.Addr, form announceForm) error {
 	s := p.current()

@@ -159,6 +159,7 @@ type ifaceDaemon struct {
 	ifname   string
 	log      *slog.Logger
 	port     *arpPort
+	refs     *referenceWatch            // nil: no reference hosts
 	machines map[netip.Addr]*vipMachine // read-only once Run starts
 }
 
@@ -272,6 +273,9 @@ func (d *ifaceDaemon) Run(ctx context.Context) error {
 // dispatch routes a frame to the machines of the VIPs it names, as sender
 // (replies, announcements) or as target (probes).
 func (d *ifaceDaemon) dispatch(f arpFrame) {
+	if d.refs != nil {
+		d.refs.saw(f)
+	}
 	if m := d.machines[f.pkt.SenderIP]; m != nil {
 		m.deliver(f)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,10 @@ type runCmd struct {
 	AnnounceSpacing time.Duration `default:"1.1s" env:"FLOATIP_ANNOUNCE_SPACING" help:"Time between those rounds; at least 1.1s (Linux ignores a second update within its 1s locktime)."`
 	AnnounceForm    string        `default:"request" enum:"request,reply,both" env:"FLOATIP_ANNOUNCE_FORM" help:"Form of the announcements: request (as arping -U), reply (as arping -A), or both."`
 	Refresh         time.Duration `default:"100s" env:"FLOATIP_REFRESH" help:"While active, re-announce this often so switch MAC tables (often 300s) never age out; 0 turns it off."`
+	Reference       []string      `env:"FLOATIP_REFERENCE" placeholder:"IP" help:"A host that a healthy node can reach on the interface (repeatable); a standby that reaches none of them is the one cut off and never claims. Default: the gateway of the default route through IFACE, if any."`
+	NoReference     bool          `env:"FLOATIP_NO_REFERENCE" help:"Ask no reference host before claiming (not even the default gateway)."`
+	Preempt         bool          `env:"FLOATIP_PREEMPT" help:"Take the VIP back from a lower-priority holder (after --preempt-delay), with one make-before-break handover. Off: a holder keeps the VIP until it fails."`
+	PreemptDelay    time.Duration `default:"5s" env:"FLOATIP_PREEMPT_DELAY" help:"With --preempt: how long this node must have seen the lower-priority holder, continuously, before it takes over."`
 	Label           string        `env:"FLOATIP_LABEL" help:"Address label for the VIPs, at most 15 bytes, starting with the interface name (default IFACE:fip when that fits)."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
 	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 address(es) to hold, each handled independently."`
@@ -250,11 +255,13 @@ func addressLabel(label, ifname string) (string, error) {
 
 // config is a validated run command.
 type config struct {
-	ifname  string
-	label   string
-	vips    []netip.Addr
-	level   slog.Level
-	machine machineConfig
+	ifname      string
+	label       string
+	vips        []netip.Addr
+	level       slog.Level
+	references  []netip.Addr // --reference; empty: the default gateway
+	noReference bool
+	machine     machineConfig
 }
 
 func (r *runCmd) config() (*config, error) {
@@ -279,6 +286,23 @@ func (r *runCmd) config() (*config, error) {
 	case r.Refresh < 0 || (r.Refresh > 0 && r.Refresh < time.Second):
 		return nil, fmt.Errorf("--refresh %s must be 0 (off) or at least 1s", r.Refresh)
 	}
+	var refs []netip.Addr
+	for _, s := range r.Reference {
+		ip, err := parseVIP(s)
+		if err != nil {
+			return nil, fmt.Errorf("--reference: %w", err)
+		}
+		if slices.Contains(vips, ip) {
+			return nil, fmt.Errorf("--reference %s is one of the VIPs: a reference must be a host that stays put", ip)
+		}
+		refs = append(refs, ip)
+	}
+	if r.NoReference && len(refs) > 0 {
+		return nil, errors.New("--no-reference and --reference contradict each other")
+	}
+	if r.PreemptDelay < 0 {
+		return nil, fmt.Errorf("--preempt-delay %s is negative", r.PreemptDelay)
+	}
 	label, err := addressLabel(r.Label, r.Interface)
 	if err != nil {
 		return nil, err
@@ -288,10 +312,12 @@ func (r *runCmd) config() (*config, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	return &config{
-		ifname: r.Interface,
-		label:  label,
-		vips:   vips,
-		level:  level,
+		ifname:      r.Interface,
+		label:       label,
+		vips:        vips,
+		level:       level,
+		references:  refs,
+		noReference: r.NoReference,
 		machine: machineConfig{
 			priority:        uint8(r.Priority),
 			interval:        r.Interval,
@@ -300,6 +326,8 @@ func (r *runCmd) config() (*config, error) {
 			announceSpacing: r.AnnounceSpacing,
 			announceForm:    announceForm(r.AnnounceForm),
 			refresh:         r.Refresh,
+			preempt:         r.Preempt,
+			preemptDelay:    r.PreemptDelay,
 		},
 	}, nil
 }
@@ -356,10 +384,17 @@ func (r *runCmd) run(e *env) error {
 		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
 	port := &arpPort{}
 	d := &ifaceDaemon{ifname: cfg.ifname, log: log, port: port, machines: map[netip.Addr]*vipMachine{}}
+	var refs reachability = everReachable{}
+	if !cfg.noReference {
+		d.refs = &referenceWatch{ifname: cfg.ifname, explicit: cfg.references, useGateway: len(cfg.references) == 0,
+			sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
+		refs = d.refs
+	}
 	now := time.Now()
 	for _, vip := range cfg.vips {
-		addr := &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}
-		d.machines[vip] = newVIPMachine(vip, cfg.machine, log, port, addr, adopt[vip], now)
+		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs,
+			addr: &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}}
+		d.machines[vip] = newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
 	}
 	err = d.Run(e.ctx)
 	log.Info("floatip stopped")

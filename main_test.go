@@ -54,6 +54,9 @@ func TestBadInput(t *testing.T) {
 		{"probe IPv6", []string{"probe", "-i", "eth0", "::1"}, "is IPv6"},
 		{"announce multicast", []string{"announce", "-i", "eth0", "239.1.1.1"}, "multicast"},
 		{"unknown flag", []string{"-i", "eth0", "--frobnicate", "192.0.2.50"}, "unknown flag --frobnicate"},
+		{"reference is a VIP", []string{"-i", "eth0", "--reference", "192.0.2.50", "192.0.2.50"}, "is one of the VIPs"},
+		{"reference not unicast", []string{"-i", "eth0", "--reference", "224.0.0.1", "192.0.2.50"}, "--reference: 224.0.0.1 is a multicast"},
+		{"reference and no reference", []string{"-i", "eth0", "--reference", "192.0.2.1", "--no-reference", "192.0.2.50"}, "contradict"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +126,8 @@ func TestRunDefaults(t *testing.T) {
 	// `run` is the default command: the rc.local one-liner.
 	cfg := parseRun(t, "-i", "eth0", "192.0.2.50", "198.51.100.7")
 	want := machineConfig{priority: 100, interval: 200 * time.Millisecond, misses: 3, announceCount: 5,
-		announceSpacing: 1100 * time.Millisecond, announceForm: formRequest, refresh: 100 * time.Second}
+		announceSpacing: 1100 * time.Millisecond, announceForm: formRequest, refresh: 100 * time.Second,
+		preemptDelay: 5 * time.Second}
 	if cfg.machine != want {
 		t.Errorf("defaults %+v, want %+v", cfg.machine, want)
 	}

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // debouncer decides when a silent VIP is free. A standby probes every
@@ -214,4 +218,122 @@ func probeRound(ctx context.Context, sock *arpSocket, vip netip.Addr, count int,
 		}
 	}
 	return nil, nil
+}
+
+// referenceWatch tells whether this node can reach any reference host: a
+// standby that cannot is the one cut off, not the holder, and must not
+// claim (Heartbeat's "ping nodes"). References are asked over ARP with
+// plain RFC 5227 probes, so no cache learns anything and no IP route is
+// needed; any ARP sent by a reference counts as an answer. By default the
+// reference is the gateway of the default route through the interface,
+// looked up again every few seconds (DHCP may change it); --reference
+// replaces it.
+type referenceWatch struct {
+	ifname     string
+	explicit   []netip.Addr // --reference; nil means the default gateway
+	useGateway bool
+	sender     interface{ probeAddress(netip.Addr) error }
+	minGap     time.Duration // between two rounds of reference probes
+	log        *slog.Logger
+
+	mu          sync.Mutex
+	current     []netip.Addr
+	resolvedAt  time.Time
+	lastProbe   time.Time
+	lastAnswer  time.Time
+	saidMissing bool
+}
+
+// referenceRefresh is how often the default gateway is looked up again.
+const referenceRefresh = 5 * time.Second
+
+func (r *referenceWatch) refs(now time.Time) []netip.Addr {
+	if r.explicit != nil {
+		r.current = r.explicit
+		return r.current
+	}
+	if !r.useGateway {
+		return nil
+	}
+	if now.Sub(r.resolvedAt) >= referenceRefresh || r.resolvedAt.IsZero() {
+		r.resolvedAt = now
+		gw, err := defaultGateway(r.ifname)
+		switch {
+		case err != nil:
+			r.log.Debug("cannot look up the default gateway", "err", err)
+		case gw.IsValid():
+			if len(r.current) == 0 || r.current[0] != gw {
+				r.log.Info("reference host: the default gateway", "reference", gw.String())
+			}
+			r.current = []netip.Addr{gw}
+			r.saidMissing = false
+			return r.current
+		}
+		r.current = nil
+		if !r.saidMissing {
+			r.log.Info("no default gateway on the interface: no reference host (use --reference to set one)")
+			r.saidMissing = true
+		}
+	}
+	return r.current
+}
+
+func (r *referenceWatch) probe(now time.Time) {
+	r.mu.Lock()
+	if now.Sub(r.lastProbe) < r.minGap {
+		r.mu.Unlock()
+		return
+	}
+	r.lastProbe = now
+	refs := r.refs(now)
+	r.mu.Unlock()
+	for _, ip := range refs {
+		if err := r.sender.probeAddress(ip); err != nil {
+			r.log.Debug("reference probe not sent", "reference", ip.String(), "err", err)
+		}
+	}
+}
+
+func (r *referenceWatch) reachable(now time.Time, window time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.refs(now)) == 0 {
+		return true
+	}
+	return now.Sub(r.lastAnswer) <= window
+}
+
+// saw records a frame from the LAN; one sent by a reference is an answer.
+func (r *referenceWatch) saw(f arpFrame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ip := range r.current {
+		if f.pkt.SenderIP == ip {
+			r.lastAnswer = f.received
+			return
+		}
+	}
+}
+
+// defaultGateway returns the gateway of the IPv4 default route through
+// ifname, or an invalid address when there is none.
+func defaultGateway(ifname string) (netip.Addr, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("look up %s: %w", ifname, err)
+	}
+	routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("list routes of %s: %w", ifname, err)
+	}
+	for _, rt := range routes {
+		isDefault := rt.Dst == nil || (rt.Dst.IP.IsUnspecified() && func() bool { ones, _ := rt.Dst.Mask.Size(); return ones == 0 }())
+		if !isDefault || rt.Gw == nil {
+			continue
+		}
+		if gw, ok := netip.AddrFromSlice(rt.Gw.To4()); ok {
+			return gw, nil
+		}
+	}
+	return netip.Addr{}, nil
 }

@@ -40,8 +40,15 @@ func (s vipState) String() string {
 const (
 	// selfCheckEvery is how often an active node probes its own VIP, so a
 	// second holder (a healed partition) is found even if nobody announces,
-	// and so standbys learn the holder's rank.
-	selfCheckEvery = time.Second
+	// and so standbys learn the holder's rank. 1.1 s keeps a group's
+	// broadcast ARP under one frame per second per VIP.
+	selfCheckEvery = 1100 * time.Millisecond
+	// introduceEvery limits the extra self-checks an active node sends to
+	// tell a second holder its rank.
+	introduceEvery = 200 * time.Millisecond
+	// identifyTimeout is how long a holder waits for a second holder to
+	// show a floatip tag before treating it as a host that is not floatip.
+	identifyTimeout = 2 * time.Second
 	// defendInterval is RFC 5227's DEFEND_INTERVAL: at most one defending
 	// announcement per 10 s against a holder that is not floatip.
 	defendInterval = 10 * time.Second
@@ -51,6 +58,9 @@ const (
 	// yieldTimeout bounds how long a split-brain loser waits for the
 	// winner's announcement before it removes the VIP anyway.
 	yieldTimeout = 2 * time.Second
+	// recentAnnouncement: a winner's announcement seen this recently still
+	// counts when the loser learns the winner's rank just after it.
+	recentAnnouncement = time.Second
 )
 
 // machineConfig is what one VIP's state machine needs from the command line.
@@ -62,6 +72,8 @@ type machineConfig struct {
 	announceSpacing time.Duration
 	announceForm    announceForm
 	refresh         time.Duration // 0: no periodic re-announcement
+	preempt         bool          // take the VIP from a lower-ranked holder
+	preemptDelay    time.Duration // ... after seeing it continuously this long
 }
 
 // arpSender sends the ARP packets of a VIP; arpPort implements it.
@@ -77,6 +89,23 @@ type vipAddress interface {
 	add() error
 	remove() error
 }
+
+// reachability tells whether this node can reach a reference host (its
+// gateway, or --reference): a node that cannot is the one cut off, and must
+// not claim. referenceWatch implements it.
+type reachability interface {
+	// probe asks the reference hosts whether they are there; rate-limited.
+	probe(now time.Time)
+	// reachable reports whether one answered within window (true when there
+	// are no reference hosts to ask).
+	reachable(now time.Time, window time.Duration) bool
+}
+
+// everReachable is the reachability of a node with no reference hosts.
+type everReachable struct{}
+
+func (everReachable) probe(time.Time)                         {}
+func (everReachable) reachable(time.Time, time.Duration) bool { return true }
 
 // machineEvent is a change of the interface that a VIP's machine must act on.
 type machineEvent int
@@ -112,13 +141,21 @@ type noObserver struct{}
 func (noObserver) stateChanged(stateChange)   {}
 func (noObserver) counted(netip.Addr, string) {}
 
+// machineDeps are a VIP machine's links to the world.
+type machineDeps struct {
+	ifname string
+	log    *slog.Logger
+	arp    arpSender
+	addr   vipAddress
+	refs   reachability
+	obs    observer
+}
+
 // vipMachine runs one VIP: standby → claim → active → release.
 type vipMachine struct {
-	vip  netip.Addr
-	cfg  machineConfig
-	log  *slog.Logger
-	arp  arpSender
-	addr vipAddress
+	vip netip.Addr
+	cfg machineConfig
+	machineDeps
 
 	frames chan arpFrame
 	events chan machineEvent
@@ -134,6 +171,8 @@ type vipMachine struct {
 	nextProbe          time.Time
 	probeOutstanding   bool
 	answeredSinceProbe bool
+	saidIsolated       bool
+	lowerHolderSince   time.Time // preemption: a lower-ranked holder seen since
 	// claiming
 	claimDeadline time.Time
 	// active
@@ -141,24 +180,34 @@ type vipMachine struct {
 	nextAnnounce      time.Time
 	nextRefresh       time.Time
 	nextSelfCheck     time.Time
+	lastIntroduce     time.Time
 	lastDefense       time.Time // against a holder that is not floatip (RFC 5227)
 	lastWinnerNotice  time.Time // against a floatip node we outrank
+	identifying       net.HardwareAddr
+	identifyDeadline  time.Time
+	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
+	lastGratuitousAt  time.Time
 	// yielding
 	yieldDeadline time.Time
 	yieldTo       rank
 }
 
-func newVIPMachine(vip netip.Addr, cfg machineConfig, log *slog.Logger, arp arpSender, addr vipAddress, adopt bool, now time.Time) *vipMachine {
+func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bool, now time.Time) *vipMachine {
+	if deps.refs == nil {
+		deps.refs = everReachable{}
+	}
+	if deps.obs == nil {
+		deps.obs = noObserver{}
+	}
+	deps.log = deps.log.With("vip", vip.String())
 	m := &vipMachine{
-		vip:    vip,
-		cfg:    cfg,
-		log:    log.With("vip", vip.String()),
-		arp:    arp,
-		addr:   addr,
-		frames: make(chan arpFrame, 256),
-		events: make(chan machineEvent, 16),
-		deb:    newDebouncer(cfg.interval, cfg.misses, now),
-		peers:  peerTable{},
+		vip:         vip,
+		cfg:         cfg,
+		machineDeps: deps,
+		frames:      make(chan arpFrame, 256),
+		events:      make(chan machineEvent, 16),
+		deb:         newDebouncer(cfg.interval, cfg.misses, now),
+		peers:       peerTable{},
 	}
 	if adopt {
 		// The VIP/32 is already on the interface, most likely left by a run
@@ -195,7 +244,7 @@ func (m *vipMachine) Run(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error in the state machine of %s: %v", m.vip, r)
 		}
-		m.shutdown()
+		m.shutdown(time.Now())
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -220,6 +269,16 @@ func (m *vipMachine) self() rank {
 
 func (m *vipMachine) tag(flags uint8) peerTag {
 	return peerTag{priority: m.cfg.priority, flags: flags}
+}
+
+// setState moves the machine and tells the observer.
+func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
+	from := m.state
+	m.state = to
+	if from != to {
+		m.obs.stateChanged(stateChange{VIP: m.vip, Interface: m.ifname, From: from, To: to,
+			Holder: m.holder, Reason: reason, At: now})
+	}
 }
 
 // nextWake is when onTick has something to do.
@@ -263,9 +322,9 @@ func (m *vipMachine) onTick(now time.Time) {
 		}
 	case stateYielding:
 		if !now.Before(m.yieldDeadline) {
-			m.log.Warn("split brain: winner did not announce in time; releasing anyway", "winner", m.yieldTo.String())
+			m.log.Warn("split brain: the winner did not announce in time; releasing anyway", "winner", m.yieldTo.String())
 			m.release(false)
-			m.becomeStandby(now, true)
+			m.becomeStandby(now, true, "split brain lost")
 		}
 	case stateActive:
 		m.activeTick(now)
@@ -273,36 +332,67 @@ func (m *vipMachine) onTick(now time.Time) {
 }
 
 // standbyProbe closes the previous probe (answered or missed), decides
-// whether the VIP is free, and sends the next probe.
+// whether the VIP is free, and sends the next probe: unicast to a holder
+// that answers, broadcast once one probe went unanswered (so the other
+// standbys hear this one's rank before anyone claims).
 func (m *vipMachine) standbyProbe(now time.Time) {
 	if m.probeOutstanding && !m.answeredSinceProbe {
 		m.deb.missed()
+		m.obs.counted(m.vip, "miss")
 	}
 	m.probeOutstanding = false
-	if m.deb.free(now) {
-		better, ok := m.peers.betterStandby(m.self(), now, m.deb.deadTime())
-		if !ok {
+	suspicious := m.deb.missedInRow > 0
+	if suspicious {
+		m.refs.probe(now)
+	}
+	switch {
+	case m.deb.free(now):
+		if better, ok := m.peers.betterStandby(m.self(), now, m.deb.deadTime()); ok {
+			m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
+		} else if !m.refs.reachable(now, m.deb.deadTime()) {
+			if !m.saidIsolated {
+				m.log.Warn("VIP looks free but no reference host answers: this node is probably the one cut off; not claiming")
+				m.saidIsolated = true
+			}
+		} else {
 			m.startClaim(now)
 			return
 		}
-		m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
+	case m.preemptDue(now):
+		m.preemptClaim(now)
+		return
 	}
-	if err := m.arp.probe(m.vip, m.tag(0), broadcastMAC); err != nil {
+	dst := broadcastMAC
+	if !suspicious && m.holder != nil {
+		dst = m.holder
+	}
+	if err := m.arp.probe(m.vip, m.tag(0), dst); err != nil {
 		m.log.Debug("probe not sent", "err", err)
 		m.nextProbe = now.Add(m.cfg.interval)
 		return
 	}
+	m.obs.counted(m.vip, "probe")
 	m.probeOutstanding, m.answeredSinceProbe = true, false
 	m.nextProbe = now.Add(m.deb.spacing())
 }
 
+// preemptDue: with --preempt, a holder this node outranks has been seen
+// continuously for the hold-down delay, and the references answer.
+func (m *vipMachine) preemptDue(now time.Time) bool {
+	if !m.cfg.preempt || m.lowerHolderSince.IsZero() || m.deb.missedInRow > 0 {
+		return false
+	}
+	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, m.deb.deadTime())
+}
+
 // startClaim sends one last probe before the VIP is added.
 func (m *vipMachine) startClaim(now time.Time) {
-	m.state = stateClaiming
+	m.setState(stateClaiming, "holder silent", now)
 	m.answeredSinceProbe = false
+	m.saidIsolated = false
 	if err := m.arp.probe(m.vip, m.tag(0), broadcastMAC); err != nil {
 		m.log.Debug("claim probe not sent", "err", err)
-		m.becomeStandby(now, false)
+		m.becomeStandby(now, false, "claim probe not sent")
 		return
 	}
 	m.claimDeadline = now.Add(fastSpacing(m.cfg.interval))
@@ -311,12 +401,24 @@ func (m *vipMachine) startClaim(now time.Time) {
 // finishClaim adds the VIP if the last probe went unanswered too.
 func (m *vipMachine) finishClaim(now time.Time) {
 	if m.answeredSinceProbe {
-		m.becomeStandby(now, true)
+		m.becomeStandby(now, true, "claim answered")
 		return
 	}
+	m.claim(now, "claimed VIP", "holder silent")
+}
+
+// preemptClaim takes the VIP from a lower-ranked holder: make before break.
+// Adding and announcing first means the old holder sees a better node's
+// announcement and only then removes its copy, so clients see no gap.
+func (m *vipMachine) preemptClaim(now time.Time) {
+	m.log.Info("preempting a lower-ranked holder", "holder", m.holder.String())
+	m.claim(now, "claimed VIP by preemption", "preempt")
+}
+
+func (m *vipMachine) claim(now time.Time, msg, reason string) {
 	if err := m.addr.add(); err != nil {
 		m.log.Error("claim failed: cannot add the VIP", "err", err)
-		m.becomeStandby(now, false)
+		m.becomeStandby(now, false, "add failed")
 		m.nextProbe = now.Add(time.Second) // do not hammer netlink with a failing add
 		return
 	}
@@ -325,25 +427,28 @@ func (m *vipMachine) finishClaim(now time.Time) {
 	if m.holder != nil {
 		previous = m.holder.String()
 	}
-	m.log.Info("claimed VIP", "previous_holder", previous, "priority", m.cfg.priority)
-	m.becomeActive(now)
+	m.log.Info(msg, "previous_holder", previous, "priority", m.cfg.priority)
+	m.becomeActive(now, reason)
 }
 
-func (m *vipMachine) becomeActive(now time.Time) {
-	m.state = stateActive
+func (m *vipMachine) becomeActive(now time.Time, reason string) {
+	m.setState(stateActive, reason, now)
 	m.holder = nil
+	m.lowerHolderSince = time.Time{}
+	m.identifying = nil
+	// Rank first, then the announcement: a holder we split-brain with must
+	// know that we outrank it when our announcement reaches it.
+	m.selfCheck(now)
 	m.announce("claim")
 	m.announcementsLeft = m.cfg.announceCount - 1
 	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
 	m.nextRefresh = now.Add(m.cfg.refresh)
-	// Tell standbys our rank at once, and look for a second holder.
-	m.selfCheck(now)
 }
 
 // becomeStandby returns to probing. holderAlive says whether a holder was
 // just seen, in which case the dead time starts again from now.
-func (m *vipMachine) becomeStandby(now time.Time, holderAlive bool) {
-	m.state = stateStandby
+func (m *vipMachine) becomeStandby(now time.Time, holderAlive bool, reason string) {
+	m.setState(stateStandby, reason, now)
 	m.probeOutstanding = false
 	if holderAlive {
 		m.deb.answered(now)
@@ -369,14 +474,18 @@ func (m *vipMachine) activeTick(now time.Time) {
 func (m *vipMachine) announce(why string) {
 	if err := m.arp.announce(m.vip, m.cfg.announceForm); err != nil {
 		m.log.Warn("announcement not sent", "why", why, "err", err)
+		return
 	}
+	m.obs.counted(m.vip, "announce")
 }
 
-// selfCheck probes our own VIP: another holder's kernel answers it.
+// selfCheck probes our own VIP: another holder's kernel answers it, and the
+// tag tells standbys and other holders our rank.
 func (m *vipMachine) selfCheck(now time.Time) {
 	if err := m.arp.probe(m.vip, m.tag(flagHolder), broadcastMAC); err != nil {
 		m.log.Debug("self-check not sent", "err", err)
 	}
+	m.lastIntroduce = now
 	m.nextSelfCheck = now.Add(selfCheckEvery)
 }
 
@@ -397,6 +506,9 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 	}
 	holderSign := holderEvidence(f, m.vip, own) || (tagged && tag.flags&flagHolder != 0)
 	releasing := tagged && tag.flags&flagReleasing != 0
+	if holderSign && isGratuitous(f) {
+		m.lastGratuitous, m.lastGratuitousAt = append(net.HardwareAddr(nil), p.SenderHardwareAddr...), now
+	}
 
 	switch m.state {
 	case stateStandby:
@@ -405,67 +517,94 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 		} else if releasing && (m.holder == nil || macEqual(m.holder, p.SenderHardwareAddr)) {
 			m.log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
 			m.deb.forceFree(now)
+			m.lowerHolderSince = time.Time{}
 			m.nextProbe = now
 		}
 	case stateClaiming:
 		if holderSign {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
-			m.becomeStandby(now, true)
-		} else if tagged && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+			m.becomeStandby(now, true, "claim aborted: held")
+		} else if tagged && !releasing && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
 			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
-			m.becomeStandby(now, false)
+			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
 	case stateActive, stateYielding:
 		if holderSign {
+			m.obs.counted(m.vip, "conflict")
 			m.conflict(f, now)
 		}
 	}
 }
 
+// sawHolder records a sign of life of the holder, and for preemption
+// whether it is one this node outranks.
 func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
+	mac := f.pkt.SenderHardwareAddr
 	m.answeredSinceProbe = true
 	m.deb.answered(now)
-	if !macEqual(m.holder, f.pkt.SenderHardwareAddr) {
-		m.holder = append(net.HardwareAddr(nil), f.pkt.SenderHardwareAddr...)
+	if !macEqual(m.holder, mac) {
+		m.holder = append(net.HardwareAddr(nil), mac...)
+		m.lowerHolderSince = time.Time{}
 		m.log.Info("VIP is held", "holder", m.holder.String())
+	}
+	if r, known := m.peers.known(mac); known && m.self().outranks(r) {
+		if m.lowerHolderSince.IsZero() {
+			m.lowerHolderSince = now
+		}
+	} else {
+		m.lowerHolderSince = time.Time{}
 	}
 }
 
-// conflict handles another node that holds the VIP while we do.
+// conflict handles another node that holds the VIP while we do. Both sides
+// first make sure the other knows their rank (a tagged self-check), then
+// reach the same verdict without talking: the loser removes its copy only
+// after the winner has announced (make before break).
 func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	mac := f.pkt.SenderHardwareAddr
+	if now.Sub(m.lastIntroduce) >= introduceEvery {
+		m.selfCheck(now)
+	}
 	other, isFloatip := m.peers.known(mac)
-	if resolveConflict(m.self(), other, isFloatip) == yield {
-		if isGratuitous(f) {
+	if !isFloatip {
+		// It may be a floatip node whose tag we have not heard yet: give it
+		// a moment to introduce itself before treating it as a stranger.
+		if !macEqual(m.identifying, mac) {
+			m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
+			m.log.Info("another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())
+		}
+		if now.Before(m.identifyDeadline) {
+			return
+		}
+		if now.Sub(m.lastDefense) >= defendInterval {
+			m.log.Warn("address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)", "other_mac", mac.String())
+			m.announce("defend")
+			m.lastDefense = now
+		}
+		return
+	}
+	if resolveConflict(m.self(), other, true) == yield {
+		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
 			// The winner has re-pointed the neighbours: removing now leaves
-			// no gap (make before break).
+			// no gap.
 			m.log.Info("split brain resolved: releasing to the better node", "winner", other.String())
 			m.release(false)
 			m.holder = append(net.HardwareAddr(nil), mac...)
-			m.becomeStandby(now, true)
+			m.becomeStandby(now, true, "split brain lost")
 			return
 		}
 		if m.state != stateYielding {
 			m.log.Warn("split brain: another floatip node holds the VIP and outranks us; waiting for its announcement", "winner", other.String())
-			m.state, m.yieldTo, m.yieldDeadline = stateYielding, other, now.Add(yieldTimeout)
+			m.yieldTo, m.yieldDeadline = other, now.Add(yieldTimeout)
+			m.setState(stateYielding, "split brain lost", now)
 		}
 		return
 	}
-	if isFloatip {
-		if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
-			m.log.Warn("split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
-			m.announce("split brain")
-			m.lastWinnerNotice = now
-		}
-		return
-	}
-	if now.Sub(m.lastDefense) >= defendInterval {
-		m.log.Warn("address conflict: another host holds the VIP; defending it (RFC 5227 2.4c)", "other_mac", mac.String())
-		m.announce("defend")
-		// If it is a floatip node we have not heard yet, this tells it our rank.
-		m.selfCheck(now)
-		m.lastDefense = now
+	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
+		m.log.Warn("split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
+		m.announce("split brain won")
+		m.lastWinnerNotice = now
 	}
 }
 
@@ -473,16 +612,15 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 	switch ev {
 	case evLinkUp:
 		m.linkUp = true
-		switch m.state {
-		case stateActive:
+		if m.state == stateActive {
 			// An adopted VIP at start: announce it on the fresh link.
-			m.becomeActive(now)
-		default:
-			// Wait a whole dead time again before claiming.
-			m.deb = newDebouncer(m.cfg.interval, m.cfg.misses, now)
-			m.becomeStandby(now, false)
-			m.nextProbe = now
+			m.becomeActive(now, "adopted")
+			return
 		}
+		// Wait a whole dead time again before claiming.
+		m.deb = newDebouncer(m.cfg.interval, m.cfg.misses, now)
+		m.becomeStandby(now, false, "link up")
+		m.nextProbe = now
 	case evLinkDown:
 		m.linkUp = false
 		if m.state == stateActive || m.state == stateYielding || m.added {
@@ -491,7 +629,8 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 			m.log.Warn("link down: releasing the VIP")
 			m.release(false)
 		}
-		m.state = stateStandby
+		m.holder = nil
+		m.setState(stateStandby, "link down", now)
 	case evAddrRemoved:
 		if m.state == stateActive && m.added {
 			m.log.Warn("VIP was removed behind floatip's back: adding it again")
@@ -499,7 +638,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 				m.log.Error("cannot add the VIP again", "err", err)
 				return
 			}
-			m.becomeActive(now)
+			m.becomeActive(now, "re-added")
 		}
 	case evResync:
 		if m.state == stateActive && m.added {
@@ -529,10 +668,11 @@ func (m *vipMachine) release(notify bool) {
 	}
 }
 
-// shutdown runs when the daemon stops.
-func (m *vipMachine) shutdown() {
-	m.release(true)
-	m.state = stateStandby
+// shutdown runs when the daemon stops. Only a sole holder announces that
+// the VIP is free; a yielding loser leaves it to the winner.
+func (m *vipMachine) shutdown(now time.Time) {
+	m.release(m.state == stateActive)
+	m.setState(stateStandby, "shutdown", now)
 }
 
 func macEqual(a, b net.HardwareAddr) bool {

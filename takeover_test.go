@@ -152,6 +152,7 @@ func TestBetterStandby(t *testing.T) {
 type fakeLAN struct {
 	own        net.HardwareAddr
 	probes     []peerTag
+	probeDsts  []string
 	announces  int
 	configured bool
 	adds       int
@@ -159,8 +160,9 @@ type fakeLAN struct {
 }
 
 func (f *fakeLAN) mac() net.HardwareAddr { return f.own }
-func (f *fakeLAN) probe(_ netip.Addr, tag peerTag, _ net.HardwareAddr) error {
+func (f *fakeLAN) probe(_ netip.Addr, tag peerTag, dst net.HardwareAddr) error {
 	f.probes = append(f.probes, tag)
+	f.probeDsts = append(f.probeDsts, dst.String())
 	return nil
 }
 func (f *fakeLAN) announce(netip.Addr, announceForm) error { f.announces++; return nil }
@@ -169,12 +171,28 @@ func (f *fakeLAN) remove() error                           { f.configured = fals
 
 var testVIP = netip.MustParseAddr("192.0.2.50")
 
+// fakeRefs is a reachability whose answer the test sets.
+type fakeRefs struct {
+	ok     bool
+	probes int
+}
+
+func (f *fakeRefs) probe(time.Time)                         { f.probes++ }
+func (f *fakeRefs) reachable(time.Time, time.Duration) bool { return f.ok }
+
 func newTestMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
+	t.Helper()
+	return newTestMachineWith(t, priority, own, nil, func(*machineConfig) {})
+}
+
+func newTestMachineWith(t *testing.T, priority uint8, own string, refs reachability, change func(*machineConfig)) (*vipMachine, *fakeLAN) {
 	t.Helper()
 	lan := &fakeLAN{own: mustMAC(own)}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
-	m := newVIPMachine(testVIP, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), lan, lan, false, t0)
+	change(&cfg)
+	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, refs: refs}
+	m := newVIPMachine(testVIP, cfg, deps, false, t0)
 	m.onEvent(evLinkUp, t0)
 	return m, lan
 }
@@ -370,11 +388,105 @@ func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
 		t.Fatal("did not claim again after the link came back to an empty network")
 	}
 	probes := len(lan.probes)
-	m.shutdown()
+	m.shutdown(now)
 	if lan.configured {
 		t.Fatal("shutdown left the VIP configured")
 	}
 	if len(lan.probes) != probes+1 || lan.probes[probes].flags != flagReleasing {
 		t.Errorf("no release notice after removal: %+v", lan.probes[probes:])
+	}
+}
+
+// A standby probes a known holder by unicast (no broadcast load on the LAN)
+// and goes broadcast as soon as one probe is missed.
+func TestMachineProbesTheHolderByUnicast(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+	holder := "02:00:00:00:00:01"
+	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	n := len(lan.probeDsts)
+	if n < 5 || lan.probeDsts[n-1] != holder || lan.probeDsts[n-2] != holder {
+		t.Fatalf("probes went to %v, want the holder's MAC once known", lan.probeDsts)
+	}
+	advance(m, now, now.Add(ms(450)), nil) // the holder falls silent
+	if last := lan.probeDsts[len(lan.probeDsts)-1]; last != "ff:ff:ff:ff:ff:ff" {
+		t.Errorf("after a miss the probe went to %s, want broadcast", last)
+	}
+}
+
+// TestMachineIsolatedNeverClaims: no holder answers, but no reference host
+// either: this node is the one cut off.
+func TestMachineIsolatedNeverClaims(t *testing.T) {
+	refs := &fakeRefs{ok: false}
+	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
+	now := advance(m, t0, t0.Add(10*time.Second), nil)
+	if lan.adds != 0 {
+		t.Fatal("an isolated standby claimed the VIP")
+	}
+	if refs.probes == 0 {
+		t.Error("the references were never asked")
+	}
+	refs.ok = true // back in touch, and still nobody holds the VIP
+	advance(m, now, now.Add(ms(100)), nil)
+	if m.state != stateActive {
+		t.Fatalf("state %v once the references answer", m.state)
+	}
+}
+
+func TestMachinePreemption(t *testing.T) {
+	holder := "02:00:00:00:00:01"
+	holderTag := peerTag{priority: 50, flags: flagHolder}.hardwareAddr().String()
+	// The lower-priority holder's self-check (its rank), then its kernel's replies.
+	lowerHolder := func(at time.Time) *arpFrame {
+		if at.Sub(t0)%time.Second < ms(200) {
+			return frame(arp.OperationRequest, holder, zeroIPv4, holderTag, testVIP)
+		}
+		return holderReply(holder)
+	}
+	for _, preempt := range []bool{false, true} {
+		m, lan := newTestMachineWith(t, 200, "02:00:00:00:00:09", nil, func(c *machineConfig) {
+			c.preempt, c.preemptDelay = preempt, 3*time.Second
+		})
+		now := advance(m, t0, t0.Add(2*time.Second), lowerHolder)
+		if lan.adds != 0 {
+			t.Fatalf("preempt=%v: took the VIP before the hold-down", preempt)
+		}
+		advance(m, now, t0.Add(6*time.Second), lowerHolder)
+		if got := m.state == stateActive; got != preempt {
+			t.Errorf("preempt=%v: active=%v after the hold-down", preempt, got)
+		}
+	}
+}
+
+// A host that is not floatip is given a moment to show a floatip tag before
+// the RFC 5227 defence; a floatip winner that announced just before its
+// rank was learnt still makes the loser yield at once.
+func TestMachineIdentifiesBeforeDefending(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:02")
+	now := advance(m, t0, t0.Add(time.Second), nil)
+	before := lan.announces
+	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, "02:00:00:00:00:02", zeroIPv4)
+	m.onFrame(*stranger, now)
+	if lan.announces != before {
+		t.Fatal("defended before giving the other holder a chance to identify itself")
+	}
+	if last := lan.probes[len(lan.probes)-1]; last.flags != flagHolder {
+		t.Errorf("did not introduce itself with a tagged self-check: %+v", last)
+	}
+	m.onFrame(*stranger, now.Add(identifyTimeout))
+	if lan.announces != before+1 {
+		t.Fatalf("no defence after the identification timeout")
+	}
+
+	loser, llan := newTestMachine(t, 100, "02:00:00:00:00:02")
+	now = advance(loser, t0, t0.Add(time.Second), nil)
+	winner := "02:00:00:00:00:01"
+	loser.onFrame(*frame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now)
+	if !llan.configured {
+		t.Fatal("released to a holder of unknown rank")
+	}
+	winnerTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
+	loser.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
+	if llan.configured || loser.state != stateStandby {
+		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
 	}
 }
