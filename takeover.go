@@ -21,6 +21,7 @@ const (
 	stateClaiming                 // the holder is silent: one last check before adding
 	stateActive                   // this node holds the VIP
 	stateYielding                 // split brain lost: wait for the winner's announcement, then remove
+	stateFencing                  // the holder went silent: the --fence command runs before the claim
 )
 
 func (s vipState) String() string {
@@ -33,6 +34,8 @@ func (s vipState) String() string {
 		return "active"
 	case stateYielding:
 		return "yielding"
+	case stateFencing:
+		return "fencing"
 	}
 	return fmt.Sprintf("vipState(%d)", int(s))
 }
@@ -61,6 +64,8 @@ const (
 	// recentAnnouncement: a winner's announcement seen this recently still
 	// counts when the loser learns the winner's rank just after it.
 	recentAnnouncement = time.Second
+	// fenceRetry is the pause after a failed fencing before trying again.
+	fenceRetry = 5 * time.Second
 )
 
 // machineConfig is what one VIP's state machine needs from the command line.
@@ -115,6 +120,8 @@ const (
 	evLinkDown                        // carrier lost or interface gone
 	evAddrRemoved                     // the VIP/32 was deleted from the interface
 	evResync                          // netlink events may have been missed
+	evHealthy                         // the --check passes (again)
+	evUnhealthy                       // the --check fails: do not hold the VIP
 )
 
 // stateChange is reported on every transition of a VIP's machine, for
@@ -141,6 +148,10 @@ type noObserver struct{}
 func (noObserver) stateChanged(stateChange)   {}
 func (noObserver) counted(netip.Addr, string) {}
 
+// fenceFunc runs the operator's fencing step against a silent holder; the
+// claim goes ahead only if it returns nil.
+type fenceFunc func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error
+
 // machineDeps are a VIP machine's links to the world.
 type machineDeps struct {
 	ifname string
@@ -149,6 +160,10 @@ type machineDeps struct {
 	addr   vipAddress
 	refs   reachability
 	obs    observer
+	fence  fenceFunc // nil: no fencing
+	// checked: a health check gates claims; the node starts unhealthy
+	// until the check has passed.
+	checked bool
 }
 
 // vipMachine runs one VIP: standby → claim → active → release.
@@ -157,22 +172,28 @@ type vipMachine struct {
 	cfg machineConfig
 	machineDeps
 
-	frames chan arpFrame
-	events chan machineEvent
+	frames    chan arpFrame
+	events    chan machineEvent
+	fenceDone chan error
+	ctx       context.Context // of Run, for the fencing command
 
-	state  vipState
-	linkUp bool
-	added  bool // the address is configured by us and must be removed on exit
-	deb    *debouncer
-	peers  peerTable
-	holder net.HardwareAddr // the other node last seen holding the VIP
+	state   vipState
+	healthy bool
+	linkUp  bool
+	added   bool // the address is configured by us and must be removed on exit
+	deb     *debouncer
+	peers   peerTable
+	holder  net.HardwareAddr // the other node last seen holding the VIP
 
 	// standby
 	nextProbe          time.Time
 	probeOutstanding   bool
 	answeredSinceProbe bool
 	saidIsolated       bool
+	saidUnhealthy      bool
 	lowerHolderSince   time.Time // preemption: a lower-ranked holder seen since
+	holderReleased     bool      // the holder said it left: no fencing needed
+	nextFence          time.Time // after a failed fencing
 	// claiming
 	claimDeadline time.Time
 	// active
@@ -206,6 +227,9 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 		machineDeps: deps,
 		frames:      make(chan arpFrame, 256),
 		events:      make(chan machineEvent, 16),
+		fenceDone:   make(chan error, 1),
+		ctx:         context.Background(),
+		healthy:     !deps.checked,
 		deb:         newDebouncer(cfg.interval, cfg.misses, now),
 		peers:       peerTable{},
 	}
@@ -246,6 +270,7 @@ func (m *vipMachine) Run(ctx context.Context) (err error) {
 		}
 		m.shutdown(time.Now())
 	}()
+	m.ctx = ctx
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -257,6 +282,8 @@ func (m *vipMachine) Run(ctx context.Context) (err error) {
 			m.onFrame(f, time.Now())
 		case ev := <-m.events:
 			m.onEvent(ev, time.Now())
+		case err := <-m.fenceDone:
+			m.onFenceDone(err, time.Now())
 		case <-timer.C:
 			m.onTick(time.Now())
 		}
@@ -294,6 +321,8 @@ func (m *vipMachine) nextWake() time.Time {
 		return m.claimDeadline
 	case stateYielding:
 		return m.yieldDeadline
+	case stateFencing:
+		return far // woken by the command's result
 	case stateActive:
 		wake := m.nextSelfCheck
 		if m.announcementsLeft > 0 && m.nextAnnounce.Before(wake) {
@@ -349,10 +378,20 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	case m.deb.free(now):
 		if better, ok := m.peers.betterStandby(m.self(), now, m.deb.deadTime()); ok {
 			m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
+		} else if !m.healthy {
+			if !m.saidUnhealthy {
+				m.log.Warn("VIP is free but this node's health check fails: not claiming")
+				m.saidUnhealthy = true
+			}
 		} else if !m.refs.reachable(now, m.deb.deadTime()) {
 			if !m.saidIsolated {
 				m.log.Warn("VIP looks free but no reference host answers: this node is probably the one cut off; not claiming")
 				m.saidIsolated = true
+			}
+		} else if m.fence != nil && m.holder != nil && !m.holderReleased {
+			if !now.Before(m.nextFence) {
+				m.startFence(now)
+				return
 			}
 		} else {
 			m.startClaim(now)
@@ -379,10 +418,36 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 // preemptDue: with --preempt, a holder this node outranks has been seen
 // continuously for the hold-down delay, and the references answer.
 func (m *vipMachine) preemptDue(now time.Time) bool {
-	if !m.cfg.preempt || m.lowerHolderSince.IsZero() || m.deb.missedInRow > 0 {
+	if !m.cfg.preempt || !m.healthy || m.lowerHolderSince.IsZero() || m.deb.missedInRow > 0 {
 		return false
 	}
 	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, m.deb.deadTime())
+}
+
+// startFence runs the --fence command against the silent holder, in the
+// background: frames keep being handled, and a holder that shows up again
+// aborts the claim whatever the command says.
+func (m *vipMachine) startFence(now time.Time) {
+	holder := append(net.HardwareAddr(nil), m.holder...)
+	m.log.Info("holder went silent: fencing it before claiming", "holder", holder.String())
+	m.setState(stateFencing, "fencing the silent holder", now)
+	go func(ctx context.Context) {
+		m.fenceDone <- m.fence(ctx, m.vip, holder)
+	}(m.ctx)
+}
+
+func (m *vipMachine) onFenceDone(err error, now time.Time) {
+	if m.state != stateFencing {
+		return // aborted meanwhile: the holder came back, or the link went down
+	}
+	if err != nil {
+		m.log.Error("fencing failed: not claiming", "err", err)
+		m.nextFence = now.Add(fenceRetry)
+		m.becomeStandby(now, false, "fencing failed")
+		return
+	}
+	m.log.Info("fencing succeeded")
+	m.startClaim(now)
 }
 
 // startClaim sends one last probe before the VIP is added.
@@ -516,11 +581,12 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.sawHolder(f, now)
 		} else if releasing && (m.holder == nil || macEqual(m.holder, p.SenderHardwareAddr)) {
 			m.log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
+			m.holderReleased = true
 			m.deb.forceFree(now)
 			m.lowerHolderSince = time.Time{}
 			m.nextProbe = now
 		}
-	case stateClaiming:
+	case stateClaiming, stateFencing:
 		if holderSign {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
@@ -543,6 +609,7 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 	mac := f.pkt.SenderHardwareAddr
 	m.answeredSinceProbe = true
 	m.deb.answered(now)
+	m.holderReleased = false
 	if !macEqual(m.holder, mac) {
 		m.holder = append(net.HardwareAddr(nil), mac...)
 		m.lowerHolderSince = time.Time{}
@@ -645,6 +712,17 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 			if err := m.addr.add(); err != nil {
 				m.log.Error("cannot re-add the VIP", "err", err)
 			}
+		}
+	case evHealthy:
+		m.healthy, m.saidUnhealthy = true, false
+	case evUnhealthy:
+		m.healthy = false
+		if m.state == stateActive || m.state == stateYielding {
+			// Hand over gracefully: the release notice makes a healthy
+			// standby claim at once.
+			m.log.Warn("health check fails: releasing the VIP to a healthy standby")
+			m.release(m.state == stateActive)
+			m.becomeStandby(now, false, "health check failed")
 		}
 	}
 }

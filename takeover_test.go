@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -488,5 +490,68 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	loser.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
 	if llan.configured || loser.state != stateStandby {
 		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
+	}
+}
+
+// TestMachineFencing: the --fence command runs before a standby claims from
+// a silent holder; the claim goes ahead only if it succeeds.
+func TestMachineFencing(t *testing.T) {
+	for _, fenceOK := range []bool{true, false} {
+		m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+		var fenced []string
+		m.fence = func(_ context.Context, vip netip.Addr, holder net.HardwareAddr) error {
+			fenced = append(fenced, holder.String())
+			if !fenceOK {
+				return errors.New("exit status 1")
+			}
+			return nil
+		}
+		death := t0.Add(2 * time.Second)
+		now := advance(m, t0, death.Add(time.Second), func(at time.Time) *arpFrame {
+			if at.Before(death) {
+				return holderReply("02:00:00:00:00:01")
+			}
+			return nil
+		})
+		if m.state != stateFencing || lan.adds != 0 {
+			t.Fatalf("fence ok=%v: state %v, adds %d before the fence finished", fenceOK, m.state, lan.adds)
+		}
+		m.onFenceDone(<-m.fenceDone, now)
+		advance(m, now, now.Add(ms(100)), nil)
+		if got := lan.adds == 1; got != fenceOK {
+			t.Errorf("fence ok=%v: claimed=%v", fenceOK, got)
+		}
+		if len(fenced) != 1 || fenced[0] != "02:00:00:00:00:01" {
+			t.Errorf("fenced %v, want the silent holder once", fenced)
+		}
+	}
+}
+
+// TestMachineHealthGate: a node whose check has not passed never claims; an
+// active node whose check fails hands the VIP over with a release notice.
+func TestMachineHealthGate(t *testing.T) {
+	lan := &fakeLAN{own: mustMAC("02:00:00:00:00:09")}
+	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 1, announceSpacing: ms(1100), announceForm: formRequest}
+	m := newVIPMachine(testVIP, cfg, machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, checked: true}, false, t0)
+	m.onEvent(evLinkUp, t0)
+	now := advance(m, t0, t0.Add(5*time.Second), nil)
+	if lan.adds != 0 {
+		t.Fatal("claimed before the health check passed")
+	}
+	m.onEvent(evHealthy, now)
+	now = advance(m, now, now.Add(ms(300)), nil)
+	if m.state != stateActive {
+		t.Fatalf("state %v once healthy on an empty network", m.state)
+	}
+	m.onEvent(evUnhealthy, now)
+	if lan.configured || m.state != stateStandby {
+		t.Fatalf("unhealthy holder kept the VIP: state %v", m.state)
+	}
+	if last := lan.probes[len(lan.probes)-1]; last.flags != flagReleasing {
+		t.Errorf("no release notice: %+v", last)
+	}
+	advance(m, now, now.Add(5*time.Second), nil)
+	if lan.adds != 1 {
+		t.Errorf("an unhealthy node claimed again")
 	}
 }
