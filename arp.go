@@ -40,9 +40,10 @@ var (
 //
 // Every other device sees an ordinary, valid ARP probe.
 const (
-	tagVersion    = 1
-	flagHolder    = 0x01 // the sender holds the VIP (an active node's self-check)
-	flagReleasing = 0x02 // the sender is giving the VIP up right now
+	tagVersion     = 1
+	flagHolder     = 0x01 // the sender holds the VIP (an active node's self-check)
+	flagReleasing  = 0x02 // the sender is giving the VIP up right now
+	flagStandAside = 0x04 // the sender will not take the VIP (its health check fails)
 )
 
 // peerTag is what a floatip probe says about its sender.

@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,7 +57,20 @@ type runCmd struct {
 	Preempt         bool          `env:"FLOATIP_PREEMPT" help:"Take the VIP back from a lower-priority holder (after --preempt-delay), with one make-before-break handover. Off: a holder keeps the VIP until it fails."`
 	PreemptDelay    time.Duration `default:"5s" env:"FLOATIP_PREEMPT_DELAY" help:"With --preempt: how long this node must have seen the lower-priority holder, continuously, before it takes over."`
 	Label           string        `env:"FLOATIP_LABEL" help:"Address label for the VIPs, at most 15 bytes, starting with the interface name (default IFACE:fip when that fits)."`
+	Check           string        `env:"FLOATIP_CHECK" placeholder:"CMD" help:"Health check, run every --check-interval (argv, no shell: write sh -c '...' for one). A node whose check fails does not claim; a holder whose check fails hands the VIP to a healthy standby."`
+	CheckInterval   time.Duration `default:"2s" env:"FLOATIP_CHECK_INTERVAL" help:"Time between two runs of --check."`
+	CheckTimeout    time.Duration `default:"1s" env:"FLOATIP_CHECK_TIMEOUT" help:"A --check run taking longer has failed (its process group is killed)."`
+	Rise            int           `default:"2" env:"FLOATIP_RISE" help:"Consecutive passing checks that make a node healthy."`
+	Fall            int           `default:"2" env:"FLOATIP_FALL" help:"Consecutive failing checks that make a node unhealthy."`
+	OnUp            string        `env:"FLOATIP_ON_UP" placeholder:"CMD" help:"Run when this node takes a VIP (asynchronously; FLOATIP_STATE, FLOATIP_PREVIOUS_STATE, FLOATIP_VIP, FLOATIP_INTERFACE, FLOATIP_HOLDER, FLOATIP_REASON in its environment)."`
+	OnDown          string        `env:"FLOATIP_ON_DOWN" placeholder:"CMD" help:"Run when this node gives a VIP up."`
+	OnChange        string        `env:"FLOATIP_ON_CHANGE" placeholder:"CMD" help:"Run on every state change of a VIP."`
+	HookTimeout     time.Duration `default:"30s" env:"FLOATIP_HOOK_TIMEOUT" help:"A hook running longer is killed; hooks never delay a failover."`
+	Fence           string        `env:"FLOATIP_FENCE" placeholder:"CMD" help:"Fencing (STONITH) step, run before claiming a VIP whose holder went silent; the claim goes ahead only if it exits 0. Same environment as the hooks."`
+	FenceTimeout    time.Duration `default:"30s" env:"FLOATIP_FENCE_TIMEOUT" help:"A fencing run taking longer has failed."`
+	MetricsListen   string        `env:"FLOATIP_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9810). Off by default."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
+	LogFormat       string        `default:"text" enum:"text,json" env:"FLOATIP_LOG_FORMAT" help:"Log format: text (logfmt) or json."`
 	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 address(es) to hold, each handled independently."`
 }
 
@@ -259,9 +274,52 @@ type config struct {
 	label       string
 	vips        []netip.Addr
 	level       slog.Level
+	jsonLogs    bool
 	references  []netip.Addr // --reference; empty: the default gateway
 	noReference bool
 	machine     machineConfig
+
+	check                       []string // nil: no health check
+	checkInterval, checkTimeout time.Duration
+	rise, fall                  int
+	onUp, onDown, onChange      []string
+	hookTimeout                 time.Duration
+	fence                       []string
+	fenceTimeout                time.Duration
+	metricsListen               *net.TCPAddr // nil: no metrics endpoint
+}
+
+// parseListenAddr accepts IP:PORT or :PORT. Names are refused: a listen
+// address needs no lookup, and leaving the resolver out keeps the binary
+// small.
+func parseListenAddr(s string) (*net.TCPAddr, error) {
+	if port, ok := strings.CutPrefix(s, ":"); ok {
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%q: bad port", s)
+		}
+		return &net.TCPAddr{Port: int(p)}, nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q: want IP:PORT or :PORT, e.g. 127.0.0.1:9810", s)
+	}
+	return net.TCPAddrFromAddrPort(ap), nil
+}
+
+// operatorCommand splits a --check/--on-*/--fence value into argv.
+func operatorCommand(flag, value string) ([]string, error) {
+	if value == "" {
+		return nil, nil
+	}
+	argv, err := splitCommand(value)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("%s: empty command", flag)
+	}
+	return argv, nil
 }
 
 func (r *runCmd) config() (*config, error) {
@@ -311,13 +369,52 @@ func (r *runCmd) config() (*config, error) {
 	if err := level.UnmarshalText([]byte(r.LogLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
+	switch {
+	case r.CheckInterval <= 0 || r.CheckTimeout <= 0:
+		return nil, errors.New("--check-interval and --check-timeout must be positive")
+	case r.Rise < 1 || r.Fall < 1 || r.Rise > 100 || r.Fall > 100:
+		return nil, fmt.Errorf("--rise %d and --fall %d must be in 1..100", r.Rise, r.Fall)
+	case r.HookTimeout <= 0 || r.FenceTimeout <= 0:
+		return nil, errors.New("--hook-timeout and --fence-timeout must be positive")
+	}
+	var check, onUp, onDown, onChange, fence []string
+	for flag, v := range map[string]struct {
+		value string
+		argv  *[]string
+	}{"--check": {r.Check, &check}, "--on-up": {r.OnUp, &onUp}, "--on-down": {r.OnDown, &onDown},
+		"--on-change": {r.OnChange, &onChange}, "--fence": {r.Fence, &fence}} {
+		argv, err := operatorCommand(flag, v.value)
+		if err != nil {
+			return nil, err
+		}
+		*v.argv = argv
+	}
+	var metricsAddr *net.TCPAddr
+	if r.MetricsListen != "" {
+		if metricsAddr, err = parseListenAddr(r.MetricsListen); err != nil {
+			return nil, fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
 	return &config{
-		ifname:      r.Interface,
-		label:       label,
-		vips:        vips,
-		level:       level,
-		references:  refs,
-		noReference: r.NoReference,
+		jsonLogs:      r.LogFormat == "json",
+		check:         check,
+		checkInterval: r.CheckInterval,
+		checkTimeout:  r.CheckTimeout,
+		rise:          r.Rise,
+		fall:          r.Fall,
+		onUp:          onUp,
+		onDown:        onDown,
+		onChange:      onChange,
+		hookTimeout:   r.HookTimeout,
+		fence:         fence,
+		fenceTimeout:  r.FenceTimeout,
+		metricsListen: metricsAddr,
+		ifname:        r.Interface,
+		label:         label,
+		vips:          vips,
+		level:         level,
+		references:    refs,
+		noReference:   r.NoReference,
 		machine: machineConfig{
 			priority:        uint8(r.Priority),
 			interval:        r.Interval,
@@ -362,8 +459,12 @@ func checkPrivileges() error {
 	return nil
 }
 
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+func newLogger(w io.Writer, level slog.Level, json bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func (r *runCmd) run(e *env) error {
@@ -379,9 +480,29 @@ func (r *runCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(e.stderr, cfg.level).With("interface", cfg.ifname)
+	// Listen before anything else happens, so a busy port is a clean error.
+	var metricsListener net.Listener
+	if cfg.metricsListen != nil {
+		if metricsListener, err = net.ListenTCP("tcp", cfg.metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
 	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.priority,
 		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
+	return runDaemon(e.ctx, cfg, adopt, metricsListener, log)
+}
+
+// runDaemon wires the components of a validated run command and runs them
+// until ctx ends. Shutdown order: tell systemd we are stopping, let every
+// VIP release its address, wait for the hooks, then return.
+func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener net.Listener, log *slog.Logger) error {
+	notifier := newNotifier(log)
+	board := newStatusBoard(notifier.post)
+	met := newMetrics(version, log)
+	hooks := newHookRunner(cfg.onUp, cfg.onDown, cfg.onChange, cfg.hookTimeout, log)
+	obs := observers{board, met, hooks}
+
 	port := &arpPort{}
 	d := &ifaceDaemon{ifname: cfg.ifname, log: log, port: port, machines: map[netip.Addr]*vipMachine{}}
 	var refs reachability = everReachable{}
@@ -390,13 +511,67 @@ func (r *runCmd) run(e *env) error {
 			sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
 		refs = d.refs
 	}
+	var fence fenceFunc
+	if cfg.fence != nil {
+		fence = func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error {
+			env := changeEnv(stateChange{VIP: vip, Interface: cfg.ifname, From: stateStandby, To: stateFencing,
+				Holder: holder, Reason: "holder silent", At: time.Now()})
+			return runFence(ctx, cfg.fence, env, cfg.fenceTimeout)
+		}
+	}
 	now := time.Now()
 	for _, vip := range cfg.vips {
-		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs,
-			addr: &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}}
+		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs, obs: obs, fence: fence,
+			checked: cfg.check != nil, addr: &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}}
 		d.machines[vip] = newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
 	}
-	err = d.Run(e.ctx)
+
+	var background sync.WaitGroup
+	background.Go(func() { _ = notifier.Run(ctx) })
+	if metricsListener != nil {
+		log.Info("serving metrics", "address", "http://"+metricsListener.Addr().String()+"/metrics")
+		background.Go(func() {
+			if err := met.serve(ctx, metricsListener); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		})
+	}
+	if cfg.check != nil {
+		check := newHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
+		background.Go(func() {
+			err := check.Run(ctx, func(healthy bool) {
+				ev := evUnhealthy
+				if healthy {
+					ev = evHealthy
+				}
+				d.broadcast(ctx, ev)
+			})
+			if err != nil {
+				log.Error("health check stopped", "err", err)
+			}
+		})
+	}
+	status := make(chan os.Signal, 1)
+	signal.Notify(status, syscall.SIGUSR1)
+	defer signal.Stop(status)
+	background.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				_ = notifier.stopping()
+				return
+			case <-status:
+				for _, line := range board.lines() {
+					log.Info("status: " + line)
+				}
+			}
+		}
+	})
+
+	_ = notifier.ready()
+	err := d.Run(ctx)
+	hooks.wait()
+	background.Wait()
 	log.Info("floatip stopped")
 	return err
 }

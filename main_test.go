@@ -282,3 +282,17 @@ func TestSplitCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestParseListenAddr(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1:9810": "127.0.0.1:9810", ":9810": ":9810", "[::1]:9810": "[::1]:9810"} {
+		got, err := parseListenAddr(in)
+		if err != nil || got.String() != want {
+			t.Errorf("parseListenAddr(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"localhost:9810", "127.0.0.1", ":http", ":99999", ""} {
+		if _, err := parseListenAddr(bad); err == nil {
+			t.Errorf("parseListenAddr(%q) accepted", bad)
+		}
+	}
+}

@@ -91,9 +91,10 @@ func (a rank) String() string { return fmt.Sprintf("priority %d, %s", a.priority
 
 // peer is another floatip node heard on the LAN through its tagged probes.
 type peer struct {
-	rank     rank
-	holder   bool // its last probe said it holds the VIP
-	lastSeen time.Time
+	rank       rank
+	holder     bool // its last probe said it holds the VIP
+	standAside bool // its last probe said it will not take the VIP
+	lastSeen   time.Time
 }
 
 // peerTable remembers the floatip nodes probing one VIP.
@@ -109,6 +110,7 @@ func (t peerTable) observe(mac net.HardwareAddr, tag peerTag, now time.Time) {
 	}
 	p.rank.priority = tag.priority
 	p.holder = tag.flags&flagHolder != 0
+	p.standAside = tag.flags&flagStandAside != 0
 	p.lastSeen = now
 	if tag.flags&flagReleasing != 0 {
 		// A leaving node is neither holder nor standby any more.
@@ -131,7 +133,7 @@ func (t peerTable) known(mac net.HardwareAddr) (rank, bool) {
 func (t peerTable) betterStandby(self rank, now time.Time, window time.Duration) (rank, bool) {
 	var best *peer
 	for _, p := range t {
-		if p.holder || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) {
+		if p.holder || p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) {
 			continue
 		}
 		if best == nil || p.rank.outranks(best.rank) {

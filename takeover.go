@@ -271,6 +271,7 @@ func (m *vipMachine) Run(ctx context.Context) (err error) {
 		m.shutdown(time.Now())
 	}()
 	m.ctx = ctx
+	m.report("start", time.Now())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -306,6 +307,13 @@ func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
 		m.obs.stateChanged(stateChange{VIP: m.vip, Interface: m.ifname, From: from, To: to,
 			Holder: m.holder, Reason: reason, At: now})
 	}
+}
+
+// report tells the observer the current facts without a transition
+// (From == To): the state at start, a new holder seen from standby.
+func (m *vipMachine) report(reason string, now time.Time) {
+	m.obs.stateChanged(stateChange{VIP: m.vip, Interface: m.ifname, From: m.state, To: m.state,
+		Holder: m.holder, Reason: reason, At: now})
 }
 
 // nextWake is when onTick has something to do.
@@ -405,7 +413,11 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	if !suspicious && m.holder != nil {
 		dst = m.holder
 	}
-	if err := m.arp.probe(m.vip, m.tag(0), dst); err != nil {
+	var flags uint8
+	if !m.healthy {
+		flags = flagStandAside // so that no standby waits for us to claim
+	}
+	if err := m.arp.probe(m.vip, m.tag(flags), dst); err != nil {
 		m.log.Debug("probe not sent", "err", err)
 		m.nextProbe = now.Add(m.cfg.interval)
 		return
@@ -591,7 +603,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, true, "claim aborted: held")
-		} else if tagged && !releasing && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+		} else if tagged && !releasing && tag.flags&flagStandAside == 0 && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
 			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
@@ -614,6 +626,7 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 		m.holder = append(net.HardwareAddr(nil), mac...)
 		m.lowerHolderSince = time.Time{}
 		m.log.Info("VIP is held", "holder", m.holder.String())
+		m.report("holder seen", now)
 	}
 	if r, known := m.peers.known(mac); known && m.self().outranks(r) {
 		if m.lowerHolderSince.IsZero() {

@@ -147,6 +147,10 @@ func TestBetterStandby(t *testing.T) {
 	if _, ok := peers.betterStandby(self, t0.Add(ms(100)), ms(600)); ok {
 		t.Error("a leaving node still counts as a standby")
 	}
+	peers.observe(mustMAC("02:00:00:00:00:04"), peerTag{priority: 250, flags: flagStandAside}, t0.Add(ms(100)))
+	if _, ok := peers.betterStandby(self, t0.Add(ms(100)), ms(600)); ok {
+		t.Error("an unhealthy node that stands aside still counts as a better standby")
+	}
 }
 
 // fakeLAN stands in for the ARP socket and netlink: it records what the

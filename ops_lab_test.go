@@ -1,0 +1,226 @@
+package main
+
+// Lab tests of the operator features (issue 4): health checks, hooks,
+// fencing, running unprivileged with two capabilities, systemd notify and
+// watchdog, status on SIGUSR1, JSON logs and the metrics endpoint.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLabHealthCheck: the holder's service stops → the VIP moves to a
+// healthy host; no host is healthy → nobody holds it and nothing flaps.
+func TestLabHealthCheck(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	dir := t.TempDir()
+	ok := func(h string) string { return filepath.Join(dir, h+".ok") }
+	for _, h := range []string{"h1", "h2"} {
+		if err := os.WriteFile(ok(h), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(h string) []string {
+		return []string{"--check", "test -f " + ok(h), "--check-interval", "100ms", "--rise", "2", "--fall", "2"}
+	}
+	h1 := l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP}, check("h1")...)...)
+	waitActive(t, l, "h1", 5*time.Second)
+	h2 := l.startDaemon("h2", append([]string{"-i", "eth0", labVIP}, check("h2")...)...)
+	waitStandby(t, h2, 5*time.Second)
+
+	// The service on h1 stops: its check fails, it hands the VIP over.
+	os.Remove(ok("h1"))
+	waitSoleHolder(t, l, 2, "h2", 3*time.Second)
+	if !strings.Contains(h1.logs(), "health check fails: releasing") {
+		t.Errorf("h1 did not say why it released:\n%s", h1.logs())
+	}
+	// Now h2's service stops too: nobody is healthy, nobody holds the VIP.
+	os.Remove(ok("h2"))
+	waitFor(t, 3*time.Second, "nobody holds the VIP", func() bool { return len(holders(l, 2)) == 0 })
+	c1, c2 := claims(h1), claims(h2)
+	time.Sleep(3 * time.Second)
+	if hs := holders(l, 2); len(hs) != 0 || claims(h1) != c1 || claims(h2) != c2 {
+		t.Fatalf("unhealthy hosts flapped: holders %v, claims h1 %d→%d, h2 %d→%d", hs, c1, claims(h1), c2, claims(h2))
+	}
+	// h1 recovers and takes the VIP.
+	if err := os.WriteFile(ok("h1"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitSoleHolder(t, l, 2, "h1", 5*time.Second)
+}
+
+// TestLabHooksAndFencing: hooks see the state change in their environment; a
+// slow hook does not delay the failover; a failing fence stops a claim, a
+// succeeding one lets it through and is told whom to fence.
+func TestLabHooksAndFencing(t *testing.T) {
+	t.Parallel()
+	for _, fenceOK := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fence ok=%v", fenceOK), func(t *testing.T) {
+			l := newLab(t, 2)
+			dir := t.TempDir()
+			events := filepath.Join(dir, "events")
+			fenced := filepath.Join(dir, "fenced")
+			exit := map[bool]string{true: "0", false: "1"}[fenceOK]
+			// h1's on-down hook takes a minute: it must not hold anything up.
+			l.startDaemon("h1", "-i", "eth0", "--priority", "200", "--on-down", "sleep 60", "--hook-timeout", "2s", labVIP)
+			waitActive(t, l, "h1", 5*time.Second)
+			h2 := l.startDaemon("h2", "-i", "eth0", labVIP,
+				"--on-change", `sh -c 'echo "$FLOATIP_PREVIOUS_STATE>$FLOATIP_STATE $FLOATIP_VIP $FLOATIP_INTERFACE" >> `+events+`'`,
+				"--fence", `sh -c 'echo "$FLOATIP_VIP $FLOATIP_HOLDER" >> `+fenced+`; exit `+exit+`'`)
+			waitStandby(t, h2, 5*time.Second)
+
+			l.script("cut", "h1")
+			if fenceOK {
+				waitActive(t, l, "h2", 5*time.Second)
+				waitFor(t, 5*time.Second, "the on-change hook ran for active", func() bool {
+					b, _ := os.ReadFile(events)
+					return strings.Contains(string(b), "claiming>active "+labVIP+" eth0")
+				})
+			} else {
+				time.Sleep(3 * time.Second)
+				if l.hostHasAddr("h2", labVIP+"/32") || claims(h2) != 0 {
+					t.Fatalf("h2 claimed although the fence failed:\n%s", h2.logs())
+				}
+				if !strings.Contains(h2.logs(), "fencing failed") {
+					t.Errorf("no log line about the failed fence:\n%s", h2.logs())
+				}
+			}
+			b, _ := os.ReadFile(fenced)
+			if !strings.HasPrefix(string(b), labVIP+" "+hostMAC(1)+"\n") {
+				t.Errorf("fence command was told %q, want the VIP and h1's MAC", b)
+			}
+		})
+	}
+}
+
+// TestLabUnprivilegedWithCapabilities: a non-root user with just
+// CAP_NET_ADMIN and CAP_NET_RAW (what the systemd unit grants) runs the
+// daemon; without them it says what is missing and changes nothing.
+func TestLabUnprivilegedWithCapabilities(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 1)
+	bin := l.binary()
+	// The binary must be reachable for uid 65534.
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.run("h1", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-i", "eth0", labVIP)
+	if code := exitCodeOf(err); code != 2 || !strings.Contains(out, "missing CAP_NET_ADMIN and CAP_NET_RAW") {
+		t.Fatalf("as nobody without capabilities: exit %d, %q", code, out)
+	}
+	d := l.startProcess("h1", "floatip-nobody", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw", bin, "-i", "eth0", labVIP)
+	waitActive(t, l, "h1", 5*time.Second)
+	d.signal(syscall.SIGTERM)
+	if code, err := d.wait(5 * time.Second); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, d.logs())
+	}
+	if l.hostHasAddr("h1", labVIP+"/32") {
+		t.Fatal("the unprivileged daemon could not remove the VIP")
+	}
+}
+
+// TestLabSystemdStatusAndMetrics: Type=notify (READY, STATUS with each
+// VIP's state, WATCHDOG), SIGUSR1 status lines, JSON logs, and the
+// Prometheus endpoint, on one running daemon.
+func TestLabSystemdStatusAndMetrics(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 1)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	notes := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				close(notes)
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+	d := l.startProcess("h1", "floatip", "env", "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000", l.binary(),
+		"-i", "eth0", "--log-format", "json", "--metrics-listen", "127.0.0.1:9810", labVIP)
+	waitActive(t, l, "h1", 5*time.Second)
+
+	seen := map[string]string{}
+	deadline := time.After(5 * time.Second)
+	for seen["READY"] == "" || seen["WATCHDOG"] == "" || !strings.Contains(seen["STATUS"], "active") {
+		select {
+		case note, ok := <-notes:
+			if !ok {
+				t.Fatal("notify socket closed")
+			}
+			for _, line := range strings.Split(note, "\n") {
+				if k, v, ok := strings.Cut(line, "="); ok {
+					seen[k] = v
+				}
+			}
+		case <-deadline:
+			t.Fatalf("systemd notifications so far: %v", seen)
+		}
+	}
+
+	// Prometheus, from inside the host's namespace.
+	metrics := l.mustRun("h1", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3`)
+	for _, want := range []string{"HTTP/1.1 200 OK", `floatip_state{vip="192.0.2.50",interface="eth0",state="active"} 1`,
+		`floatip_state{vip="192.0.2.50",interface="eth0",state="standby"} 0`, "floatip_announcements_total", "floatip_build_info"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
+	d.signal(syscall.SIGUSR1)
+	waitFor(t, 2*time.Second, "a status line on SIGUSR1", func() bool { return strings.Contains(d.logs(), "status: 192.0.2.50 on eth0: active") })
+
+	// Every log line is JSON, and the decisions are there to grep.
+	for _, line := range strings.Split(strings.TrimSpace(d.logs()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+	}
+	if !strings.Contains(d.logs(), `"msg":"claimed VIP"`) {
+		t.Errorf("no claimed line in the JSON log:\n%s", d.logs())
+	}
+	d.signal(syscall.SIGTERM)
+	if code, err := d.wait(5 * time.Second); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	stopping := false
+	for note := range drain(notes) {
+		stopping = stopping || strings.Contains(note, "STOPPING=1")
+	}
+	if !stopping {
+		t.Error("no STOPPING=1 on SIGTERM")
+	}
+}
+
+// drain returns what is queued on ch now, without waiting for more.
+func drain(ch <-chan string) map[string]bool {
+	got := map[string]bool{}
+	for {
+		select {
+		case s, ok := <-ch:
+			if !ok {
+				return got
+			}
+			got[s] = true
+		case <-time.After(200 * time.Millisecond):
+			return got
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// statusBoard keeps the live state of every VIP for people: SIGUSR1 logs
+// its lines, and systemd's STATUS= shows its summary. It is an observer.
+//
+// A stateChange with From == To updates the facts (initial state, a new
+// holder) without restarting the "since" clock of an unchanged state.
+type statusBoard struct {
+	mu       sync.Mutex
+	vips     map[netip.Addr]*vipStatus
+	onUpdate func(summary string) // may be nil; called under the lock, in order: must not block
+	now      func() time.Time     // the clock of lines and summary; tests replace it
+}
+
+type vipStatus struct {
+	iface  string
+	state  vipState
+	holder net.HardwareAddr
+	since  time.Time
+}
+
+// newStatusBoard makes a board; onUpdate (e.g. notifier.post) receives the
+// new summary after every change.
+func newStatusBoard(onUpdate func(summary string)) *statusBoard {
+	return &statusBoard{vips: map[netip.Addr]*vipStatus{}, onUpdate: onUpdate, now: time.Now}
+}
+
+func (b *statusBoard) stateChanged(c stateChange) {
+	at := c.At
+	if at.IsZero() {
+		at = b.now()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.vips[c.VIP]
+	if s == nil || s.state != c.To {
+		s = &vipStatus{state: c.To, since: at}
+		b.vips[c.VIP] = s
+	}
+	s.iface = c.Interface
+	s.holder = slices.Clone(c.Holder)
+	if b.onUpdate != nil {
+		b.onUpdate(b.summaryLocked())
+	}
+}
+
+func (b *statusBoard) counted(netip.Addr, string) {}
+
+// lines is one human line per VIP, ordered by address, with the time spent
+// in the current state: for a log line written now.
+func (b *statusBoard) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var out []string
+	for _, vip := range b.sortedLocked() {
+		out = append(out, statusLine(vip, *b.vips[vip], now, true))
+	}
+	return out
+}
+
+// summary is all VIPs on one line, without ages (which a STATUS= line
+// would show frozen): for systemd.
+func (b *statusBoard) summary() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.summaryLocked()
+}
+
+func (b *statusBoard) summaryLocked() string {
+	if len(b.vips) == 0 {
+		return "starting"
+	}
+	var parts []string
+	now := b.now()
+	for _, vip := range b.sortedLocked() {
+		parts = append(parts, statusLine(vip, *b.vips[vip], now, false))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (b *statusBoard) sortedLocked() []netip.Addr {
+	vips := make([]netip.Addr, 0, len(b.vips))
+	for vip := range b.vips {
+		vips = append(vips, vip)
+	}
+	slices.SortFunc(vips, netip.Addr.Compare)
+	return vips
+}
+
+// statusLine describes one VIP, e.g.
+// "192.0.2.50 on eth0: standby since 12:03:04 (3m2s), held by 02:00:00:00:00:01".
+// The time of day is shown in now's location, with the date when it is not
+// today's.
+func statusLine(vip netip.Addr, s vipStatus, now time.Time, withAge bool) string {
+	var sb strings.Builder
+	sb.WriteString(vip.String())
+	if s.iface != "" {
+		sb.WriteString(" on " + s.iface)
+	}
+	sb.WriteString(": " + s.state.String() + " since ")
+	since := s.since.In(now.Location())
+	layout := "15:04:05"
+	if y, m, d := since.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		layout = "2006-01-02 15:04:05"
+	}
+	sb.WriteString(since.Format(layout))
+	if withAge {
+		age := max(now.Sub(s.since), 0).Round(time.Second)
+		sb.WriteString(" (" + age.String() + ")")
+	}
+	switch {
+	case s.state == stateStandby && s.holder == nil:
+		sb.WriteString(", no holder seen")
+	case s.state == stateStandby:
+		sb.WriteString(", held by " + s.holder.String())
+	case s.state == stateFencing && s.holder != nil:
+		sb.WriteString(", silent holder " + s.holder.String())
+	case s.state == stateClaiming && s.holder != nil:
+		sb.WriteString(", previous holder " + s.holder.String())
+	case s.state == stateYielding && s.holder != nil:
+		sb.WriteString(", yielding to " + s.holder.String())
+	case s.holder != nil:
+		sb.WriteString(", other holder " + s.holder.String())
+	}
+	return sb.String()
+}
+
+// observers fans every report out to each observer in order (e.g. status
+// board, metrics, hooks).
+type observers []observer
+
+func (obs observers) stateChanged(c stateChange) {
+	for _, o := range obs {
+		o.stateChanged(c)
+	}
+}
+
+func (obs observers) counted(vip netip.Addr, what string) {
+	for _, o := range obs {
+		o.counted(vip, what)
+	}
+}
