@@ -95,10 +95,7 @@ func TestLabSplitBrainHeals(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2)
 	l.startEchoServers()
-	h1 := l.startDaemon("h1", "-i", "eth0", "--priority", "200", labVIP)
-	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
-	waitStandby(t, h2, 5*time.Second)
+	_, h2 := startPair(t, l, nil, nil)
 
 	l.script("isolate", "h1")
 	waitActive(t, l, "h2", 5*time.Second)
@@ -128,7 +125,6 @@ func TestLabSplitBrainHeals(t *testing.T) {
 		t.Errorf("h2 did not resolve the split brain:\n%s", h2.logs())
 	}
 	t.Logf("heal to a single holder: %v; client's longest gap across the heal: %d ms", single.Round(time.Millisecond), s.LongestGapMs)
-	_ = h1
 }
 
 // TestLabIsolatedStandbyNeverClaims: a standby cut off from everything
@@ -210,10 +206,7 @@ func TestLabLossDoesNotCauseTakeovers(t *testing.T) {
 	}
 	t.Parallel()
 	l := newLab(t, 2)
-	l.startDaemon("h1", "-i", "eth0", "--priority", "200", labVIP)
-	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
-	waitStandby(t, h2, 5*time.Second)
+	_, h2 := startPair(t, l, nil, nil)
 	l.script("loss", "h2", "5")
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
@@ -233,10 +226,7 @@ func TestLabLossDoesNotCauseTakeovers(t *testing.T) {
 func TestLabFlapsAndStalls(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2)
-	h1 := l.startDaemon("h1", "-i", "eth0", "--priority", "200", labVIP)
-	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
-	waitStandby(t, h2, 5*time.Second)
+	h1, h2 := startPair(t, l, nil, nil)
 
 	// Paused daemons: the kernel keeps answering ARP for the holder, and a
 	// paused standby counts no misses while it sleeps.

@@ -20,6 +20,18 @@ func waitActive(t *testing.T, l *lab, host string, within time.Duration) {
 	waitFor(t, within, host+" holds "+labVIP, func() bool { return l.hostHasAddr(host, labVIP+"/32") })
 }
 
+// startPair starts the usual two-host group: h1 (priority 200) takes the
+// VIP, then h2 (default priority) joins as its standby. Extra flags for
+// each go in h1Args and h2Args.
+func startPair(t *testing.T, l *lab, h1Args, h2Args []string) (h1, h2 *daemon) {
+	t.Helper()
+	h1 = l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP}, h1Args...)...)
+	waitActive(t, l, "h1", 5*time.Second)
+	h2 = l.startDaemon("h2", append([]string{"-i", "eth0", labVIP}, h2Args...)...)
+	waitStandby(t, h2, 5*time.Second)
+	return h1, h2
+}
+
 // waitStandby waits until the daemon logged that it sees the holder.
 func waitStandby(t *testing.T, d *daemon, within time.Duration) {
 	t.Helper()
@@ -52,10 +64,7 @@ func TestLabLinkCutFailover(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2)
 	l.startEchoServers()
-	h1 := l.startDaemon("h1", "-i", "eth0", "--priority", "200", labVIP)
-	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
-	waitStandby(t, h2, 5*time.Second)
+	_, h2 := startPair(t, l, nil, nil)
 
 	summary := l.udpClient(6*time.Second, 10*time.Millisecond)
 	time.Sleep(2 * time.Second)
@@ -85,7 +94,6 @@ func TestLabLinkCutFailover(t *testing.T) {
 	if !strings.Contains(h2.logs(), "previous_holder="+hostMAC(1)) {
 		t.Errorf("the claim does not name the previous holder:\n%s", h2.logs())
 	}
-	_ = h1
 }
 
 // TestLabSIGTERMHandover: SIGTERM removes the address, exits 0, and the
@@ -94,10 +102,7 @@ func TestLabSIGTERMHandover(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2)
 	l.startEchoServers()
-	h1 := l.startDaemon("h1", "-i", "eth0", "--priority", "200", labVIP)
-	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
-	waitStandby(t, h2, 5*time.Second)
+	h1, h2 := startPair(t, l, nil, nil)
 
 	summary := l.udpClient(4*time.Second, 10*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)

@@ -70,12 +70,9 @@ func TestLabHooksAndFencing(t *testing.T) {
 			fenced := filepath.Join(dir, "fenced")
 			exit := map[bool]string{true: "0", false: "1"}[fenceOK]
 			// h1's on-down hook takes a minute: it must not hold anything up.
-			l.startDaemon("h1", "-i", "eth0", "--priority", "200", "--on-down", "sleep 60", "--hook-timeout", "2s", labVIP)
-			waitActive(t, l, "h1", 5*time.Second)
-			h2 := l.startDaemon("h2", "-i", "eth0", labVIP,
-				"--on-change", `sh -c 'echo "$FLOATIP_PREVIOUS_STATE>$FLOATIP_STATE $FLOATIP_VIP $FLOATIP_INTERFACE" >> `+events+`'`,
-				"--fence", `sh -c 'echo "$FLOATIP_VIP $FLOATIP_HOLDER" >> `+fenced+`; exit `+exit+`'`)
-			waitStandby(t, h2, 5*time.Second)
+			_, h2 := startPair(t, l, []string{"--on-down", "sleep 60", "--hook-timeout", "2s"}, []string{
+				"--on-change", `sh -c 'echo "$FLOATIP_PREVIOUS_STATE>$FLOATIP_STATE $FLOATIP_VIP $FLOATIP_INTERFACE" >> ` + events + `'`,
+				"--fence", `sh -c 'echo "$FLOATIP_VIP $FLOATIP_HOLDER" >> ` + fenced + `; exit ` + exit + `'`})
 
 			l.script("cut", "h1")
 			if fenceOK {
