@@ -1,0 +1,859 @@
+#!/usr/bin/env bash
+# bench.sh - measure floatip in the namespace lab the way a user feels it.
+#
+#   bash lab/bench.sh [-n RUNS] [-only LIST] [-quick] [-out DIR] [-bin FLOATIP]
+#                     [-loss-secs S] [-loss-levels 5,10] [-steady-secs S] [-steady-runs N]
+#                     [-heal-max S] [-- EXTRA-FLOATIP-FLAGS...]
+#
+# LIST is a comma-separated subset of (default: all of them)
+#   outage    holder death (its bridge port cut), defaults and --interval 20ms
+#   handover  graceful handover (SIGTERM on the holder), defaults
+#   heal      partition heal (holder isolated, carrier up, then healed)
+#   loss      false takeovers under 5% and 10% (-loss-levels) loss both ways on
+#             a standby's link, -loss-secs each (default 120), two labs at a time
+#   steady    steady-state cost: 2 hosts, 1 VIP
+#   scale     the same with 2 hosts x 10 and 50 VIPs, and 5 hosts x 1 VIP
+# The binary size is always reported.
+#
+# Event figures (outage, handover, heal) are medians of RUNS runs (default 5),
+# each in a fresh lab. A loss figure is a count of rare events over one
+# -loss-secs window per loss level: repeating it would only add exposure time.
+# Steady-state figures are rates over one -steady-secs window (default 60) per
+# setup, or the median of -steady-runs consecutive windows.
+# -quick: 3 runs, 15 s loss windows, 8 s steady windows, heal watched 10 s.
+#
+# The Markdown table goes to stdout and DIR/results.md; every run's raw
+# figures to DIR/runs.log; the daemons' logs to DIR/logs/. Progress goes to
+# stderr. Needs root, ip, nft, go (unless -bin). Labs are named
+# fipbench-<pid>-<x> and are always torn down on exit.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+
+# --- settings ---------------------------------------------------------------
+
+RUNS=5
+RUNS_SET=0
+ONLY="outage,handover,heal,loss,steady,scale"
+QUICK=0
+OUT=""
+BIN=""
+LOSS_SECS=120
+LOSS_LEVELS="5,10"
+STEADY_SECS=60
+STEADY_RUNS=1
+HEAL_MAX=20  # seconds to watch for convergence after a heal
+ISO_HOLD=5   # seconds the partition lasts after the standby's claim (> its 5 announcement rounds)
+STABLE_MS=3000 # a heal has converged when its end state held this long
+EXTRA=()     # extra floatip flags for every daemon
+
+VIP=192.0.2.50 # outage, handover, heal, loss
+PORT=7007
+SCALE_NET=198.51.100 # steady and scale VIPs: 198.51.100.1 ... .V
+HELD_RE='VIP is held'
+CLAIM_RE='claimed VIP'
+PREFIX="fipbench-$$"
+LABS=() # every lab prefix this run may create, for the exit trap
+BG=()   # background subshells we started
+
+usage() {
+	awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
+	exit 2
+}
+
+parse_args() {
+	while (($# > 0)); do
+		case "$1" in
+		-n | --n) RUNS="${2:-}" RUNS_SET=1 && shift ;;
+		-only | --only) ONLY="${2:-}" && shift ;;
+		-quick | --quick) QUICK=1 ;;
+		-out | --out) OUT="${2:-}" && shift ;;
+		-bin | --bin) BIN="${2:-}" && shift ;;
+		-loss-secs | --loss-secs) LOSS_SECS="${2:-}" && shift ;;
+		-loss-levels | --loss-levels) LOSS_LEVELS="${2:-}" && shift ;;
+		-steady-secs | --steady-secs) STEADY_SECS="${2:-}" && shift ;;
+		-steady-runs | --steady-runs) STEADY_RUNS="${2:-}" && shift ;;
+		-heal-max | --heal-max) HEAL_MAX="${2:-}" && shift ;;
+		--)
+			shift
+			EXTRA=("$@")
+			break
+			;;
+		*) usage ;;
+		esac
+		shift
+	done
+	if ((QUICK)); then
+		((RUNS_SET)) || RUNS=3
+		LOSS_SECS=15 STEADY_SECS=8 HEAL_MAX=10 STABLE_MS=2000
+	fi
+	local v
+	for v in RUNS LOSS_SECS STEADY_SECS STEADY_RUNS HEAL_MAX; do
+		if [[ ! "${!v}" =~ ^[0-9]{1,4}$ ]] || ((${!v} < 1)); then die "$v must be a number >= 1"; fi
+	done
+	((RUNS <= 100 && LOSS_SECS <= 3600 && STEADY_SECS <= 3600 && HEAL_MAX <= 300)) || die "a setting is too large"
+	[[ "$LOSS_LEVELS" =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]] || die "-loss-levels takes percentages like 5,10"
+	local m
+	for m in ${ONLY//,/ }; do
+		[[ "$m" =~ ^(outage|handover|heal|loss|steady|scale)$ ]] || die "unknown measurement '$m'"
+	done
+	[[ $EUID -eq 0 ]] || die "needs root (network namespaces)"
+}
+
+# --- small helpers ----------------------------------------------------------
+
+die() {
+	echo "bench.sh: $*" >&2
+	exit 1
+}
+
+say() { echo "bench: $*" >&2; }
+
+wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# tick sets NOW to the wall clock in milliseconds (no fork).
+tick() {
+	local t="${EPOCHREALTIME//[!0-9]/}"
+	NOW=$((t / 1000))
+}
+
+# raw LINE...: one line of raw figures into runs.log.
+raw() { echo "$*" >>"$OUT/runs.log"; }
+
+# median V...: the median of numbers; "inf" stands for "did not happen in time".
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+		END {
+			if (NR == 0) { print "n/a"; exit }
+			if (NR % 2) { print a[(NR + 1) / 2]; exit }
+			x = a[NR / 2]; y = a[NR / 2 + 1]
+			if (x == "inf" || y == "inf") print "inf"; else printf "%g\n", (x + y) / 2
+		}'
+}
+
+# fmt FORMAT NUMBER: printf through awk (any locale).
+fmt() { awk -v f="$1" -v x="$2" 'BEGIN { printf f, x }'; }
+
+# count_of WORD V...: how many of V are WORD.
+count_of() {
+	local w="$1" n=0 v
+	shift
+	for v in "$@"; do [[ "$v" != "$w" ]] || n=$((n + 1)); done
+	echo "$n"
+}
+
+# wait_until SECONDS CMD...: run CMD every 20 ms until it succeeds (bounded).
+wait_until() {
+	local deadline
+	tick
+	deadline=$((NOW + $1 * 1000))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		tick
+		((NOW < deadline)) || return 1
+		sleep 0.02
+	done
+}
+
+# json_field KEY FILE: a number or string field of udpecho's JSON summary.
+json_field() {
+	local v
+	v="$(grep -oE "\"$1\":(\"[^\"]*\"|[0-9.]+)" "$2" | head -n 1 | cut -d: -f2)" || true
+	v="${v//\"/}"
+	echo "${v:-?}"
+}
+
+# json_changes FILE: how many times the responder changed.
+json_changes() { grep -o '"from":' "$1" | wc -l; }
+
+# --- the lab ----------------------------------------------------------------
+
+# lab CMD...: lab.sh on the current lab ($LAB) with our binary.
+lab() { FLOATIP_LAB="$LAB" FLOATIP_BIN="$BIN" bash "$HERE/lab.sh" "$@"; }
+ns() { echo "$LAB-$1"; }
+state_dir() { echo "${TMPDIR:-/tmp}/$LAB.lab"; }
+lab_name() { echo "$PREFIX-$1"; }
+
+# lab_new NAME HOSTS: a fresh lab $PREFIX-NAME (made current) with HOSTS hosts.
+lab_new() {
+	LAB="$(lab_name "$1")"
+	lab down >/dev/null 2>&1 || true
+	lab up "$2" >/dev/null
+}
+
+# lab_done TAG: keep the daemons' logs as logs/TAG-*.log, tear the lab down.
+lab_done() {
+	local f
+	mkdir -p "$OUT/logs"
+	for f in "$(state_dir)"/*.log; do
+		[[ -f "$f" ]] && cp -- "$f" "$OUT/logs/$1-$(basename "$f")"
+	done
+	lab down >/dev/null 2>&1 || true
+}
+
+# holds HOST VIP: HOST has VIP/32 on eth0.
+holds() {
+	local a
+	a="$(ip -n "$(ns "$1")" -4 -o addr show dev eth0 2>/dev/null)" || return 1
+	[[ "$a" == *" $2/32 "* ]]
+}
+
+# holds_all HOST VIP...: HOST has every one of them.
+holds_all() {
+	local a v
+	a="$(ip -n "$(ns "$1")" -4 -o addr show dev eth0 2>/dev/null)" || return 1
+	shift
+	for v in "$@"; do [[ "$a" == *" $v/32 "* ]] || return 1; done
+}
+
+# log_count HOST REGEX [FROM-LINE]: matching lines of HOST's daemon log.
+log_count() {
+	local f
+	f="$(state_dir)/$1.log"
+	[[ -f "$f" ]] || {
+		echo 0
+		return
+	}
+	tail -n "+${3:-1}" "$f" | grep -cE -- "$2" || true
+}
+log_lines() { wc -l <"$(state_dir)/$1.log"; }
+log_has_n() { (($(log_count "$1" "$2") >= $3)); }
+
+# client_mac: the client's neighbour entry for $VIP (MAC or "none").
+client_mac() {
+	local out
+	out="$(ip -n "$(ns c)" neigh show "$VIP" dev eth0 2>/dev/null)" || true
+	if [[ "$out" =~ lladdr\ ([0-9a-f:]+) ]]; then echo "${BASH_REMATCH[1]}"; else echo none; fi
+}
+mac_of() { printf '02:00:00:00:00:%02x' "${1#h}"; }
+
+# start_servers HOST...: a udpecho server on $VIP in each host.
+start_servers() {
+	local h
+	for h in "$@"; do
+		ip netns exec "$(ns "$h")" "$UDPECHO" serve -listen "$VIP:$PORT" -name "$h" >/dev/null 2>&1 &
+	done
+}
+
+# pair_up: a 2-host lab "$1" with servers, floatip on h1 (priority 200, the
+# holder) and on h2 (default priority, the standby), both with flags "${@:2}".
+# Returns 1 (with a message) if the pair did not form within 10 s.
+pair_up() {
+	local name="$1"
+	shift
+	lab_new "$name" 2
+	start_servers h1 h2
+	lab start h1 -- -i eth0 --priority 200 "${EXTRA[@]}" "$@" "$VIP" >/dev/null
+	if ! wait_until 10 holds h1 "$VIP"; then
+		PAIR_ERR="h1 did not take the VIP within 10 s"
+		return 1
+	fi
+	lab start h2 -- -i eth0 "${EXTRA[@]}" "$@" "$VIP" >/dev/null
+	if ! wait_until 10 log_has_n h2 "$HELD_RE" 1; then
+		PAIR_ERR="h2 did not log '$HELD_RE' within 10 s"
+		return 1
+	fi
+}
+
+# start_client DURATION OUTFILE [LIVEFILE]: a client in the background, one
+# request to $VIP every 10 ms; sets CLIENT_PID.
+start_client() {
+	ip netns exec "$(ns c)" "$UDPECHO" client -target "$VIP:$PORT" -every 10ms \
+		-duration "$1" -json -live >"$2" 2>"${3:-/dev/null}" </dev/null &
+	CLIENT_PID=$!
+}
+
+# stop_client PID: SIGTERM (the summary is still printed) and wait for it.
+stop_client() {
+	local i
+	kill -s TERM "$1" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.05
+	done
+	wait "$1" 2>/dev/null || true
+}
+
+# --- nftables counters on the bridge ------------------------------------------
+#
+# The bridge namespace sees every frame that enters the LAN exactly once, at
+# the bridge's prerouting hook (after the lab's netdev loss rules, before
+# flooding): unicast between two hosts included, which a capture in the
+# client namespace would never see (the bridge forwards a unicast frame only
+# to the port of its destination MAC).
+
+# counters_setup HOSTS: per host port, ARP frames by broadcast/unicast and by
+# probe (sender IP 0.0.0.0) or not.
+counters_setup() {
+	local i p rules=""
+	for ((i = 1; i <= $1; i++)); do
+		p="h$i"
+		rules+="add rule bridge bench pre iifname \"$p\" ether type arp ether daddr ff:ff:ff:ff:ff:ff arp saddr ip 0.0.0.0 counter comment \"$p:bcast:probe\""$'\n'
+		rules+="add rule bridge bench pre iifname \"$p\" ether type arp ether daddr ff:ff:ff:ff:ff:ff arp saddr ip != 0.0.0.0 counter comment \"$p:bcast:other\""$'\n'
+		rules+="add rule bridge bench pre iifname \"$p\" ether type arp ether daddr != ff:ff:ff:ff:ff:ff arp saddr ip 0.0.0.0 counter comment \"$p:ucast:probe\""$'\n'
+		rules+="add rule bridge bench pre iifname \"$p\" ether type arp ether daddr != ff:ff:ff:ff:ff:ff arp saddr ip != 0.0.0.0 counter comment \"$p:ucast:other\""$'\n'
+	done
+	ip netns exec "$(ns br)" nft -f - <<-EOF
+		add table bridge bench
+		add chain bridge bench pre { type filter hook prerouting priority -300; policy accept; }
+		$rules
+	EOF
+}
+
+# counters_read: "NAME PACKETS" lines (NAME is host:bcast|ucast:probe|other).
+counters_read() {
+	ip netns exec "$(ns br)" nft list table bridge bench |
+		sed -nE 's/.*counter packets ([0-9]+) bytes [0-9]+ comment "([^"]+)".*/\2 \1/p'
+}
+
+# counters_sum FILE-BEFORE FILE-AFTER PATTERN: packets matching the awk regex.
+counters_sum() {
+	awk -v pat="$3" 'NR == FNR { b[$1] = $2; next } $1 ~ pat { s += $2 - b[$1] } END { print s + 0 }' "$1" "$2"
+}
+
+# --- process figures ----------------------------------------------------------
+
+# cpu_ticks PID: utime + stime of the whole process (clock ticks).
+cpu_ticks() {
+	local s
+	s="$(<"/proc/$1/stat")"
+	s="${s##*) }"
+	local -a f
+	read -ra f <<<"$s"
+	echo $((f[11] + f[12]))
+}
+
+# vm_kb PID FIELD: VmHWM or VmRSS in kB.
+vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+daemon_pid() { cat "$(state_dir)/$1.pid"; }
+
+# --- 1 and 2: outage when the holder dies or hands over -----------------------
+
+# outage_run KIND TAG FLAGS...: one run; KIND cut (link cut) or term (SIGTERM).
+# Sets RUN_RESULT to the client's longest gap in ms, or "inf" on failure.
+outage_run() {
+	local kind="$1" tag="$2" json gap last ok=1
+	shift 2
+	json="$OUT/tmp/$tag.json"
+	RUN_RESULT=inf
+	if ! pair_up o "$@"; then
+		raw "$tag: setup failed: $PAIR_ERR"
+		lab_done "$tag"
+		return
+	fi
+	local live="$OUT/tmp/$tag.live"
+	start_client 20s "$json" "$live"
+	# A random moment, so the event is not phase-locked to the probes.
+	sleep "$(printf '1.%03d' $((500 + RANDOM % 1000)))"
+	if [[ "$kind" == cut ]]; then lab cut h1 >/dev/null; else lab stop h1 TERM >/dev/null; fi
+	# Until h2 answers (at most 15 s), then 0.5 s more for any flap back.
+	wait_until 15 grep -q "responder changed: h1 -> h2" "$live" || true
+	sleep 0.5
+	stop_client "$CLIENT_PID"
+	gap="$(json_field longest_gap_ms "$json")"
+	last="$(json_field last_responder "$json")"
+	holds h2 "$VIP" || ok=0
+	[[ "$last" == h2 ]] || ok=0
+	if ((ok)) && [[ "$gap" =~ ^[0-9]+$ ]]; then RUN_RESULT="$gap"; fi
+	raw "$tag: longest_gap_ms=$gap last_responder=$last h2_holds=$(holds h2 "$VIP" && echo yes || echo no)" \
+		"claims_h2=$(log_count h2 "$CLAIM_RE") summary=$(tr -d '\n' <"$json")"
+	lab_done "$tag"
+}
+
+# outage_series KEY KIND LABEL TARGET FLAGS...: RUNS runs, one table row.
+outage_series() {
+	local key="$1" kind="$2" label="$3" target="$4" r
+	shift 4
+	local -a vals=()
+	say "$key: $RUNS runs ($label)"
+	for ((r = 1; r <= RUNS; r++)); do
+		outage_run "$kind" "$key-r$r" "$@"
+		vals+=("$RUN_RESULT")
+		say "  $key run $r: $RUN_RESULT ms"
+	done
+	local med
+	med="$(median "${vals[@]}")"
+	row_ms "$label" "$med" "$target" "${vals[*]}" "$(count_of inf "${vals[@]}")"
+}
+
+measure_outage() {
+	outage_series outage-cut cut "Holder death (link cut), defaults" 800
+	outage_series outage-cut-20ms cut "Holder death (link cut), --interval 20ms" 100 --interval 20ms
+}
+
+measure_handover() {
+	outage_series handover term "Graceful handover (SIGTERM), defaults" 100
+}
+
+# --- 3: partition heal ----------------------------------------------------------
+
+# heal_watch: poll every ~10 ms from the heal (HEAL_T0) for at most HEAL_MAX
+# s: who holds the VIP, where the client's ARP entry points. Stops once one
+# holder with the client pointing at it has lasted STABLE_MS. Sets
+# HEAL_SINGLE and HEAL_CLIENT (ms after the heal when the final state began,
+# "inf" if not reached), HEAL_SURVIVOR, HEAL_STEPS (state changes).
+heal_watch() {
+	local trace="$1" a1 a2 mac holder st prev="" t deadline
+	local single_since=-1 conv_since=-1 polls=0 began left
+	HEAL_STEPS=0 HEAL_SURVIVOR=none
+	deadline=$((HEAL_T0 + HEAL_MAX * 1000))
+	while :; do
+		tick
+		t=$((NOW - HEAL_T0))
+		a1=0 a2=0
+		if holds h1 "$VIP"; then a1=1; fi
+		if holds h2 "$VIP"; then a2=1; fi
+		mac="$(client_mac)"
+		polls=$((polls + 1))
+		st="h1=$a1 h2=$a2 client->$mac"
+		if [[ "$st" != "$prev" ]]; then
+			echo "+${t} ms $st" >>"$trace"
+			[[ -z "$prev" ]] || HEAL_STEPS=$((HEAL_STEPS + 1))
+			prev="$st"
+		fi
+		holder=""
+		if ((a1 + a2 == 1)); then
+			if ((a1)); then holder=h1; else holder=h2; fi
+			((single_since >= 0)) || single_since=$t
+		else
+			single_since=-1
+		fi
+		if [[ -n "$holder" && "$mac" == "$(mac_of "$holder")" ]]; then
+			((conv_since >= 0)) || conv_since=$t
+		else
+			conv_since=-1
+		fi
+		((conv_since < 0 || t - conv_since < STABLE_MS)) || break
+		((NOW < deadline)) || break
+		# The next poll 10 ms after this one began (the polls themselves take
+		# several ms: three "ip" commands).
+		began=$NOW
+		tick
+		left=$((began + 10 - NOW))
+		((left <= 0)) || sleep "0.$(printf '%03d' "$left")"
+	done
+	echo "polls=$polls over ${t} ms (one every $((t / (polls > 1 ? polls - 1 : 1))) ms)" >>"$trace"
+	HEAL_SURVIVOR="${holder:-none}"
+	if ((single_since >= 0)); then HEAL_SINGLE=$single_since; else HEAL_SINGLE=inf; fi
+	if ((conv_since >= 0)); then HEAL_CLIENT=$conv_since; else HEAL_CLIENT=inf; fi
+}
+
+# heal_run TAG: isolate the holder h1 (carrier stays up: it keeps the VIP),
+# let h2 take over and finish its announcements, then heal and watch.
+# Client A runs until just before the heal, client B from just before it:
+# B's longest gap is the second outage. Sets HR_* results.
+heal_run() {
+	local tag="$1" ja="$OUT/tmp/$1-a.json" jb="$OUT/tmp/$1-b.json" trace="$OUT/tmp/$1-trace" t_iso pre
+	HR_SINGLE=inf HR_CLIENT=inf HR_GAP2=inf HR_GAP1=inf HR_FLIPS=inf HR_NOTE=""
+	: >"$trace"
+	if ! pair_up h; then
+		raw "$tag: setup failed: $PAIR_ERR"
+		HR_NOTE="setup failed"
+		lab_done "$tag"
+		return
+	fi
+	start_client 120s "$ja" "$OUT/tmp/$tag-a.live"
+	local a_pid=$CLIENT_PID
+	sleep 1.5
+	tick
+	t_iso=$NOW
+	lab isolate h1 >/dev/null
+	if ! wait_until 10 holds h2 "$VIP"; then
+		stop_client "$a_pid"
+		HR_NOTE="h2 did not claim within 10 s of the isolation"
+		raw "$tag: $HR_NOTE"
+		lab unisolate h1 >/dev/null
+		lab_done "$tag"
+		return
+	fi
+	tick
+	echo "isolation: h2 claimed after $((NOW - t_iso)) ms" >>"$trace"
+	sleep "$ISO_HOLD"
+	pre="h1=$(holds h1 "$VIP" && echo 1 || echo 0) h2=$(holds h2 "$VIP" && echo 1 || echo 0) client->$(client_mac)"
+	echo "before heal: $pre" >>"$trace"
+	stop_client "$a_pid"
+	start_client "$((HEAL_MAX + 10))s" "$jb" "$OUT/tmp/$tag-b.live"
+	local b_pid=$CLIENT_PID
+	sleep 0.5
+	tick
+	HEAL_T0=$NOW
+	lab unisolate h1 >/dev/null
+	tick
+	echo "unisolate took $((NOW - HEAL_T0)) ms (the clock starts before it)" >>"$trace"
+	heal_watch "$trace"
+	sleep 0.5
+	stop_client "$b_pid"
+	HR_SINGLE=$HEAL_SINGLE HR_CLIENT=$HEAL_CLIENT
+	HR_GAP1="$(json_field longest_gap_ms "$ja")"
+	HR_GAP2="$(json_field longest_gap_ms "$jb")"
+	[[ "$HR_GAP1" =~ ^[0-9]+$ ]] || HR_GAP1=inf
+	[[ "$HR_GAP2" =~ ^[0-9]+$ ]] || HR_GAP2=inf
+	HR_FLIPS="$(json_changes "$jb")"
+	[[ "$pre" == "h1=1 h2=1 "* ]] || HR_NOTE="no split brain formed ($pre)"
+	raw "$tag: heal_to_single_ms=$HR_SINGLE heal_to_client_ms=$HR_CLIENT survivor=$HEAL_SURVIVOR" \
+		"steps=$HEAL_STEPS second_outage_ms=$HR_GAP2 isolation_outage_ms=$HR_GAP1" \
+		"client_b_changes=$HR_FLIPS note='$HR_NOTE'"
+	sed 's/^/    /' "$trace" >>"$OUT/runs.log"
+	raw "    client B: $(tr -d '\n' <"$jb")"
+	if [[ -s "$OUT/tmp/$tag-b.live" ]]; then sed 's/^/    B live: /' "$OUT/tmp/$tag-b.live" >>"$OUT/runs.log"; fi
+	raw "    h1 after heal: $(grep -cE 'split brain|conflict' "$(state_dir)/h1.log" || true) split-brain/conflict lines," \
+		"h2: $(grep -cE 'split brain|conflict' "$(state_dir)/h2.log" || true)"
+	lab_done "$tag"
+}
+
+measure_heal() {
+	local r
+	local -a single=() client=() gap2=() gap1=() flips=() notes=()
+	say "heal: $RUNS runs (isolate h1 for ${ISO_HOLD} s after h2's claim, then heal; watch up to ${HEAL_MAX} s)"
+	for ((r = 1; r <= RUNS; r++)); do
+		heal_run "heal-r$r"
+		single+=("$HR_SINGLE") client+=("$HR_CLIENT") gap2+=("$HR_GAP2") gap1+=("$HR_GAP1") flips+=("$HR_FLIPS")
+		[[ -z "$HR_NOTE" ]] || notes+=("run $r: $HR_NOTE")
+		say "  heal run $r: single holder +$HR_SINGLE ms, client on it +$HR_CLIENT ms, second outage $HR_GAP2 ms ${HR_NOTE:+($HR_NOTE)}"
+	done
+	row_ms "Partition heal: heal to a single holder" "$(median "${single[@]}")" "" "${single[*]}" "$(count_of inf "${single[@]}")" "$HEAL_MAX"
+	row_ms "Partition heal: heal to the client on that holder" "$(median "${client[@]}")" "" "${client[*]}" "$(count_of inf "${client[@]}")" "$HEAL_MAX"
+	row_ms "Partition heal: second outage (longest gap after the heal; > 50 ms is an outage)" "$(median "${gap2[@]}")" 50 "${gap2[*]}" "$(count_of inf "${gap2[@]}")"
+	row "Partition heal: changes of the answering host seen by the client after the heal" \
+		"$(median "${flips[@]}")" "${flips[*]//inf/✗}" "" "–"
+	row_ms "Partition start: outage until the standby took over" "$(median "${gap1[@]}")" "" "${gap1[*]}" 0
+	if ((${#notes[@]} > 0)); then NOTES+=("heal: ${notes[*]}"); fi
+}
+
+# --- 4: false takeovers under loss ----------------------------------------------
+
+# loss_run PCT SLOT RESULTFILE: lab $PREFIX-lSLOT, PCT% loss both ways on
+# h2's port for LOSS_SECS, a client on the VIP all along. Runs in a subshell.
+loss_run() {
+	local pct="$1" slot="$2" res="$3" json mon mon_pid from h1from claims appear
+	json="$OUT/tmp/loss-$pct.json"
+	mon="$OUT/tmp/loss-$pct.addr"
+	if ! pair_up "l$slot"; then
+		echo "fail fail fail fail setup:$PAIR_ERR" >"$res"
+		lab_done "loss-$pct"
+		return
+	fi
+	# Every address the standby gains or loses, timestamped.
+	ip -n "$(ns h2)" -ts monitor address >"$mon" 2>/dev/null &
+	mon_pid=$!
+	from=$(($(log_lines h2) + 1))
+	h1from=$(($(log_lines h1) + 1))
+	lab loss h2 "$pct" >/dev/null
+	start_client "${LOSS_SECS}s" "$json"
+	wait "$CLIENT_PID" || true
+	lab loss h2 0 >/dev/null
+	kill -s TERM "$mon_pid" 2>/dev/null || true
+	wait "$mon_pid" 2>/dev/null || true
+	claims="$(log_count h2 "$CLAIM_RE" "$from")"
+	appear="$(grep -v Deleted "$mon" | grep -cF " $VIP/32" || true)"
+	echo "$claims $appear $(json_field longest_gap_ms "$json") $(json_changes "$json")" \
+		"h1_split_brain_lines=$(log_count h1 'split brain|conflict' "$h1from")" \
+		"h1_released=$(log_count h1 'released VIP' "$h1from")" \
+		"h2_claims_aborted=$(log_count h2 'claim aborted' "$from")" >"$res"
+	if [[ -s "$mon" ]]; then sed "s/^/    loss-$pct h2 address event: /" "$mon" >"$res.events"; fi
+	lab_done "loss-$pct"
+}
+
+# loss_batch PCT...: at most two loss runs at once (one lab each), bounded.
+loss_batch() {
+	local pct pid deadline slot=0
+	local -a pids=()
+	for pct in "$@"; do
+		slot=$((slot + 1))
+		loss_run "$pct" "$slot" "$OUT/tmp/loss-$pct.res" >"$OUT/tmp/loss-$pct.out" 2>&1 &
+		pids+=("$!")
+		BG+=("$!")
+	done
+	tick
+	deadline=$((NOW + (LOSS_SECS + 60) * 1000))
+	for pid in "${pids[@]}"; do
+		while kill -0 "$pid" 2>/dev/null; do
+			tick
+			if ((NOW > deadline)); then
+				kill -s TERM "$pid" 2>/dev/null || true
+				break
+			fi
+			sleep 0.5
+		done
+		wait "$pid" 2>/dev/null || true
+	done
+}
+
+measure_loss() {
+	local -a levels
+	IFS=, read -ra levels <<<"$LOSS_LEVELS"
+	local i pct
+	say "loss: ${LOSS_LEVELS//,/% and }% loss both ways on h2's link, ${LOSS_SECS} s each, two labs at a time"
+	for ((i = 0; i < ${#levels[@]}; i += 2)); do
+		loss_batch "${levels[@]:i:2}"
+	done
+	for pct in "${levels[@]}"; do
+		local claims="?" appear="?" gap="?" changes="?" rest=""
+		if [[ -s "$OUT/tmp/loss-$pct.res" ]]; then
+			read -r claims appear gap changes rest <"$OUT/tmp/loss-$pct.res"
+		else
+			rest="no result: $(tail -n 3 "$OUT/tmp/loss-$pct.out" | tr '\n' ' ')"
+		fi
+		raw "loss-$pct: seconds=$LOSS_SECS claims_by_standby=$claims vip_appearances_on_standby=$appear" \
+			"client_longest_gap_ms=$gap client_responder_changes=$changes $rest"
+		if [[ -s "$OUT/tmp/loss-$pct.res.events" ]]; then cat "$OUT/tmp/loss-$pct.res.events" >>"$OUT/runs.log"; fi
+		say "  loss $pct%: $claims claims, $appear VIP appearances on h2, client longest gap $gap ms"
+		local target="" met="–"
+		if ((pct == 5)); then
+			target="0"
+			if [[ "$claims" == 0 && "$appear" == 0 ]]; then met="yes"; elif [[ "$claims" =~ ^[0-9]+$ ]]; then met="**no**"; fi
+		fi
+		row "False takeovers, ${pct}% loss both ways on the standby, ${LOSS_SECS} s" \
+			"$claims claims, $appear VIP appearances" \
+			"one window; client: longest gap $gap ms, $changes responder changes" "$target" "$met"
+	done
+}
+
+# --- 5 and 6: steady-state cost ---------------------------------------------------
+
+# steady_run HOSTS VIPS: h1 (priority 200) holds VIPS VIPs, HOSTS-1 standbys.
+# Appends a row to the scale table; the 2x1 setup also to the main table.
+steady_run() {
+	local hosts="$1" nv="$2" tag="steady-$1x$2" i k w settle_until secs="$STEADY_SECS"
+	local -a vips=() pids=() names=()
+	for ((k = 1; k <= nv; k++)); do vips+=("$SCALE_NET.$k"); done
+	say "steady: $hosts hosts, $nv VIP(s): ${STEADY_RUNS} window(s) of ${secs} s"
+	lab_new s "$hosts"
+	counters_setup "$hosts"
+	lab start h1 -- -i eth0 --priority 200 "${EXTRA[@]}" "${vips[@]}" >/dev/null
+	if ! wait_until 20 holds_all h1 "${vips[@]}"; then
+		raw "$tag: h1 did not hold all $nv VIPs within 20 s"
+		FIG["$hosts x $nv"]="$mbc $muc $mch ${mcs/–/0} $hwm"
+	SCALE_ROWS+=("| $hosts | $nv | setup failed: h1 did not hold all VIPs | | | | | |")
+		lab_done "$tag"
+		return
+	fi
+	tick
+	# Past the claim's announcement rounds (at 0, 1.1, ... 4.4 s by default).
+	settle_until=$((NOW + 5000))
+	for ((i = 2; i <= hosts; i++)); do
+		lab start "h$i" -- -i eth0 "${EXTRA[@]}" "${vips[@]}" >/dev/null
+	done
+	for ((i = 2; i <= hosts; i++)); do
+		wait_until 20 log_has_n "h$i" "$HELD_RE" "$nv" || raw "$tag: h$i did not log '$HELD_RE' $nv times within 20 s"
+	done
+	tick
+	if ((NOW < settle_until)); then sleep "$(printf '%d.%03d' $(((settle_until - NOW) / 1000)) $(((settle_until - NOW) % 1000)))"; fi
+	for ((i = 1; i <= hosts; i++)); do
+		names+=("h$i")
+		pids+=("$(daemon_pid "h$i")")
+	done
+
+	local -a bc=() uc=() cpu_h=() cpu_s=()
+	local before="$OUT/tmp/$tag.c0" after="$OUT/tmp/$tag.c1" b u p
+	for ((w = 1; w <= STEADY_RUNS; w++)); do
+		local -a t0=() t1=()
+		counters_read >"$before"
+		for p in "${pids[@]}"; do t0+=("$(cpu_ticks "$p")"); done
+		sleep "$secs"
+		counters_read >"$after"
+		for p in "${pids[@]}"; do t1+=("$(cpu_ticks "$p")"); done
+		b="$(counters_sum "$before" "$after" ':bcast:')"
+		u="$(counters_sum "$before" "$after" ':ucast:')"
+		# per VIP per second, and CPU as a percentage of one core
+		bc+=("$(awk -v n="$b" -v s="$secs" -v v="$nv" 'BEGIN { printf "%.2f", n / s / v }')")
+		uc+=("$(awk -v n="$u" -v s="$secs" -v v="$nv" 'BEGIN { printf "%.2f", n / s / v }')")
+		local line="$tag window $w: ${secs} s, ARP broadcast $b, unicast $u;" sb=""
+		for ((i = 0; i < hosts; i++)); do
+			local ms=$(((t1[i] - t0[i]) * 1000 / CLK_TCK))
+			local pct
+			pct="$(awk -v ms="$ms" -v s="$secs" 'BEGIN { printf "%.3f", ms / 10 / s }')"
+			if ((i == 0)); then cpu_h+=("$pct"); else sb+="$pct "; fi
+			line+=" ${names[i]} cpu ${ms} ms"
+			line+=" (bcast $(counters_sum "$before" "$after" "^${names[i]}:bcast:"), probes $(counters_sum "$before" "$after" "^${names[i]}:bcast:probe"), ucast $(counters_sum "$before" "$after" "^${names[i]}:ucast:"))"
+		done
+		# shellcheck disable=SC2086 # word splitting of the list is intended
+		if ((hosts > 1)); then cpu_s+=("$(median $sb)"); fi
+		raw "$line"
+	done
+	local hwm=0 kb
+	local rss_line="$tag peak RSS (VmHWM kB):"
+	for ((i = 0; i < hosts; i++)); do
+		kb="$(vm_kb "${pids[i]}" VmHWM)"
+		rss_line+=" ${names[i]} $kb"
+		((kb <= hwm)) || hwm=$kb
+	done
+	raw "$rss_line"
+	local others=0
+	for ((i = 2; i <= hosts; i++)); do others=$((others + $(log_count "h$i" "$CLAIM_RE"))); done
+	raw "$tag claim lines since the start: h1 $(log_count h1 "$CLAIM_RE"), the standbys $others (expected: $nv and 0)"
+	local mbc muc mch mcs="–" rss_mb
+	mbc="$(fmt "%.2f" "$(median "${bc[@]}")")" muc="$(fmt "%.2f" "$(median "${uc[@]}")")"
+	mch="$(fmt "%.3f" "$(median "${cpu_h[@]}")")"
+	((hosts == 1)) || mcs="$(fmt "%.3f" "$(median "${cpu_s[@]}")")"
+	rss_mb="$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')"
+	FIG["$hosts x $nv"]="$mbc $muc $mch ${mcs/–/0} $hwm"
+	SCALE_ROWS+=("| $hosts | $nv | $(awk -v x="$mbc" -v v="$nv" 'BEGIN { printf "%.1f", x * v }') | $mbc | $muc | ${mch}% | ${mcs}% | $rss_mb MB |")
+	if ((hosts == 2 && nv == 1)); then
+		local met_b="**no**" met_r="**no**"
+		awk -v x="$mbc" 'BEGIN { exit !(x <= 1) }' && met_b=yes
+		awk -v k="$hwm" 'BEGIN { exit !(k * 1024 < 10e6) }' && met_r=yes
+		row "Steady state: ARP broadcast frames/s per VIP (whole group)" "$mbc" "${bc[*]}" "≤ 1" "$met_b"
+		row "Steady state: ARP unicast frames/s per VIP" "$muc" "${uc[*]}" "" "–"
+		row "Steady state: CPU of the holder / the standby (% of one core)" "${mch}% / ${mcs}%" "${cpu_h[*]} / ${cpu_s[*]}" "" "–"
+		row "Steady state: peak RSS (VmHWM), largest daemon" "$rss_mb MB" "1 × ${secs} s" "< 10 MB" "$met_r"
+	fi
+	lab_done "$tag"
+}
+
+measure_steady() { steady_run 2 1; }
+
+measure_scale() {
+	wanted steady || steady_run 2 1 # the baseline of the growth
+	steady_run 2 10
+	steady_run 2 50
+	steady_run 5 1
+}
+
+measure_size() {
+	local bytes met="**no**"
+	bytes="$(stat -c %s "$BIN")"
+	((bytes >= 5000000)) || met=yes
+	row "Static binary size (CGO_ENABLED=0, -trimpath, -s -w)" \
+		"$(awk -v b="$bytes" 'BEGIN { printf "%.2f MB", b / 1e6 }') ($bytes bytes)" "–" "< 5 MB" "$met"
+	raw "binary: $BIN $bytes bytes${BIN_NOTE:+ ($BIN_NOTE)}"
+}
+
+# --- the table -------------------------------------------------------------------
+
+ROWS=()
+SCALE_ROWS=()
+declare -A FIG=() # "HOSTS x VIPS" -> "bcast/s/VIP ucast/s/VIP cpu-holder% cpu-standby% rss-kB"
+NOTES=()
+
+# row MEASUREMENT MEDIAN RUNS TARGET MET
+row() { ROWS+=("| $1 | $2 | $3 | ${4:-–} | $5 |"); }
+
+# row_ms LABEL MEDIAN TARGET-MS RUNS FAILED [LIMIT-S]: a milliseconds row;
+# "inf" shows as "none in LIMIT s" (or "failed").
+row_ms() {
+	local label="$1" med="$2" target="$3" runs="$4" failed="$5" limit="${6:-}" shown met="–"
+	if [[ "$med" == inf ]]; then
+		if [[ -n "$limit" ]]; then shown="did not converge in $limit s"; else shown="failed"; fi
+	else
+		shown="$med ms"
+	fi
+	if [[ -n "$target" ]]; then
+		if [[ "$med" != inf ]] && awk -v m="$med" -v t="$target" 'BEGIN { exit !(m <= t) }'; then met=yes; else met="**no**"; fi
+	fi
+	runs="${runs//inf/✗}"
+	((failed == 0)) || runs+=" ($failed of $RUNS failed or did not converge)"
+	row "$label" "$shown" "$runs" "${target:+≤ $target ms}" "$met"
+}
+
+# growth_note: what one more VIP costs, from the 2 x 1 and 2 x 50 setups.
+growth_note() {
+	[[ -n "${FIG[2 x 1]:-}" && -n "${FIG[2 x 50]:-}" ]] || return 0
+	echo
+	awk -v a="${FIG[2 x 1]}" -v b="${FIG[2 x 50]}" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		printf "From 1 to 50 VIPs (2 hosts): ARP broadcast %.1f -> %.1f frames/s, unicast %.1f -> %.1f frames/s; ", x[1], y[1] * 50, x[2], y[2] * 50
+		printf "CPU holder %.3f%% -> %.3f%%, standby %.3f%% -> %.3f%% of a core; peak RSS %.1f -> %.1f MB ", x[3], y[3], x[4], y[4], x[5] * 1024 / 1e6, y[5] * 1024 / 1e6
+		printf "(about %.0f kB and %.4f%% CPU per extra VIP on the standby).\n", (y[5] - x[5]) * 1.024 / 49, (y[4] - x[4]) / 49
+	}'
+	echo
+	echo "Frames are counted with nftables counters at the bridge's prerouting hook (bridge namespace): every frame entering the LAN is seen once, including unicast between hosts (a standby's probes to the holder and the holder kernel's replies), which a capture in the client namespace would miss."
+}
+
+print_table() {
+	{
+		echo "floatip benchmark, $(date -u +%Y-%m-%dT%H:%MZ), floatip built from $SOURCE, kernel $(uname -r), $(nproc) CPUs; runs per figure: $RUNS${EXTRA[*]:+, extra flags: ${EXTRA[*]}}"
+		echo
+		echo "| Measurement | Median | Runs | Target | Met |"
+		echo "|---|---|---|---|---|"
+		printf '%s\n' "${ROWS[@]}"
+		if ((${#SCALE_ROWS[@]} > 0)); then
+			echo
+			echo "Steady state by size (one holder, priority 200; the others standbys; ${STEADY_SECS} s windows; CPU in % of one core, the standbys' median; ARP frames counted on the bridge):"
+			echo
+			echo "| Hosts | VIPs | ARP broadcast/s (all VIPs) | broadcast/s per VIP | unicast/s per VIP | CPU holder | CPU standby | peak RSS (max) |"
+			echo "|---|---|---|---|---|---|---|---|"
+			printf '%s\n' "${SCALE_ROWS[@]}"
+			growth_note
+		fi
+		if ((${#NOTES[@]} > 0)); then
+			echo
+			printf -- '- %s\n' "${NOTES[@]}"
+		fi
+	} | tee "$OUT/results.md"
+}
+
+# --- setup and teardown ------------------------------------------------------------
+
+cleanup() {
+	local pid p
+	for pid in "${BG[@]}"; do
+		kill -s TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${BG[@]}"; do wait "$pid" 2>/dev/null || true; done
+	for p in "${LABS[@]}"; do
+		FLOATIP_LAB="$p" bash "$HERE/lab.sh" down >/dev/null 2>&1 || echo "bench.sh: could not tear down lab $p" >&2
+	done
+}
+
+build() {
+	mkdir -p "$OUT/bin" "$OUT/tmp" "$OUT/logs"
+	if [[ -z "$(command -v go)" && -x /usr/local/go/bin/go ]]; then PATH="$PATH:/usr/local/go/bin"; fi
+	# What the binary is built from, taken before the build: the tree may change during a run.
+	local dirty
+	SOURCE="commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+	dirty="$(git -C "$REPO" status --porcelain -- '*.go' go.mod go.sum 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ')"
+	[[ -z "$dirty" ]] || SOURCE+=" + uncommitted changes (${dirty% })"
+	if [[ -n "$BIN" ]]; then
+		[[ -x "$BIN" ]] || die "-bin $BIN is not an executable"
+		cp -- "$BIN" "$OUT/bin/floatip"
+		BIN_NOTE="given with -bin, not built"
+		SOURCE="$BIN (-bin)"
+	else
+		say "building floatip (static, stripped) and udpecho"
+		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$OUT/bin/floatip" .) ||
+			die "floatip does not build"
+		BIN_NOTE=""
+	fi
+	BIN="$OUT/bin/floatip"
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/udpecho" ./lab/udpecho) || die "udpecho does not build"
+	UDPECHO="$OUT/bin/udpecho"
+}
+
+main() {
+	parse_args "$@"
+	if ! command -v ip >/dev/null || ! command -v nft >/dev/null; then die "needs ip and nft (run: lab/lab.sh deps)"; fi
+	OUT="${OUT:-${TMPDIR:-/tmp}/floatip-bench.$(date +%Y%m%d-%H%M%S)}"
+	mkdir -p "$OUT"
+	OUT="$(cd "$OUT" && pwd)"
+	: >"$OUT/runs.log"
+	CLK_TCK="$(getconf CLK_TCK)"
+	local x
+	for x in o h l1 l2 s; do LABS+=("$(lab_name "$x")"); done
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	build
+	raw "floatip bench $(date -u +%FT%TZ) runs=$RUNS only=$ONLY quick=$QUICK loss_secs=$LOSS_SECS steady_secs=$STEADY_SECS steady_runs=$STEADY_RUNS heal_max=$HEAL_MAX extra='${EXTRA[*]}'"
+	raw "floatip built from $SOURCE"
+	raw "floatip sha256 $(sha256sum "$BIN" | cut -c1-16)"
+	tick
+	local start=$NOW
+	local m
+	for m in outage handover heal loss steady scale; do
+		wanted "$m" || continue
+		tick
+		local t=$NOW
+		"measure_$m"
+		tick
+		raw "($m took $(((NOW - t) / 1000)) s)"
+	done
+	measure_size
+	tick
+	say "done in $(((NOW - start) / 1000)) s; raw figures: $OUT/runs.log, daemon logs: $OUT/logs/"
+	print_table
+}
+
+main "$@"
