@@ -221,3 +221,86 @@ func drain(ch <-chan string) map[string]bool {
 		}
 	}
 }
+
+// TestLabProductionSetup runs the README's production setup on two hosts:
+// configuration only from FLOATIP_* variables (as contrib/floatip.default
+// gives them to the unit, with the VIPs as arguments like its ExecStart), an
+// unprivileged user with just CAP_NET_ADMIN and CAP_NET_RAW (as the unit's
+// AmbientCapabilities), Type=notify with a watchdog, a health check and a
+// hook. The service stops on the holder → the VIP moves, the hook reports it.
+func TestLabProductionSetup(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	bin := l.binary()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // the daemon and its hooks run as nobody
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := func(host, priority string) (*daemon, string, *net.UnixConn) {
+		service := filepath.Join(dir, host+".running") // stands for "pidof haproxy"
+		if err := os.WriteFile(service, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hookLog := filepath.Join(dir, host+".hook")
+		sock := filepath.Join(dir, host+".notify")
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if err := os.Chmod(sock, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", // systemd's default
+			"FLOATIP_INTERFACE=eth0",
+			"FLOATIP_PRIORITY=" + priority,
+			"FLOATIP_REFERENCE=192.0.2.100",
+			"FLOATIP_CHECK=sh -c 'test -f " + service + "'",
+			"FLOATIP_CHECK_INTERVAL=200ms",
+			"FLOATIP_ON_CHANGE=sh -c 'echo \"$FLOATIP_STATE $FLOATIP_VIP\" >> " + hookLog + "'",
+			"NOTIFY_SOCKET=" + sock,
+			"WATCHDOG_USEC=2000000",
+		}
+		args := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw", "env", "-i"}, env...)
+		args = append(args, bin, labVIP)
+		return l.startProcess(host, "floatip", "setpriv", args...), service, conn
+	}
+	h1, service1, notify1 := start("h1", "200")
+	waitActive(t, l, "h1", 5*time.Second)
+	h2, _, _ := start("h2", "100")
+	waitStandby(t, h2, 5*time.Second)
+	for _, d := range []*daemon{h1, h2} {
+		if strings.Contains(d.logs(), "level=ERROR") || strings.Contains(d.logs(), "notification failed") {
+			t.Fatalf("%s logged a failure:\n%s", d.name, d.logs())
+		}
+	}
+	// systemd would see: READY=1, and a STATUS saying h1 holds the VIP.
+	var ready, active bool
+	buf := make([]byte, 4096)
+	_ = notify1.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for !ready || !active {
+		n, err := notify1.Read(buf)
+		if err != nil {
+			t.Fatalf("notify socket: ready=%v, active status=%v: %v", ready, active, err)
+		}
+		ready = ready || strings.Contains(string(buf[:n]), "READY=1")
+		active = active || strings.Contains(string(buf[:n]), "STATUS=192.0.2.50 on eth0: active")
+	}
+
+	os.Remove(service1) // the service on the holder stops
+	waitSoleHolder(t, l, 2, "h2", 3*time.Second)
+	waitFor(t, 3*time.Second, "h2's hook reports active", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "h2.hook"))
+		return strings.Contains(string(b), "active "+labVIP)
+	})
+	if !l.clientPing(labVIP) || l.clientNeighMAC(labVIP) != hostMAC(2) {
+		t.Errorf("client does not reach the VIP at h2")
+	}
+}
