@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
+	"os"
 	"net/netip"
 	"slices"
 	"strings"
@@ -293,6 +295,39 @@ func TestParseListenAddr(t *testing.T) {
 	for _, bad := range []string{"localhost:9810", "127.0.0.1", ":http", ":99999", ""} {
 		if _, err := parseListenAddr(bad); err == nil {
 			t.Errorf("parseListenAddr(%q) accepted", bad)
+		}
+	}
+}
+
+// TestREADMEListsEveryFlag keeps the README's flags table in step with the
+// command line: every flag of run, with its environment variable.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c cli
+	parser, err := newParser(&c, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range parser.Model.Children {
+		if node.Name != "run" {
+			continue
+		}
+		for _, flag := range node.Flags {
+			if flag.Name == "help" || flag.Name == "version" {
+				continue
+			}
+			if !bytes.Contains(readme, []byte("`--"+flag.Name+"`")) {
+				t.Errorf("README.md does not document --%s", flag.Name)
+			}
+			for _, env := range flag.Envs {
+				short := strings.TrimPrefix(env, "FLOATIP")
+				if !bytes.Contains(readme, []byte(env)) && !bytes.Contains(readme, []byte("`"+short+"`")) {
+					t.Errorf("README.md does not mention %s", env)
+				}
+			}
 		}
 	}
 }
