@@ -178,15 +178,21 @@ func (s *arpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
 			}
 			return fmt.Errorf("read ARP on %s: %w", s.name, err)
 		}
-		pkt := new(arp.Packet)
-		if err := pkt.UnmarshalBinary(buf[:n]); err != nil {
-			continue // a malformed frame: arp.ErrInvalidIP, io.ErrUnexpectedEOF
+		if pkt, ok := parseARP(buf[:n]); ok {
+			deliver(arpFrame{pkt: pkt, received: time.Now()})
 		}
-		if !isEthernetIPv4ARP(pkt) {
-			continue
-		}
-		deliver(arpFrame{pkt: pkt, received: time.Now()})
 	}
+}
+
+// parseARP decodes one ARP payload; ok is false for anything but a
+// well-formed Ethernet/IPv4 ARP packet (a malformed frame from the LAN is
+// skipped, never fatal).
+func parseARP(b []byte) (*arp.Packet, bool) {
+	pkt := new(arp.Packet)
+	if err := pkt.UnmarshalBinary(b); err != nil {
+		return nil, false // arp.ErrInvalidIP, io.ErrUnexpectedEOF
+	}
+	return pkt, isEthernetIPv4ARP(pkt)
 }
 
 func isEthernetIPv4ARP(p *arp.Packet) bool {
