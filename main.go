@@ -378,16 +378,14 @@ func (r *runCmd) config() (*config, error) {
 		return nil, errors.New("--hook-timeout and --fence-timeout must be positive")
 	}
 	var check, onUp, onDown, onChange, fence []string
-	for flag, v := range map[string]struct {
-		value string
-		argv  *[]string
-	}{"--check": {r.Check, &check}, "--on-up": {r.OnUp, &onUp}, "--on-down": {r.OnDown, &onDown},
-		"--on-change": {r.OnChange, &onChange}, "--fence": {r.Fence, &fence}} {
-		argv, err := operatorCommand(flag, v.value)
-		if err != nil {
+	for _, c := range []struct {
+		flag, value string
+		argv        *[]string
+	}{{"--check", r.Check, &check}, {"--on-up", r.OnUp, &onUp}, {"--on-down", r.OnDown, &onDown},
+		{"--on-change", r.OnChange, &onChange}, {"--fence", r.Fence, &fence}} {
+		if *c.argv, err = operatorCommand(c.flag, c.value); err != nil {
 			return nil, err
 		}
-		*v.argv = argv
 	}
 	var metricsAddr *net.TCPAddr
 	if r.MetricsListen != "" {

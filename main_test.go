@@ -367,3 +367,21 @@ func FuzzParseARP(f *testing.F) {
 		}
 	})
 }
+
+func TestIsDefaultRoute(t *testing.T) {
+	mustNet := func(s string) *net.IPNet {
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		dst  *net.IPNet
+		want bool
+	}{{nil, true}, {mustNet("0.0.0.0/0"), true}, {mustNet("192.0.2.0/24"), false}, {mustNet("0.0.0.0/8"), false}} {
+		if got := isDefaultRoute(tc.dst); got != tc.want {
+			t.Errorf("isDefaultRoute(%v) = %v, want %v", tc.dst, got, tc.want)
+		}
+	}
+}

@@ -317,6 +317,16 @@ func (r *referenceWatch) saw(f arpFrame) {
 	}
 }
 
+// isDefaultRoute: netlink gives a default route's destination as nil or as
+// 0.0.0.0/0.
+func isDefaultRoute(dst *net.IPNet) bool {
+	if dst == nil {
+		return true
+	}
+	ones, _ := dst.Mask.Size()
+	return ones == 0 && dst.IP.IsUnspecified()
+}
+
 // defaultGateway returns the gateway of the IPv4 default route through
 // ifname, or an invalid address when there is none.
 func defaultGateway(ifname string) (netip.Addr, error) {
@@ -329,8 +339,7 @@ func defaultGateway(ifname string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("list routes of %s: %w", ifname, err)
 	}
 	for _, rt := range routes {
-		isDefault := rt.Dst == nil || (rt.Dst.IP.IsUnspecified() && func() bool { ones, _ := rt.Dst.Mask.Size(); return ones == 0 }())
-		if !isDefault || rt.Gw == nil {
+		if !isDefaultRoute(rt.Dst) || rt.Gw == nil {
 			continue
 		}
 		if gw, ok := netip.AddrFromSlice(rt.Gw.To4()); ok {

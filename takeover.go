@@ -823,6 +823,14 @@ func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bo
 	if err != nil {
 		return nil, fmt.Errorf("list IPv4 addresses: %w", err)
 	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
 	adopt := map[netip.Addr]bool{}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP.To4())
@@ -831,7 +839,10 @@ func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bo
 		}
 		ones, _ := a.Mask.Size()
 		prefix := netip.PrefixFrom(ip, ones)
-		owner := linkName(a.LinkIndex)
+		owner, known := names[a.LinkIndex]
+		if !known {
+			owner = fmt.Sprintf("interface #%d", a.LinkIndex)
+		}
 		for _, vip := range vips {
 			switch {
 			case ip == vip && owner == ifname && ones == 32:
@@ -844,14 +855,6 @@ func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bo
 		}
 	}
 	return adopt, nil
-}
-
-func linkName(index int) string {
-	link, err := netlink.LinkByIndex(index)
-	if err != nil {
-		return fmt.Sprintf("interface #%d", index)
-	}
-	return link.Attrs().Name
 }
 
 // lastAddr is the broadcast address of an IPv4 prefix.
