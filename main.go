@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -485,6 +486,12 @@ func (r *runCmd) run(e *env) error {
 			return fmt.Errorf("--metrics-listen: %w", err)
 		}
 	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// The daemon's work is one loop; a second P only makes the runtime
+		// wake idle threads to look for work on every frame and timer,
+		// which is most of an idle daemon's CPU time (issue 14).
+		runtime.GOMAXPROCS(1)
+	}
 	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
 	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.priority,
 		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
@@ -502,7 +509,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	obs := observers{board, met, hooks}
 
 	port := &arpPort{}
-	d := &ifaceDaemon{ifname: cfg.ifname, log: log, port: port, machines: map[netip.Addr]*vipMachine{}}
+	d := newIfaceDaemon(cfg.ifname, log, port, newGroupView(cfg.machine, port, log))
 	var refs reachability = everReachable{}
 	if !cfg.noReference {
 		d.refs = &referenceWatch{ifname: cfg.ifname, explicit: cfg.references, useGateway: len(cfg.references) == 0,
@@ -520,8 +527,9 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	now := time.Now()
 	for _, vip := range cfg.vips {
 		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs, obs: obs, fence: fence,
-			checked: cfg.check != nil, addr: &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}}
-		d.machines[vip] = newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
+			fenceDone: d.fenceDone, group: d.group, checked: cfg.check != nil,
+			addr: &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}}
+		newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
 	}
 
 	var background sync.WaitGroup
@@ -537,13 +545,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	if cfg.check != nil {
 		check := newHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
 		background.Go(func() {
-			err := check.Run(ctx, func(healthy bool) {
-				ev := evUnhealthy
-				if healthy {
-					ev = evHealthy
-				}
-				d.broadcast(ctx, ev)
-			})
+			err := check.Run(ctx, func(healthy bool) { d.setHealthy(ctx, healthy) })
 			if err != nil {
 				log.Error("health check stopped", "err", err)
 			}

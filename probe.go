@@ -97,7 +97,8 @@ type peer struct {
 	lastSeen   time.Time
 }
 
-// peerTable remembers the floatip nodes probing one VIP.
+// peerTable remembers the floatip nodes heard on the interface (their
+// tagged probes, for any VIP).
 type peerTable map[string]*peer
 
 // observe records a tagged probe from mac.
@@ -129,11 +130,13 @@ func (t peerTable) known(mac net.HardwareAddr) (rank, bool) {
 }
 
 // betterStandby returns a standby that outranks self and was heard within
-// window: while one is alive, self leaves the claim to it.
-func (t peerTable) betterStandby(self rank, now time.Time, window time.Duration) (rank, bool) {
+// window: while one is alive, self leaves the claim to it. The table is the
+// node's, shared by all VIPs: holder is the VIP's own (silent) holder, which
+// is no standby for it.
+func (t peerTable) betterStandby(self rank, holder net.HardwareAddr, now time.Time, window time.Duration) (rank, bool) {
 	var best *peer
 	for _, p := range t {
-		if p.holder || p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) {
+		if p.holder || p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) || macEqual(p.rank.mac, holder) {
 			continue
 		}
 		if best == nil || p.rank.outranks(best.rank) {

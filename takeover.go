@@ -161,29 +161,43 @@ type machineDeps struct {
 	refs   reachability
 	obs    observer
 	fence  fenceFunc // nil: no fencing
+	// fenceDone receives the result of a fencing run started by the
+	// machine; the interface's loop hands it back to onFenceDone.
+	fenceDone chan<- fenceResult
+	// group is the interface's shared view (peers, holders, pacing); a
+	// machine built without one gets a group of its own.
+	group *groupView
 	// checked: a health check gates claims; the node starts unhealthy
 	// until the check has passed.
 	checked bool
 }
 
-// vipMachine runs one VIP: standby → claim → active → release.
+// vipMachine holds the decisions of one VIP: standby → claim → active →
+// release. It owns no goroutine: the interface's loop (ifaceDaemon) calls
+// its handlers, and asks nextWake when it next has something to do.
 type vipMachine struct {
 	vip netip.Addr
 	cfg machineConfig
 	machineDeps
 
-	frames    chan arpFrame
-	events    chan machineEvent
-	fenceDone chan error
-	ctx       context.Context // of Run, for the fencing command
+	ctx  context.Context // of the daemon, for the fencing command
+	slot int             // its place in the group's wakeQueue
 
 	state   vipState
 	healthy bool
 	linkUp  bool
 	added   bool // the address is configured by us and must be removed on exit
 	deb     *debouncer
-	peers   peerTable
 	holder  net.HardwareAddr // the other node last seen holding the VIP
+	// follow is the watch of the holder that checks its liveness for us
+	// (standby with a holder that answers); nil: this machine probes.
+	follow *holderWatch
+	// holderGone: the holder's watch found it silent and did the claim
+	// check for all its VIPs: claim without one of our own.
+	holderGone bool
+	// reconcileWith: a reconcile probe to this node waits for the pacer.
+	reconcileWith net.HardwareAddr
+	reconcileAt   time.Time
 
 	// standby
 	nextProbe          time.Time
@@ -199,8 +213,6 @@ type vipMachine struct {
 	// active
 	announcementsLeft int
 	nextAnnounce      time.Time
-	nextRefresh       time.Time
-	nextSelfCheck     time.Time
 	lastIntroduce     time.Time
 	lastDefense       time.Time // against a holder that is not floatip (RFC 5227)
 	lastWinnerNotice  time.Time // against a floatip node we outrank
@@ -220,18 +232,17 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 	if deps.obs == nil {
 		deps.obs = noObserver{}
 	}
+	if deps.group == nil {
+		deps.group = newGroupView(cfg, deps.arp, deps.log)
+	}
 	deps.log = deps.log.With("vip", vip.String())
 	m := &vipMachine{
 		vip:         vip,
 		cfg:         cfg,
 		machineDeps: deps,
-		frames:      make(chan arpFrame, 256),
-		events:      make(chan machineEvent, 16),
-		fenceDone:   make(chan error, 1),
 		ctx:         context.Background(),
 		healthy:     !deps.checked,
 		deb:         newDebouncer(cfg.interval, cfg.misses, now),
-		peers:       peerTable{},
 	}
 	if adopt {
 		// The VIP/32 is already on the interface, most likely left by a run
@@ -240,55 +251,18 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 		m.state, m.added = stateActive, true
 		m.log.Warn("VIP already configured as /32: adopting it as active (left by an earlier run?)")
 	}
+	deps.group.add(m)
+	if adopt {
+		deps.group.held.add(m, now)
+	}
 	return m
 }
 
-// deliver hands a received frame to the machine without ever blocking the
-// interface's read loop; a machine that falls 256 frames behind loses some.
-func (m *vipMachine) deliver(f arpFrame) {
-	select {
-	case m.frames <- f:
-	default:
-	}
-}
-
-// notify hands an interface event to the machine.
-func (m *vipMachine) notify(ctx context.Context, ev machineEvent) {
-	select {
-	case m.events <- ev:
-	case <-ctx.Done():
-	}
-}
-
-// Run drives the machine until ctx ends, then releases the VIP if this node
-// holds it, and returns nil. A panic is turned into an error after the
-// release: the address is never left behind by an exit path we control.
-func (m *vipMachine) Run(ctx context.Context) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error in the state machine of %s: %v", m.vip, r)
-		}
-		m.shutdown(time.Now())
-	}()
+// start tells the observer where the machine stands as the daemon starts;
+// ctx is the daemon's, for the fencing command.
+func (m *vipMachine) start(ctx context.Context, now time.Time) {
 	m.ctx = ctx
-	m.report("start", time.Now())
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		timer.Reset(time.Until(m.nextWake()))
-		select {
-		case <-ctx.Done():
-			return nil
-		case f := <-m.frames:
-			m.onFrame(f, time.Now())
-		case ev := <-m.events:
-			m.onEvent(ev, time.Now())
-		case err := <-m.fenceDone:
-			m.onFenceDone(err, time.Now())
-		case <-timer.C:
-			m.onTick(time.Now())
-		}
-	}
+	m.report("start", now)
 }
 
 func (m *vipMachine) self() rank {
@@ -299,10 +273,21 @@ func (m *vipMachine) tag(flags uint8) peerTag {
 	return peerTag{priority: m.cfg.priority, flags: flags}
 }
 
+func (m *vipMachine) queueSlot() *int { return &m.slot }
+
 // setState moves the machine and tells the observer.
 func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
 	from := m.state
 	m.state = to
+	if to != stateStandby {
+		m.group.unfollow(m)
+		m.holderGone = false
+	}
+	if to == stateActive {
+		m.group.held.add(m, now)
+	} else if from == stateActive {
+		m.group.held.remove(m)
+	}
 	if from != to {
 		m.obs.stateChanged(stateChange{VIP: m.vip, Interface: m.ifname, From: from, To: to,
 			Holder: m.holder, Reason: reason, At: now})
@@ -324,6 +309,14 @@ func (m *vipMachine) nextWake() time.Time {
 	}
 	switch m.state {
 	case stateStandby:
+		if m.follow != nil {
+			// The holder's watch checks it for us; only a preemption
+			// needs a wake-up of our own.
+			if m.cfg.preempt && !m.lowerHolderSince.IsZero() {
+				return m.lowerHolderSince.Add(m.cfg.preemptDelay)
+			}
+			return far
+		}
 		return m.nextProbe
 	case stateClaiming:
 		return m.claimDeadline
@@ -332,12 +325,12 @@ func (m *vipMachine) nextWake() time.Time {
 	case stateFencing:
 		return far // woken by the command's result
 	case stateActive:
-		wake := m.nextSelfCheck
-		if m.announcementsLeft > 0 && m.nextAnnounce.Before(wake) {
+		wake := far
+		if m.announcementsLeft > 0 {
 			wake = m.nextAnnounce
 		}
-		if m.cfg.refresh > 0 && m.nextRefresh.Before(wake) {
-			wake = m.nextRefresh
+		if m.reconcileWith != nil && m.reconcileAt.Before(wake) {
+			wake = m.reconcileAt
 		}
 		return wake
 	}
@@ -350,6 +343,12 @@ func (m *vipMachine) onTick(now time.Time) {
 	}
 	switch m.state {
 	case stateStandby:
+		if m.follow != nil {
+			if m.preemptDue(now) {
+				m.preemptClaim(now)
+			}
+			return
+		}
 		if !now.Before(m.nextProbe) {
 			m.standbyProbe(now)
 		}
@@ -384,7 +383,7 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	}
 	switch {
 	case m.deb.free(now):
-		if better, ok := m.peers.betterStandby(m.self(), now, m.deb.deadTime()); ok {
+		if better, ok := m.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok {
 			m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
 		} else if !m.healthy {
 			if !m.saidUnhealthy {
@@ -401,6 +400,12 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 				m.startFence(now)
 				return
 			}
+		} else if !m.group.pacer.take(now) {
+			m.nextProbe = m.group.pacer.nextToken(now) // many VIPs claim at once
+			return
+		} else if m.holderGone {
+			m.claim(now, "claimed VIP", "holder silent")
+			return
 		} else {
 			m.startClaim(now)
 			return
@@ -409,31 +414,75 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 		m.preemptClaim(now)
 		return
 	}
+	if !m.group.pacer.take(now) {
+		m.nextProbe = m.group.pacer.nextToken(now) // many VIPs probe at once
+		return
+	}
 	dst := broadcastMAC
 	if !suspicious && m.holder != nil {
 		dst = m.holder
 	}
+	if m.probeFor(now, dst) {
+		m.probeOutstanding, m.answeredSinceProbe = true, false
+		m.nextProbe = now.Add(m.deb.spacing())
+	} else {
+		m.nextProbe = now.Add(m.cfg.interval)
+	}
+}
+
+// probeFor sends a standby's tagged probe for the VIP to dst (the holder,
+// or broadcast); the holder's watch uses it too.
+func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 	var flags uint8
 	if !m.healthy {
 		flags = flagStandAside // so that no standby waits for us to claim
 	}
 	if err := m.arp.probe(m.vip, m.tag(flags), dst); err != nil {
 		m.log.Debug("probe not sent", "err", err)
-		m.nextProbe = now.Add(m.cfg.interval)
-		return
+		return false
 	}
 	m.obs.counted(m.vip, "probe")
-	m.probeOutstanding, m.answeredSinceProbe = true, false
-	m.nextProbe = now.Add(m.deb.spacing())
+	return true
+}
+
+// suspect: the holder's watch found the holder alive but silent for this
+// VIP; the machine checks it on its own, as after one missed probe.
+func (m *vipMachine) suspect(now time.Time) {
+	m.deb.answered(now.Add(-m.cfg.interval))
+	m.deb.missed()
+	m.probeOutstanding = false
+	m.nextProbe = now
+}
+
+// holderSilent: the holder's watch found the holder dead; the machine takes
+// over its debounce and decides at once.
+func (m *vipMachine) holderSilent(now time.Time, deb *debouncer) {
+	d := *deb
+	m.deb = &d
+	m.holderGone = true
+	m.probeOutstanding = false
+	m.nextProbe = now
+}
+
+// checkAgainst sends a holder's tagged self-check to one node only (a
+// reconcile): its kernel answers if it holds the VIP too.
+func (m *vipMachine) checkAgainst(mac net.HardwareAddr) {
+	if err := m.arp.probe(m.vip, m.tag(flagHolder), mac); err != nil {
+		m.log.Debug("reconcile probe not sent", "err", err)
+	}
 }
 
 // preemptDue: with --preempt, a holder this node outranks has been seen
 // continuously for the hold-down delay, and the references answer.
 func (m *vipMachine) preemptDue(now time.Time) bool {
-	if !m.cfg.preempt || !m.healthy || m.lowerHolderSince.IsZero() || m.deb.missedInRow > 0 {
+	deb := m.deb
+	if m.follow != nil {
+		deb = m.follow.deb
+	}
+	if !m.cfg.preempt || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
 		return false
 	}
-	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, m.deb.deadTime())
+	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, deb.deadTime())
 }
 
 // startFence runs the --fence command against the silent holder, in the
@@ -443,9 +492,9 @@ func (m *vipMachine) startFence(now time.Time) {
 	holder := append(net.HardwareAddr(nil), m.holder...)
 	m.log.Info("holder went silent: fencing it before claiming", "holder", holder.String())
 	m.setState(stateFencing, "fencing the silent holder", now)
-	go func(ctx context.Context) {
-		m.fenceDone <- m.fence(ctx, m.vip, holder)
-	}(m.ctx)
+	go func(ctx context.Context, done chan<- fenceResult) {
+		done <- fenceResult{machine: m, err: m.fence(ctx, m.vip, holder)}
+	}(m.ctx, m.fenceDone)
 }
 
 func (m *vipMachine) onFenceDone(err error, now time.Time) {
@@ -514,12 +563,29 @@ func (m *vipMachine) becomeActive(now time.Time, reason string) {
 	m.lowerHolderSince = time.Time{}
 	m.identifying = nil
 	// Rank first, then the announcement: a holder we split-brain with must
-	// know that we outrank it when our announcement reaches it.
-	m.selfCheck(now)
-	m.announce("claim")
-	m.announcementsLeft = m.cfg.announceCount - 1
+	// know that we outrank it when our announcement reaches it. The rank is
+	// the node's: one introduction serves a claim of many VIPs.
+	if m.group.introduce(now) {
+		m.selfCheck(now)
+	}
+	m.announcementsLeft = m.cfg.announceCount
+	m.nextAnnounce = now
+	m.announceDue(now, "claim")
+}
+
+// announceDue sends the next announcement round if it is due and the pacer
+// lets it (a claim of many VIPs spreads its rounds over ~100 ms per 256).
+func (m *vipMachine) announceDue(now time.Time, why string) {
+	if m.announcementsLeft == 0 || now.Before(m.nextAnnounce) {
+		return
+	}
+	if !m.group.pacer.take(now) {
+		m.nextAnnounce = m.group.pacer.nextToken(now)
+		return
+	}
+	m.announce(why)
+	m.announcementsLeft--
 	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
-	m.nextRefresh = now.Add(m.cfg.refresh)
 }
 
 // becomeStandby returns to probing. holderAlive says whether a holder was
@@ -527,24 +593,29 @@ func (m *vipMachine) becomeActive(now time.Time, reason string) {
 func (m *vipMachine) becomeStandby(now time.Time, holderAlive bool, reason string) {
 	m.setState(stateStandby, reason, now)
 	m.probeOutstanding = false
+	m.holderGone = false
 	if holderAlive {
 		m.deb.answered(now)
+		if m.holder != nil {
+			m.group.follow(m, m.holder, now)
+		}
 	}
 	m.nextProbe = now.Add(m.deb.spacing())
 }
 
 func (m *vipMachine) activeTick(now time.Time) {
-	if m.announcementsLeft > 0 && !now.Before(m.nextAnnounce) {
-		m.announce("repeat")
-		m.announcementsLeft--
-		m.nextAnnounce = now.Add(m.cfg.announceSpacing)
+	why := "repeat"
+	if m.announcementsLeft == m.cfg.announceCount {
+		why = "claim" // the first round waited for the pacer
 	}
-	if m.cfg.refresh > 0 && !now.Before(m.nextRefresh) {
-		m.announce("refresh")
-		m.nextRefresh = now.Add(m.cfg.refresh)
-	}
-	if !now.Before(m.nextSelfCheck) {
-		m.selfCheck(now)
+	m.announceDue(now, why)
+	if m.reconcileWith != nil && !now.Before(m.reconcileAt) {
+		if m.group.pacer.take(now) {
+			m.checkAgainst(m.reconcileWith)
+			m.reconcileWith = nil
+		} else {
+			m.reconcileAt = m.group.pacer.nextToken(now)
+		}
 	}
 }
 
@@ -563,7 +634,6 @@ func (m *vipMachine) selfCheck(now time.Time) {
 		m.log.Debug("self-check not sent", "err", err)
 	}
 	m.lastIntroduce = now
-	m.nextSelfCheck = now.Add(selfCheckEvery)
 }
 
 func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
@@ -578,11 +648,14 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 	if isProbeForVIP {
 		tag, tagged = parsePeerTag(p.TargetHardwareAddr)
 		if tagged {
-			m.peers.observe(p.SenderHardwareAddr, tag, now)
+			m.group.peers.observe(p.SenderHardwareAddr, tag, now)
 		}
 	}
 	holderSign := holderEvidence(f, m.vip, own) || (tagged && tag.flags&flagHolder != 0)
 	releasing := tagged && tag.flags&flagReleasing != 0
+	if holderSign {
+		m.group.sawHolderNode(p.SenderHardwareAddr, now)
+	}
 	if holderSign && isGratuitous(f) {
 		m.lastGratuitous, m.lastGratuitousAt = append(net.HardwareAddr(nil), p.SenderHardwareAddr...), now
 	}
@@ -593,6 +666,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.sawHolder(f, now)
 		} else if releasing && (m.holder == nil || macEqual(m.holder, p.SenderHardwareAddr)) {
 			m.log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
+			m.group.unfollow(m)
 			m.holderReleased = true
 			m.deb.forceFree(now)
 			m.lowerHolderSince = time.Time{}
@@ -628,7 +702,10 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 		m.log.Info("VIP is held", "holder", m.holder.String())
 		m.report("holder seen", now)
 	}
-	if r, known := m.peers.known(mac); known && m.self().outranks(r) {
+	if m.state == stateStandby {
+		m.group.follow(m, mac, now)
+	}
+	if r, known := m.group.peers.known(mac); known && m.self().outranks(r) {
 		if m.lowerHolderSince.IsZero() {
 			m.lowerHolderSince = now
 		}
@@ -646,7 +723,7 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	if now.Sub(m.lastIntroduce) >= introduceEvery {
 		m.selfCheck(now)
 	}
-	other, isFloatip := m.peers.known(mac)
+	other, isFloatip := m.group.peers.known(mac)
 	if !isFloatip {
 		// It may be a floatip node whose tag we have not heard yet: give it
 		// a moment to introduce itself before treating it as a stranger.
@@ -664,6 +741,8 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		}
 		return
 	}
+	// The same node may hold more of our VIPs: check them all now.
+	m.group.reconcile(mac, now)
 	if resolveConflict(m.self(), other, true) == yield {
 		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
 			// The winner has re-pointed the neighbours: removing now leaves
@@ -710,6 +789,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 			m.release(false)
 		}
 		m.holder = nil
+		m.group.unfollow(m)
 		m.setState(stateStandby, "link down", now)
 	case evAddrRemoved:
 		if m.state == stateActive && m.added {

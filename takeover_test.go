@@ -133,22 +133,22 @@ func TestBetterStandby(t *testing.T) {
 	peers := peerTable{}
 	peers.observe(mustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, t0)                     // worse
 	peers.observe(mustMAC("02:00:00:00:00:02"), peerTag{priority: 200, flags: flagHolder}, t0) // a holder, not a standby
-	if _, ok := peers.betterStandby(self, t0, ms(600)); ok {
+	if _, ok := peers.betterStandby(self, nil, t0, ms(600)); ok {
 		t.Fatal("found a better standby among a worse one and a holder")
 	}
 	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150}, t0)
-	if r, ok := peers.betterStandby(self, t0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
+	if r, ok := peers.betterStandby(self, nil, t0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
 		t.Fatalf("better standby: %v %v", r, ok)
 	}
-	if _, ok := peers.betterStandby(self, t0.Add(ms(601)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, nil, t0.Add(ms(601)), ms(600)); ok {
 		t.Error("a standby silent for longer than the window still counts")
 	}
 	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150, flags: flagReleasing}, t0.Add(ms(100)))
-	if _, ok := peers.betterStandby(self, t0.Add(ms(100)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, nil, t0.Add(ms(100)), ms(600)); ok {
 		t.Error("a leaving node still counts as a standby")
 	}
 	peers.observe(mustMAC("02:00:00:00:00:04"), peerTag{priority: 250, flags: flagStandAside}, t0.Add(ms(100)))
-	if _, ok := peers.betterStandby(self, t0.Add(ms(100)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, nil, t0.Add(ms(100)), ms(600)); ok {
 		t.Error("an unhealthy node that stands aside still counts as a better standby")
 	}
 }
@@ -205,9 +205,13 @@ func newTestMachineWith(t *testing.T, priority uint8, own string, refs reachabil
 
 // advance runs the machine's timers up to until; before each tick, reply
 // decides whether the holder answers the probe just sent.
+// It drives the machine's whole group (the holder watches and rotations
+// too), as the interface's loop does.
 func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpFrame) time.Time {
+	g := m.group
+	g.queue.refresh() // the test may have called handlers directly
 	for {
-		wake := m.nextWake()
+		wake := g.next()
 		if wake.After(until) {
 			return until
 		}
@@ -215,10 +219,10 @@ func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpF
 			wake = now
 		}
 		now = wake
-		m.onTick(now)
+		g.tick(now)
 		if reply != nil {
 			if f := reply(now); f != nil {
-				m.onFrame(*f, now.Add(ms(1)))
+				g.dispatch(*f, now.Add(ms(1)))
 			}
 		}
 	}
@@ -502,6 +506,8 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 func TestMachineFencing(t *testing.T) {
 	for _, fenceOK := range []bool{true, false} {
 		m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
+		fenceDone := make(chan fenceResult, 1)
+		m.fenceDone = fenceDone
 		var fenced []string
 		m.fence = func(_ context.Context, vip netip.Addr, holder net.HardwareAddr) error {
 			fenced = append(fenced, holder.String())
@@ -520,7 +526,11 @@ func TestMachineFencing(t *testing.T) {
 		if m.state != stateFencing || lan.adds != 0 {
 			t.Fatalf("fence ok=%v: state %v, adds %d before the fence finished", fenceOK, m.state, lan.adds)
 		}
-		m.onFenceDone(<-m.fenceDone, now)
+		r := <-fenceDone
+		if r.machine != m {
+			t.Fatal("fence result for another machine")
+		}
+		m.onFenceDone(r.err, now)
 		advance(m, now, now.Add(ms(100)), nil)
 		if got := lan.adds == 1; got != fenceOK {
 			t.Errorf("fence ok=%v: claimed=%v", fenceOK, got)

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// ifaceDaemon runs every VIP of one interface in ONE goroutine: it opens the
+// shared ARP socket whenever the interface is usable, closes it when it is
+// not, and feeds the VIP machines the frames, link and address changes,
+// health verdicts and fencing results, each routed to its machine in O(1).
+// One timer serves all machines: the loop sleeps until the earliest wake-up
+// any machine asked for. No goroutine, channel or timer per VIP: an idle
+// daemon wakes once per due event, however many VIPs it watches.
+type ifaceDaemon struct {
+	ifname string
+	log    *slog.Logger
+	port   *arpPort
+	refs   *referenceWatch // nil: no reference hosts
+	group  *groupView      // the VIP machines and what they share
+
+	frames    chan arpFrame     // the socket reader → the loop
+	health    chan machineEvent // the health check → the loop
+	fenceDone chan fenceResult  // fencing commands → the loop
+}
+
+// frameBacklog is how many received frames may wait for the loop; beyond it
+// frames are dropped (and counted) rather than block the socket reader.
+const frameBacklog = 4096
+
+func newIfaceDaemon(ifname string, log *slog.Logger, port *arpPort, group *groupView) *ifaceDaemon {
+	return &ifaceDaemon{
+		ifname:    ifname,
+		log:       log,
+		port:      port,
+		group:     group,
+		frames:    make(chan arpFrame, frameBacklog),
+		health:    make(chan machineEvent, 4),
+		fenceDone: make(chan fenceResult, 16),
+	}
+}
+
+// setHealthy is called by the health check, from its own goroutine.
+func (d *ifaceDaemon) setHealthy(ctx context.Context, healthy bool) {
+	ev := evUnhealthy
+	if healthy {
+		ev = evHealthy
+	}
+	select {
+	case d.health <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// Run returns nil when ctx ends, after every VIP machine has released its
+// address. The ARP socket stays open until then, for the release notices.
+// A panic in a machine is turned into an error after every VIP is released:
+// the addresses are never left behind by an exit path we control.
+func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
+	g := d.group
+	var (
+		sock        *arpSocket
+		sockIndex   int
+		stopReader  context.CancelFunc = func() {}
+		readerDone                     = make(chan error, 1)
+		retry       <-chan time.Time
+		last        linkStatus
+		saidWaiting bool
+	)
+	// Deferred calls run last first: the machines release their VIPs (and
+	// send their release notices) before the socket closes.
+	defer func() {
+		stopReader()
+		if sock != nil {
+			_ = sock.Close()
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error in the VIP state machines of %s: %v", d.ifname, r)
+		}
+		now := time.Now()
+		for _, m := range g.machines {
+			m.shutdown(now)
+		}
+	}()
+	now := time.Now()
+	for _, m := range g.machines {
+		m.start(ctx, now)
+	}
+	g.queue.refresh()
+
+	events := make(chan watchEvent, 16)
+	watcher := &linkWatcher{ifname: d.ifname, log: d.log}
+	watcherCtx, stopWatcher := context.WithCancel(ctx)
+	defer stopWatcher()
+	go func() { _ = watcher.Run(watcherCtx, events) }()
+
+	broadcast := func(ev machineEvent) { g.event(ev, time.Now()) }
+	closeSocket := func() {
+		if sock == nil {
+			return
+		}
+		stopReader()
+		d.port.set(nil)
+		_ = sock.Close()
+		sock = nil
+		broadcast(evLinkDown)
+	}
+	openSocket := func() {
+		ifi, err := net.InterfaceByIndex(last.index)
+		if err == nil {
+			sock, err = openARPSocket(ifi)
+		}
+		if err != nil {
+			d.log.Error("cannot open the ARP socket; trying again in 1s", "err", err)
+			retry = time.After(time.Second)
+			return
+		}
+		sockIndex = last.index
+		readerCtx, cancel := context.WithCancel(ctx)
+		stopReader = cancel
+		go func(s *arpSocket) { readerDone <- s.Run(readerCtx, d.receive) }(sock)
+		d.port.set(sock)
+		d.log.Info("interface is up", "mac", ifi.HardwareAddr.String())
+		saidWaiting = false
+		broadcast(evLinkUp)
+	}
+	apply := func() {
+		switch {
+		case !last.usable:
+			closeSocket()
+			if !saidWaiting {
+				reason := "to appear"
+				if last.exists {
+					reason = "to come up (no carrier or administratively down)"
+				}
+				d.log.Warn("waiting for interface " + reason)
+				saidWaiting = true
+			}
+		case sock == nil || sockIndex != last.index:
+			closeSocket()
+			openSocket()
+		}
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		timer.Reset(time.Until(g.next()))
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-d.frames:
+			if d.refs != nil {
+				d.refs.saw(f)
+			}
+			g.dispatch(f, time.Now())
+		case <-timer.C:
+			g.tick(time.Now())
+		case ev := <-d.health:
+			broadcast(ev)
+		case r := <-d.fenceDone:
+			g.fenceDone(r, time.Now())
+		case ev := <-events:
+			if ev.link != nil {
+				last = *ev.link
+				apply()
+			}
+			if ev.addrRemoved.IsValid() {
+				g.eventFor(ev.addrRemoved, evAddrRemoved, time.Now())
+			}
+			if ev.resync {
+				broadcast(evResync)
+			}
+		case err := <-readerDone:
+			if ctx.Err() != nil || err == nil {
+				continue // a reader we stopped
+			}
+			d.log.Warn("ARP socket failed; reopening", "err", err)
+			closeSocket()
+			retry = time.After(200 * time.Millisecond)
+		case <-retry:
+			retry = nil
+			apply()
+		}
+	}
+}
+
+// receive is the socket reader's hand-off to the loop; it never blocks the
+// reader: when the loop is 4096 frames behind (a flood), frames are dropped.
+func (d *ifaceDaemon) receive(f arpFrame) {
+	select {
+	case d.frames <- f:
+	default:
+	}
+}
+
+// fenceResult is a finished --fence run, for the machine that started it.
+type fenceResult struct {
+	machine *vipMachine
+	err     error
+}

@@ -1,0 +1,546 @@
+package main
+
+import (
+	"container/heap"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// The group view of one interface: what this node knows of the other floatip
+// nodes and of the holders of its VIPs, and the work that is shared by all
+// VIPs so that the cost on the LAN grows with the nodes, not with the VIPs:
+//
+//   - a standby checks each distinct holder once per interval (one unicast
+//     probe for one of that holder's VIPs, in turn), not every VIP; a missed
+//     answer switches that holder to fast broadcast re-probes, and a holder
+//     that stays silent frees all its VIPs at once;
+//   - a holder self-checks one of its VIPs per selfCheckEvery, in turn, and
+//     refreshes one per --refresh, in turn; a second holder found for one VIP
+//     makes it check every held VIP against that node at once (reconcile);
+//   - bursts of frames (a claim of many VIPs, a reconcile) go through one
+//     pacer.
+
+// scheduled is something the interface's loop wakes up when it is due.
+type scheduled interface {
+	nextWake() time.Time
+	onTick(now time.Time)
+	queueSlot() *int // its index in the wakeQueue, kept by the queue
+}
+
+// groupView is shared by the VIP machines of one interface; only the
+// interface's loop touches it.
+type groupView struct {
+	cfg      machineConfig
+	arp      arpSender
+	log      *slog.Logger
+	machines map[netip.Addr]*vipMachine
+	peers    peerTable                 // node level: rank, stand-aside, last heard
+	holders  map[string]*holderWatch   // by holder MAC, for standbys
+	held     *heldRotation             // self-checks and refreshes of held VIPs
+	queue    *wakeQueue                // everything with a wake-up time
+	dirty    []scheduled               // items whose wake-up time may have changed
+	pacer    pacer                     // bounds bursts of frames
+	holderAt map[string]time.Time      // other nodes last seen holding a VIP we watch
+	reconAt  map[string]time.Time      // last reconcile against a node
+	lastIntr time.Time                 // last introduction (tagged self-check) on a claim
+}
+
+const (
+	// pacerRate and pacerBurst bound the frames of a burst (a claim of many
+	// VIPs, a reconcile): 256 announcements leave within about 100 ms,
+	// and no node sends more than one announcement round per VIP per
+	// --announce-spacing.
+	pacerRate  = 2500 // frames per second
+	pacerBurst = 32
+	// holderNodeFresh: a node seen holding a VIP within this time is known;
+	// one seen again after longer (a healed partition) is reconciled with.
+	holderNodeFresh = 5 * time.Second
+	// reconcileEvery limits reconciles against one node.
+	reconcileEvery = 2 * time.Second
+)
+
+func newGroupView(cfg machineConfig, arp arpSender, log *slog.Logger) *groupView {
+	g := &groupView{
+		cfg:      cfg,
+		arp:      arp,
+		log:      log,
+		machines: map[netip.Addr]*vipMachine{},
+		peers:    peerTable{},
+		holders:  map[string]*holderWatch{},
+		queue:    &wakeQueue{},
+		pacer:    pacer{rate: pacerRate, burst: pacerBurst},
+		holderAt: map[string]time.Time{},
+		reconAt:  map[string]time.Time{},
+	}
+	g.held = &heldRotation{group: g, slot: -1}
+	g.queue.push(g.held)
+	return g
+}
+
+func (g *groupView) add(m *vipMachine) {
+	g.machines[m.vip] = m
+	m.slot = -1
+	g.queue.push(m)
+}
+
+// touch marks an item whose wake-up time may have changed; settle re-reads them.
+func (g *groupView) touch(s scheduled) { g.dirty = append(g.dirty, s) }
+
+func (g *groupView) settle() {
+	for _, s := range g.dirty {
+		if *s.queueSlot() >= 0 {
+			g.queue.fix(s)
+		}
+	}
+	g.dirty = g.dirty[:0]
+}
+
+// next is when the loop must wake up next.
+func (g *groupView) next() time.Time { return g.queue.next() }
+
+// tick runs everything that is due.
+func (g *groupView) tick(now time.Time) {
+	for _, s := range g.queue.due(now) {
+		s.onTick(now)
+		g.touch(s)
+	}
+	g.settle()
+}
+
+// event hands an interface event to every machine.
+func (g *groupView) event(ev machineEvent, now time.Time) {
+	for _, m := range g.machines {
+		m.onEvent(ev, now)
+		g.touch(m)
+	}
+	g.touch(g.held)
+	g.settle()
+}
+
+// eventFor hands an event to the machine of one VIP, if any.
+func (g *groupView) eventFor(vip netip.Addr, ev machineEvent, now time.Time) {
+	if m := g.machines[vip]; m != nil {
+		m.onEvent(ev, now)
+		g.touch(m)
+		g.settle()
+	}
+}
+
+// fenceDone hands a fencing result back to its machine.
+func (g *groupView) fenceDone(r fenceResult, now time.Time) {
+	r.machine.onFenceDone(r.err, now)
+	g.touch(r.machine)
+	g.settle()
+}
+
+// dispatch routes a frame to the machines of the VIPs it names, as sender
+// (replies, announcements) or as target (probes): two map look-ups, however
+// many VIPs there are.
+func (g *groupView) dispatch(f arpFrame, now time.Time) {
+	if m := g.machines[f.pkt.SenderIP]; m != nil {
+		m.onFrame(f, now)
+		g.touch(m)
+	}
+	if f.pkt.TargetIP != f.pkt.SenderIP {
+		if m := g.machines[f.pkt.TargetIP]; m != nil {
+			m.onFrame(f, now)
+			g.touch(m)
+		}
+	}
+	g.settle()
+}
+
+// sawHolderNode records that mac showed it holds one of our VIPs. A node
+// that was not known as a holder (a healed partition, a node that took some
+// VIPs over) is reconciled with at once when we hold VIPs ourselves.
+func (g *groupView) sawHolderNode(mac net.HardwareAddr, now time.Time) {
+	key := string(mac)
+	last, known := g.holderAt[key]
+	g.holderAt[key] = now
+	if !known || now.Sub(last) > holderNodeFresh {
+		g.reconcile(mac, now)
+	}
+}
+
+// reconcile checks every VIP this node holds against another node: a tagged
+// self-check sent to it alone, which its kernel answers for every VIP it
+// holds too (a split brain, resolved per VIP as usual), and which tells it
+// our rank for each. Rate-limited per node; the probes go through the pacer.
+func (g *groupView) reconcile(mac net.HardwareAddr, now time.Time) {
+	key := string(mac)
+	if last, ok := g.reconAt[key]; ok && now.Sub(last) < reconcileEvery {
+		return
+	}
+	if len(g.held.machines) == 0 {
+		return
+	}
+	g.reconAt[key] = now
+	g.log.Debug("checking our VIPs against another holder", "node", mac.String(), "vips", len(g.held.machines))
+	for _, m := range g.held.machines {
+		if g.pacer.take(now) {
+			m.checkAgainst(mac)
+		} else {
+			m.reconcileWith = append(net.HardwareAddr(nil), mac...)
+			m.reconcileAt = g.pacer.nextToken(now)
+			g.touch(m)
+		}
+	}
+}
+
+// introduce reports whether a claim should tell the LAN our rank now (a
+// tagged self-check): once per introduceEvery for the whole group, so a
+// claim of many VIPs sends one, not one per VIP.
+func (g *groupView) introduce(now time.Time) bool {
+	if !g.lastIntr.IsZero() && now.Sub(g.lastIntr) < introduceEvery {
+		return false
+	}
+	g.lastIntr = now
+	return true
+}
+
+// follow makes holder mac's watch check the liveness of m's VIP for it.
+func (g *groupView) follow(m *vipMachine, mac net.HardwareAddr, now time.Time) {
+	key := string(mac)
+	if m.follow != nil {
+		if string(m.follow.mac) == key {
+			m.follow.heard(m, now)
+			return
+		}
+		g.unfollow(m)
+	}
+	w := g.holders[key]
+	if w == nil {
+		w = &holderWatch{group: g, mac: append(net.HardwareAddr(nil), mac...), slot: -1,
+			deb: newDebouncer(g.cfg.interval, g.cfg.misses, now), nextProbe: now.Add(g.cfg.interval)}
+		g.holders[key] = w
+		g.queue.push(w)
+	}
+	w.machines = append(w.machines, m)
+	m.follow = w
+	w.heard(m, now)
+	g.touch(m)
+}
+
+// unfollow takes m's VIP off its holder's watch (m probes it itself again).
+func (g *groupView) unfollow(m *vipMachine) {
+	w := m.follow
+	if w == nil {
+		return
+	}
+	m.follow = nil
+	for i, x := range w.machines {
+		if x == m {
+			w.machines = append(w.machines[:i], w.machines[i+1:]...)
+			break
+		}
+	}
+	if w.probed == m {
+		w.probed = nil
+	}
+	for i, x := range w.unanswered {
+		if x == m {
+			w.unanswered = append(w.unanswered[:i], w.unanswered[i+1:]...)
+			break
+		}
+	}
+	if len(w.machines) == 0 {
+		delete(g.holders, string(w.mac))
+		g.queue.remove(w)
+	}
+	g.touch(m)
+}
+
+// holderWatch checks that one holder is alive for all the VIPs this node is
+// standby for and that it holds: one probe per interval, for each VIP in
+// turn (so each VIP is still checked, at len(VIPs) × interval), with the
+// same debounce as a single VIP.
+type holderWatch struct {
+	group    *groupView
+	mac      net.HardwareAddr
+	machines []*vipMachine
+	slot     int
+
+	deb          *debouncer
+	nextProbe    time.Time
+	turn         int         // rotation over machines
+	probed       *vipMachine   // the VIP of the outstanding probe
+	probedOK     bool          // ... answered for that VIP
+	heardSince   bool          // the holder showed life since the last probe
+	unanswered   []*vipMachine // probes missed while the holder was silent
+	claimCheck   bool        // the holder is silent: one last probe sent
+	claimCheckAt time.Time
+}
+
+func (w *holderWatch) queueSlot() *int     { return &w.slot }
+func (w *holderWatch) nextWake() time.Time { return w.nextProbe }
+
+// heard records a sign of life of the holder for m's VIP.
+func (w *holderWatch) heard(m *vipMachine, now time.Time) {
+	w.deb.answered(now)
+	w.heardSince = true
+	w.claimCheck = false
+	if m == w.probed {
+		w.probedOK = true
+	}
+	for i, x := range w.unanswered {
+		if x == m {
+			w.unanswered = append(w.unanswered[:i], w.unanswered[i+1:]...)
+			break
+		}
+	}
+}
+
+func (w *holderWatch) onTick(now time.Time) {
+	g := w.group
+	if now.Before(w.nextProbe) {
+		return
+	}
+	if w.probed != nil && !w.probedOK {
+		w.unanswered = append(w.unanswered, w.probed)
+		if !w.heardSince {
+			w.deb.missed()
+			g.countMiss(w.probed)
+		}
+	}
+	if w.heardSince && len(w.unanswered) > 0 {
+		// The holder is alive but did not answer for these VIPs: their
+		// machines check them on their own (one may have been released).
+		suspects := append([]*vipMachine(nil), w.unanswered...)
+		w.unanswered = w.unanswered[:0]
+		for _, m := range suspects {
+			g.unfollow(m)
+			m.suspect(now)
+		}
+	}
+	w.probed, w.probedOK, w.heardSince = nil, false, false
+	if len(w.machines) == 0 {
+		return
+	}
+	if w.deb.free(now) {
+		if !w.claimCheck {
+			// One last broadcast probe, as a single VIP's claim check.
+			w.claimCheck, w.claimCheckAt = true, now
+			w.send(now, broadcastMAC)
+			w.nextProbe = now.Add(fastSpacing(g.cfg.interval))
+			return
+		}
+		w.holderGone(now)
+		return
+	}
+	dst := w.mac
+	if w.deb.missedInRow > 0 {
+		// Suspicious: broadcast, so the other standbys hear our rank.
+		dst = broadcastMAC
+	}
+	w.send(now, dst)
+	w.nextProbe = now.Add(w.deb.spacing())
+}
+
+// send probes the next VIP in turn.
+func (w *holderWatch) send(now time.Time, dst net.HardwareAddr) {
+	w.turn %= len(w.machines)
+	m := w.machines[w.turn]
+	w.turn++
+	w.probed, w.probedOK, w.heardSince = m, false, false
+	m.probeFor(now, dst)
+}
+
+// holderGone frees every VIP of a holder that stayed silent for the dead
+// time and the claim check: each machine decides on its own whether to
+// claim (rank, health, references, fencing), without a claim check of its
+// own, which the watch has just done for all of them.
+func (w *holderWatch) holderGone(now time.Time) {
+	g := w.group
+	machines := append([]*vipMachine(nil), w.machines...)
+	g.log.Info("holder silent for the dead time", "holder", w.mac.String(), "vips", len(machines))
+	for _, m := range machines {
+		g.unfollow(m)
+		m.holderSilent(now, w.deb)
+	}
+}
+
+func (g *groupView) countMiss(m *vipMachine) { m.obs.counted(m.vip, "miss") }
+
+// heldRotation self-checks the held VIPs one at a time, one per
+// selfCheckEvery, and refreshes one per --refresh: the broadcast cost of a
+// holder is that of one VIP, however many it holds.
+type heldRotation struct {
+	group       *groupView
+	slot        int
+	machines    []*vipMachine
+	checkTurn   int
+	refreshTurn int
+	nextCheck   time.Time
+	nextRefresh time.Time
+}
+
+func (h *heldRotation) queueSlot() *int { return &h.slot }
+
+func (h *heldRotation) nextWake() time.Time {
+	if len(h.machines) == 0 {
+		return time.Now().Add(time.Hour)
+	}
+	wake := h.nextCheck
+	if h.group.cfg.refresh > 0 && h.nextRefresh.Before(wake) {
+		wake = h.nextRefresh
+	}
+	return wake
+}
+
+// add starts the rotation's clocks when the first VIP is held.
+func (h *heldRotation) add(m *vipMachine, now time.Time) {
+	for _, x := range h.machines {
+		if x == m {
+			return
+		}
+	}
+	if len(h.machines) == 0 {
+		h.nextCheck = now.Add(selfCheckEvery)
+		h.nextRefresh = now.Add(h.group.cfg.refresh)
+	}
+	h.machines = append(h.machines, m)
+	h.group.touch(h)
+}
+
+func (h *heldRotation) remove(m *vipMachine) {
+	for i, x := range h.machines {
+		if x == m {
+			h.machines = append(h.machines[:i], h.machines[i+1:]...)
+			h.group.touch(h)
+			return
+		}
+	}
+}
+
+func (h *heldRotation) onTick(now time.Time) {
+	if len(h.machines) == 0 {
+		return
+	}
+	if !now.Before(h.nextCheck) {
+		h.checkTurn %= len(h.machines)
+		h.machines[h.checkTurn].selfCheck(now)
+		h.checkTurn++
+		h.nextCheck = now.Add(selfCheckEvery)
+	}
+	if h.group.cfg.refresh > 0 && !now.Before(h.nextRefresh) {
+		h.refreshTurn %= len(h.machines)
+		h.machines[h.refreshTurn].announce("refresh")
+		h.refreshTurn++
+		h.nextRefresh = now.Add(h.group.cfg.refresh)
+	}
+}
+
+// pacer is a token bucket for bursts of frames.
+type pacer struct {
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	at     time.Time
+}
+
+func (p *pacer) refill(now time.Time) {
+	if p.at.IsZero() {
+		p.tokens, p.at = p.burst, now
+		return
+	}
+	if now.After(p.at) {
+		p.tokens = min(p.burst, p.tokens+now.Sub(p.at).Seconds()*p.rate)
+		p.at = now
+	}
+}
+
+// take spends one token if there is one.
+func (p *pacer) take(now time.Time) bool {
+	p.refill(now)
+	if p.tokens >= 1 {
+		p.tokens--
+		return true
+	}
+	return false
+}
+
+// nextToken is when take will next succeed.
+func (p *pacer) nextToken(now time.Time) time.Time {
+	p.refill(now)
+	if p.tokens >= 1 {
+		return now
+	}
+	return now.Add(time.Duration((1 - p.tokens) / p.rate * float64(time.Second)))
+}
+
+// wakeQueue orders scheduled items by their wake-up time (a min-heap), so
+// the loop needs one timer for everything.
+type wakeQueue struct {
+	items  []scheduled
+	wakeAt []time.Time
+	dueBuf []scheduled // reused by due: no garbage per tick
+}
+
+func (q *wakeQueue) Len() int           { return len(q.items) }
+func (q *wakeQueue) Less(i, j int) bool { return q.wakeAt[i].Before(q.wakeAt[j]) }
+func (q *wakeQueue) Swap(i, j int) {
+	q.items[i], q.items[j] = q.items[j], q.items[i]
+	q.wakeAt[i], q.wakeAt[j] = q.wakeAt[j], q.wakeAt[i]
+	*q.items[i].queueSlot(), *q.items[j].queueSlot() = i, j
+}
+
+func (q *wakeQueue) Push(x any) {
+	s := x.(scheduled)
+	*s.queueSlot() = len(q.items)
+	q.items = append(q.items, s)
+	q.wakeAt = append(q.wakeAt, s.nextWake())
+}
+
+func (q *wakeQueue) Pop() any {
+	n := len(q.items) - 1
+	s := q.items[n]
+	q.items, q.wakeAt = q.items[:n], q.wakeAt[:n]
+	*s.queueSlot() = -1
+	return s
+}
+
+func (q *wakeQueue) push(s scheduled) { heap.Push(q, s) }
+
+func (q *wakeQueue) remove(s scheduled) {
+	if i := *s.queueSlot(); i >= 0 {
+		heap.Remove(q, i)
+	}
+}
+
+// fix re-reads one item's wake-up time.
+func (q *wakeQueue) fix(s scheduled) {
+	i := *s.queueSlot()
+	q.wakeAt[i] = s.nextWake()
+	heap.Fix(q, i)
+}
+
+// refresh re-reads every item's wake-up time.
+func (q *wakeQueue) refresh() {
+	for i, s := range q.items {
+		q.wakeAt[i] = s.nextWake()
+	}
+	heap.Init(q)
+}
+
+// next is the earliest wake-up (an hour away when nothing is queued).
+func (q *wakeQueue) next() time.Time {
+	if len(q.items) == 0 {
+		return time.Now().Add(time.Hour)
+	}
+	return q.wakeAt[0]
+}
+
+// due returns the items whose time has come, earliest first; each is parked
+// an hour ahead until the caller has run it and fixed it.
+func (q *wakeQueue) due(now time.Time) []scheduled {
+	due := q.dueBuf[:0]
+	for len(q.items) > 0 && !q.wakeAt[0].After(now) {
+		due = append(due, q.items[0])
+		q.wakeAt[0] = now.Add(time.Hour)
+		heap.Fix(q, 0)
+	}
+	q.dueBuf = due
+	return due
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/arp"
+)
+
+// groupLAN stands in for the ARP socket of a node with many VIPs: it
+// records every probe and announcement with its VIP and destination.
+type groupLAN struct {
+	own       net.HardwareAddr
+	probes    []sentProbe
+	announced map[netip.Addr]int
+	adds      map[netip.Addr]int
+}
+
+type sentProbe struct {
+	vip netip.Addr
+	tag peerTag
+	dst string
+	at  time.Time
+}
+
+func (l *groupLAN) mac() net.HardwareAddr { return l.own }
+func (l *groupLAN) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error {
+	l.probes = append(l.probes, sentProbe{vip: vip, tag: tag, dst: dst.String()})
+	return nil
+}
+func (l *groupLAN) announce(vip netip.Addr, _ announceForm) error { l.announced[vip]++; return nil }
+
+// groupAddr is one VIP's address on the fake node.
+type groupAddr struct {
+	lan *groupLAN
+	vip netip.Addr
+}
+
+func (a groupAddr) add() error    { a.lan.adds[a.vip]++; return nil }
+func (a groupAddr) remove() error { return nil }
+
+func testVIPs(n int) []netip.Addr {
+	vips := make([]netip.Addr, n)
+	for i := range vips {
+		vips[i] = netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+	}
+	return vips
+}
+
+// newTestGroup builds a node with one machine per VIP sharing a group.
+func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*groupView, *groupLAN) {
+	t.Helper()
+	lan := &groupLAN{own: mustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
+	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
+		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := newGroupView(cfg, lan, log)
+	for _, vip := range vips {
+		deps := machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}
+		newVIPMachine(vip, cfg, deps, adopt, t0)
+	}
+	g.event(evLinkUp, t0)
+	return g, lan
+}
+
+// runGroup drives the group's loop from now to until; after every tick,
+// respond may answer each probe sent in it (the holder's kernel).
+func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *arpFrame) time.Time {
+	g.queue.refresh()
+	for {
+		wake := g.next()
+		if wake.After(until) {
+			return until
+		}
+		if wake.Before(now) {
+			wake = now
+		}
+		now = wake
+		sent := len(lan.probes)
+		g.tick(now)
+		for i := sent; i < len(lan.probes); i++ {
+			lan.probes[i].at = now
+			if respond == nil {
+				continue
+			}
+			if f := respond(lan.probes[i]); f != nil {
+				g.dispatch(*f, now.Add(ms(1)))
+			}
+		}
+	}
+}
+
+func replyFor(mac string, vip netip.Addr) *arpFrame {
+	return frame(arp.OperationReply, mac, vip, "02:00:00:00:00:09", zeroIPv4)
+}
+
+const holderMAC = "02:00:00:00:00:01"
+
+// A standby of many VIPs checks their holder once per interval, not every
+// VIP every interval, and still checks each VIP in turn.
+func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
+	vips := testVIPs(64)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	answer := func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) }
+	runGroup(g, lan, t0, t0.Add(time.Minute), answer)
+
+	perVIP := map[netip.Addr]int{}
+	for _, p := range lan.probes {
+		perVIP[p.vip]++
+	}
+	// Discovery: one probe per VIP at start; then one per interval.
+	if max := 64 + int(time.Minute/ms(200)) + 5; len(lan.probes) > max {
+		t.Errorf("%d probes in a minute for 64 VIPs of one holder, want at most %d", len(lan.probes), max)
+	}
+	for _, vip := range vips {
+		// 300 probes in turn over 64 VIPs: each checked 4 or 5 times.
+		if perVIP[vip] < 4 {
+			t.Errorf("%s probed %d times in a minute: the holder no longer checks it", vip, perVIP[vip])
+		}
+	}
+	for _, vip := range vips {
+		if lan.adds[vip] != 0 {
+			t.Fatalf("claimed %s from a live holder", vip)
+		}
+	}
+	unicast := 0
+	for _, p := range lan.probes[64:] {
+		if p.dst == holderMAC {
+			unicast++
+		}
+	}
+	if unicast < len(lan.probes[64:])-2 {
+		t.Errorf("only %d of %d steady-state probes went unicast to the holder", unicast, len(lan.probes)-64)
+	}
+}
+
+// When the holder dies, all its VIPs are claimed within the single-VIP
+// failover time, without a claim probe per VIP.
+func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
+	vips := testVIPs(256)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	death := t0.Add(10 * time.Second)
+	now := runGroup(g, lan, t0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
+	before := len(lan.probes)
+	runGroup(g, lan, now, death.Add(ms(799)), nil)
+	for _, vip := range vips {
+		if lan.adds[vip] != 1 || g.machines[vip].state != stateActive {
+			t.Fatalf("%s: state %v, adds %d, 800 ms after its holder died (dead time 600 ms + claim check + pacing)",
+				vip, g.machines[vip].state, lan.adds[vip])
+		}
+		if lan.announced[vip] != 1 {
+			t.Errorf("%s announced %d times", vip, lan.announced[vip])
+		}
+	}
+	// The dead time's fast re-probes, one claim check, one introduction.
+	if sent := len(lan.probes) - before; sent > 20 {
+		t.Errorf("%d probes between the death and the claims of 256 VIPs, want a handful", sent)
+	}
+}
+
+// A holder that is alive but no longer answers for one VIP (it released it
+// silently) loses only that VIP, once the watch reaches it in turn.
+func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
+	vips := testVIPs(16)
+	gone := vips[5]
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	from := t0.Add(5 * time.Second)
+	runGroup(g, lan, t0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *arpFrame {
+		if p.vip == gone && p.at.After(from) {
+			return nil
+		}
+		return replyFor(holderMAC, p.vip)
+	})
+	for _, vip := range vips {
+		want := 0
+		if vip == gone {
+			want = 1
+		}
+		if lan.adds[vip] != want {
+			t.Errorf("%s claimed %d times, want %d", vip, lan.adds[vip], want)
+		}
+	}
+}
+
+// A holder of many VIPs self-checks one per selfCheckEvery, in turn.
+func TestGroupHolderSelfChecksInTurn(t *testing.T) {
+	vips := testVIPs(64)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
+	runGroup(g, lan, t0, t0.Add(time.Minute), nil)
+	checks := map[netip.Addr]int{}
+	n := 0
+	for _, p := range lan.probes {
+		if p.tag.flags&flagHolder != 0 && p.dst == broadcastMAC.String() {
+			checks[p.vip]++
+			n++
+		}
+	}
+	// One introduction on adoption, then one per 1.1 s.
+	if want := int(time.Minute/selfCheckEvery) + 2; n > want {
+		t.Errorf("%d self-checks in a minute for 64 VIPs, want at most %d (the cost of one VIP)", n, want)
+	}
+	if len(checks) < 50 {
+		t.Errorf("only %d of 64 VIPs self-checked in a minute: the rotation is stuck", len(checks))
+	}
+}
+
+// A split brain found on one VIP makes the holder check every VIP it holds
+// against that node at once, paced.
+func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
+	vips := testVIPs(64)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 200, vips, true)
+	now := runGroup(g, lan, t0, t0.Add(6*time.Second), nil)
+	other := "02:00:00:00:00:07"
+	// The other node shows that it holds one of our VIPs (a holder's
+	// self-check).
+	before := len(lan.probes)
+	g.dispatch(*frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[3]), now)
+	runGroup(g, lan, now, now.Add(ms(200)), nil)
+	to := map[netip.Addr]bool{}
+	for _, p := range lan.probes[before:] {
+		if p.dst == other && p.tag.flags&flagHolder != 0 {
+			to[p.vip] = true
+		}
+	}
+	if len(to) != len(vips) {
+		t.Errorf("reconcile checked %d of %d held VIPs against the other holder within 200 ms", len(to), len(vips))
+	}
+	// Not again at once: rate-limited per node.
+	before = len(lan.probes)
+	g.dispatch(*frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[4]), now.Add(ms(300)))
+	runGroup(g, lan, now.Add(ms(300)), now.Add(ms(600)), nil)
+	if n := len(lan.probes) - before; n > 2 {
+		t.Errorf("a second reconcile right away sent %d probes", n)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	p := pacer{rate: 1000, burst: 4}
+	for i := range 4 {
+		if !p.take(t0) {
+			t.Fatalf("token %d of the burst refused", i)
+		}
+	}
+	if p.take(t0) {
+		t.Fatal("took more than the burst at once")
+	}
+	if next := p.nextToken(t0); next != t0.Add(time.Millisecond) {
+		t.Errorf("next token at %v, want 1 ms later", next.Sub(t0))
+	}
+	if !p.take(t0.Add(time.Millisecond)) {
+		t.Error("no token after 1 ms at 1000/s")
+	}
+	if !p.take(t0.Add(time.Hour)) || !p.take(t0.Add(time.Hour)) || !p.take(t0.Add(time.Hour)) || !p.take(t0.Add(time.Hour)) || p.take(t0.Add(time.Hour)) {
+		t.Error("the bucket does not fill up to the burst (and no more) after a long pause")
+	}
+}
+
+func TestWakeQueueOrder(t *testing.T) {
+	q := &wakeQueue{}
+	items := make([]*fakeScheduled, 5)
+	for i := range items {
+		items[i] = &fakeScheduled{name: fmt.Sprint(i), at: t0.Add(time.Duration(5-i) * time.Second), slot: -1}
+		q.push(items[i])
+	}
+	if q.next() != t0.Add(time.Second) {
+		t.Fatalf("next %v", q.next().Sub(t0))
+	}
+	q.remove(items[4])
+	items[0].at = t0.Add(ms(500))
+	q.fix(items[0])
+	due := q.due(t0.Add(2 * time.Second))
+	if len(due) != 2 || due[0] != items[0] || due[1] != items[3] {
+		t.Fatalf("due: %v", due)
+	}
+}
+
+type fakeScheduled struct {
+	name string
+	at   time.Time
+	slot int
+}
+
+func (f *fakeScheduled) nextWake() time.Time { return f.at }
+func (f *fakeScheduled) onTick(time.Time)    {}
+func (f *fakeScheduled) queueSlot() *int     { return &f.slot }
+func (f *fakeScheduled) String() string      { return f.name }
