@@ -36,15 +36,15 @@ type groupView struct {
 	arp      arpSender
 	log      *slog.Logger
 	machines map[netip.Addr]*vipMachine
-	peers    peerTable                 // node level: rank, stand-aside, last heard
-	holders  map[string]*holderWatch   // by holder MAC, for standbys
-	held     *heldRotation             // self-checks and refreshes of held VIPs
-	queue    *wakeQueue                // everything with a wake-up time
-	dirty    []scheduled               // items whose wake-up time may have changed
-	pacer    pacer                     // bounds bursts of frames
-	holderAt map[string]time.Time      // other nodes last seen holding a VIP we watch
-	reconAt  map[string]time.Time      // last reconcile against a node
-	lastIntr time.Time                 // last introduction (tagged self-check) on a claim
+	peers    peerTable               // node level: rank, stand-aside, last heard
+	holders  map[string]*holderWatch // by holder MAC, for standbys
+	held     *heldRotation           // self-checks and refreshes of held VIPs
+	queue    *wakeQueue              // everything with a wake-up time
+	dirty    []scheduled             // items whose wake-up time may have changed
+	pacer    pacer                   // bounds bursts of frames
+	holderAt map[string]time.Time    // other nodes last seen holding a VIP we watch
+	reconAt  map[string]time.Time    // last reconcile against a node
+	lastIntr time.Time               // last introduction (tagged self-check) on a claim
 }
 
 const (
@@ -264,12 +264,12 @@ type holderWatch struct {
 
 	deb          *debouncer
 	nextProbe    time.Time
-	turn         int         // rotation over machines
+	turn         int           // rotation over machines
 	probed       *vipMachine   // the VIP of the outstanding probe
 	probedOK     bool          // ... answered for that VIP
 	heardSince   bool          // the holder showed life since the last probe
 	unanswered   []*vipMachine // probes missed while the holder was silent
-	claimCheck   bool        // the holder is silent: one last probe sent
+	claimCheck   bool          // the holder is silent: one last probe sent
 	claimCheckAt time.Time
 }
 

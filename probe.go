@@ -92,7 +92,6 @@ func (a rank) String() string { return fmt.Sprintf("priority %d, %s", a.priority
 // peer is another floatip node heard on the LAN through its tagged probes.
 type peer struct {
 	rank       rank
-	holder     bool // its last probe said it holds the VIP
 	standAside bool // its last probe said it will not take the VIP
 	lastSeen   time.Time
 }
@@ -110,12 +109,10 @@ func (t peerTable) observe(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		t[key] = p
 	}
 	p.rank.priority = tag.priority
-	p.holder = tag.flags&flagHolder != 0
 	p.standAside = tag.flags&flagStandAside != 0
 	p.lastSeen = now
 	if tag.flags&flagReleasing != 0 {
-		// A leaving node is neither holder nor standby any more.
-		p.holder = false
+		// A leaving node is no standby any more.
 		p.lastSeen = time.Time{}
 	}
 }
@@ -136,7 +133,7 @@ func (t peerTable) known(mac net.HardwareAddr) (rank, bool) {
 func (t peerTable) betterStandby(self rank, holder net.HardwareAddr, now time.Time, window time.Duration) (rank, bool) {
 	var best *peer
 	for _, p := range t {
-		if p.holder || p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) || macEqual(p.rank.mac, holder) {
+		if p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) || macEqual(p.rank.mac, holder) {
 			continue
 		}
 		if best == nil || p.rank.outranks(best.rank) {

@@ -132,23 +132,27 @@ func TestBetterStandby(t *testing.T) {
 	self := rank{100, mustMAC("02:00:00:00:00:05")}
 	peers := peerTable{}
 	peers.observe(mustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, t0)                     // worse
-	peers.observe(mustMAC("02:00:00:00:00:02"), peerTag{priority: 200, flags: flagHolder}, t0) // a holder, not a standby
-	if _, ok := peers.betterStandby(self, nil, t0, ms(600)); ok {
-		t.Fatal("found a better standby among a worse one and a holder")
+	holder := mustMAC("02:00:00:00:00:02")
+	peers.observe(holder, peerTag{priority: 200, flags: flagHolder}, t0) // the VIP's holder, not a standby
+	if _, ok := peers.betterStandby(self, holder, t0, ms(600)); ok {
+		t.Fatal("found a better standby among a worse one and the VIP's holder")
+	}
+	if r, ok := peers.betterStandby(self, nil, t0, ms(600)); !ok || !macEqual(r.mac, holder) {
+		t.Fatal("a node holding other VIPs is a standby for this one")
 	}
 	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150}, t0)
-	if r, ok := peers.betterStandby(self, nil, t0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
+	if r, ok := peers.betterStandby(self, holder, t0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
 		t.Fatalf("better standby: %v %v", r, ok)
 	}
-	if _, ok := peers.betterStandby(self, nil, t0.Add(ms(601)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, holder, t0.Add(ms(601)), ms(600)); ok {
 		t.Error("a standby silent for longer than the window still counts")
 	}
 	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150, flags: flagReleasing}, t0.Add(ms(100)))
-	if _, ok := peers.betterStandby(self, nil, t0.Add(ms(100)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, holder, t0.Add(ms(100)), ms(600)); ok {
 		t.Error("a leaving node still counts as a standby")
 	}
 	peers.observe(mustMAC("02:00:00:00:00:04"), peerTag{priority: 250, flags: flagStandAside}, t0.Add(ms(100)))
-	if _, ok := peers.betterStandby(self, nil, t0.Add(ms(100)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, holder, t0.Add(ms(100)), ms(600)); ok {
 		t.Error("an unhealthy node that stands aside still counts as a better standby")
 	}
 }
