@@ -179,3 +179,76 @@ func TestPeerTableBounded(t *testing.T) {
 		t.Errorf("%d peers, want at most %d", len(full), maxPeers)
 	}
 }
+
+// TestStandbyUnderFlood: a standby flooded with the same frames stays a
+// standby while the holder answers, logs a bounded number of lines, finds
+// the real holder again after the flood, and still takes over when it dies.
+func TestStandbyUnderFlood(t *testing.T) {
+	const own, holder = "02:00:00:00:00:05", "02:00:00:00:00:01"
+	var logs bytes.Buffer
+	lan := &fakeLAN{own: mustMAC(own)}
+	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3, announceSpacing: ms(1100), announceForm: formRequest}
+	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
+	m := newVIPMachine(testVIP, cfg, deps, false, t0)
+	m.onEvent(evLinkUp, t0)
+	holderAlive := true
+	// step runs 1 ms: the timers, the holder's answer to a probe that
+	// reaches it (broadcast or to its MAC), and a flood frame.
+	r := rand.New(rand.NewPCG(5, 6))
+	probes := 0
+	step := func(now time.Time, i int, flooding bool) {
+		if !m.nextWake().After(now) {
+			m.onTick(now)
+		}
+		if len(lan.probes) > probes {
+			probes = len(lan.probes)
+			if dst := lan.probeDsts[probes-1]; holderAlive && (dst == holder || dst == "ff:ff:ff:ff:ff:ff") {
+				m.onFrame(*frame(arp.OperationReply, holder, testVIP, own, zeroIPv4), now)
+			}
+		}
+		if flooding {
+			m.onFrame(*floodFrame(r, i, own), now)
+		}
+		if m.state != stateStandby && holderAlive {
+			t.Fatalf("%v: state %v while the holder is alive", now.Sub(t0), m.state)
+		}
+	}
+	now := t0
+	for i := range 2000 {
+		now = t0.Add(time.Duration(i) * time.Millisecond)
+		step(now, i, false)
+	}
+	if !macEqual(m.holder, mustMAC(holder)) {
+		t.Fatalf("setup: holder %v", m.holder)
+	}
+	logs.Reset()
+	start := now
+	for i := 0; now.Sub(start) < 30*time.Second; i++ {
+		now = start.Add(time.Duration(i) * time.Millisecond)
+		step(now, i, true)
+	}
+	lines := strings.Count(logs.String(), "\n")
+	if lines > 2*lanLogBurst {
+		t.Errorf("%d log lines over 30 s of flood:\n%s", lines, logs.String())
+	}
+	// After the flood: the real holder again within a few probes.
+	end := now
+	for i := 0; now.Sub(end) < 3*time.Second; i++ {
+		now = end.Add(time.Duration(i) * time.Millisecond)
+		step(now, i, false)
+	}
+	if !macEqual(m.holder, mustMAC(holder)) || lan.adds != 0 {
+		t.Fatalf("3 s after the flood: holder %v, adds %d", m.holder, lan.adds)
+	}
+	// The holder dies: the standby takes over as usual.
+	holderAlive = false
+	death := now
+	for i := 0; now.Sub(death) < 2*time.Second && m.state != stateActive; i++ {
+		now = death.Add(time.Duration(i) * time.Millisecond)
+		step(now, i, false)
+	}
+	if m.state != stateActive || !lan.configured {
+		t.Fatalf("2 s after the holder died: state %v, configured %v\n%s", m.state, lan.configured, logs.String())
+	}
+	t.Logf("standby: %d log lines over 30 s of flood; took over %v after the holder died", lines, now.Sub(death))
+}
