@@ -33,7 +33,7 @@ func labMetric(t *testing.T, l *lab, host, sample string) float64 {
 
 // cpuTicks is the user and system CPU time of a process, in clock ticks
 // (USER_HZ, 100 per second on Linux).
-func cpuTicks(t *testing.T, pid int) int {
+func cpuTicks(t *testing.T, pid int) (user, system int) {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -43,7 +43,7 @@ func cpuTicks(t *testing.T, pid int) int {
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
 	utime, _ := strconv.Atoi(f[11])
 	stime, _ := strconv.Atoi(f[12])
-	return utime + stime
+	return utime, stime
 }
 
 type floodSummary struct {
@@ -85,7 +85,8 @@ func TestLabForeignARPFlood(t *testing.T) {
 	client := l.udpClient(floodFor+3*time.Second, 20*time.Millisecond)
 	time.Sleep(time.Second)
 
-	cpu0, start := cpuTicks(t, h1.pid()), time.Now()
+	user0, sys0 := cpuTicks(t, h1.pid())
+	start := time.Now()
 	flood := l.startProcess("h2", "arpflood", flooder, "-i", "eth0", "-vip", labVIP, "-to", hostMAC(1),
 		"-rate", "10000", "-duration", floodFor.String())
 	lost := 0
@@ -97,7 +98,9 @@ func TestLabForeignARPFlood(t *testing.T) {
 	}
 	code, err := flood.wait(5 * time.Second)
 	elapsed := time.Since(start)
-	cpu := float64(cpuTicks(t, h1.pid())-cpu0) / 100 / elapsed.Seconds() // of one core
+	user1, sys1 := cpuTicks(t, h1.pid())
+	share := func(ticks int) float64 { return float64(ticks) / 100 / elapsed.Seconds() } // of one core
+	cpu := share(user1 - user0 + sys1 - sys0)
 	defences := labMetric(t, l, "h1", sample) - announced
 	floodLines := strings.Count(h1.logs(), "\n") - logLines
 	if err != nil || code != 0 {
@@ -113,8 +116,8 @@ func TestLabForeignARPFlood(t *testing.T) {
 		t.Fatalf("%v\n%s", s.Err, s.Stderr)
 	}
 	t.Logf("flood: %d frames in %d ms (%.0f frames/s, %d send errors), by kind %v", fs.Sent, fs.DurationMs, fs.Rate, fs.Errors, fs.ByKind)
-	t.Logf("holder: CPU %.1f%% of a core over %v, %v defences, %d log lines; client: %d/%d answered, longest gap %d ms",
-		100*cpu, elapsed.Round(time.Millisecond), defences, floodLines, s.Answered, s.Sent, s.LongestGapMs)
+	t.Logf("holder: CPU %.1f%% of a core (user %.1f%%, system %.1f%%) over %v, %v defences, %d log lines; client: %d/%d answered, longest gap %d ms",
+		100*cpu, 100*share(user1-user0), 100*share(sys1-sys0), elapsed.Round(time.Millisecond), defences, floodLines, s.Answered, s.Sent, s.LongestGapMs)
 
 	// The flood happened, at a real rate, with every kind of frame.
 	if fs.Rate < 2000 || len(fs.ByKind) < 11 {
