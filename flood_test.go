@@ -252,3 +252,29 @@ func TestStandbyUnderFlood(t *testing.T) {
 	}
 	t.Logf("standby: %d log lines over 30 s of flood; took over %v after the holder died", lines, now.Sub(death))
 }
+
+// TestMachineDefendsSporadicStranger: a host that is not floatip and
+// announces the VIP only now and then (say every 30 s) is defended against
+// when it shows up again, not given a new identification window each time;
+// a new stranger after a quiet spell gets one.
+func TestMachineDefendsSporadicStranger(t *testing.T) {
+	m, lan := newTestMachine(t, 100, "02:00:00:00:00:05")
+	now := advance(m, t0, t0.Add(5*time.Second), nil)
+	announce := func(mac string, at time.Time) int {
+		before := lan.announces
+		m.onFrame(*frame(arp.OperationRequest, mac, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), at)
+		return lan.announces - before
+	}
+	if n := announce("02:00:00:00:00:77", now); n != 0 {
+		t.Fatal("defended before the identification window")
+	}
+	if n := announce("02:00:00:00:00:77", now.Add(30*time.Second)); n != 1 {
+		t.Fatalf("the same stranger 30 s later: %d defences, want 1", n)
+	}
+	if n := announce("02:00:00:00:00:78", now.Add(60*time.Second)); n != 0 {
+		t.Fatal("a new stranger after a quiet spell was not given its identification window")
+	}
+	if n := announce("02:00:00:00:00:78", now.Add(60*time.Second+identifyTimeout)); n != 1 {
+		t.Fatalf("%d defences after the new stranger's window, want 1", n)
+	}
+}

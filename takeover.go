@@ -691,9 +691,10 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 // noise. An episode of strangers (until defendInterval passes without one)
 // gets one identification window, whatever their MACs, then the RFC 5227
 // defence: a flood from changing MACs neither postpones the defence nor
-// makes it more frequent.
+// makes it more frequent. A stranger that shows up again after a quiet
+// spell gets no second window.
 func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
-	if m.identifying == nil || now.Sub(m.lastStrangerAt) >= defendInterval {
+	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= defendInterval && !macEqual(m.identifying, mac)) {
 		m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
 		m.strangerFrames = 0
 		m.lanLog.logAt(now, slog.LevelInfo, "another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())
