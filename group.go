@@ -154,8 +154,12 @@ func (g *groupView) dispatch(f arpFrame, now time.Time) {
 
 // sawHolderNode records that mac showed it holds one of our VIPs. A node
 // that was not known as a holder (a healed partition, a node that took some
-// VIPs over) is reconciled with at once when we hold VIPs ourselves.
+// VIPs over) is reconciled with at once when we hold VIPs ourselves. Only
+// confirmed floatip peers count, so the map is as bounded as the peer table.
 func (g *groupView) sawHolderNode(mac net.HardwareAddr, now time.Time) {
+	if _, ok := g.peers.confirmed(mac); !ok {
+		return // a stranger, or a flood of forged frames: no reconcile, no entry
+	}
 	key := string(mac)
 	last, known := g.holderAt[key]
 	g.holderAt[key] = now

@@ -217,9 +217,11 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	now := runGroup(g, lan, t0, t0.Add(6*time.Second), nil)
 	other := "02:00:00:00:00:07"
 	// The other node shows that it holds one of our VIPs (a holder's
-	// self-check).
+	// self-check, then its kernel's answer to ours: a floatip node heard
+	// twice).
 	before := len(lan.probes)
 	g.dispatch(*frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[3]), now)
+	g.dispatch(*replyFor(other, vips[3]), now)
 	runGroup(g, lan, now, now.Add(ms(200)), nil)
 	to := map[netip.Addr]bool{}
 	for _, p := range lan.probes[before:] {

@@ -67,10 +67,11 @@ func TestMain(m *testing.M) {
 
 // builds holds the binaries built once per test run (the only state tests share).
 var builds struct {
-	mu      sync.Mutex
-	dir     string
-	floatip onceBuild
-	udpecho onceBuild
+	mu       sync.Mutex
+	dir      string
+	floatip  onceBuild
+	udpecho  onceBuild
+	arpflood onceBuild
 }
 
 type onceBuild struct {
@@ -129,6 +130,16 @@ func buildUDPEcho(t *testing.T) string {
 	p, err := goBuild(&builds.udpecho, "udpecho", "./lab/udpecho")
 	if err != nil {
 		t.Fatalf("building udpecho: %v", err)
+	}
+	return p
+}
+
+// buildARPFlood builds lab/arpflood (once per test run) and returns its path.
+func buildARPFlood(t *testing.T) string {
+	t.Helper()
+	p, err := goBuild(&builds.arpflood, "arpflood", "./lab/arpflood")
+	if err != nil {
+		t.Fatalf("building arpflood: %v", err)
 	}
 	return p
 }

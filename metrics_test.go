@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -15,6 +18,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestMetricsExactOutput(t *testing.T) {
@@ -168,11 +175,12 @@ func TestMetricsServeAndShutdown(t *testing.T) {
 		method, path string
 		code         int
 		empty        bool
+		allow        string
 	}{
-		{http.MethodHead, "/metrics", 200, true},
-		{http.MethodGet, "/metrics?x=1", 200, false},
-		{http.MethodPost, "/metrics", 405, false},
-		{http.MethodGet, "/other", 404, false},
+		{http.MethodHead, "/metrics", 200, true, ""},
+		{http.MethodGet, "/metrics?x=1", 200, false, ""},
+		{http.MethodPost, "/metrics", 405, false, "GET, HEAD"},
+		{http.MethodGet, "/other", 404, false, ""},
 	} {
 		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -185,13 +193,20 @@ func TestMetricsServeAndShutdown(t *testing.T) {
 		if resp.StatusCode != tc.code || (len(b) == 0) != tc.empty {
 			t.Errorf("%s %s: %d with %d bytes, want %d (empty %v)", tc.method, tc.path, resp.StatusCode, len(b), tc.code, tc.empty)
 		}
+		if got := resp.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+		// HEAD tells the length a GET would have.
+		if tc.method == http.MethodHead && resp.ContentLength != int64(len(body)) {
+			t.Errorf("HEAD: Content-Length %d, want %d", resp.ContentLength, len(body))
+		}
 	}
-	// A client that says nothing is cut off after the deadline, not served forever;
-	// a malformed request line gets a 400.
+	// A malformed request line gets a 400 and the connection closed.
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	fmt.Fprintf(conn, "NONSENSE\r\n\r\n")
 	reply, _ := io.ReadAll(conn)
 	conn.Close()
@@ -208,8 +223,135 @@ func TestMetricsServeAndShutdown(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not return after cancellation")
 	}
+	http.DefaultClient.CloseIdleConnections()
 	if _, err := http.Get(base + "/metrics"); err == nil {
 		t.Error("still serving after shutdown")
+	}
+}
+
+// TestMetricsKeepAlive: a scraper's second request reuses its connection.
+func TestMetricsKeepAlive(t *testing.T) {
+	srv := httptest.NewServer(newMetrics("dev", slog.New(slog.DiscardHandler)).handler())
+	defer srv.Close()
+	client := srv.Client()
+	var reused []bool
+	for range 3 {
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, srv.URL+"/metrics", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Close {
+			t.Fatal("the server closes the connection after a scrape")
+		}
+	}
+	if !slices.Equal(reused, []bool{false, true, true}) {
+		t.Errorf("connection reused per request: %v, want [false true true]", reused)
+	}
+}
+
+// TestMetricsServerTimeouts: no timeout of the endpoint is left at "never".
+func TestMetricsServerTimeouts(t *testing.T) {
+	srv := newMetrics("dev", slog.New(slog.DiscardHandler)).server()
+	for name, d := range map[string]time.Duration{
+		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout,
+	} {
+		if d <= 0 || d > time.Minute {
+			t.Errorf("%s = %v, want set and at most a minute", name, d)
+		}
+	}
+	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
+		t.Errorf("MaxHeaderBytes = %d", srv.MaxHeaderBytes)
+	}
+}
+
+// TestMetricsParseWithPrometheus reads a scrape with Prometheus' own text
+// parser: the output is valid exposition format, every family has its
+// type, and values and escaped labels come back as written.
+func TestMetricsParseWithPrometheus(t *testing.T) {
+	m := newMetrics("v\"1\\x\n", slog.New(slog.DiscardHandler))
+	a, b := netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("192.0.2.9")
+	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateStandby})
+	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateActive})
+	m.stateChanged(stateChange{VIP: b, Interface: `we"ird\`, From: stateStandby, To: stateYielding})
+	for range 4 {
+		m.counted(a, "probe")
+	}
+	m.counted(b, "conflict")
+	m.counted(b, "announce")
+	srv := httptest.NewServer(m.handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if f := expfmt.ResponseFormat(resp.Header); f.FormatType() != expfmt.TypeTextPlain {
+		t.Fatalf("Prometheus reads Content-Type %q as %q, want the text format", resp.Header.Get("Content-Type"), f)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("Prometheus' parser rejects the scrape: %v", err)
+	}
+
+	wantTypes := map[string]dto.MetricType{"floatip_build_info": dto.MetricType_GAUGE, "floatip_state": dto.MetricType_GAUGE}
+	for _, f := range counterFamilies {
+		wantTypes[f.name] = dto.MetricType_COUNTER
+	}
+	if len(families) != len(wantTypes) {
+		t.Errorf("%d families, want %d", len(families), len(wantTypes))
+	}
+	for name, typ := range wantTypes {
+		f := families[name]
+		if f == nil {
+			t.Errorf("family %s missing", name)
+			continue
+		}
+		if f.GetType() != typ || f.GetHelp() == "" {
+			t.Errorf("%s: type %v help %q, want %v with help", name, f.GetType(), f.GetHelp(), typ)
+		}
+	}
+	// value finds one sample by its labels.
+	value := func(family string, labels map[string]string) (float64, bool) {
+		for _, mt := range families[family].GetMetric() {
+			got := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				if c := mt.GetCounter(); c != nil {
+					return c.GetValue(), true
+				}
+				return mt.GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	for _, tc := range []struct {
+		family string
+		labels map[string]string
+		want   float64
+	}{
+		{"floatip_build_info", map[string]string{"version": "v\"1\\x\n"}, 1},
+		{"floatip_state", map[string]string{"vip": "192.0.2.50", "interface": "eth0", "state": "active"}, 1},
+		{"floatip_state", map[string]string{"vip": "192.0.2.50", "interface": "eth0", "state": "standby"}, 0},
+		{"floatip_state", map[string]string{"vip": "192.0.2.9", "interface": `we"ird\`, "state": "yielding"}, 1},
+		{"floatip_transitions_total", map[string]string{"vip": "192.0.2.50", "interface": "eth0"}, 1},
+		{"floatip_probes_total", map[string]string{"vip": "192.0.2.50", "interface": "eth0"}, 4},
+		{"floatip_conflicts_total", map[string]string{"vip": "192.0.2.9", "interface": `we"ird\`}, 1},
+		{"floatip_announcements_total", map[string]string{"vip": "192.0.2.9", "interface": `we"ird\`}, 1},
+	} {
+		if got, ok := value(tc.family, tc.labels); !ok || got != tc.want {
+			t.Errorf("%s%v = %v (found %v), want %v", tc.family, tc.labels, got, ok, tc.want)
+		}
+	}
+	if n := len(families["floatip_state"].GetMetric()); n != 2*len(metricStates) {
+		t.Errorf("floatip_state has %d samples, want %d", n, 2*len(metricStates))
 	}
 }
 

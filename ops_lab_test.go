@@ -172,7 +172,7 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 	}
 
 	// Prometheus, from inside the host's namespace.
-	metrics := l.mustRun("h1", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3`)
+	metrics := l.mustRun("h1", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3; cat <&3`)
 	for _, want := range []string{"HTTP/1.1 200 OK", `floatip_state{vip="192.0.2.50",interface="eth0",state="active"} 1`,
 		`floatip_state{vip="192.0.2.50",interface="eth0",state="standby"} 0`, "floatip_announcements_total", "floatip_build_info"} {
 		if !strings.Contains(metrics, want) {

@@ -94,20 +94,37 @@ type peer struct {
 	rank       rank
 	standAside bool // its last probe said it will not take the VIP
 	lastSeen   time.Time
+	frames     int // tagged probes, and frames showing it holds the VIP
 }
 
 // peerTable remembers the floatip nodes heard on the interface (their
 // tagged probes, for any VIP).
 type peerTable map[string]*peer
 
+const (
+	// maxPeers: past this many entries, the peers heard only once and
+	// those silent for peerForget are forgotten, and if that frees no room
+	// a new MAC is not recorded. A real group is a few nodes; a flood of
+	// tagged probes from random MACs must not grow the table (or a
+	// standby's scans of it) without bound.
+	maxPeers   = 256
+	peerForget = time.Minute
+)
+
 // observe records a tagged probe from mac.
 func (t peerTable) observe(mac net.HardwareAddr, tag peerTag, now time.Time) {
 	key := mac.String()
 	p := t[key]
 	if p == nil {
+		if len(t) >= maxPeers {
+			if t.forget(now); len(t) >= maxPeers {
+				return // a flood that repeats its MACs: hear it as a stranger
+			}
+		}
 		p = &peer{rank: rank{mac: append(net.HardwareAddr(nil), mac...)}}
 		t[key] = p
 	}
+	p.frames++
 	p.rank.priority = tag.priority
 	p.standAside = tag.flags&flagStandAside != 0
 	p.lastSeen = now
@@ -115,6 +132,36 @@ func (t peerTable) observe(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		// A leaving node is no standby any more.
 		p.lastSeen = time.Time{}
 	}
+}
+
+// forget drops the peers heard only once and those long silent.
+func (t peerTable) forget(now time.Time) {
+	for key, p := range t {
+		if p.frames < 2 || now.Sub(p.lastSeen) > peerForget {
+			delete(t, key)
+		}
+	}
+}
+
+// heard counts a frame from mac that shows it holds the VIP (an
+// announcement, its kernel's answer to a probe), if mac is a known peer.
+func (t peerTable) heard(mac net.HardwareAddr) {
+	if p := t[mac.String()]; p != nil {
+		p.frames++
+	}
+}
+
+// confirmed returns the rank of a floatip node that has shown itself in
+// more than one frame. A real node always does within milliseconds (its
+// kernel answers our probe, it probes again); a tag in one frame from a MAC
+// never heard again is noise, or a forgery, and gets no say in a split-brain
+// verdict.
+func (t peerTable) confirmed(mac net.HardwareAddr) (rank, bool) {
+	p := t[mac.String()]
+	if p == nil || p.frames < 2 {
+		return rank{}, false
+	}
+	return p.rank, true
 }
 
 // known returns the rank of a floatip node by MAC, if it has been heard.

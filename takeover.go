@@ -214,10 +214,13 @@ type vipMachine struct {
 	announcementsLeft int
 	nextAnnounce      time.Time
 	lastIntroduce     time.Time
-	lastDefense       time.Time // against a holder that is not floatip (RFC 5227)
-	lastWinnerNotice  time.Time // against a floatip node we outrank
-	identifying       net.HardwareAddr
+	lastDefense       time.Time        // against a holder that is not floatip (RFC 5227)
+	lastWinnerNotice  time.Time        // against a floatip node we outrank
+	identifying       net.HardwareAddr // the first stranger of an episode; nil: none
 	identifyDeadline  time.Time
+	lastStrangerAt    time.Time // the episode ends after defendInterval without strangers
+	strangerFrames    int       // frames from strangers since the last defence
+	lanLog            *limitedLog
 	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
 	lastGratuitousAt  time.Time
 	// yielding
@@ -237,6 +240,7 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 	}
 	deps.log = deps.log.With("vip", vip.String())
 	m := &vipMachine{
+		lanLog:      newLimitedLog(deps.log, lanLogEvery, lanLogBurst),
 		vip:         vip,
 		cfg:         cfg,
 		machineDeps: deps,
@@ -649,10 +653,16 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 		tag, tagged = parsePeerTag(p.TargetHardwareAddr)
 		if tagged {
 			m.group.peers.observe(p.SenderHardwareAddr, tag, now)
+			if macEqual(m.lastGratuitous, p.SenderHardwareAddr) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
+				m.group.peers.heard(p.SenderHardwareAddr) // it announced just before its tag
+			}
 		}
 	}
 	holderSign := holderEvidence(f, m.vip, own) || (tagged && tag.flags&flagHolder != 0)
 	releasing := tagged && tag.flags&flagReleasing != 0
+	if holderSign && !tagged {
+		m.group.peers.heard(p.SenderHardwareAddr)
+	}
 	if holderSign {
 		m.group.sawHolderNode(p.SenderHardwareAddr, now)
 	}
@@ -699,7 +709,7 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 	if !macEqual(m.holder, mac) {
 		m.holder = append(net.HardwareAddr(nil), mac...)
 		m.lowerHolderSince = time.Time{}
-		m.log.Info("VIP is held", "holder", m.holder.String())
+		m.lanLog.logAt(now, slog.LevelInfo, "VIP is held", "holder", m.holder.String())
 		m.report("holder seen", now)
 	}
 	if m.state == stateStandby {
@@ -717,29 +727,17 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 // conflict handles another node that holds the VIP while we do. Both sides
 // first make sure the other knows their rank (a tagged self-check), then
 // reach the same verdict without talking: the loser removes its copy only
-// after the winner has announced (make before break).
+// after the winner has announced (make before break). Only a confirmed
+// floatip node gets a verdict; anything else is a stranger.
 func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	mac := f.pkt.SenderHardwareAddr
+	other, isFloatip := m.group.peers.confirmed(mac)
+	if !isFloatip {
+		m.stranger(mac, now)
+		return
+	}
 	if now.Sub(m.lastIntroduce) >= introduceEvery {
 		m.selfCheck(now)
-	}
-	other, isFloatip := m.group.peers.known(mac)
-	if !isFloatip {
-		// It may be a floatip node whose tag we have not heard yet: give it
-		// a moment to introduce itself before treating it as a stranger.
-		if !macEqual(m.identifying, mac) {
-			m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
-			m.log.Info("another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())
-		}
-		if now.Before(m.identifyDeadline) {
-			return
-		}
-		if now.Sub(m.lastDefense) >= defendInterval {
-			m.log.Warn("address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)", "other_mac", mac.String())
-			m.announce("defend")
-			m.lastDefense = now
-		}
-		return
 	}
 	// The same node may hold more of our VIPs: check them all now.
 	m.group.reconcile(mac, now)
@@ -761,9 +759,40 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		return
 	}
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
-		m.log.Warn("split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
+		m.lanLog.logAt(now, slog.LevelWarn, "split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
 		m.announce("split brain won")
 		m.lastWinnerNotice = now
+	}
+}
+
+// stranger handles a holder of the VIP that has not shown itself a floatip
+// node: a host that is not floatip, a floatip node not yet heard twice, or
+// noise. An episode of strangers (until defendInterval passes without one)
+// gets one identification window, whatever their MACs, then the RFC 5227
+// defence: a flood from changing MACs neither postpones the defence nor
+// makes it more frequent. A stranger that shows up again after a quiet
+// spell gets no second window.
+func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
+	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= defendInterval && !macEqual(m.identifying, mac)) {
+		m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
+		m.strangerFrames = 0
+		m.lanLog.logAt(now, slog.LevelInfo, "another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())
+	}
+	m.lastStrangerAt = now
+	m.strangerFrames++
+	if now.Before(m.identifyDeadline) {
+		// It may be a floatip node that has not heard our rank yet.
+		if now.Sub(m.lastIntroduce) >= introduceEvery {
+			m.selfCheck(now)
+		}
+		return
+	}
+	if now.Sub(m.lastDefense) >= defendInterval {
+		m.lanLog.logAt(now, slog.LevelWarn, "address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)",
+			"other_mac", mac.String(), "frames", m.strangerFrames)
+		m.strangerFrames = 0
+		m.announce("defend")
+		m.lastDefense = now
 	}
 }
 

@@ -347,8 +347,14 @@ func TestMachineSplitBrain(t *testing.T) {
 		t.Fatal("setup: not active")
 	}
 	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, zeroIPv4, winnerTag, testVIP), now)
+	if !lan.configured || lan.probes[len(lan.probes)-1].flags != flagHolder {
+		t.Fatalf("after the winner's self-check: configured %v, last probe %+v (must introduce itself and keep the VIP)", lan.configured, lan.probes[len(lan.probes)-1])
+	}
+	// A tag in one frame is not enough for a verdict; the winner's kernel
+	// answering the loser's introduction confirms it.
+	loser.onFrame(*frame(arp.OperationReply, winnerMAC, testVIP, loserMAC, zeroIPv4), now.Add(ms(1)))
 	if loser.state != stateYielding || !lan.configured {
-		t.Fatalf("after the winner's self-check: state %v, configured %v (must keep it until the winner announces)", loser.state, lan.configured)
+		t.Fatalf("after the winner's self-check and answer: state %v, configured %v (must keep it until the winner announces)", loser.state, lan.configured)
 	}
 	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
 	if loser.state != stateStandby || lan.configured {
@@ -361,6 +367,7 @@ func TestMachineSplitBrain(t *testing.T) {
 	before := wlan.announces
 	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
 	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now)
+	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, zeroIPv4), now.Add(ms(1)))
 	if winner.state != stateActive || wlan.announces != before+1 {
 		t.Fatalf("winner: state %v, announces %d (want %d)", winner.state, wlan.announces, before+1)
 	}
