@@ -131,7 +131,7 @@ func TestResolveConflict(t *testing.T) {
 func TestBetterStandby(t *testing.T) {
 	self := rank{100, mustMAC("02:00:00:00:00:05")}
 	peers := peerTable{}
-	peers.observe(mustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, t0)                     // worse
+	peers.observe(mustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, t0) // worse
 	holder := mustMAC("02:00:00:00:00:02")
 	peers.observe(holder, peerTag{priority: 200, flags: flagHolder}, t0) // the VIP's holder, not a standby
 	if _, ok := peers.betterStandby(self, holder, t0, ms(600)); ok {
