@@ -71,6 +71,7 @@ var builds struct {
 	dir     string
 	floatip onceBuild
 	udpecho onceBuild
+	tcpidle onceBuild
 }
 
 type onceBuild struct {
@@ -129,6 +130,16 @@ func buildUDPEcho(t *testing.T) string {
 	p, err := goBuild(&builds.udpecho, "udpecho", "./lab/udpecho")
 	if err != nil {
 		t.Fatalf("building udpecho: %v", err)
+	}
+	return p
+}
+
+// buildTCPIdle builds lab/tcpidle (once per test run) and returns its path.
+func buildTCPIdle(t *testing.T) string {
+	t.Helper()
+	p, err := goBuild(&builds.tcpidle, "tcpidle", "./lab/tcpidle")
+	if err != nil {
+		t.Fatalf("building tcpidle: %v", err)
 	}
 	return p
 }
