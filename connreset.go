@@ -70,7 +70,6 @@ func connsToReset(conns []tcpConn, vip netip.Addr) []tcpConn {
 type socketTable interface {
 	tcpConns() ([]tcpConn, error)
 	destroy(c tcpConn) error
-	close()
 }
 
 // errResetUnavailable marks a failure that will not go away by retrying:
@@ -100,13 +99,13 @@ type vipGate interface {
 // daemon; the VIP machines call it concurrently.
 type connResetter struct {
 	log     *slog.Logger
-	sockets func() (socketTable, error)
+	sockets socketTable
 	gate    vipGate
 	off     atomic.Bool // unavailable here: said once, not tried again
 }
 
 func newConnResetter(ifname string, log *slog.Logger) *connResetter {
-	return &connResetter{log: log, sockets: openNetlinkSockets, gate: localRouteGate{ifname: ifname}}
+	return &connResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname}}
 }
 
 // reset closes the gate of vip and destroys its TCP connections, and logs
@@ -146,11 +145,7 @@ func (r *connResetter) reopen(vip netip.Addr) {
 }
 
 func (r *connResetter) resetPasses(vip netip.Addr) (int, error) {
-	tab, err := r.sockets()
-	if err != nil {
-		return 0, err
-	}
-	defer tab.close()
+	tab := r.sockets
 	total := 0
 	for range maxResetPasses {
 		conns, err := tab.tcpConns()
@@ -245,21 +240,13 @@ func (g localRouteGate) reopen(vip netip.Addr) error {
 	return nil
 }
 
-// netlinkSockets is the sock_diag socket of the current network namespace.
-type netlinkSockets struct{ h *netlink.Handle }
+// netlinkSockets lists and destroys through sock_diag in the current
+// network namespace. (The package functions, not a netlink.Handle: a
+// Handle's hundreds of methods would add 1 MB to the binary.)
+type netlinkSockets struct{}
 
-func openNetlinkSockets() (socketTable, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_INET_DIAG)
-	if err != nil {
-		return nil, fmt.Errorf("open sock_diag: %w", err)
-	}
-	return &netlinkSockets{h: h}, nil
-}
-
-func (s *netlinkSockets) close() { s.h.Close() }
-
-func (s *netlinkSockets) tcpConns() ([]tcpConn, error) {
-	socks, err := s.h.SocketDiagTCP(unix.AF_INET)
+func (netlinkSockets) tcpConns() ([]tcpConn, error) {
+	socks, err := netlink.SocketDiagTCP(unix.AF_INET)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		if errors.Is(err, unix.ENOENT) {
 			// sock_diag has no handler for inet: no inet_diag in this kernel.
@@ -283,6 +270,6 @@ func (s *netlinkSockets) tcpConns() ([]tcpConn, error) {
 	return conns, err
 }
 
-func (s *netlinkSockets) destroy(c tcpConn) error {
-	return s.h.SocketDestroy(net.TCPAddrFromAddrPort(c.local), net.TCPAddrFromAddrPort(c.remote))
+func (netlinkSockets) destroy(c tcpConn) error {
+	return netlink.SocketDestroy(net.TCPAddrFromAddrPort(c.local), net.TCPAddrFromAddrPort(c.remote))
 }

@@ -72,8 +72,6 @@ func (w *world) destroy(c tcpConn) error {
 	return nil
 }
 
-func (w *world) close() {}
-
 type worldGate struct{ w *world }
 
 func (g worldGate) close(netip.Addr) error {
@@ -102,7 +100,7 @@ func newWorld(conns ...[]tcpConn) (*world, *connResetter, *bytes.Buffer) {
 	w := &world{conns: conns}
 	var logs bytes.Buffer
 	r := &connResetter{log: slog.New(slog.NewTextHandler(&logs, nil)), gate: worldGate{w},
-		sockets: func() (socketTable, error) { return w, nil }}
+		sockets: w}
 	return w, r, &logs
 }
 
