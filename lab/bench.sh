@@ -423,9 +423,15 @@ conn_run() {
 		return
 	fi
 	for h in h1 h2; do
-		ip netns exec "$(ns "$h")" "$TCPIDLE" serve -listen "$VIP:$TCP_PORT" -name "$h" >/dev/null 2>&1 &
+		ip netns exec "$(ns "$h")" "$TCPIDLE" serve -listen "$VIP:$TCP_PORT" -name "$h" >"$OUT/tmp/$tag-$h.srv" 2>&1 &
 	done
-	sleep 0.3
+	for h in h1 h2; do
+		if ! wait_until 5 grep -q "serving on" "$OUT/tmp/$tag-$h.srv"; then
+			raw "$tag: the TCP server in $h did not start: $(tr '\n' ' ' <"$OUT/tmp/$tag-$h.srv")"
+			lab_done "$tag"
+			return
+		fi
+	done
 	ip netns exec "$(ns c)" "$TCPIDLE" client -target "$VIP:$TCP_PORT" -idle "${CONN_IDLE}s" -reconnect 15s \
 		"${cflags[@]}" >"$out" 2>&1 </dev/null &
 	local cpid=$!
