@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -116,6 +117,7 @@ func (r *connResetter) reset(vip netip.Addr) (closed bool) {
 	if r.off.Load() {
 		return false
 	}
+	start := time.Now()
 	if err := r.gate.close(vip); err != nil {
 		// Not fatal: only a reconnect in the next milliseconds may land here.
 		r.log.Warn("cannot stop new connections to the VIP before resetting its connections", "vip", vip.String(), "err", err)
@@ -131,7 +133,8 @@ func (r *connResetter) reset(vip netip.Addr) (closed bool) {
 	case err != nil:
 		r.log.Error("resetting the VIP's TCP connections failed", "vip", vip.String(), "reset", n, "err", err)
 	default:
-		r.log.Info("reset the VIP's TCP connections", "vip", vip.String(), "connections", n)
+		r.log.Info("reset the VIP's TCP connections", "vip", vip.String(), "connections", n,
+			"took", time.Since(start).Round(10*time.Microsecond).String())
 	}
 	return closed
 }
