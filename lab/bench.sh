@@ -24,7 +24,8 @@
 # -loss-secs window per loss level: repeating it would only add exposure time.
 # Steady-state figures are rates over one -steady-secs window (default 60) per
 # setup, or the median of -steady-runs consecutive windows.
-# -quick: 3 runs, 15 s loss windows, 8 s steady windows, heal watched 10 s.
+# -quick: 3 runs, 15 s loss windows, 8 s steady windows, heal watched 10 s,
+# the idle TCP client's timeout 5 s.
 #
 # The Markdown table goes to stdout and DIR/results.md; every run's raw
 # figures to DIR/runs.log; the daemons' logs to DIR/logs/. Progress goes to
@@ -48,6 +49,7 @@ LOSS_LEVELS="5,10"
 STEADY_SECS=60
 STEADY_RUNS=1
 HEAL_MAX=20  # seconds to watch for convergence after a heal
+CONN_IDLE=10 # s: the idle TCP client's own read timeout (conns)
 ISO_HOLD=5   # seconds the partition lasts after the standby's claim (> its 5 announcement rounds)
 STABLE_MS=3000 # a heal has converged when its end state held this long
 EXTRA=()     # extra floatip flags for every daemon
@@ -90,7 +92,7 @@ parse_args() {
 	done
 	if ((QUICK)); then
 		((RUNS_SET)) || RUNS=3
-		LOSS_SECS=15 STEADY_SECS=8 HEAL_MAX=10 STABLE_MS=2000
+		LOSS_SECS=15 STEADY_SECS=8 HEAL_MAX=10 STABLE_MS=2000 CONN_IDLE=5
 	fi
 	local v
 	for v in RUNS LOSS_SECS STEADY_SECS STEADY_RUNS HEAL_MAX; do
@@ -394,7 +396,6 @@ measure_handover() {
 # --- 2b: open TCP connections when the VIP moves ---------------------------------
 
 TCP_PORT=7100
-CONN_IDLE=10 # s: the idle client's own read timeout
 
 # event_field FILE EVENT KEY: a field of the first EVENT line of tcpidle's output.
 event_field() {
