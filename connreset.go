@@ -48,9 +48,8 @@ const (
 	tcpClosing     = 11
 )
 
-// connsToReset picks the connections of vip that have a peer to tell:
-// not listeners (the server keeps listening for the VIP's return, and a
-// listener on the VIP serves no client of the new holder anyway), not
+// connsToReset picks the connections of vip that have a peer to tell: not
+// listeners (the server keeps listening for the VIP's return), not
 // TIME_WAIT or CLOSE (nothing left to reset).
 func connsToReset(conns []tcpConn, vip netip.Addr) []tcpConn {
 	var out []tcpConn
