@@ -72,6 +72,7 @@ var builds struct {
 	floatip  onceBuild
 	udpecho  onceBuild
 	arpflood onceBuild
+	tcpidle  onceBuild
 }
 
 type onceBuild struct {
@@ -140,6 +141,16 @@ func buildARPFlood(t *testing.T) string {
 	p, err := goBuild(&builds.arpflood, "arpflood", "./lab/arpflood")
 	if err != nil {
 		t.Fatalf("building arpflood: %v", err)
+	}
+	return p
+}
+
+// buildTCPIdle builds lab/tcpidle (once per test run) and returns its path.
+func buildTCPIdle(t *testing.T) string {
+	t.Helper()
+	p, err := goBuild(&builds.tcpidle, "tcpidle", "./lab/tcpidle")
+	if err != nil {
+		t.Fatalf("building tcpidle: %v", err)
 	}
 	return p
 }

@@ -69,6 +69,7 @@ type runCmd struct {
 	HookTimeout     time.Duration `default:"30s" env:"FLOATIP_HOOK_TIMEOUT" help:"A hook running longer is killed; hooks never delay a failover."`
 	Fence           string        `env:"FLOATIP_FENCE" placeholder:"CMD" help:"Fencing (STONITH) step, run before claiming a VIP whose holder went silent; the claim goes ahead only if it exits 0. Same environment as the hooks."`
 	FenceTimeout    time.Duration `default:"30s" env:"FLOATIP_FENCE_TIMEOUT" help:"A fencing run taking longer has failed."`
+	ResetConns      bool          `name:"reset-connections" default:"true" negatable:"" env:"FLOATIP_RESET_CONNECTIONS" help:"On every release of a VIP, first reset its TCP connections (as ss -K), so that clients idle on them learn at once that it moved; --no-reset-connections leaves them to their own timeouts."`
 	MetricsListen   string        `env:"FLOATIP_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9810). Off by default."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
 	LogFormat       string        `default:"text" enum:"text,json" env:"FLOATIP_LOG_FORMAT" help:"Log format: text (logfmt) or json."`
@@ -288,6 +289,7 @@ type config struct {
 	fence                       []string
 	fenceTimeout                time.Duration
 	metricsListen               *net.TCPAddr // nil: no metrics endpoint
+	resetConns                  bool         // reset the VIP's TCP connections on release
 }
 
 // parseListenAddr accepts IP:PORT or :PORT. Names are refused: a listen
@@ -408,6 +410,7 @@ func (r *runCmd) config() (*config, error) {
 		fence:         fence,
 		fenceTimeout:  r.FenceTimeout,
 		metricsListen: metricsAddr,
+		resetConns:    r.ResetConns,
 		ifname:        r.Interface,
 		label:         label,
 		vips:          vips,
@@ -524,11 +527,18 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 			return runFence(ctx, cfg.fence, env, cfg.fenceTimeout)
 		}
 	}
+	var resetter *connResetter
+	if cfg.resetConns {
+		resetter = newConnResetter(cfg.ifname, log)
+	}
 	now := time.Now()
 	for _, vip := range cfg.vips {
+		var addr vipAddress = &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}
+		if resetter != nil {
+			addr = withConnReset(addr, resetter, vip)
+		}
 		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs, obs: obs, fence: fence,
-			fenceDone: d.fenceDone, group: d.group, checked: cfg.check != nil,
-			addr: &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}}
+			fenceDone: d.fenceDone, group: d.group, checked: cfg.check != nil, addr: addr}
 		newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
 	}
 

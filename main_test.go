@@ -140,6 +140,16 @@ func TestRunDefaults(t *testing.T) {
 	if len(cfg.vips) != 2 || cfg.vips[1] != netip.MustParseAddr("198.51.100.7") {
 		t.Errorf("vips %v", cfg.vips)
 	}
+	if !cfg.resetConns {
+		t.Error("connection reset is off by default")
+	}
+	if cfg := parseRun(t, "-i", "eth0", "--no-reset-connections", "192.0.2.50"); cfg.resetConns {
+		t.Error("--no-reset-connections did not turn it off")
+	}
+	t.Setenv("FLOATIP_RESET_CONNECTIONS", "false")
+	if cfg := parseRun(t, "-i", "eth0", "192.0.2.50"); cfg.resetConns {
+		t.Error("FLOATIP_RESET_CONNECTIONS=false did not turn it off")
+	}
 	// A long interface name leaves no room for the default label.
 	if cfg := parseRun(t, "-i", "enp0s31f6.1000", "192.0.2.50"); cfg.label != "" {
 		t.Errorf("label for a long interface name: %q", cfg.label)

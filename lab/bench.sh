@@ -8,6 +8,10 @@
 # LIST is a comma-separated subset of (default: all of them)
 #   outage    holder death (its bridge port cut), defaults and --interval 20ms
 #   handover  graceful handover (SIGTERM on the holder), defaults
+#   conns     an idle TCP client (lab/tcpidle) blocked in read on the VIP: from
+#             SIGTERM on the holder to its error and to its first answered
+#             request on the new holder, with and without the connection
+#             reset; and after a holder death, its next request's RST
 #   heal      partition heal (holder isolated, carrier up, then healed)
 #   loss      false takeovers under 5% and 10% (-loss-levels) loss both ways on
 #             a standby's link, -loss-secs each (default 120), two labs at a time
@@ -17,12 +21,13 @@
 #             10 000 frames/s from lab/arpflood: CPU, defences, log lines
 # The binary size is always reported.
 #
-# Event figures (outage, handover, heal) are medians of RUNS runs (default 5),
+# Event figures (outage, handover, heal, conns) are medians of RUNS runs (default 5),
 # each in a fresh lab. A loss figure is a count of rare events over one
 # -loss-secs window per loss level: repeating it would only add exposure time.
 # Steady-state figures are rates over one -steady-secs window (default 60) per
 # setup, or the median of -steady-runs consecutive windows.
-# -quick: 3 runs, 15 s loss windows, 8 s steady windows, heal watched 10 s.
+# -quick: 3 runs, 15 s loss windows, 8 s steady windows, heal watched 10 s,
+# the idle TCP client's timeout 5 s.
 #
 # The Markdown table goes to stdout and DIR/results.md; every run's raw
 # figures to DIR/runs.log; the daemons' logs to DIR/logs/. Progress goes to
@@ -37,7 +42,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 
 RUNS=5
 RUNS_SET=0
-ONLY="outage,handover,heal,loss,steady,scale,flood"
+ONLY="outage,handover,conns,heal,loss,steady,scale,flood"
 QUICK=0
 OUT=""
 BIN=""
@@ -47,6 +52,7 @@ STEADY_SECS=60
 STEADY_RUNS=1
 HEAL_MAX=20  # seconds to watch for convergence after a heal
 FLOOD_SECS=30 # length of the ARP flood
+CONN_IDLE=10 # s: the idle TCP client's own read timeout (conns)
 ISO_HOLD=5   # seconds the partition lasts after the standby's claim (> its 5 announcement rounds)
 STABLE_MS=3000 # a heal has converged when its end state held this long
 EXTRA=()     # extra floatip flags for every daemon
@@ -89,7 +95,7 @@ parse_args() {
 	done
 	if ((QUICK)); then
 		((RUNS_SET)) || RUNS=3
-		LOSS_SECS=15 STEADY_SECS=8 HEAL_MAX=10 STABLE_MS=2000 FLOOD_SECS=12
+		LOSS_SECS=15 STEADY_SECS=8 HEAL_MAX=10 STABLE_MS=2000 FLOOD_SECS=12 CONN_IDLE=5
 	fi
 	local v
 	for v in RUNS LOSS_SECS STEADY_SECS STEADY_RUNS HEAL_MAX; do
@@ -99,7 +105,7 @@ parse_args() {
 	[[ "$LOSS_LEVELS" =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]] || die "-loss-levels takes percentages like 5,10"
 	local m
 	for m in ${ONLY//,/ }; do
-		[[ "$m" =~ ^(outage|handover|heal|loss|steady|scale|flood)$ ]] || die "unknown measurement '$m'"
+		[[ "$m" =~ ^(outage|handover|conns|heal|loss|steady|scale|flood)$ ]] || die "unknown measurement '$m'"
 	done
 	[[ $EUID -eq 0 ]] || die "needs root (network namespaces)"
 }
@@ -388,6 +394,122 @@ measure_outage() {
 
 measure_handover() {
 	outage_series handover term "Graceful handover (SIGTERM), defaults" 100
+}
+
+# --- 2b: open TCP connections when the VIP moves ---------------------------------
+
+TCP_PORT=7100
+
+# event_field FILE EVENT KEY: a field of the first EVENT line of tcpidle's output.
+event_field() {
+	local v
+	v="$(grep -m 1 "^$2 " "$1" | grep -oE "(^| )$3=[^ ]+" | head -n 1 | cut -d= -f2)" || true
+	echo "${v:-?}"
+}
+
+# conn_run KIND TAG CLIENT-FLAGS -- FLOATIP-FLAGS...: one run. KIND term
+# (SIGTERM on the holder) or cut (its link cut: a holder death). An idle
+# client is connected to h1's TCP server on the VIP; then the event.
+# Sets CR_ERR (ms from the event to the client's read error, "inf" if the
+# read did not fail before the client's own timeout), CR_REQ (ms from the
+# event to its first answered request on h2), CR_RST (with
+# -send-after-idle: ms from its request on the stale connection to the RST).
+conn_run() {
+	local kind="$1" tag="$2" out="$OUT/tmp/$2.tcp" h t0 at kind_seen resp
+	shift 2
+	local -a cflags=()
+	while (($# > 0)) && [[ "$1" != -- ]]; do cflags+=("$1") && shift; done
+	shift || true
+	CR_ERR=inf CR_REQ=inf CR_RST=inf
+	if ! pair_up t "$@"; then
+		raw "$tag: setup failed: $PAIR_ERR"
+		lab_done "$tag"
+		return
+	fi
+	for h in h1 h2; do
+		ip netns exec "$(ns "$h")" "$TCPIDLE" serve -listen "$VIP:$TCP_PORT" -name "$h" >"$OUT/tmp/$tag-$h.srv" 2>&1 &
+	done
+	for h in h1 h2; do
+		if ! wait_until 5 grep -q "serving on" "$OUT/tmp/$tag-$h.srv"; then
+			raw "$tag: the TCP server in $h did not start: $(tr '\n' ' ' <"$OUT/tmp/$tag-$h.srv")"
+			lab_done "$tag"
+			return
+		fi
+	done
+	ip netns exec "$(ns c)" "$TCPIDLE" client -target "$VIP:$TCP_PORT" -idle "${CONN_IDLE}s" -reconnect 15s \
+		"${cflags[@]}" >"$out" 2>&1 </dev/null &
+	local cpid=$!
+	if ! wait_until 5 grep -q '^connected responder=h1' "$out"; then
+		raw "$tag: the client did not connect to h1: $(tr '\n' ' ' <"$out")"
+		stop_client "$cpid"
+		lab_done "$tag"
+		return
+	fi
+	# A random moment, so the event is not phase-locked to the probes.
+	sleep "$(printf '0.%03d' $((500 + RANDOM % 500)))"
+	tick
+	t0=$NOW
+	if [[ "$kind" == cut ]]; then lab cut h1 >/dev/null; else kill -s TERM "$(daemon_pid h1)"; fi
+	wait_until $((CONN_IDLE + 20)) grep -qE '^(reconnected|reconnect_failed) ' "$out" || true
+	stop_client "$cpid"
+	kind_seen="$(event_field "$out" read_ended kind)"
+	at="$(event_field "$out" read_ended at_ms)"
+	if [[ "$kind_seen" == reset && "$at" =~ ^[0-9]+$ ]]; then CR_ERR=$((at - t0)); fi
+	resp="$(event_field "$out" reconnected responder)"
+	at="$(event_field "$out" reconnected at_ms)"
+	if [[ "$resp" == h2 && "$at" =~ ^[0-9]+$ ]]; then CR_REQ=$((at - t0)); fi
+	at="$(event_field "$out" request_ended at_ms)"
+	local sent
+	sent="$(event_field "$out" request_ended sent_ms)"
+	if [[ "$(event_field "$out" request_ended kind)" == reset && "$at" =~ ^[0-9]+$ && "$sent" =~ ^[0-9]+$ ]]; then
+		CR_RST=$((at - sent))
+	fi
+	raw "$tag: err_ms=$CR_ERR first_request_on_h2_ms=$CR_REQ stale_request_rst_ms=$CR_RST read_ended=$kind_seen" \
+		"h1_reset_log=$(log_count h1 "reset the VIP's TCP connections") client: $(tr '\n' '|' <"$out")"
+	lab_done "$tag"
+}
+
+# conn_series KEY KIND LABEL CLIENT-FLAGS -- FLOATIP-FLAGS...: RUNS runs;
+# sets CS_ERR, CS_REQ, CS_RST to "median|runs|failed" of each figure.
+conn_series() {
+	local key="$1" kind="$2" label="$3" r
+	shift 3
+	local -a errs=() reqs=() rsts=()
+	say "$key: $RUNS runs ($label)"
+	for ((r = 1; r <= RUNS; r++)); do
+		conn_run "$kind" "$key-r$r" "$@"
+		errs+=("$CR_ERR") reqs+=("$CR_REQ") rsts+=("$CR_RST")
+		say "  $key run $r: error after $CR_ERR ms, request on h2 after $CR_REQ ms, stale request RST after $CR_RST ms"
+	done
+	CS_ERR="$(median "${errs[@]}")|${errs[*]}|$(count_of inf "${errs[@]}")"
+	CS_REQ="$(median "${reqs[@]}")|${reqs[*]}|$(count_of inf "${reqs[@]}")"
+	CS_RST="$(median "${rsts[@]}")|${rsts[*]}|$(count_of inf "${rsts[@]}")"
+}
+
+# conn_row LABEL "median|runs|failed" [NONE-TEXT]: a row; "inf" shows as NONE-TEXT.
+conn_row() {
+	local med runs failed
+	IFS='|' read -r med runs failed <<<"$2"
+	if [[ "$med" == inf ]]; then
+		row "$1" "${3:-failed}" "${runs//inf/✗}" "" "–"
+	else
+		row_ms "$1" "$med" "" "$runs" "$failed"
+	fi
+}
+
+measure_conns() {
+	local none="none within the client's own ${CONN_IDLE} s read timeout"
+	conn_series conns-on term "reset on" --
+	conn_row "Idle TCP client, SIGTERM on the holder: until its read fails (reset)" "$CS_ERR"
+	conn_row "Idle TCP client, SIGTERM on the holder: until its first answered request on the new holder" "$CS_REQ"
+	conn_series conns-on-fast term "reset on, client dials with a 100 ms timeout" -dial-timeout 100ms --
+	conn_row "Same, a client that retries its connect every 100 ms: until its first answered request on the new holder" "$CS_REQ"
+	conn_series conns-off term "--no-reset-connections" -- --no-reset-connections
+	conn_row "Idle TCP client, SIGTERM, --no-reset-connections: until its read fails" "$CS_ERR" "$none"
+	conn_row "Idle TCP client, SIGTERM, --no-reset-connections: until its first answered request on the new holder (after its own timeout)" "$CS_REQ"
+	conn_series conns-dead cut "holder death (link cut), client sends after its ${CONN_IDLE} s timeout" -send-after-idle --
+	conn_row "Idle TCP client, holder death (link cut): until its read fails" "$CS_ERR" "$none"
+	conn_row "Idle TCP client, holder death: its next request on the stale connection until the new holder's RST" "$CS_RST"
 }
 
 # --- 3: partition heal ----------------------------------------------------------
@@ -885,6 +1007,8 @@ build() {
 	UDPECHO="$OUT/bin/udpecho"
 	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/arpflood" ./lab/arpflood) || die "arpflood does not build"
 	ARPFLOOD="$OUT/bin/arpflood"
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/tcpidle" ./lab/tcpidle) || die "tcpidle does not build"
+	TCPIDLE="$OUT/bin/tcpidle"
 }
 
 main() {
@@ -896,7 +1020,7 @@ main() {
 	: >"$OUT/runs.log"
 	CLK_TCK="$(getconf CLK_TCK)"
 	local x
-	for x in o h l1 l2 s f; do LABS+=("$(lab_name "$x")"); done
+	for x in o t h l1 l2 s f; do LABS+=("$(lab_name "$x")"); done
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -907,7 +1031,7 @@ main() {
 	tick
 	local start=$NOW
 	local m
-	for m in outage handover heal loss steady scale flood; do
+	for m in outage handover conns heal loss steady scale flood; do
 		wanted "$m" || continue
 		tick
 		local t=$NOW

@@ -1,0 +1,277 @@
+package main
+
+// Connection reset on release: a client idle in read on a moved VIP never
+// learns that its server is gone (it sends nothing, so nobody answers it
+// with an RST). Before the VIP is removed, floatip destroys the TCP sockets
+// whose local address is the VIP, as `ss -K` does: SOCK_DESTROY through
+// sock_diag makes the kernel send an RST to each peer and fail the local
+// socket with ECONNABORTED. It must happen while the VIP is still
+// configured: without its address the kernel has no route for the RST.
+//
+// A client that reconnects at once after its RST would reach this host
+// again, in the moment before the address goes, and be stranded there. So
+// the VIP's local route goes first: the address stays (the RSTs can leave
+// from it) but nothing is delivered to it any more, so a new connection
+// attempt waits for the next holder instead.
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// tcpConn is one TCP socket as sock_diag lists it.
+type tcpConn struct {
+	local, remote netip.AddrPort
+	state         uint8 // the kernel's TCP_* state
+}
+
+// The kernel's TCP states (include/net/tcp_states.h).
+const (
+	tcpEstablished = 1
+	tcpSynSent     = 2
+	tcpSynRecv     = 3
+	tcpFinWait1    = 4
+	tcpFinWait2    = 5
+	tcpTimeWait    = 6
+	tcpClose       = 7
+	tcpCloseWait   = 8
+	tcpLastAck     = 9
+	tcpListen      = 10
+	tcpClosing     = 11
+)
+
+// connsToReset picks the connections of vip that have a peer to tell: not
+// listeners (the server keeps listening for the VIP's return), not
+// TIME_WAIT or CLOSE (nothing left to reset).
+func connsToReset(conns []tcpConn, vip netip.Addr) []tcpConn {
+	var out []tcpConn
+	for _, c := range conns {
+		if c.local.Addr().Unmap() != vip {
+			continue
+		}
+		switch c.state {
+		case tcpEstablished, tcpSynSent, tcpSynRecv, tcpFinWait1, tcpFinWait2, tcpCloseWait, tcpLastAck, tcpClosing:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// socketTable lists and destroys the TCP sockets of this network
+// namespace; netlinkSockets implements it.
+type socketTable interface {
+	tcpConns() ([]tcpConn, error)
+	destroy(c tcpConn) error
+}
+
+// errResetUnavailable marks a failure that will not go away by retrying:
+// no CONFIG_INET_DIAG_DESTROY, no inet_diag, or no CAP_NET_ADMIN.
+var errResetUnavailable = errors.New("connection reset unavailable")
+
+// unavailable tells whether err means this kernel or this process cannot
+// destroy sockets at all.
+func unavailable(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) ||
+		errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, errResetUnavailable)
+}
+
+// maxResetPasses bounds the passes of one reset: a pass that destroyed
+// something is followed by another, for connections that arrived meanwhile
+// or a dump the kernel interrupted.
+const maxResetPasses = 3
+
+// vipGate stops and restores the delivery of packets to a VIP that is
+// still configured; localRouteGate implements it.
+type vipGate interface {
+	close(vip netip.Addr) error
+	reopen(vip netip.Addr) error
+}
+
+// connResetter resets a VIP's TCP connections. One serves every VIP of the
+// daemon; the VIP machines call it concurrently.
+type connResetter struct {
+	log     *slog.Logger
+	sockets socketTable
+	gate    vipGate
+	off     atomic.Bool // unavailable here: said once, not tried again
+}
+
+func newConnResetter(ifname string, log *slog.Logger) *connResetter {
+	return &connResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname}}
+}
+
+// reset closes the gate of vip and destroys its TCP connections, and logs
+// one line with the count. It never fails the release: without support it
+// says so once and does nothing from then on. It reports whether the gate
+// was closed (then the caller must remove the VIP, or reopen it).
+func (r *connResetter) reset(vip netip.Addr) (closed bool) {
+	if r.off.Load() {
+		return false
+	}
+	start := time.Now()
+	if err := r.gate.close(vip); err != nil {
+		// Not fatal: only a reconnect in the next milliseconds may land here.
+		r.log.Warn("cannot stop new connections to the VIP before resetting its connections", "vip", vip.String(), "err", err)
+	} else {
+		closed = true
+	}
+	n, err := r.resetPasses(vip)
+	switch {
+	case err != nil && unavailable(err):
+		if !r.off.Swap(true) {
+			r.log.Warn("cannot reset the TCP connections of a released VIP (needs CONFIG_INET_DIAG_DESTROY and CAP_NET_ADMIN): their clients learn of the move only when they send", "vip", vip.String(), "err", err)
+		}
+	case err != nil:
+		r.log.Error("resetting the VIP's TCP connections failed", "vip", vip.String(), "reset", n, "err", err)
+	default:
+		r.log.Info("reset the VIP's TCP connections", "vip", vip.String(), "connections", n,
+			"took", time.Since(start).Round(10*time.Microsecond).String())
+	}
+	return closed
+}
+
+// reopen undoes the gate of a VIP that could not be removed after all: it
+// stays configured, so it must be served.
+func (r *connResetter) reopen(vip netip.Addr) {
+	if err := r.gate.reopen(vip); err != nil {
+		r.log.Error("cannot restore the VIP's local route after a failed removal", "vip", vip.String(), "err", err)
+	}
+}
+
+func (r *connResetter) resetPasses(vip netip.Addr) (int, error) {
+	tab := r.sockets
+	total := 0
+	for range maxResetPasses {
+		conns, err := tab.tcpConns()
+		interrupted := errors.Is(err, netlink.ErrDumpInterrupted)
+		if err != nil && !interrupted {
+			return total, fmt.Errorf("list TCP sockets: %w", err)
+		}
+		destroyed := 0
+		for _, c := range connsToReset(conns, vip) {
+			err := tab.destroy(c)
+			switch {
+			case err == nil:
+				destroyed++
+			case errors.Is(err, unix.ENOENT):
+				// closed meanwhile
+			case unavailable(err):
+				return total, err
+			default:
+				return total, fmt.Errorf("destroy %s -> %s: %w", c.local, c.remote, err)
+			}
+		}
+		total += destroyed
+		if destroyed == 0 && !interrupted {
+			break
+		}
+	}
+	return total, nil
+}
+
+// resetThenRemove is a vipAddress whose remove first resets the VIP's TCP
+// connections: every release path (SIGTERM, handover, failed check, split
+// brain, link loss) goes through remove.
+type resetThenRemove struct {
+	vipAddress
+	r   *connResetter
+	vip netip.Addr
+}
+
+func (a resetThenRemove) remove() error {
+	closed := a.r.reset(a.vip)
+	err := a.vipAddress.remove()
+	if err != nil && closed {
+		a.r.reopen(a.vip)
+	}
+	return err
+}
+
+// withConnReset wraps addr so that its removal resets vip's connections first.
+func withConnReset(addr vipAddress, r *connResetter, vip netip.Addr) vipAddress {
+	return resetThenRemove{vipAddress: addr, r: r, vip: vip}
+}
+
+// localRouteGate deletes the VIP's route in the local table, which the
+// kernel added with the address and deletes with it anyway. Without it
+// nothing addressed to the VIP is delivered (nor answered by ARP), while
+// the address itself still lets the RSTs leave.
+type localRouteGate struct{ ifname string }
+
+func (g localRouteGate) route(vip netip.Addr) (*netlink.Route, error) {
+	link, err := netlink.LinkByName(g.ifname)
+	if err != nil {
+		return nil, err
+	}
+	ip := vip.AsSlice()
+	return &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)},
+		Src: ip, Table: unix.RT_TABLE_LOCAL, Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST, Protocol: unix.RTPROT_KERNEL}, nil
+}
+
+func (g localRouteGate) close(vip netip.Addr) error {
+	rt, err := g.route(vip)
+	var gone netlink.LinkNotFoundError
+	if errors.As(err, &gone) {
+		return nil // the interface is gone, and the address with it
+	}
+	if err == nil {
+		err = netlink.RouteDel(rt)
+	}
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("delete the local route of %s on %s: %w", vip, g.ifname, err)
+	}
+	return nil
+}
+
+func (g localRouteGate) reopen(vip netip.Addr) error {
+	rt, err := g.route(vip)
+	if err == nil {
+		err = netlink.RouteReplace(rt)
+	}
+	if err != nil {
+		return fmt.Errorf("restore the local route of %s on %s: %w", vip, g.ifname, err)
+	}
+	return nil
+}
+
+// netlinkSockets lists and destroys through sock_diag in the current
+// network namespace. (The package functions, not a netlink.Handle: a
+// Handle's hundreds of methods would add 1 MB to the binary.)
+type netlinkSockets struct{}
+
+func (netlinkSockets) tcpConns() ([]tcpConn, error) {
+	socks, err := netlink.SocketDiagTCP(unix.AF_INET)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if errors.Is(err, unix.ENOENT) {
+			// sock_diag has no handler for inet: no inet_diag in this kernel.
+			err = fmt.Errorf("%w: %w", errResetUnavailable, err)
+		}
+		return nil, err
+	}
+	conns := make([]tcpConn, 0, len(socks))
+	for _, so := range socks {
+		local, ok1 := netip.AddrFromSlice(so.ID.Source.To4())
+		remote, ok2 := netip.AddrFromSlice(so.ID.Destination.To4())
+		if !ok1 || !ok2 {
+			continue
+		}
+		conns = append(conns, tcpConn{
+			local:  netip.AddrPortFrom(local, so.ID.SourcePort),
+			remote: netip.AddrPortFrom(remote, so.ID.DestinationPort),
+			state:  so.State,
+		})
+	}
+	return conns, err
+}
+
+func (netlinkSockets) destroy(c tcpConn) error {
+	return netlink.SocketDestroy(net.TCPAddrFromAddrPort(c.local), net.TCPAddrFromAddrPort(c.remote))
+}

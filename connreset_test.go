@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func conn(local, remote string, state uint8) tcpConn {
+	return tcpConn{local: netip.MustParseAddrPort(local), remote: netip.MustParseAddrPort(remote), state: state}
+}
+
+func TestConnsToReset(t *testing.T) {
+	vip := netip.MustParseAddr("192.0.2.50")
+	all := []tcpConn{
+		conn("192.0.2.50:5432", "192.0.2.100:40000", tcpEstablished),    // yes
+		conn("192.0.2.50:5432", "192.0.2.101:40001", tcpCloseWait),      // yes: the peer still waits
+		conn("192.0.2.50:5432", "192.0.2.102:40002", tcpFinWait1),       // yes
+		conn("192.0.2.50:5432", "192.0.2.103:40003", tcpSynRecv),        // yes
+		conn("192.0.2.50:41000", "198.51.100.7:443", tcpSynSent),        // yes: outgoing from the VIP
+		conn("192.0.2.50:5432", "0.0.0.0:0", tcpListen),                 // no: the server keeps listening
+		conn("192.0.2.50:5432", "192.0.2.104:40004", tcpTimeWait),       // no: nobody to tell
+		conn("192.0.2.50:5432", "192.0.2.105:40005", tcpClose),          // no
+		conn("192.0.2.11:22", "192.0.2.100:40006", tcpEstablished),      // no: the host's own address
+		conn("192.0.2.51:5432", "192.0.2.100:40007", tcpEstablished),    // no: another VIP
+		conn("0.0.0.0:5432", "0.0.0.0:0", tcpListen),                    // no
+		conn("192.0.2.50:5432", "192.0.2.106:40008", tcpLastAck),        // yes
+		conn("192.0.2.50:5432", "192.0.2.107:40009", tcpClosing),        // yes
+		conn("192.0.2.50:5432", "192.0.2.108:40010", tcpFinWait2),       // yes
+		conn("192.0.2.50:5432", "192.0.2.109:40011", tcpEstablished+20), // no: unknown state
+	}
+	var got []string
+	for _, c := range connsToReset(all, vip) {
+		got = append(got, c.remote.String())
+	}
+	want := []string{"192.0.2.100:40000", "192.0.2.101:40001", "192.0.2.102:40002", "192.0.2.103:40003",
+		"198.51.100.7:443", "192.0.2.106:40008", "192.0.2.107:40009", "192.0.2.108:40010"}
+	if !slices.Equal(got, want) {
+		t.Errorf("reset %v\nwant  %v", got, want)
+	}
+}
+
+// world records, in order, what the reset and the removal do to the host.
+type world struct {
+	events     []string
+	conns      [][]tcpConn // what each listing returns (the last one repeats)
+	lists      int
+	destroyErr error
+	removeErr  error
+	gateErr    error
+}
+
+func (w *world) tcpConns() ([]tcpConn, error) {
+	w.events = append(w.events, "list")
+	i := min(w.lists, len(w.conns)-1)
+	w.lists++
+	return w.conns[i], nil
+}
+
+func (w *world) destroy(c tcpConn) error {
+	if w.destroyErr != nil {
+		return w.destroyErr
+	}
+	w.events = append(w.events, "destroy "+c.remote.String())
+	return nil
+}
+
+type worldGate struct{ w *world }
+
+func (g worldGate) close(netip.Addr) error {
+	g.w.events = append(g.w.events, "gate closed")
+	return g.w.gateErr
+}
+
+func (g worldGate) reopen(netip.Addr) error {
+	g.w.events = append(g.w.events, "gate reopened")
+	return nil
+}
+
+type worldAddr struct{ w *world }
+
+func (a worldAddr) add() error {
+	a.w.events = append(a.w.events, "add")
+	return nil
+}
+
+func (a worldAddr) remove() error {
+	a.w.events = append(a.w.events, "remove")
+	return a.w.removeErr
+}
+
+func newWorld(conns ...[]tcpConn) (*world, *connResetter, *bytes.Buffer) {
+	w := &world{conns: conns}
+	var logs bytes.Buffer
+	r := &connResetter{log: slog.New(slog.NewTextHandler(&logs, nil)), gate: worldGate{w},
+		sockets: w}
+	return w, r, &logs
+}
+
+var (
+	c1    = conn("192.0.2.50:5432", "192.0.2.100:40000", tcpEstablished)
+	c2    = conn("192.0.2.50:5432", "192.0.2.101:40001", tcpEstablished)
+	other = conn("192.0.2.11:22", "192.0.2.100:40002", tcpEstablished)
+)
+
+// The order that makes the RSTs leave and no reconnect land here: stop
+// delivery, reset, then remove the address.
+func TestResetThenRemove(t *testing.T) {
+	w, r, logs := newWorld([]tcpConn{c1, other, c2}, []tcpConn{other})
+	addr := withConnReset(worldAddr{w}, r, testVIP)
+	if err := addr.remove(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"gate closed", "list", "destroy 192.0.2.100:40000", "destroy 192.0.2.101:40001", "list", "remove"}
+	if !slices.Equal(w.events, want) {
+		t.Errorf("events %q\nwant   %q", w.events, want)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), "connections=2") {
+		t.Errorf("want one log line with the count, got:\n%s", logs.String())
+	}
+	// Adding is untouched.
+	w.events = nil
+	if err := addr.add(); err != nil || !slices.Equal(w.events, []string{"add"}) {
+		t.Errorf("add: %v, events %q", err, w.events)
+	}
+}
+
+// A connection that arrives during a pass is caught by the next; passes
+// are bounded.
+func TestResetPasses(t *testing.T) {
+	w, r, _ := newWorld([]tcpConn{c1}, []tcpConn{c2}, nil)
+	r.reset(testVIP)
+	want := []string{"gate closed", "list", "destroy 192.0.2.100:40000", "list", "destroy 192.0.2.101:40001", "list"}
+	if !slices.Equal(w.events, want) {
+		t.Errorf("events %q\nwant   %q", w.events, want)
+	}
+	w, r, _ = newWorld([]tcpConn{c1}) // the kernel keeps listing it
+	r.reset(testVIP)
+	if w.lists != maxResetPasses {
+		t.Errorf("%d listings, want at most %d", w.lists, maxResetPasses)
+	}
+}
+
+func TestResetFailedRemovalReopens(t *testing.T) {
+	w, r, _ := newWorld(nil)
+	w.removeErr = errors.New("netlink says no")
+	addr := withConnReset(worldAddr{w}, r, testVIP)
+	if err := addr.remove(); err == nil {
+		t.Fatal("the removal error was swallowed")
+	}
+	want := []string{"gate closed", "list", "remove", "gate reopened"}
+	if !slices.Equal(w.events, want) {
+		t.Errorf("events %q\nwant   %q", w.events, want)
+	}
+	// A gate that could not close is not reopened, and the reset goes on.
+	w, r, logs := newWorld([]tcpConn{c1})
+	w.gateErr, w.removeErr = errors.New("no route"), errors.New("netlink says no")
+	_ = withConnReset(worldAddr{w}, r, testVIP).remove()
+	if slices.Contains(w.events, "gate reopened") || !slices.Contains(w.events, "destroy 192.0.2.100:40000") {
+		t.Errorf("events %q", w.events)
+	}
+	if !strings.Contains(logs.String(), "cannot stop new connections") {
+		t.Errorf("no warning about the gate:\n%s", logs.String())
+	}
+}
+
+// Without the kernel option or the capability: one warning, the release
+// goes on, and later releases do not try again.
+func TestResetUnavailable(t *testing.T) {
+	for _, errno := range []error{unix.EOPNOTSUPP, unix.EPERM} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			w, r, logs := newWorld([]tcpConn{c1})
+			w.destroyErr = fmt.Errorf("netlink: %w", errno)
+			addr := withConnReset(worldAddr{w}, r, testVIP)
+			for range 3 {
+				if err := addr.remove(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := strings.Count(strings.Join(w.events, " "), "remove"); got != 3 {
+				t.Errorf("%d removals, want 3: %q", got, w.events)
+			}
+			if w.lists != 1 {
+				t.Errorf("%d listings, want 1 (no retry after 'unavailable')", w.lists)
+			}
+			if n := strings.Count(logs.String(), "cannot reset"); n != 1 {
+				t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+			}
+		})
+	}
+	// A socket closed between the listing and the destroy is no failure.
+	w, r, logs := newWorld([]tcpConn{c1}, nil)
+	w.destroyErr = unix.ENOENT
+	r.reset(testVIP)
+	if !strings.Contains(logs.String(), "connections=0") || strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("ENOENT on destroy:\n%s", logs.String())
+	}
+}
+
+// Every release path of the machine goes through the reset before the
+// removal: shutdown (SIGTERM), a failed health check, carrier loss.
+func TestMachineReleasesResetFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		release func(m *vipMachine)
+	}{
+		{"shutdown", func(m *vipMachine) { m.shutdown(t0.Add(ms(2000))) }},
+		{"health check fails", func(m *vipMachine) { m.onEvent(evUnhealthy, t0.Add(ms(2000))) }},
+		{"link down", func(m *vipMachine) { m.onEvent(evLinkDown, t0.Add(ms(2000))) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := newTestMachine(t, 100, "02:00:00:00:00:09")
+			w, r, _ := newWorld([]tcpConn{c1}, nil)
+			m.addr = withConnReset(worldAddr{w}, r, testVIP)
+			advance(m, t0, t0.Add(ms(1000)), nil)
+			if m.state != stateActive {
+				t.Fatalf("setup: state %v", m.state)
+			}
+			w.events = nil
+			tc.release(m)
+			want := []string{"gate closed", "list", "destroy 192.0.2.100:40000", "list", "remove"}
+			if !slices.Equal(w.events, want) {
+				t.Errorf("events %q\nwant   %q", w.events, want)
+			}
+		})
+	}
+}
