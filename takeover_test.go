@@ -181,10 +181,13 @@ var testVIP = netip.MustParseAddr("192.0.2.50")
 type fakeRefs struct {
 	ok     bool
 	probes int
+	last   time.Time // heardAt; with none, there are no references
+	none   bool
 }
 
 func (f *fakeRefs) probe(time.Time)                         { f.probes++ }
 func (f *fakeRefs) reachable(time.Time, time.Duration) bool { return f.ok }
+func (f *fakeRefs) heardAt(time.Time) (time.Time, bool)     { return f.last, !f.none }
 
 func newTestMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
 	t.Helper()
