@@ -48,7 +48,9 @@ func waitFrozen(t *testing.T, d *daemon, within time.Duration) {
 }
 
 // adopted tells whether a daemon adopted a VIP left by an earlier run.
-func adopted(d *daemon) bool { return strings.Contains(d.logs(), "adopting the copy left by an earlier run") }
+func adopted(d *daemon) bool {
+	return strings.Contains(d.logs(), "adopting the copy left by an earlier run")
+}
 
 // TestLabRestartDropsAStaleCopy: the holder is killed with -9 (its VIP stays
 // configured) and cut off, so the standby takes over; when the cut heals
