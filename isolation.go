@@ -134,12 +134,13 @@ func (m *vipMachine) referenceRound(now time.Time) bool {
 	return false
 }
 
-// lastHeard is when any other floatip node of the VIP last sent a tagged
-// probe (zero if none, or if all that were heard have left).
+// lastHeard is when another floatip node that could hold the VIP last sent
+// a tagged probe (zero if none, or if all that were heard have left). A node
+// standing aside (its health check fails) could not take the VIP over.
 func (t peerTable) lastHeard() time.Time {
 	var last time.Time
 	for _, p := range t {
-		if p.lastSeen.After(last) {
+		if !p.standAside && p.lastSeen.After(last) {
 			last = p.lastSeen
 		}
 	}

@@ -167,6 +167,22 @@ func TestMachineHolderKeepsTheVIP(t *testing.T) {
 			t.Errorf("released with nobody to hand over to")
 		}
 	})
+	t.Run("only standbys that stand aside", func(t *testing.T) {
+		w := newHolderWorld(t, 0, 6)
+		// The standby's health check fails: it says it will not take the VIP.
+		unhealthy := frame(arp.OperationRequest, "02:00:00:00:00:02", zeroIPv4, peerTag{priority: 100, flags: flagStandAside}.hardwareAddr().String(), testVIP)
+		w.m.onFrame(*unhealthy, w.now)
+		w.standbyUp = false
+		for range 600 { // a minute of its probes, then the cut
+			w.run(ms(100))
+			w.m.onFrame(*unhealthy, w.now)
+		}
+		w.refs.up = false
+		w.run(time.Minute)
+		if w.lan.removes != 0 {
+			t.Errorf("released with only a standby that cannot take the VIP")
+		}
+	})
 	t.Run("no reference hosts", func(t *testing.T) {
 		w := newHolderWorld(t, 0, 4)
 		w.refs.none = true
