@@ -1,7 +1,10 @@
 package main
 
 import (
+	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -211,5 +214,40 @@ func TestMachineIsolationLossDoesNotRelease(t *testing.T) {
 	w.run(6 * time.Hour)
 	if w.lan.removes != 0 {
 		t.Fatalf("released at %v under 10%% loss", w.released.Sub(t0))
+	}
+}
+
+type countingSender struct{ sent []netip.Addr }
+
+func (c *countingSender) probeAddress(ip netip.Addr) error {
+	c.sent = append(c.sent, ip)
+	return nil
+}
+
+func TestReferenceWatchHeardAt(t *testing.T) {
+	ref := netip.MustParseAddr("192.0.2.1")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sender := &countingSender{}
+	r := &referenceWatch{explicit: []netip.Addr{ref}, sender: sender, minGap: ms(50), log: log}
+	if at, asked := r.heardAt(t0); !asked || !at.IsZero() {
+		t.Fatalf("before any answer: %v %v, want zero, asked", at, asked)
+	}
+	r.probe(t0)
+	r.probe(t0.Add(ms(10))) // rate-limited
+	if len(sender.sent) != 1 || sender.sent[0] != ref {
+		t.Errorf("probes sent %v, want one to %s", sender.sent, ref)
+	}
+	answer := frame(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", zeroIPv4)
+	answer.received = t0.Add(ms(1))
+	r.saw(*answer)
+	other := frame(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", zeroIPv4)
+	other.received = t0.Add(ms(5))
+	r.saw(*other) // not a reference
+	if at, asked := r.heardAt(t0.Add(ms(10))); !asked || !at.Equal(t0.Add(ms(1))) {
+		t.Errorf("after the answer: %v %v, want %v, asked", at, asked, t0.Add(ms(1)))
+	}
+	none := &referenceWatch{sender: sender, log: log} // --no-reference-like: no gateway, none given
+	if _, asked := none.heardAt(t0); asked {
+		t.Error("a watch with no reference hosts says it asked")
 	}
 }
