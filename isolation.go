@@ -112,25 +112,26 @@ func (m *vipMachine) referenceRound(now time.Time) bool {
 			m.iso.missedRounds++
 		}
 	}
-	facts := isolationFacts{missedRounds: m.iso.missedRounds, lastReference: last, lastPeer: m.peers.lastHeard()}
-	if holderIsolated(facts, now, isolationSilence(m.cfg.interval)) {
+	spacing := m.iso.roundSpacing(m.cfg.interval)
+	m.iso.countFrom = now.Add(-spacing / 2)
+	m.iso.nextRound = now.Add(spacing)
+	peer := m.peers.lastHeard()
+	if holderIsolated(isolationFacts{m.iso.missedRounds, last, peer}, now, isolationSilence(m.cfg.interval)) {
 		m.log.Warn("isolated: no reference host and no other floatip node heard; releasing the VIP (a standby that reaches them has most likely taken over)",
-			"silent_for", now.Sub(last).Round(time.Millisecond).String(), "unanswered_rounds", m.iso.missedRounds)
+			"references_silent_for", now.Sub(last).Round(time.Millisecond).String(),
+			"group_silent_for", now.Sub(peer).Round(time.Millisecond).String(), "unanswered_rounds", m.iso.missedRounds)
 		// The notice reaches nobody if the cut is complete; if only our
 		// receiving side is cut it makes a standby claim at once.
 		m.release(true)
 		if m.added {
-			return false // the removal failed: still the holder, try again next round
+			return false // the removal failed (logged): still the holder, try again next round
 		}
 		m.becomeStandby(now, false, "isolated")
 		return true
 	}
-	spacing := m.iso.roundSpacing(m.cfg.interval)
 	if now.Sub(last) >= spacing/2 {
 		m.refs.probe(now)
 	}
-	m.iso.countFrom = now.Add(-spacing / 2)
-	m.iso.nextRound = now.Add(spacing)
 	return false
 }
 

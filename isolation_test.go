@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -249,5 +250,35 @@ func TestReferenceWatchHeardAt(t *testing.T) {
 	none := &referenceWatch{sender: sender, log: log} // --no-reference-like: no gateway, none given
 	if _, asked := none.heardAt(t0); asked {
 		t.Error("a watch with no reference hosts says it asked")
+	}
+}
+
+// failingRemove is a vipAddress whose removal fails (netlink refuses).
+type failingRemove struct {
+	*fakeLAN
+	attempts int
+}
+
+func (f *failingRemove) remove() error {
+	f.attempts++
+	return errors.New("operation not permitted")
+}
+
+// A cut-off holder whose removal fails stays the holder and tries again
+// once a round, never in a tight loop.
+func TestMachineIsolatedHolderRemovalFails(t *testing.T) {
+	w := newHolderWorld(t, 0, 8)
+	addr := &failingRemove{fakeLAN: w.lan}
+	w.m.addr = addr
+	w.refs.up, w.standbyUp = false, false
+	w.run(10 * time.Second)
+	if w.m.state != stateActive || !w.m.added {
+		t.Fatalf("state %v, added %v after failed removals", w.m.state, w.m.added)
+	}
+	if addr.attempts < 5 || addr.attempts > 40 {
+		t.Errorf("%d removal attempts in 10 s, want about one per fast round", addr.attempts)
+	}
+	if !w.m.nextWake().After(w.now) {
+		t.Errorf("next wake %v is not after now %v: a tight loop", w.m.nextWake(), w.now)
 	}
 }
