@@ -34,6 +34,7 @@ type scheduled interface {
 type groupView struct {
 	cfg      machineConfig
 	arp      arpSender
+	refs     reachability // the reference hosts, from the first machine
 	log      *slog.Logger
 	machines map[netip.Addr]*vipMachine
 	peers    peerTable               // node level: rank, stand-aside, last heard
@@ -80,6 +81,9 @@ func newGroupView(cfg machineConfig, arp arpSender, log *slog.Logger) *groupView
 }
 
 func (g *groupView) add(m *vipMachine) {
+	if g.refs == nil {
+		g.refs = m.refs
+	}
 	g.machines[m.vip] = m
 	m.slot = -1
 	g.queue.push(m)
@@ -369,7 +373,8 @@ func (g *groupView) countMiss(m *vipMachine) { m.obs.counted(m.vip, "miss") }
 
 // heldRotation self-checks the held VIPs one at a time, one per
 // selfCheckEvery, and refreshes one per --refresh: the broadcast cost of a
-// holder is that of one VIP, however many it holds.
+// holder is that of one VIP, however many it holds. It also runs the
+// node's reference rounds while it holds VIPs (isolation.go).
 type heldRotation struct {
 	group       *groupView
 	slot        int
@@ -378,6 +383,7 @@ type heldRotation struct {
 	refreshTurn int
 	nextCheck   time.Time
 	nextRefresh time.Time
+	iso         isolationWatch // reference rounds
 }
 
 func (h *heldRotation) queueSlot() *int { return &h.slot }
@@ -389,6 +395,9 @@ func (h *heldRotation) nextWake() time.Time {
 	wake := h.nextCheck
 	if h.group.cfg.refresh > 0 && h.nextRefresh.Before(wake) {
 		wake = h.nextRefresh
+	}
+	if h.iso.nextRound.Before(wake) {
+		wake = h.iso.nextRound
 	}
 	return wake
 }
@@ -403,6 +412,7 @@ func (h *heldRotation) add(m *vipMachine, now time.Time) {
 	if len(h.machines) == 0 {
 		h.nextCheck = now.Add(selfCheckEvery)
 		h.nextRefresh = now.Add(h.group.cfg.refresh)
+		h.iso = isolationWatch{nextRound: now}
 	}
 	h.machines = append(h.machines, m)
 	h.group.touch(h)
@@ -421,6 +431,10 @@ func (h *heldRotation) remove(m *vipMachine) {
 func (h *heldRotation) onTick(now time.Time) {
 	if len(h.machines) == 0 {
 		return
+	}
+	h.referenceRound(now)
+	if len(h.machines) == 0 {
+		return // stepped down: cut off
 	}
 	if !now.Before(h.nextCheck) {
 		h.checkTurn %= len(h.machines)

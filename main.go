@@ -53,8 +53,8 @@ type runCmd struct {
 	AnnounceSpacing time.Duration `default:"1.1s" env:"FLOATIP_ANNOUNCE_SPACING" help:"Time between those rounds; at least 1.1s (Linux ignores a second update within its 1s locktime)."`
 	AnnounceForm    string        `default:"request" enum:"request,reply,both" env:"FLOATIP_ANNOUNCE_FORM" help:"Form of the announcements: request (as arping -U), reply (as arping -A), or both."`
 	Refresh         time.Duration `default:"100s" env:"FLOATIP_REFRESH" help:"While active, re-announce this often so switch MAC tables (often 300s) never age out; 0 turns it off."`
-	Reference       []string      `env:"FLOATIP_REFERENCE" placeholder:"IP" help:"A host that a healthy node can reach on the interface (repeatable); a standby that reaches none of them is the one cut off and never claims. Default: the gateway of the default route through IFACE, if any."`
-	NoReference     bool          `env:"FLOATIP_NO_REFERENCE" help:"Ask no reference host before claiming (not even the default gateway)."`
+	Reference       []string      `env:"FLOATIP_REFERENCE" placeholder:"IP" help:"A host that a healthy node can reach on the interface (repeatable); a standby that reaches none of them is the one cut off and never claims, and a holder that hears none of them and no other floatip node for 3s gives the VIP up. Default: the gateway of the default route through IFACE, if any."`
+	NoReference     bool          `env:"FLOATIP_NO_REFERENCE" help:"Ask no reference host, neither before claiming nor while holding (not even the default gateway)."`
 	Preempt         bool          `env:"FLOATIP_PREEMPT" help:"Take the VIP back from a lower-priority holder (after --preempt-delay), with one make-before-break handover. Off: a holder keeps the VIP until it fails."`
 	PreemptDelay    time.Duration `default:"5s" env:"FLOATIP_PREEMPT_DELAY" help:"With --preempt: how long this node must have seen the lower-priority holder, continuously, before it takes over."`
 	Label           string        `env:"FLOATIP_LABEL" help:"Address label for the VIPs, at most 15 bytes, starting with the interface name (default IFACE:fip when that fits)."`

@@ -36,7 +36,7 @@ type vipMetrics struct {
 }
 
 // metricStates are the values of floatip_state's state label, in output order.
-var metricStates = []vipState{stateStandby, stateFencing, stateClaiming, stateActive, stateYielding}
+var metricStates = []vipState{stateStandby, stateFencing, stateClaiming, stateActive, stateYielding, stateAdopting}
 
 // newMetrics makes the registry; version is floatip_build_info's label.
 func newMetrics(version string, log *slog.Logger) *metrics {

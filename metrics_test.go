@@ -56,11 +56,13 @@ floatip_state{vip="192.0.2.9",interface="eth0",state="fencing"} 0
 floatip_state{vip="192.0.2.9",interface="eth0",state="claiming"} 0
 floatip_state{vip="192.0.2.9",interface="eth0",state="active"} 1
 floatip_state{vip="192.0.2.9",interface="eth0",state="yielding"} 0
+floatip_state{vip="192.0.2.9",interface="eth0",state="adopting"} 0
 floatip_state{vip="192.0.2.50",interface="eth0",state="standby"} 0
 floatip_state{vip="192.0.2.50",interface="eth0",state="fencing"} 0
 floatip_state{vip="192.0.2.50",interface="eth0",state="claiming"} 0
 floatip_state{vip="192.0.2.50",interface="eth0",state="active"} 1
 floatip_state{vip="192.0.2.50",interface="eth0",state="yielding"} 0
+floatip_state{vip="192.0.2.50",interface="eth0",state="adopting"} 0
 # HELP floatip_transitions_total State changes of the VIP's state machine.
 # TYPE floatip_transitions_total counter
 floatip_transitions_total{vip="192.0.2.9",interface="eth0"} 0

@@ -22,6 +22,7 @@ const (
 	stateActive                   // this node holds the VIP
 	stateYielding                 // split brain lost: wait for the winner's announcement, then remove
 	stateFencing                  // the holder went silent: the --fence command runs before the claim
+	stateAdopting                 // the VIP was on the interface at start: does another node hold it?
 )
 
 func (s vipState) String() string {
@@ -36,6 +37,8 @@ func (s vipState) String() string {
 		return "yielding"
 	case stateFencing:
 		return "fencing"
+	case stateAdopting:
+		return "adopting"
 	}
 	return fmt.Sprintf("vipState(%d)", int(s))
 }
@@ -104,6 +107,9 @@ type reachability interface {
 	// reachable reports whether one answered within window (true when there
 	// are no reference hosts to ask).
 	reachable(now time.Time, window time.Duration) bool
+	// heardAt is when a reference host last answered (zero: not since
+	// start); asked is false when there are no reference hosts.
+	heardAt(now time.Time) (at time.Time, asked bool)
 }
 
 // everReachable is the reachability of a node with no reference hosts.
@@ -111,6 +117,7 @@ type everReachable struct{}
 
 func (everReachable) probe(time.Time)                         {}
 func (everReachable) reachable(time.Time, time.Duration) bool { return true }
+func (everReachable) heardAt(time.Time) (time.Time, bool)     { return time.Time{}, false }
 
 // machineEvent is a change of the interface that a VIP's machine must act on.
 type machineEvent int
@@ -223,6 +230,7 @@ type vipMachine struct {
 	lanLog            *limitedLog
 	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
 	lastGratuitousAt  time.Time
+	iso               isolationWatch // reference rounds (isolation.go)
 	// yielding
 	yieldDeadline time.Time
 	yieldTo       rank
@@ -250,15 +258,12 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 	}
 	if adopt {
 		// The VIP/32 is already on the interface, most likely left by a run
-		// that did not exit cleanly: keep serving it and let the self-check
-		// find any other holder, rather than cause an outage.
-		m.state, m.added = stateActive, true
-		m.log.Warn("VIP already configured as /32: adopting it as active (left by an earlier run?)")
+		// that did not exit cleanly: keep it while finding out whether it is
+		// still ours (recovery.go).
+		m.state, m.added = stateAdopting, true
+		m.log.Warn("VIP already configured as /32 (left by an earlier run?): keeping it while checking that no other node holds it")
 	}
 	deps.group.add(m)
-	if adopt {
-		deps.group.held.add(m, now)
-	}
 	return m
 }
 
@@ -328,6 +333,8 @@ func (m *vipMachine) nextWake() time.Time {
 		return m.yieldDeadline
 	case stateFencing:
 		return far // woken by the command's result
+	case stateAdopting:
+		return m.nextProbe
 	case stateActive:
 		wake := far
 		if m.announcementsLeft > 0 {
@@ -368,6 +375,8 @@ func (m *vipMachine) onTick(now time.Time) {
 		}
 	case stateActive:
 		m.activeTick(now)
+	case stateAdopting:
+		m.adoptTick(now)
 	}
 }
 
@@ -696,6 +705,10 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.obs.counted(m.vip, "conflict")
 			m.conflict(f, now)
 		}
+	case stateAdopting:
+		if holderSign {
+			m.adoptDecide(now, &f)
+		}
 	}
 }
 
@@ -800,9 +813,9 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 	switch ev {
 	case evLinkUp:
 		m.linkUp = true
-		if m.state == stateActive {
-			// An adopted VIP at start: announce it on the fresh link.
-			m.becomeActive(now, "adopted")
+		if m.state == stateAdopting {
+			// A VIP found at start: ask who holds it before announcing.
+			m.startAdopting(now)
 			return
 		}
 		// Wait a whole dead time again before claiming.
@@ -821,6 +834,11 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		m.group.unfollow(m)
 		m.setState(stateStandby, "link down", now)
 	case evAddrRemoved:
+		if m.state == stateAdopting {
+			m.added = false
+			m.becomeStandby(now, false, "VIP removed while adopting")
+			return
+		}
 		if m.state == stateActive && m.added {
 			m.log.Warn("VIP was removed behind floatip's back: adding it again")
 			if err := m.addr.add(); err != nil {

@@ -185,10 +185,13 @@ var testVIP = netip.MustParseAddr("192.0.2.50")
 type fakeRefs struct {
 	ok     bool
 	probes int
+	last   time.Time // heardAt; with none, there are no references
+	none   bool
 }
 
 func (f *fakeRefs) probe(time.Time)                         { f.probes++ }
 func (f *fakeRefs) reachable(time.Time, time.Duration) bool { return f.ok }
+func (f *fakeRefs) heardAt(time.Time) (time.Time, bool)     { return f.last, !f.none }
 
 func newTestMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
 	t.Helper()
@@ -203,7 +206,7 @@ func newTestMachineWith(t *testing.T, priority uint8, own string, refs reachabil
 	change(&cfg)
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, refs: refs}
 	m := newVIPMachine(testVIP, cfg, deps, false, t0)
-	m.onEvent(evLinkUp, t0)
+	m.group.event(evLinkUp, t0)
 	return m, lan
 }
 

@@ -13,6 +13,8 @@
 #             request on the new holder, with and without the connection
 #             reset; and after a holder death, its next request's RST
 #   heal      partition heal (holder isolated, carrier up, then healed)
+#   isolated  the same with a reference host: the cut-off holder gives the VIP
+#             up, so the client moves once (issue: isolated holder)
 #   loss      false takeovers under 5% and 10% (-loss-levels) loss both ways on
 #             a standby's link, -loss-secs each (default 120), two labs at a time
 #   steady    steady-state cost: 2 hosts, 1 VIP
@@ -42,7 +44,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 
 RUNS=5
 RUNS_SET=0
-ONLY="outage,handover,conns,heal,loss,steady,scale,flood"
+ONLY="outage,handover,conns,heal,isolated,loss,steady,scale,flood"
 QUICK=0
 OUT=""
 BIN=""
@@ -105,7 +107,7 @@ parse_args() {
 	[[ "$LOSS_LEVELS" =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]] || die "-loss-levels takes percentages like 5,10"
 	local m
 	for m in ${ONLY//,/ }; do
-		[[ "$m" =~ ^(outage|handover|conns|heal|loss|steady|scale|flood)$ ]] || die "unknown measurement '$m'"
+		[[ "$m" =~ ^(outage|handover|conns|heal|isolated|loss|steady|scale|flood)$ ]] || die "unknown measurement '$m'"
 	done
 	[[ $EUID -eq 0 ]] || die "needs root (network namespaces)"
 }
@@ -647,6 +649,63 @@ measure_heal() {
 	if ((${#notes[@]} > 0)); then NOTES+=("heal: ${notes[*]}"); fi
 }
 
+# --- 3b: isolated holder ----------------------------------------------------------
+
+REF=192.0.2.100 # the client: the reference host of the isolated runs
+
+# isolated_run TAG: a pair with the client as reference host; isolate the
+# holder h1 (carrier up) at a random moment, time h2's claim and h1's
+# release, heal 1 s after the release and count the client's moves. Sets
+# IR_CLAIM, IR_DROP (ms after the cut, "inf" if not within 15 s), IR_MOVES.
+isolated_run() {
+	local tag="$1" json="$OUT/tmp/$1.json" t0
+	IR_CLAIM=inf IR_DROP=inf IR_MOVES=inf
+	if ! pair_up i "--reference=$REF"; then
+		raw "$tag: setup failed: $PAIR_ERR"
+		lab_done "$tag"
+		return
+	fi
+	start_client 40s "$json"
+	sleep "$(printf '1.%03d' $((500 + RANDOM % 1000)))"
+	tick
+	t0=$NOW
+	lab isolate h1 >/dev/null
+	if wait_until 15 holds h2 "$VIP"; then
+		tick
+		IR_CLAIM=$((NOW - t0))
+	fi
+	if wait_until 15 eval '! holds h1 "$VIP"'; then
+		tick
+		IR_DROP=$((NOW - t0))
+	fi
+	sleep 1
+	lab unisolate h1 >/dev/null
+	sleep 3
+	stop_client "$CLIENT_PID"
+	IR_MOVES="$(json_changes "$json")"
+	raw "$tag: claim_ms=$IR_CLAIM release_ms=$IR_DROP client_moves=$IR_MOVES" \
+		"claims_h1=$(log_count h1 "$CLAIM_RE") claims_h2=$(log_count h2 "$CLAIM_RE")" \
+		"h1_holds=$(holds h1 "$VIP" && echo yes || echo no) h2_holds=$(holds h2 "$VIP" && echo yes || echo no)" \
+		"summary=$(tr -d '\n' <"$json")"
+	lab_done "$tag"
+}
+
+measure_isolated() {
+	local r
+	local -a claim=() drop=() moves=()
+	say "isolated: $RUNS runs (reference host $REF; isolate the holder, heal 1 s after it released)"
+	for ((r = 1; r <= RUNS; r++)); do
+		isolated_run "isolated-r$r"
+		claim+=("$IR_CLAIM") drop+=("$IR_DROP") moves+=("$IR_MOVES")
+		say "  isolated run $r: standby claimed +$IR_CLAIM ms, isolated holder released +$IR_DROP ms, client moves $IR_MOVES"
+	done
+	row_ms "Isolated holder (reference host): standby took over, after the cut" "$(median "${claim[@]}")" "" "${claim[*]}" "$(count_of inf "${claim[@]}")" 15
+	row_ms "Isolated holder (reference host): cut-off holder released the VIP, after the cut" "$(median "${drop[@]}")" 5000 "${drop[*]}" "$(count_of inf "${drop[@]}")" 15
+	local met="**no**"
+	[[ "$(median "${moves[@]}")" != 1 ]] || met=yes
+	row "Isolated holder (reference host): client moves, cut and heal" "$(median "${moves[@]}")" "${moves[*]//inf/✗}" "1" "$met"
+}
+
 # --- 4: false takeovers under loss ----------------------------------------------
 
 # loss_run PCT SLOT RESULTFILE: lab $PREFIX-lSLOT, PCT% loss both ways on
@@ -1020,7 +1079,7 @@ main() {
 	: >"$OUT/runs.log"
 	CLK_TCK="$(getconf CLK_TCK)"
 	local x
-	for x in o t h l1 l2 s f; do LABS+=("$(lab_name "$x")"); done
+	for x in o t h i l1 l2 s f; do LABS+=("$(lab_name "$x")"); done
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -1031,7 +1090,7 @@ main() {
 	tick
 	local start=$NOW
 	local m
-	for m in outage handover conns heal loss steady scale flood; do
+	for m in outage handover conns heal isolated loss steady scale flood; do
 		wanted "$m" || continue
 		tick
 		local t=$NOW

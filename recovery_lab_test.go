@@ -1,0 +1,274 @@
+package main
+
+// Lab tests of crash recovery (recovery.go): a daemon killed with -9 leaves
+// its VIP configured; when it starts again it keeps the VIP only if no other
+// node holds it.
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// frozen tells whether the process is stopped (SIGSTOP): /proc/PID/stat
+// field 3 is "T".
+func frozen(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] == 'T'
+}
+
+// kill9 kills the daemon with SIGKILL and waits for it to be gone.
+func kill9(t *testing.T, d *daemon) {
+	t.Helper()
+	d.signal(syscall.SIGKILL)
+	if _, err := d.wait(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freezeSelf is an operator command that stops its parent, the daemon, right
+// where it ran (a hook after the add or the removal, a fence before the add),
+// so the test can kill -9 it at that exact point.
+const freezeSelf = "sh -c 'kill -STOP $PPID'"
+
+// waitFrozen waits until the daemon stopped itself through freezeSelf.
+func waitFrozen(t *testing.T, d *daemon, within time.Duration) {
+	t.Helper()
+	waitFor(t, within, d.name+" to freeze itself", func() bool { return frozen(d.pid()) })
+}
+
+// adopted tells whether a daemon adopted a VIP left by an earlier run.
+func adopted(d *daemon) bool {
+	return strings.Contains(d.logs(), "adopting the copy left by an earlier run")
+}
+
+// TestLabRestartDropsAStaleCopy: the holder is killed with -9 (its VIP stays
+// configured) and cut off, so the standby takes over; when the cut heals
+// both hosts have the VIP, and the restarted daemon must find the new holder
+// and remove its stale copy without ever pulling the client back.
+func TestLabRestartDropsAStaleCopy(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	l.startEchoServers()
+	h1Args := []string{"-i", "eth0", "--priority", "100", labVIP}
+	h1 := l.startDaemon("h1", h1Args...)
+	waitActive(t, l, "h1", 5*time.Second)
+	// h2 outranks h1 but does not preempt: it stays a standby until h1 fails.
+	h2 := l.startDaemon("h2", "-i", "eth0", "--priority", "200", labVIP)
+	waitStandby(t, h2, 5*time.Second)
+	// The client talks to the VIP first: announcements update an existing
+	// ARP entry but do not create one.
+	if !l.clientPing(labVIP) {
+		t.Fatal("setup: the client cannot reach the VIP")
+	}
+
+	kill9(t, h1)
+	if !l.hostHasAddr("h1", labVIP+"/32") {
+		t.Fatal("setup: kill -9 removed the VIP; nothing stale to test")
+	}
+	l.script("isolate", "h1")
+	waitActive(t, l, "h2", 5*time.Second)
+	l.script("unisolate", "h1")
+	time.Sleep(1500 * time.Millisecond)
+	if hs := holders(l, 2); len(hs) != 2 {
+		t.Fatalf("setup: holders %v, want both (h1's stale copy and h2)", hs)
+	}
+	waitFor(t, 3*time.Second, "the client to point at h2", func() bool { return l.clientNeighMAC(labVIP) == hostMAC(2) })
+
+	summary := l.udpClient(5*time.Second, 10*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	restart := time.Now()
+	h1b := l.startDaemon("h1", h1Args...)
+	waitSoleHolder(t, l, 2, "h2", 5*time.Second)
+	dropped := time.Since(restart)
+	s := <-summary
+	if s.Err != nil {
+		t.Fatalf("%v\n%s", s.Err, s.Stderr)
+	}
+	if s.ByResponder["h1"] != 0 || s.LastResponder != "h2" || len(s.Changes) != 0 {
+		t.Errorf("client across the restart: answers %v, changes %v; want h2 only (the stale copy must never pull it back)", s.ByResponder, s.Changes)
+	}
+	if !strings.Contains(h1b.logs(), "removing the stale copy") || adopted(h1b) || claims(h1b) != 0 {
+		t.Errorf("restarted h1 did not simply drop its stale copy:\n%s", h1b.logs())
+	}
+	time.Sleep(2 * time.Second)
+	waitSoleHolder(t, l, 2, "h2", time.Second)
+	if !strings.Contains(h1b.logs(), "VIP is held") {
+		t.Errorf("restarted h1 is not a standby of h2:\n%s", h1b.logs())
+	}
+	t.Logf("stale copy removed %v after the restart", dropped.Round(time.Millisecond))
+}
+
+// TestLabRestartKeepsARightfulVIP: the holder is killed with -9 and
+// restarted while nobody else took the VIP (alone, or with a standby that
+// kept seeing the holder's kernel answer): it keeps the VIP, and the client
+// never loses it, even while the daemon is dead.
+func TestLabRestartKeepsARightfulVIP(t *testing.T) {
+	t.Parallel()
+	for _, hosts := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d hosts", hosts), func(t *testing.T) {
+			l := newLab(t, hosts)
+			l.startEchoServers()
+			h1Args := []string{"-i", "eth0", "--priority", "200", labVIP}
+			h1 := l.startDaemon("h1", h1Args...)
+			waitActive(t, l, "h1", 5*time.Second)
+			var h2 *daemon
+			if hosts == 2 {
+				h2 = l.startDaemon("h2", "-i", "eth0", labVIP)
+				waitStandby(t, h2, 5*time.Second)
+			}
+
+			var absent atomic.Int64
+			stop := make(chan struct{})
+			var watch sync.WaitGroup
+			watch.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+					if !l.hostHasAddr("h1", labVIP+"/32") {
+						absent.Add(1)
+					}
+				}
+			})
+			summary := l.udpClient(5*time.Second, 10*time.Millisecond)
+			time.Sleep(500 * time.Millisecond)
+			kill9(t, h1)
+			time.Sleep(time.Second) // the daemon is dead; the kernel still serves the VIP
+			restart := time.Now()
+			h1b := l.startDaemon("h1", h1Args...)
+			waitFor(t, 5*time.Second, "the restarted h1 to adopt the VIP", func() bool { return adopted(h1b) })
+			took := time.Since(restart)
+			s := <-summary
+			close(stop)
+			watch.Wait()
+			if n := absent.Load(); n != 0 {
+				t.Errorf("the VIP was missing from h1 in %d checks across the restart", n)
+			}
+			if s.Err != nil {
+				t.Fatalf("%v\n%s", s.Err, s.Stderr)
+			}
+			if s.LongestGapMs > 200 || len(s.Changes) != 0 || s.LastResponder != "h1" {
+				t.Errorf("client: longest gap %d ms, changes %v, last answer %q; want h1 throughout", s.LongestGapMs, s.Changes, s.LastResponder)
+			}
+			waitSoleHolder(t, l, hosts, "h1", time.Second)
+			if h2 != nil && claims(h2) != 0 {
+				t.Errorf("the standby claimed while the holder's daemon was dead")
+			}
+			if !strings.Contains(h1b.logs(), "keeping it while checking") {
+				t.Errorf("restarted h1 did not say it found the VIP:\n%s", h1b.logs())
+			}
+			t.Logf("adopted %v after the restart; client's longest gap %d ms", took.Round(time.Millisecond), s.LongestGapMs)
+		})
+	}
+}
+
+// TestLabKillMidClaimOrRelease: a daemon killed -9 at a chosen point of a
+// claim or a release (it freezes itself there through a hook or the fence,
+// then the test kills it) leaves the VIP configured or not; after the
+// restarts exactly one host holds it.
+func TestLabKillMidClaimOrRelease(t *testing.T) {
+	t.Parallel()
+	h1Args := []string{"-i", "eth0", "--priority", "200", labVIP}
+	h2Args := []string{"-i", "eth0", labVIP}
+
+	// After the add, announcements unfinished: h2 claims on h1's release
+	// notice and freezes in its --on-up hook.
+	t.Run("claim after the add", func(t *testing.T) {
+		l := newLab(t, 2)
+		h1, h2 := startPair(t, l, nil, []string{"--on-up=" + freezeSelf})
+		h1.signal(syscall.SIGTERM)
+		if _, err := h1.wait(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitFrozen(t, h2, 5*time.Second)
+		if !l.hostHasAddr("h2", labVIP+"/32") {
+			t.Fatal("setup: h2 froze without the VIP")
+		}
+		kill9(t, h2)
+		// The old holder comes back first: h2's kernel still answers, so it
+		// must not claim; then h2 restarts and finds nobody else holding.
+		h1b := l.startDaemon("h1", h1Args...)
+		waitStandby(t, h1b, 5*time.Second)
+		h2b := l.startDaemon("h2", h2Args...)
+		waitFor(t, 5*time.Second, "h2 to adopt its VIP", func() bool { return adopted(h2b) })
+		assertSoleHolder(t, l, "h2")
+		if claims(h1b) != 0 {
+			t.Errorf("h1 claimed a VIP that h2's kernel kept answering for")
+		}
+	})
+
+	// Before the add: h1 is killed and cut off without a release notice, h2
+	// freezes in its --fence step; the VIP is only h1's stale copy.
+	t.Run("claim during the fence", func(t *testing.T) {
+		l := newLab(t, 2)
+		h1, h2 := startPair(t, l, nil, []string{"--fence=" + freezeSelf})
+		kill9(t, h1)
+		l.script("isolate", "h1")
+		waitFrozen(t, h2, 5*time.Second)
+		if l.hostHasAddr("h2", labVIP+"/32") {
+			t.Fatal("setup: h2 froze after adding the VIP")
+		}
+		kill9(t, h2)
+		l.script("unisolate", "h1")
+		h2b := l.startDaemon("h2", h2Args...)
+		waitStandby(t, h2b, 5*time.Second) // h1's kernel answers
+		h1b := l.startDaemon("h1", h1Args...)
+		waitFor(t, 5*time.Second, "h1 to adopt its VIP", func() bool { return adopted(h1b) })
+		assertSoleHolder(t, l, "h1")
+		if claims(h2b) != 0 {
+			t.Errorf("h2 claimed a VIP that h1's kernel kept answering for")
+		}
+	})
+
+	// After the removal, before exit: h1 stops on SIGTERM, removes the VIP,
+	// sends its release notice and freezes in its --on-down hook.
+	t.Run("release after the removal", func(t *testing.T) {
+		l := newLab(t, 2)
+		h1, h2 := startPair(t, l, []string{"--on-down=" + freezeSelf}, nil)
+		h1.signal(syscall.SIGTERM)
+		waitFrozen(t, h1, 5*time.Second)
+		if l.hostHasAddr("h1", labVIP+"/32") {
+			t.Fatal("setup: h1 froze before removing the VIP")
+		}
+		kill9(t, h1)
+		waitActive(t, l, "h2", 5*time.Second)
+		h1b := l.startDaemon("h1", h1Args...)
+		waitStandby(t, h1b, 5*time.Second)
+		assertSoleHolder(t, l, "h2")
+		if claims(h1b) != 0 || claims(h2) != 1 {
+			t.Errorf("claims: restarted h1 %d, h2 %d", claims(h1b), claims(h2))
+		}
+	})
+}
+
+// assertSoleHolder checks that want alone holds the VIP, stays so for 2 s,
+// and that the client reaches it there.
+func assertSoleHolder(t *testing.T, l *lab, want string) {
+	t.Helper()
+	waitSoleHolder(t, l, l.hosts, want, 2*time.Second)
+	time.Sleep(2 * time.Second)
+	if hs := holders(l, l.hosts); len(hs) != 1 || hs[0] != want {
+		t.Fatalf("holders %v 2 s later, want %s alone", hs, want)
+	}
+	if !l.clientPing(labVIP) {
+		t.Fatal("the client cannot reach the VIP")
+	}
+	var idx int
+	fmt.Sscanf(want, "h%d", &idx)
+	if got := l.clientNeighMAC(labVIP); got != hostMAC(idx) {
+		t.Errorf("client's cache points at %q, want %s (%s)", got, hostMAC(idx), want)
+	}
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/arp"
+)
+
+func TestAdoptionVerdict(t *testing.T) {
+	// misses 3, dead time 600ms: the same bar as a standby's "holder dead".
+	cases := []struct {
+		name        string
+		otherHolder bool
+		unanswered  int
+		elapsed     time.Duration
+		want        adoptVerdict
+	}{
+		{"first probe out", false, 0, 0, adoptWait},
+		{"misses reached, dead time not", false, 5, ms(599), adoptWait},
+		{"dead time reached, misses not", false, 2, ms(900), adoptWait},
+		{"both reached", false, 3, ms(600), adoptKeep},
+		{"another holder answered at once", true, 0, 0, adoptDrop},
+		{"another holder answered late", true, 7, ms(599), adoptDrop},
+		// A late sign of another holder wins over silence that "would" have
+		// been enough: the check only ends by one of the two.
+		{"another holder after the bar", true, 9, time.Second, adoptDrop},
+	}
+	for _, tc := range cases {
+		if got := adoptionVerdict(tc.otherHolder, tc.unanswered, tc.elapsed, 3, ms(600)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// newAdoptingMachine is a machine started with the VIP already on the
+// interface (left by an earlier run); the link is not up yet.
+func newAdoptingMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
+	t.Helper()
+	lan := &fakeLAN{own: mustMAC(own), configured: true}
+	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
+		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
+	return newVIPMachine(testVIP, cfg, deps, true, t0), lan
+}
+
+func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
+	m, lan := newAdoptingMachine(t, 100, "02:00:00:00:00:09")
+	if m.state != stateAdopting {
+		t.Fatalf("state %v at start with the VIP configured", m.state)
+	}
+	// Link still down: nothing is sent, nothing changes.
+	if wake := m.nextWake(); wake.Before(time.Now().Add(time.Minute)) {
+		t.Errorf("wakes at %v with the link down", wake)
+	}
+	start := t0.Add(5 * time.Second)
+	m.onEvent(evLinkUp, start)
+	// A standby probing meanwhile (no holder flag) is no sign of a holder.
+	standby := frame(arp.OperationRequest, "02:00:00:00:00:05", zeroIPv4, peerTag{priority: 200}.hardwareAddr().String(), testVIP)
+	now := advance(m, start, start.Add(ms(599)), func(time.Time) *arpFrame { return standby })
+	if m.state != stateAdopting || lan.announces != 0 || lan.removes != 0 || !lan.configured {
+		t.Fatalf("before the dead time: state %v, announces %d, removes %d, configured %v (want: kept, silent)",
+			m.state, lan.announces, lan.removes, lan.configured)
+	}
+	for i, tag := range lan.probes {
+		if tag.flags != flagStandAside || lan.probeDsts[i] != "ff:ff:ff:ff:ff:ff" {
+			t.Errorf("probe %d: flags %#x to %s, want stand-aside, broadcast", i, tag.flags, lan.probeDsts[i])
+		}
+	}
+	if len(lan.probes) < 3 {
+		t.Errorf("%d probes before adopting, want at least --misses", len(lan.probes))
+	}
+	advance(m, now, start.Add(ms(700)), nil)
+	if m.state != stateActive || lan.announces != 1 || lan.removes != 0 || !lan.configured {
+		t.Fatalf("after the check: state %v, announces %d, removes %d, configured %v", m.state, lan.announces, lan.removes, lan.configured)
+	}
+	// Adopted means held: SIGTERM removes it and says so.
+	m.shutdown(start.Add(time.Second))
+	if lan.configured || lan.probes[len(lan.probes)-1].flags != flagReleasing {
+		t.Errorf("shutdown after adopting: configured %v, last probe %+v", lan.configured, lan.probes[len(lan.probes)-1])
+	}
+}
+
+func TestMachineDropsAStaleCopy(t *testing.T) {
+	other := "02:00:00:00:00:01"
+	signs := map[string]*arpFrame{
+		"its kernel answers":    holderReply(other),
+		"its self-check":        frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 50, flags: flagHolder}.hardwareAddr().String(), testVIP),
+		"its announcement":      frame(arp.OperationRequest, other, testVIP, "ff:ff:ff:ff:ff:ff", testVIP),
+		"a host not running it": holderReply("02:00:00:00:00:77"),
+	}
+	for name, sign := range signs {
+		t.Run(name, func(t *testing.T) {
+			// Priority 200: outranking the other holder changes nothing, the
+			// VIP is not ours to take back.
+			m, lan := newAdoptingMachine(t, 200, "02:00:00:00:00:09")
+			m.onEvent(evLinkUp, t0)
+			m.onFrame(*sign, t0.Add(ms(1)))
+			if m.state != stateStandby || lan.configured || lan.removes != 1 || lan.announces != 0 {
+				t.Fatalf("state %v, configured %v, removes %d, announces %d (want: removed at once, standby, silent)",
+					m.state, lan.configured, lan.removes, lan.announces)
+			}
+			for _, tag := range lan.probes {
+				if tag.flags&flagReleasing != 0 {
+					t.Errorf("sent a release notice for a VIP that another node holds")
+				}
+			}
+			if !macEqual(m.holder, sign.pkt.SenderHardwareAddr) {
+				t.Errorf("holder %v, want %v", m.holder, sign.pkt.SenderHardwareAddr)
+			}
+			// As a standby it stays one while the holder answers.
+			advance(m, t0.Add(ms(1)), t0.Add(10*time.Second), func(time.Time) *arpFrame { return holderReply(sign.pkt.SenderHardwareAddr.String()) })
+			if lan.adds != 0 || m.state != stateStandby {
+				t.Errorf("after 10 s: adds %d, state %v", lan.adds, m.state)
+			}
+		})
+	}
+}
+
+func TestMachineAdoptingLinkDownOrRemoved(t *testing.T) {
+	m, lan := newAdoptingMachine(t, 100, "02:00:00:00:00:09")
+	m.onEvent(evLinkUp, t0)
+	m.onEvent(evLinkDown, t0.Add(ms(100)))
+	if lan.configured || m.state != stateStandby {
+		t.Errorf("link down while adopting: configured %v, state %v (a holder without carrier gives the VIP up)", lan.configured, m.state)
+	}
+
+	m, lan = newAdoptingMachine(t, 100, "02:00:00:00:00:09")
+	m.onEvent(evLinkUp, t0)
+	lan.configured = false // `ip addr del` by someone
+	m.onEvent(evAddrRemoved, t0.Add(ms(100)))
+	if m.state != stateStandby || lan.adds != 0 {
+		t.Errorf("VIP removed while adopting: state %v, adds %d (want a plain standby, no re-add)", m.state, lan.adds)
+	}
+	m.shutdown(t0.Add(ms(200)))
+	if lan.removes != 0 {
+		t.Errorf("removed %d times an address it no longer had", lan.removes)
+	}
+}
