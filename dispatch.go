@@ -21,6 +21,9 @@ type ifaceDaemon struct {
 	port   *arpPort
 	refs   *referenceWatch // nil: no reference hosts
 	group  *groupView      // the VIP machines and what they share
+	// index is the interface's while its socket is open, for the VIPs'
+	// netlink requests.
+	index linkIndex
 
 	frames    chan arpFrame     // the socket reader → the loop
 	health    chan machineEvent // the health check → the loop
@@ -106,6 +109,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		}
 		stopReader()
 		d.port.set(nil)
+		d.index.set(0)
 		_ = sock.Close()
 		sock = nil
 		broadcast(evLinkDown)
@@ -121,6 +125,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			return
 		}
 		sockIndex = last.index
+		d.index.set(last.index)
 		readerCtx, cancel := context.WithCancel(ctx)
 		stopReader = cancel
 		go func(s *arpSocket) { readerDone <- s.Run(readerCtx, d.receive) }(sock)

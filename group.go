@@ -50,11 +50,12 @@ type groupView struct {
 
 const (
 	// pacerRate and pacerBurst bound the frames of a burst (a claim of many
-	// VIPs, a reconcile): 256 announcements leave within about 100 ms,
-	// and no node sends more than one announcement round per VIP per
-	// --announce-spacing.
-	pacerRate  = 2500 // frames per second
-	pacerBurst = 32
+	// VIPs, a reconcile): 256 announcements leave within about 50 ms (the
+	// failover of the last VIP must stay near a single VIP's), and no node
+	// sends more than one announcement round per VIP per
+	// --announce-spacing, so any second carries at most one frame per VIP.
+	pacerRate  = 5000 // frames per second
+	pacerBurst = 64
 	// holderNodeFresh: a node seen holding a VIP within this time is known;
 	// one seen again after longer (a healed partition) is reconciled with.
 	holderNodeFresh = 5 * time.Second

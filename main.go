@@ -506,7 +506,14 @@ func (r *runCmd) run(e *env) error {
 // VIP release its address, wait for the hooks, then return.
 func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener net.Listener, log *slog.Logger) error {
 	notifier := newNotifier(log)
-	board := newStatusBoard(notifier.post)
+	// The summary of every VIP is built on each change only for systemd:
+	// with hundreds of VIPs a claim of all of them would build it hundreds
+	// of times for nobody.
+	var statusUpdate func(string)
+	if notifier != nil {
+		statusUpdate = notifier.post
+	}
+	board := newStatusBoard(statusUpdate)
 	met := newMetrics(version, log)
 	hooks := newHookRunner(cfg.onUp, cfg.onDown, cfg.onChange, cfg.hookTimeout, log)
 	obs := observers{board, met, hooks}
@@ -533,7 +540,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	}
 	now := time.Now()
 	for _, vip := range cfg.vips {
-		var addr vipAddress = &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label}
+		var addr vipAddress = &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label, index: &d.index}
 		if resetter != nil {
 			addr = withConnReset(addr, resetter, vip)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -898,11 +899,34 @@ func macEqual(a, b net.HardwareAddr) bool {
 }
 
 // netlinkAddress manages the VIP as a /32 with a label on one interface.
-// The link is looked up by name each time: it may have been recreated.
+// The link is the one the interface's loop has open (index), or, while it
+// has none, looked up by name: it may have been recreated. Not looking it
+// up for every add keeps a claim of hundreds of VIPs to one netlink round
+// trip each.
 type netlinkAddress struct {
 	ifname string
 	vip    netip.Addr
 	label  string
+	index  *linkIndex // nil or 0: look the link up by name
+}
+
+// linkIndex is the index of the interface while its socket is open.
+type linkIndex struct{ v atomic.Int32 }
+
+func (l *linkIndex) set(i int) { l.v.Store(int32(i)) }
+
+func (l *linkIndex) get() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.v.Load())
+}
+
+func (a *netlinkAddress) link() (netlink.Link, error) {
+	if i := a.index.get(); i > 0 {
+		return &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: i, Name: a.ifname}}, nil
+	}
+	return netlink.LinkByName(a.ifname)
 }
 
 func (a *netlinkAddress) netlinkAddr() *netlink.Addr {
@@ -914,7 +938,7 @@ func (a *netlinkAddress) netlinkAddr() *netlink.Addr {
 
 // add configures the VIP/32; it is idempotent (RTM_NEWADDR with replace).
 func (a *netlinkAddress) add() error {
-	link, err := netlink.LinkByName(a.ifname)
+	link, err := a.link()
 	if err != nil {
 		return fmt.Errorf("add %s/32 to %s: %w", a.vip, a.ifname, err)
 	}
@@ -926,7 +950,7 @@ func (a *netlinkAddress) add() error {
 
 // remove deletes the VIP/32; an address or interface already gone is fine.
 func (a *netlinkAddress) remove() error {
-	link, err := netlink.LinkByName(a.ifname)
+	link, err := a.link()
 	if err != nil {
 		var notFound netlink.LinkNotFoundError
 		if errors.As(err, &notFound) {
