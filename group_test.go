@@ -291,3 +291,35 @@ func (f *fakeScheduled) nextWake() time.Time { return f.at }
 func (f *fakeScheduled) onTick(time.Time)    {}
 func (f *fakeScheduled) queueSlot() *int     { return &f.slot }
 func (f *fakeScheduled) String() string      { return f.name }
+
+// Preemption still works per VIP when the holder's watch does the probing:
+// after --preempt-delay every VIP of a lower-ranked holder is taken over.
+func TestGroupPreemptsEveryVIP(t *testing.T) {
+	vips := testVIPs(32)
+	lan := &groupLAN{own: mustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
+	cfg := machineConfig{priority: 200, interval: ms(200), misses: 3, announceCount: 3,
+		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second,
+		preempt: true, preemptDelay: 5 * time.Second}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := newGroupView(cfg, lan, log)
+	for _, vip := range vips {
+		newVIPMachine(vip, cfg, machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}, false, t0)
+	}
+	g.event(evLinkUp, t0)
+	lower := "02:00:00:00:00:01"
+	// The lower-ranked holder introduces itself, then answers every probe.
+	g.dispatch(*frame(arp.OperationRequest, lower, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[0]), t0)
+	answer := func(p sentProbe) *arpFrame { return replyFor(lower, p.vip) }
+	now := runGroup(g, lan, t0, t0.Add(4*time.Second), answer)
+	for _, vip := range vips {
+		if lan.adds[vip] != 0 {
+			t.Fatalf("%s taken before the preempt delay", vip)
+		}
+	}
+	runGroup(g, lan, now, t0.Add(7*time.Second), answer)
+	for _, vip := range vips {
+		if lan.adds[vip] != 1 || g.machines[vip].state != stateActive {
+			t.Errorf("%s: adds %d, state %v after the preempt delay", vip, lan.adds[vip], g.machines[vip].state)
+		}
+	}
+}
