@@ -226,13 +226,13 @@ func isGratuitous(f arpFrame) bool { return f.pkt.SenderIP == f.pkt.TargetIP }
 // probeRound sends up to count plain RFC 5227 probes for vip, spaced by
 // wait, and returns the MAC of the first node that answers, or nil if none
 // did. It is the one-shot check behind `floatip probe`.
-func probeRound(ctx context.Context, sock *arpSocket, vip netip.Addr, count int, wait time.Duration) (net.HardwareAddr, error) {
+func probeRound(ctx context.Context, sock *oneShotSocket, vip netip.Addr, count int, wait time.Duration) (net.HardwareAddr, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	answers := make(chan net.HardwareAddr, 1)
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- sock.Run(ctx, func(f arpFrame) {
+		readErr <- sock.run(ctx, func(f arpFrame) {
 			if holderEvidence(f, vip, sock.mac) {
 				select {
 				case answers <- f.pkt.SenderHardwareAddr:
@@ -241,12 +241,8 @@ func probeRound(ctx context.Context, sock *arpSocket, vip netip.Addr, count int,
 			}
 		})
 	}()
-	pkt, err := probePacket(sock.mac, vip, nil)
-	if err != nil {
-		return nil, fmt.Errorf("build probe for %s: %w", vip, err)
-	}
 	for range count {
-		if err := sock.send(pkt, broadcastMAC); err != nil {
+		if err := sock.probe(); err != nil {
 			return nil, err
 		}
 		timer := time.NewTimer(wait)
