@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/hex"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
@@ -203,5 +206,66 @@ func TestSolicitedNode(t *testing.T) {
 	g, mac := solicitedNode(netip.MustParseAddr("2001:db8::12:3456"))
 	if g != netip.MustParseAddr("ff02::1:ff12:3456") || mac.String() != "33:33:ff:12:34:56" {
 		t.Errorf("got %s %s", g, mac)
+	}
+}
+
+// newTestMachine6 is newTestMachine for an IPv6 VIP.
+func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*vipMachine, *fakeLAN) {
+	t.Helper()
+	lan := &fakeLAN{own: own}
+	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
+		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
+	m := newVIPMachine(v6VIP, cfg, deps, false, t0)
+	m.group.event(evLinkUp, t0)
+	return m, lan
+}
+
+// wire turns packet bytes from src into the frame the machines get.
+func wire(t *testing.T, b []byte, src net.HardwareAddr) *arpFrame {
+	t.Helper()
+	p, err := ndpFrame(b, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &arpFrame{pkt: p}
+}
+
+// TestMachineIPv6FromWire: the per-VIP decisions work on NDP as on ARP,
+// fed with real wire bytes: a holder's kernel's NA keeps a standby from
+// claiming; silence makes it claim; a split brain is resolved by rank.
+func TestMachineIPv6FromWire(t *testing.T) {
+	holderNA, _ := unsolicitedNA(macA, v6VIP) // the kernel's answer to a DAD probe has this form
+	m, lan := newTestMachine6(t, 100, macB)
+	now := advance(m, t0, t0.Add(5*time.Second), func(time.Time) *arpFrame { return wire(t, holderNA, macA) })
+	if m.state != stateStandby || lan.adds != 0 || !macEqual(m.holder, macA) {
+		t.Fatalf("with a live holder: state %v, adds %d, holder %s", m.state, lan.adds, m.holder)
+	}
+	advance(m, now, now.Add(time.Second), nil)
+	if m.state != stateActive || lan.adds != 1 {
+		t.Fatalf("after the holder fell silent: state %v, adds %d", m.state, lan.adds)
+	}
+
+	// Split brain: the better node's tagged self-check, then its kernel's
+	// NA (Override, to all nodes: it re-points the neighbours), and the
+	// loser releases at once.
+	loser, llan := newTestMachine6(t, 100, macB)
+	now = advance(loser, t0, t0.Add(time.Second), nil)
+	if loser.state != stateActive {
+		t.Fatal("setup: not active")
+	}
+	selfCheck, _ := probeNS(v6VIP, &peerTag{priority: 200, flags: flagHolder})
+	loser.onFrame(*wire(t, selfCheck, macA), now)
+	if !llan.configured {
+		t.Fatal("released on a tag in one frame")
+	}
+	loser.onFrame(*wire(t, holderNA, macA), now.Add(ms(1)))
+	if loser.state != stateStandby || llan.configured {
+		t.Fatalf("after the winner's self-check and NA: state %v, configured %v", loser.state, llan.configured)
+	}
+	// A plain DAD probe from a host that is not floatip is no holder evidence.
+	plain, _ := probeNS(v6VIP, nil)
+	if f := wire(t, plain, macA); holderEvidence(*f, v6VIP, macB) {
+		t.Error("a DAD probe counted as holder evidence")
 	}
 }
