@@ -353,17 +353,22 @@ func (l *lab) mustRun(short string, argv ...string) string {
 	return out
 }
 
-// hostHasAddr tells whether eth0 of host carries cidr ("192.0.2.50/32");
+// hostHasAddr tells whether eth0 of host carries cidr ("192.0.2.50/32",
+// "2001:db8::50/128");
 // without a "/", any prefix length matches.
 func (l *lab) hostHasAddr(host, cidr string) bool {
-	out, err := l.run(host, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
+	family, key := "-4", "inet"
+	if strings.Contains(cidr, ":") {
+		family, key = "-6", "inet6"
+	}
+	out, err := l.run(host, "ip", "-o", family, "addr", "show", "dev", "eth0")
 	if err != nil {
 		return false
 	}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		for i := 0; i+1 < len(f); i++ {
-			if f[i] != "inet" {
+			if f[i] != key {
 				continue
 			}
 			if f[i+1] == cidr || (!strings.Contains(cidr, "/") && strings.HasPrefix(f[i+1], cidr+"/")) {
