@@ -267,3 +267,41 @@ func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 	l.mustRun("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
 	waitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.clientNeighMAC(vip) == hostMAC(2) })
 }
+
+// TestLabIPv6ConnReset: releasing an IPv6 VIP resets its TCP connections
+// (SOCK_DESTROY for IPv6, connreset6.go), so an idle client learns at once
+// and reconnects to the new holder.
+func TestLabIPv6ConnReset(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	target := fmt.Sprintf("[%s]:%d", labVIP6, labTCPPort)
+	h1, _ := startPair6(t, l)
+	for _, h := range []string{"h1", "h2"} {
+		d := l.startProcess(h, "tcpidle", buildTCPIdle(t), "serve", "-listen", target, "-name", h)
+		waitFor(t, 5*time.Second, h+"'s TCP server to listen", func() bool {
+			if !d.running() {
+				t.Fatalf("TCP server on %s exited: %s", h, d.logs())
+			}
+			return strings.Contains(d.logs(), "serving on")
+		})
+	}
+	client := l.startProcess("c", "tcpidle", buildTCPIdle(t), "client", "-target", target, "-idle", "20s")
+	if first := waitEvent(t, client, "connected", 5*time.Second)["responder"]; first != "h1" {
+		t.Fatalf("the client's first request was answered by %q, want h1", first)
+	}
+	released := time.Now()
+	h1.signal(syscall.SIGTERM)
+	ended := waitEvent(t, client, "read_ended", 5*time.Second)
+	if ended["kind"] != "reset" {
+		t.Fatalf("the idle client's read ended with %q (%s), want a reset", ended["kind"], ended["err"])
+	}
+	if after := eventTime(t, ended, "at_ms").Sub(released); after > time.Second {
+		t.Errorf("the idle client learnt of the release %v after it, want within 1 s", after)
+	}
+	if again := waitEvent(t, client, "reconnected", 10*time.Second); again["responder"] != "h2" {
+		t.Errorf("the client reconnected to %q, want h2", again["responder"])
+	}
+	if !strings.Contains(h1.logs(), "connections=1") {
+		t.Errorf("h1 did not log one reset connection:\n%s", h1.logs())
+	}
+}
