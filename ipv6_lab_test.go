@@ -305,3 +305,44 @@ func TestLabIPv6ConnReset(t *testing.T) {
 		t.Errorf("h1 did not log one reset connection:\n%s", h1.logs())
 	}
 }
+
+// TestLabIPv6IsolatedStandbyNeverClaims: with IPv6 VIPs only and no IPv4
+// default route, the reference host is the IPv6 default route's gateway (a
+// link-local router address, here the client's), asked with the same DAD
+// probes; a standby cut off from everything does not claim.
+func TestLabIPv6IsolatedStandbyNeverClaims(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	l.enableIPv6()
+	const gw = "fe80::ff:fe00:64" // the client's link-local address (EUI-64 of 02:00:00:00:00:64)
+	for _, h := range []string{"h1", "h2"} {
+		l.mustRun(h, "ip", "-6", "route", "add", "default", "via", gw, "dev", "eth0")
+		l.startEchoServer(h, fmt.Sprintf("[%s]:%d", labVIP6, labEchoPort))
+	}
+	l.startDaemon("h1", "-i", "eth0", labVIP6)
+	waitActive6(t, l, "h1", 5*time.Second)
+	h2 := l.startDaemon("h2", "-i", "eth0", "--priority", "200", labVIP6)
+	waitStandby(t, h2, 5*time.Second)
+	summary := l.udpClient6(6*time.Second, 10*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	l.script("isolate", "h2")
+	time.Sleep(3 * time.Second)
+	l.script("unisolate", "h2")
+	s := <-summary
+	if c := claims(h2); c != 0 {
+		t.Fatalf("the isolated standby claimed the VIP %d times:\n%s", c, h2.logs())
+	}
+	if !strings.Contains(h2.logs(), "no reference host answers") || !strings.Contains(h2.logs(), "reference="+gw) {
+		t.Errorf("h2 did not say why it did not claim, or does not use the IPv6 default gateway:\n%s", h2.logs())
+	}
+	if s.Err != nil || s.LongestGapMs > 200 || s.LastResponder != "h1" || len(s.Changes) != 0 {
+		t.Errorf("client: longest gap %d ms, last answer %q, changes %v, err %v", s.LongestGapMs, s.LastResponder, s.Changes, s.Err)
+	}
+	if hs := holders6(l, 2); len(hs) != 1 || hs[0] != "h1" {
+		t.Errorf("holders after the isolation: %v, want h1 only", hs)
+	}
+	// And it does answer: when the holder dies, h2 (reaching the gateway
+	// again) takes over.
+	l.script("cut", "h1")
+	waitActive6(t, l, "h2", 5*time.Second)
+}

@@ -543,7 +543,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	var refs reachability = everReachable{}
 	if !cfg.noReference {
 		d.refs = &referenceWatch{ifname: cfg.ifname, explicit: cfg.references, useGateway: len(cfg.references) == 0,
-			sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
+			ipv6: len(d.ipv6) > 0, sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
 		refs = d.refs
 	}
 	var fence fenceFunc
