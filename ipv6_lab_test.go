@@ -346,3 +346,25 @@ func TestLabIPv6IsolatedStandbyNeverClaims(t *testing.T) {
 	l.script("cut", "h1")
 	waitActive6(t, l, "h2", 5*time.Second)
 }
+
+// TestLabIPv6AdoptsAfterKill: a daemon killed with -9 leaves its /128; the
+// next run finds it, checks that nobody else holds it, and adopts it.
+func TestLabIPv6AdoptsAfterKill(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 1)
+	l.enableIPv6()
+	d := l.startDaemon("h1", "-i", "eth0", labVIP6)
+	waitActive6(t, l, "h1", 5*time.Second)
+	d.signal(syscall.SIGKILL)
+	if _, err := d.wait(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !l.hostHasAddr("h1", labVIP6+"/128") {
+		t.Fatal("setup: the killed daemon's VIP is gone")
+	}
+	d = l.startDaemon("h1", "-i", "eth0", labVIP6)
+	waitFor(t, 5*time.Second, "the VIP adopted", func() bool { return strings.Contains(d.logs(), "adopting the copy") })
+	if !l.hostHasAddr("h1", labVIP6+"/128") || strings.Contains(d.logs(), "claimed VIP") {
+		t.Errorf("the VIP was not kept and adopted:\n%s", d.logs())
+	}
+}
