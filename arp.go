@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -315,6 +316,9 @@ func (p *arpPort) announce(vip netip.Addr, form announceForm) error {
 
 // privilegeHint turns a bare EPERM into a message that names what is missing.
 func privilegeHint(err error) error {
+	if strings.Contains(err.Error(), "IPv6 is disabled") {
+		return err // the kernel's EPERM for an interface without IPv6
+	}
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 		return fmt.Errorf("%w (floatip needs CAP_NET_RAW and CAP_NET_ADMIN: run it as root or grant those capabilities)", err)
 	}

@@ -368,3 +368,39 @@ func TestLabIPv6AdoptsAfterKill(t *testing.T) {
 		t.Errorf("the VIP was not kept and adopted:\n%s", d.logs())
 	}
 }
+
+// TestLabIPv6Refusals: bad IPv6 input on a real host gets one clear line
+// and changes nothing, also when IPv6 is off on the interface.
+func TestLabIPv6Refusals(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 1)
+	bin := l.binary()
+	show := func() string { return l.mustRun("h1", "ip", "addr", "show") }
+	before := show()
+	// The lab turns IPv6 off: an IPv6 VIP is refused at start, before the
+	// IPv4 one of the same list is touched.
+	out, err := l.run("h1", bin, "-i", "eth0", labVIP, labVIP6)
+	if code := exitCodeOf(err); code != 2 || !strings.Contains(out, "IPv6 is disabled") {
+		t.Errorf("IPv6 VIP with IPv6 off: exit %d, %q", code, out)
+	}
+	if after := show(); after != before {
+		t.Errorf("the refused run changed the host:\nbefore %s\nafter %s", before, after)
+	}
+	l.enableIPv6()
+	before = show()
+	for _, tc := range []struct{ args, want string }{
+		{labVIP + " " + labVIP6 + " 2001:db8::5x", "is not an IP address"},
+		{"fe80::50", "link-local"},
+		{"ff05::50", "multicast"},
+		{"::", "unspecified"},
+		{"2001:db8::11", "this host's own address"},
+	} {
+		out, err := l.run("h1", append([]string{bin, "-i", "eth0"}, strings.Fields(tc.args)...)...)
+		if code := exitCodeOf(err); code != 2 || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("%s: exit %d, %q (want one line saying %q)", tc.args, code, out, tc.want)
+		}
+	}
+	if after := show(); after != before {
+		t.Errorf("refused runs changed the host:\nbefore %s\nafter %s", before, after)
+	}
+}
