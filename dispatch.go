@@ -136,7 +136,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			}
 		}
 		if err != nil {
-			d.log.Error("cannot open the ARP socket; trying again in 1s", "err", err)
+			d.log.Error("cannot open the interface's sockets; trying again in 1s", "err", err)
 			retry = time.After(time.Second)
 			return
 		}

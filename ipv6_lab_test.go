@@ -67,7 +67,7 @@ func (l *lab) udpClient6(duration, every time.Duration) <-chan udpSummary {
 func TestLabIPv6LinkCutFailover(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, 2)
-	_, h2 := startPair6(t, l)
+	h1, h2 := startPair6(t, l)
 	if !l.clientPing(labVIP6) || l.clientNeighMAC(labVIP6) != hostMAC(1) {
 		t.Fatalf("setup: the client does not reach %s at h1", labVIP6)
 	}
@@ -98,6 +98,14 @@ func TestLabIPv6LinkCutFailover(t *testing.T) {
 		t.Errorf("the VIP is not a /128 without DAD:\n%s", out)
 	}
 	t.Logf("client-observed outage on link cut (IPv6): %d ms (sent %d, answered %d)", s.LongestGapMs, s.Sent, s.Answered)
+	// The link comes back: h1 reopens its sockets and is h2's standby.
+	l.script("heal", "h1")
+	waitFor(t, 5*time.Second, "h1 sees h2 holding the VIP after the heal", func() bool {
+		return strings.Contains(h1.logs(), "VIP is held") && strings.Contains(h1.logs(), "holder="+hostMAC(2))
+	})
+	if hs := holders6(l, 2); len(hs) != 1 || hs[0] != "h2" {
+		t.Errorf("holders after the heal: %v, want h2 only", hs)
+	}
 }
 
 // TestLabIPv6SIGTERMHandover: SIGTERM removes the IPv6 VIP, and the release
