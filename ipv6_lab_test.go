@@ -7,6 +7,7 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,6 +71,17 @@ func TestLabIPv6LinkCutFailover(t *testing.T) {
 	h1, h2 := startPair6(t, l)
 	if !l.clientPing(labVIP6) || l.clientNeighMAC(labVIP6) != hostMAC(1) {
 		t.Fatalf("setup: the client does not reach %s at h1", labVIP6)
+	}
+	// Other tools see the holder too: ndisc6 (NS from the client's address)
+	// and floatip probe (a DAD NS from ::) name h1.
+	tools := [][]string{{l.binary(), "probe", "-i", "eth0", labVIP6}}
+	if _, err := exec.LookPath("ndisc6"); err == nil { // required by TestLabIPv6ProbeAndAnnounce
+		tools = append(tools, []string{"ndisc6", "-q", "-1", "-r", "3", "-w", "500", labVIP6, "eth0"})
+	}
+	for _, argv := range tools {
+		if out, _ := l.run("c", argv...); strings.TrimSpace(out) != hostMAC(1) {
+			t.Errorf("%s: %q, want h1 %s", argv[0], out, hostMAC(1))
+		}
 	}
 	summary := l.udpClient6(6*time.Second, 10*time.Millisecond)
 	time.Sleep(2 * time.Second)
@@ -236,6 +248,13 @@ func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 	out, err = l.run("c", bin, "probe", "-i", "eth0", "2001:db8::11") // h1's own address
 	if code := exitCodeOf(err); code != 1 || strings.TrimSpace(out) != hostMAC(1) {
 		t.Fatalf("probe of h1's address: exit %d, %q", code, out)
+	}
+	// ndisc6 (which asks from the client's own address) finds the same MAC.
+	if _, err := exec.LookPath("ndisc6"); err != nil {
+		skipOrFail(t, "ndisc6 not installed (lab/lab.sh deps installs it)")
+	}
+	if got := strings.TrimSpace(l.mustRun("c", "ndisc6", "-q", "-1", "-r", "3", "-w", "500", "2001:db8::11", "eth0")); got != hostMAC(1) {
+		t.Errorf("ndisc6 says 2001:db8::11 is at %q, want h1 %s", got, hostMAC(1))
 	}
 	// The probe's source is ::, so h1 learned nothing about the client.
 	if neigh := l.mustRun("h1", "ip", "-6", "neigh", "show", "2001:db8::100"); strings.Contains(neigh, "lladdr") {

@@ -45,7 +45,7 @@ usage: lab.sh COMMAND [ARGS]    (lab prefix: FLOATIP_LAB=$P, state: $STATE)
   stop HOST [SIGNAL]        signal that daemon (default TERM) and wait for it to exit (5 s at most)
   show                      print the lab: namespaces, addresses, ports, loss rules, daemons
   down                      kill the lab's processes, delete its namespaces and state (idempotent)
-  deps                      check for (and on Debian as root, install) ip, nft, ping; check go
+  deps                      check for (and on Debian as root, install) ip, nft, ping, tcpdump, arping, ndisc6; check go
   demo                      live failover demo on a 2-host lab (about 30 s), torn down at the end
   test [GO-TEST-FLAGS...]   deps, then "go test -count=1 FLAGS ./..." from the repo root (lab tests
                             need root; with CI set they fail rather than skip), then check that no
@@ -474,6 +474,8 @@ cmd_deps() {
 	# The tests compare floatip's frames with iputils arping's, captured by tcpdump.
 	command -v tcpdump >/dev/null 2>&1 || pkgs+=(tcpdump)
 	arping -V 2>&1 | grep -q iputils || pkgs+=(iputils-arping)
+	# The IPv6 tests check floatip's answers against ndisc6's.
+	command -v ndisc6 >/dev/null 2>&1 || pkgs+=(ndisc6)
 	if ((${#pkgs[@]} > 0)); then
 		if [[ $EUID -eq 0 && -f /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; then
 			echo "lab.sh: installing ${pkgs[*]}" >&2
@@ -486,12 +488,12 @@ cmd_deps() {
 			die "missing tools; install these packages (as root): ${pkgs[*]}"
 		fi
 		local t
-		for t in ip nft ping tcpdump arping; do
+		for t in ip nft ping tcpdump arping ndisc6; do
 			command -v "$t" >/dev/null 2>&1 || die "'$t' still not found after installing ${pkgs[*]}"
 		done
 	fi
 	find_go || die "'go' not found: install Go (the version go.mod asks for) into /usr/local/go"
-	echo "deps ok: $(command -v ip) $(command -v nft) $(command -v ping) $(command -v tcpdump) $(command -v arping) $(command -v go)"
+	echo "deps ok: $(command -v ip) $(command -v nft) $(command -v ping) $(command -v tcpdump) $(command -v arping) $(command -v ndisc6) $(command -v go)"
 }
 
 # test_labs_left prints namespaces of Go test labs (fipt-PID-N-*) whose test
