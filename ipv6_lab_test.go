@@ -7,7 +7,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -429,5 +431,55 @@ func TestLabIPv6Refusals(t *testing.T) {
 	}
 	if after := show(); after != before {
 		t.Errorf("refused runs changed the host:\nbefore %s\nafter %s", before, after)
+	}
+}
+
+// TestLabIPv6OperatorFeatures: the health check, hooks and fencing work for
+// an IPv6 VIP as for IPv4: h1's check fails, it hands the VIP over to h2
+// (which fences nobody: the holder said it left), and h2's hook sees the
+// IPv6 VIP; then h2 is cut, and h1, healthy again, fences h2 and claims.
+func TestLabIPv6OperatorFeatures(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	dir := t.TempDir()
+	ok, events, fenced := filepath.Join(dir, "h1.ok"), filepath.Join(dir, "events"), filepath.Join(dir, "fenced")
+	if err := os.WriteFile(ok, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hooks := func(h string) []string {
+		return []string{"--on-change", `sh -c 'echo "$FLOATIP_STATE $FLOATIP_VIP" >> ` + events + h + `'`,
+			"--fence", `sh -c 'echo "$FLOATIP_VIP $FLOATIP_HOLDER" >> ` + fenced + `'`}
+	}
+	l.enableIPv6()
+	h1 := l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP6,
+		"--check", "test -f " + ok, "--check-interval", "100ms", "--rise", "1", "--fall", "2"}, hooks("h1")...)...)
+	waitActive6(t, l, "h1", 5*time.Second)
+	h2 := l.startDaemon("h2", append([]string{"-i", "eth0", labVIP6}, hooks("h2")...)...)
+	waitStandby(t, h2, 5*time.Second)
+
+	os.Remove(ok)
+	waitFor(t, 3*time.Second, "h2 as the only holder", func() bool {
+		hs := holders6(l, 2)
+		return len(hs) == 1 && hs[0] == "h2"
+	})
+	if !strings.Contains(h1.logs(), "health check fails: releasing") {
+		t.Errorf("h1 did not say why it released:\n%s", h1.logs())
+	}
+	waitFor(t, 3*time.Second, "the on-change hook saw h2 take the IPv6 VIP", func() bool {
+		b, _ := os.ReadFile(events + "h2")
+		return strings.Contains(string(b), "active "+labVIP6)
+	})
+	if b, err := os.ReadFile(fenced); err == nil {
+		t.Errorf("fenced although the holder released the VIP: %s", b)
+	}
+	if err := os.WriteFile(ok, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // h1 healthy again (rise 1)
+	l.script("cut", "h2")
+	waitActive6(t, l, "h1", 5*time.Second)
+	b, _ := os.ReadFile(fenced)
+	if got := strings.TrimSpace(string(b)); got != labVIP6+" "+hostMAC(2) {
+		t.Errorf("fence command saw %q, want %q", got, labVIP6+" "+hostMAC(2))
 	}
 }
