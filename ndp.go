@@ -250,7 +250,7 @@ func icmpChecksum(src, dst netip.Addr, icmp []byte) uint16 {
 // kernel joins the group of an address it has itself).
 type ndpSocket struct {
 	conn   *packet.Conn
-	groups int // a UDP socket holding the multicast memberships; -1: none
+	groups []int // UDP sockets holding the multicast memberships
 	mac    net.HardwareAddr
 	name   string
 }
@@ -265,7 +265,7 @@ func openNDPSocket(ifi *net.Interface, join []netip.Addr) (*ndpSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open IPv6 neighbour discovery socket on %s: %w", ifi.Name, privilegeHint(err))
 	}
-	s := &ndpSocket{conn: conn, groups: -1, mac: ifi.HardwareAddr, name: ifi.Name}
+	s := &ndpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}
 	if err := s.join(ifi, join); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -273,15 +273,12 @@ func openNDPSocket(ifi *net.Interface, join []netip.Addr) (*ndpSocket, error) {
 	return s, nil
 }
 
+// join makes the node a member of the solicited-node group of every address.
+// A socket's memberships are bounded by net.core.optmem_max (56 bytes each:
+// about 360 with an older kernel's 20 kB): when one is full (ENOMEM),
+// another is opened.
 func (s *ndpSocket) join(ifi *net.Interface, addrs []netip.Addr) error {
-	if len(addrs) == 0 {
-		return nil
-	}
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open a socket for IPv6 multicast memberships: %w", err)
-	}
-	s.groups = fd
+	fd := -1
 	joined := map[netip.Addr]bool{}
 	for _, a := range addrs {
 		group, _ := solicitedNode(a)
@@ -290,7 +287,17 @@ func (s *ndpSocket) join(ifi *net.Interface, addrs []netip.Addr) error {
 		}
 		joined[group] = true
 		mreq := &unix.IPv6Mreq{Multiaddr: group.As16(), Interface: uint32(ifi.Index)}
-		if err := unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq); err != nil {
+		var err error = unix.ENOMEM
+		for tries := 0; (errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.ENOBUFS)) && tries < 2; tries++ {
+			if fd < 0 || tries > 0 {
+				if fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+					return fmt.Errorf("open a socket for IPv6 multicast memberships: %w", err)
+				}
+				s.groups = append(s.groups, fd)
+			}
+			err = unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq)
+		}
+		if err != nil {
 			if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EADDRNOTAVAIL) {
 				err = fmt.Errorf("%w (is IPv6 disabled on %s? sysctl net.ipv6.conf.%s.disable_ipv6)", err, ifi.Name, ifi.Name)
 			}
@@ -301,10 +308,10 @@ func (s *ndpSocket) join(ifi *net.Interface, addrs []netip.Addr) error {
 }
 
 func (s *ndpSocket) Close() error {
-	if s.groups >= 0 {
-		_ = unix.Close(s.groups)
-		s.groups = -1
+	for _, fd := range s.groups {
+		_ = unix.Close(fd)
 	}
+	s.groups = nil
 	return s.conn.Close()
 }
 
