@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,6 +209,7 @@ func isEthernetIPv4ARP(p *arp.Packet) bool {
 type arpPort struct {
 	mu   sync.Mutex
 	sock *arpSocket
+	nd   *ndpSocket // IPv6 VIPs' neighbour discovery (ndp.go); nil without IPv6 VIPs
 }
 
 var errLinkDown = errors.New("link is down")
@@ -224,6 +226,18 @@ func (p *arpPort) current() *arpSocket {
 	return p.sock
 }
 
+func (p *arpPort) setND(s *ndpSocket) {
+	p.mu.Lock()
+	p.nd = s
+	p.mu.Unlock()
+}
+
+func (p *arpPort) currentND() *ndpSocket {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nd
+}
+
 // mac is the interface's MAC, or nil while the link is down.
 func (p *arpPort) mac() net.HardwareAddr {
 	if s := p.current(); s != nil {
@@ -233,8 +247,15 @@ func (p *arpPort) mac() net.HardwareAddr {
 }
 
 // probe sends an RFC 5227 probe for vip carrying tag, to dst (broadcast,
-// or the known holder's MAC).
+// or the known holder's MAC); for an IPv6 VIP, a DAD-style NS (ndp.go).
 func (p *arpPort) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error {
+	if vip.Is6() {
+		nd := p.currentND()
+		if nd == nil {
+			return errLinkDown
+		}
+		return nd.probe(vip, &tag, dst)
+	}
 	s := p.current()
 	if s == nil {
 		return errLinkDown
@@ -249,6 +270,13 @@ func (p *arpPort) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error
 // probeAddress sends a plain RFC 5227 probe (no tag) for ip, broadcast: it
 // asks a reference host whether it is there.
 func (p *arpPort) probeAddress(ip netip.Addr) error {
+	if ip.Is6() {
+		nd := p.currentND()
+		if nd == nil {
+			return errLinkDown
+		}
+		return nd.probe(ip, nil, broadcastMAC)
+	}
 	s := p.current()
 	if s == nil {
 		return errLinkDown
@@ -260,8 +288,16 @@ func (p *arpPort) probeAddress(ip netip.Addr) error {
 	return s.send(pkt, broadcastMAC)
 }
 
-// announce sends one round of unsolicited ARP for vip.
+// announce sends one round of unsolicited ARP for vip; for an IPv6 VIP,
+// one unsolicited NA (form is ARP's: an NA has one form only).
 func (p *arpPort) announce(vip netip.Addr, form announceForm) error {
+	if vip.Is6() {
+		nd := p.currentND()
+		if nd == nil {
+			return errLinkDown
+		}
+		return nd.announce(vip)
+	}
 	s := p.current()
 	if s == nil {
 		return errLinkDown
@@ -280,6 +316,9 @@ func (p *arpPort) announce(vip netip.Addr, form announceForm) error {
 
 // privilegeHint turns a bare EPERM into a message that names what is missing.
 func privilegeHint(err error) error {
+	if strings.Contains(err.Error(), "IPv6 is disabled") {
+		return err // the kernel's EPERM for an interface without IPv6
+	}
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 		return fmt.Errorf("%w (floatip needs CAP_NET_RAW and CAP_NET_ADMIN: run it as root or grant those capabilities)", err)
 	}

@@ -68,7 +68,7 @@ func connsToReset(conns []tcpConn, vip netip.Addr) []tcpConn {
 // socketTable lists and destroys the TCP sockets of this network
 // namespace; netlinkSockets implements it.
 type socketTable interface {
-	tcpConns() ([]tcpConn, error)
+	tcpConns(ipv6 bool) ([]tcpConn, error) // of one address family
 	destroy(c tcpConn) error
 }
 
@@ -150,7 +150,7 @@ func (r *connResetter) resetPasses(vip netip.Addr) (int, error) {
 	tab := r.sockets
 	total := 0
 	for range maxResetPasses {
-		conns, err := tab.tcpConns()
+		conns, err := tab.tcpConns(vip.Is6())
 		interrupted := errors.Is(err, netlink.ErrDumpInterrupted)
 		if err != nil && !interrupted {
 			return total, fmt.Errorf("list TCP sockets: %w", err)
@@ -212,6 +212,9 @@ func (g localRouteGate) route(vip netip.Addr) (*netlink.Route, error) {
 		return nil, err
 	}
 	ip := vip.AsSlice()
+	if vip.Is6() {
+		return localRoute6(link.Attrs().Index, vip), nil
+	}
 	return &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)},
 		Src: ip, Table: unix.RT_TABLE_LOCAL, Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST, Protocol: unix.RTPROT_KERNEL}, nil
 }
@@ -247,8 +250,12 @@ func (g localRouteGate) reopen(vip netip.Addr) error {
 // Handle's hundreds of methods would add 1 MB to the binary.)
 type netlinkSockets struct{}
 
-func (netlinkSockets) tcpConns() ([]tcpConn, error) {
-	socks, err := netlink.SocketDiagTCP(unix.AF_INET)
+func (netlinkSockets) tcpConns(ipv6 bool) ([]tcpConn, error) {
+	family := uint8(unix.AF_INET)
+	if ipv6 {
+		family = unix.AF_INET6
+	}
+	socks, err := netlink.SocketDiagTCP(family)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		if errors.Is(err, unix.ENOENT) {
 			// sock_diag has no handler for inet: no inet_diag in this kernel.
@@ -258,10 +265,10 @@ func (netlinkSockets) tcpConns() ([]tcpConn, error) {
 	}
 	conns := make([]tcpConn, 0, len(socks))
 	for _, so := range socks {
-		local, ok1 := netip.AddrFromSlice(so.ID.Source.To4())
-		remote, ok2 := netip.AddrFromSlice(so.ID.Destination.To4())
-		if !ok1 || !ok2 {
-			continue
+		local, ok1 := addrFromNetlink(so.ID.Source)
+		remote, ok2 := addrFromNetlink(so.ID.Destination)
+		if !ok1 || !ok2 || local.Is6() != ipv6 {
+			continue // an IPv4-mapped IPv6 socket is not the IPv6 VIP's
 		}
 		conns = append(conns, tcpConn{
 			local:  netip.AddrPortFrom(local, so.ID.SourcePort),
@@ -273,5 +280,8 @@ func (netlinkSockets) tcpConns() ([]tcpConn, error) {
 }
 
 func (netlinkSockets) destroy(c tcpConn) error {
+	if c.local.Addr().Is6() {
+		return destroyTCP6(c) // netlink.SocketDestroy is IPv4-only
+	}
 	return netlink.SocketDestroy(net.TCPAddrFromAddrPort(c.local), net.TCPAddrFromAddrPort(c.remote))
 }

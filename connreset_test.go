@@ -57,7 +57,7 @@ type world struct {
 	gateErr    error
 }
 
-func (w *world) tcpConns() ([]tcpConn, error) {
+func (w *world) tcpConns(bool) ([]tcpConn, error) {
 	w.events = append(w.events, "list")
 	i := min(w.lists, len(w.conns)-1)
 	w.lists++

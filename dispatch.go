@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -24,6 +25,10 @@ type ifaceDaemon struct {
 	// index is the interface's while its socket is open, for the VIPs'
 	// netlink requests.
 	index linkIndex
+	// ipv6 lists the IPv6 VIPs and reference hosts: with any, an NDP socket
+	// (ndp.go) is opened beside the ARP socket, joined to their
+	// solicited-node groups.
+	ipv6 []netip.Addr
 
 	frames    chan arpFrame     // the socket reader → the loop
 	health    chan machineEvent // the health check → the loop
@@ -66,9 +71,10 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	g := d.group
 	var (
 		sock        *arpSocket
+		nd          *ndpSocket // with IPv6 VIPs, opened and closed with sock
 		sockIndex   int
 		stopReader  context.CancelFunc = func() {}
-		readerDone                     = make(chan error, 1)
+		readerDone                     = make(chan error, 2)
 		retry       <-chan time.Time
 		last        linkStatus
 		saidWaiting bool
@@ -79,6 +85,9 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		stopReader()
 		if sock != nil {
 			_ = sock.Close()
+		}
+		if nd != nil {
+			_ = nd.Close()
 		}
 	}()
 	defer func() {
@@ -110,8 +119,13 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		stopReader()
 		d.port.set(nil)
 		d.index.set(0)
+		d.port.setND(nil)
 		_ = sock.Close()
 		sock = nil
+		if nd != nil {
+			_ = nd.Close()
+			nd = nil
+		}
 		broadcast(evLinkDown)
 	}
 	openSocket := func() {
@@ -119,8 +133,14 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		if err == nil {
 			sock, err = openARPSocket(ifi)
 		}
+		if err == nil && len(d.ipv6) > 0 {
+			if nd, err = openNDPSocket(ifi, d.ipv6); err != nil {
+				_ = sock.Close()
+				sock = nil
+			}
+		}
 		if err != nil {
-			d.log.Error("cannot open the ARP socket; trying again in 1s", "err", err)
+			d.log.Error("cannot open the interface's sockets; trying again in 1s", "err", err)
 			retry = time.After(time.Second)
 			return
 		}
@@ -130,6 +150,10 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		stopReader = cancel
 		go func(s *arpSocket) { readerDone <- s.Run(readerCtx, d.receive) }(sock)
 		d.port.set(sock)
+		if nd != nil {
+			go func(s *ndpSocket) { readerDone <- s.Run(readerCtx, d.receive) }(nd)
+			d.port.setND(nd)
+		}
 		d.log.Info("interface is up", "mac", ifi.HardwareAddr.String())
 		saidWaiting = false
 		broadcast(evLinkUp)
@@ -185,7 +209,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			if ctx.Err() != nil || err == nil {
 				continue // a reader we stopped
 			}
-			d.log.Warn("ARP socket failed; reopening", "err", err)
+			d.log.Warn("socket failed; reopening", "err", err)
 			closeSocket()
 			retry = time.After(200 * time.Millisecond)
 		case <-retry:

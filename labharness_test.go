@@ -353,17 +353,22 @@ func (l *lab) mustRun(short string, argv ...string) string {
 	return out
 }
 
-// hostHasAddr tells whether eth0 of host carries cidr ("192.0.2.50/32");
+// hostHasAddr tells whether eth0 of host carries cidr ("192.0.2.50/32",
+// "2001:db8::50/128");
 // without a "/", any prefix length matches.
 func (l *lab) hostHasAddr(host, cidr string) bool {
-	out, err := l.run(host, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
+	family, key := "-4", "inet"
+	if strings.Contains(cidr, ":") {
+		family, key = "-6", "inet6"
+	}
+	out, err := l.run(host, "ip", "-o", family, "addr", "show", "dev", "eth0")
 	if err != nil {
 		return false
 	}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		for i := 0; i+1 < len(f); i++ {
-			if f[i] != "inet" {
+			if f[i] != key {
 				continue
 			}
 			if f[i+1] == cidr || (!strings.Contains(cidr, "/") && strings.HasPrefix(f[i+1], cidr+"/")) {
@@ -415,13 +420,13 @@ func requireLabAddr(t *testing.T, ip string) {
 	t.Helper()
 	a, err := netip.ParseAddr(ip)
 	if err == nil {
-		for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"} {
+		for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"} {
 			if netip.MustParsePrefix(p).Contains(a) {
 				return
 			}
 		}
 	}
-	t.Fatalf("%q is not in a documentation range: the lab only uses 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24", ip)
+	t.Fatalf("%q is not in a documentation range: the lab only uses 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32", ip)
 }
 
 // waitFor polls cond every 20 ms until it holds; t.Fatalf naming what after timeout.
@@ -440,6 +445,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // broadcast ARP frame the client receives while fn runs (tcpdump in the
 // client namespace). It fails the test when none arrives within 5 s.
 func (l *lab) captureARP(fn func()) string {
+	l.t.Helper()
+	return l.captureFrame("arp and ether broadcast", fn)
+}
+
+// captureFrame is captureARP for the first frame that matches a tcpdump
+// filter.
+func (l *lab) captureFrame(filter string, fn func()) string {
 	t := l.t
 	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
@@ -448,7 +460,7 @@ func (l *lab) captureARP(fn func()) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.nsName("c"),
-		"tcpdump", "-i", "eth0", "-Q", "in", "-n", "-l", "-xx", "-c", "1", "arp and ether broadcast")
+		"tcpdump", "-i", "eth0", "-Q", "in", "-n", "-l", "-xx", "-c", "1", filter)
 	cmd.WaitDelay = time.Second
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -489,7 +501,7 @@ func (l *lab) captureARP(fn func()) string {
 	case <-time.After(5 * time.Second):
 		cancel()
 		<-done
-		t.Fatalf("no broadcast ARP frame reached the client within 5 s")
+		t.Fatalf("no frame matching %q reached the client within 5 s", filter)
 	}
 	if err != nil {
 		t.Fatalf("tcpdump: %v\n%s", err, errText.String())

@@ -23,7 +23,7 @@ type linkStatus struct {
 // watchEvent is one change seen through netlink.
 type watchEvent struct {
 	link        *linkStatus
-	addrRemoved netip.Addr // a /32 deleted from our interface
+	addrRemoved netip.Addr // a /32 (/128) deleted from our interface
 	resync      bool       // the subscription was (re)established: state may have been missed
 }
 
@@ -108,8 +108,8 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 				return errors.New("address subscription closed")
 			}
 			ones, _ := u.LinkAddress.Mask.Size()
-			ip, valid := netip.AddrFromSlice(u.LinkAddress.IP.To4())
-			if u.NewAddr || !valid || ones != 32 || u.LinkIndex != status.index {
+			ip, valid := addrFromNetlink(u.LinkAddress.IP)
+			if u.NewAddr || !valid || ones != ip.BitLen() || u.LinkIndex != status.index {
 				continue
 			}
 			if !send(ctx, out, watchEvent{addrRemoved: ip}) {

@@ -1,5 +1,6 @@
-// Command floatip holds floating IPv4 addresses for a group of Linux hosts
-// over plain ARP: no protocol of its own, no config file, no cluster store.
+// Command floatip holds floating IPv4 and IPv6 addresses for a group of
+// Linux hosts over plain ARP and neighbour discovery: no protocol of its
+// own, no config file, no cluster store.
 package main
 
 import (
@@ -38,9 +39,9 @@ const (
 )
 
 type cli struct {
-	Run      runCmd           `cmd:"" default:"withargs" help:"Hold floating IPv4 addresses: probe, claim when free, keep, release on exit (the default command)."`
+	Run      runCmd           `cmd:"" default:"withargs" help:"Hold floating IPv4 and IPv6 addresses: probe, claim when free, keep, release on exit (the default command)."`
 	Probe    probeCmd         `cmd:"" help:"Probe once whether an address is in use; print the holder's MAC or 'free'. Exit 0 free, 1 held, 2 error (as arping -D)."`
-	Announce announceCmd      `cmd:"" help:"Send unsolicited ARP for an address this host holds, byte for byte as arping -U (or -A with --reply)."`
+	Announce announceCmd      `cmd:"" help:"Send unsolicited ARP for an address this host holds, byte for byte as arping -U (or -A with --reply); for IPv6, unsolicited neighbour advertisements as the kernel sends them."`
 	Version  kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -49,9 +50,9 @@ type runCmd struct {
 	Priority        int           `default:"100" env:"FLOATIP_PRIORITY" help:"Rank of this node, 1..255: when the holder dies, the highest-priority live standby takes over (ties: lowest MAC)."`
 	Interval        time.Duration `default:"200ms" env:"FLOATIP_INTERVAL" help:"Probe interval of a standby. Detection takes about misses x interval."`
 	Misses          int           `default:"3" env:"FLOATIP_MISSES" help:"The VIP is free after this many probe intervals without an answer (after the first miss, re-probes go out 4x faster)."`
-	AnnounceCount   int           `default:"5" env:"FLOATIP_ANNOUNCE_COUNT" help:"Unsolicited ARP rounds sent after a claim, the first at once."`
+	AnnounceCount   int           `default:"5" env:"FLOATIP_ANNOUNCE_COUNT" help:"Unsolicited ARP rounds (IPv6: neighbour advertisements) sent after a claim, the first at once."`
 	AnnounceSpacing time.Duration `default:"1.1s" env:"FLOATIP_ANNOUNCE_SPACING" help:"Time between those rounds; at least 1.1s (Linux ignores a second update within its 1s locktime)."`
-	AnnounceForm    string        `default:"request" enum:"request,reply,both" env:"FLOATIP_ANNOUNCE_FORM" help:"Form of the announcements: request (as arping -U), reply (as arping -A), or both."`
+	AnnounceForm    string        `default:"request" enum:"request,reply,both" env:"FLOATIP_ANNOUNCE_FORM" help:"Form of the IPv4 announcements: request (as arping -U), reply (as arping -A), or both. IPv6 announcements are always unsolicited NAs with the Override flag."`
 	Refresh         time.Duration `default:"100s" env:"FLOATIP_REFRESH" help:"While active, re-announce this often so switch MAC tables (often 300s) never age out; 0 turns it off."`
 	Reference       []string      `env:"FLOATIP_REFERENCE" placeholder:"IP" help:"A host that a healthy node can reach on the interface (repeatable); a standby that reaches none of them is the one cut off and never claims, and a holder that hears none of them and no other floatip node for 3s gives the VIP up. Default: the gateway of the default route through IFACE, if any."`
 	NoReference     bool          `env:"FLOATIP_NO_REFERENCE" help:"Ask no reference host, neither before claiming nor while holding (not even the default gateway)."`
@@ -73,14 +74,14 @@ type runCmd struct {
 	MetricsListen   string        `env:"FLOATIP_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9810). Off by default."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
 	LogFormat       string        `default:"text" enum:"text,json" env:"FLOATIP_LOG_FORMAT" help:"Log format: text (logfmt) or json."`
-	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 address(es) to hold, each handled independently."`
+	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 and/or IPv6 address(es) to hold, each handled independently."`
 }
 
 type probeCmd struct {
 	Interface string        `short:"i" required:"" placeholder:"IFACE" help:"Interface to probe on."`
 	Count     int           `default:"3" help:"Probes to send (stops at the first answer)."`
 	Wait      time.Duration `default:"500ms" help:"How long to wait for an answer after each probe."`
-	VIP       string        `arg:"" name:"vip" help:"IPv4 address to probe."`
+	VIP       string        `arg:"" name:"vip" help:"IPv4 or IPv6 address to probe (IPv6: duplicate address detection, as ndisc6 -1 ... but from ::)."`
 }
 
 type announceCmd struct {
@@ -88,7 +89,7 @@ type announceCmd struct {
 	Count     int           `short:"c" default:"3" help:"Announcements to send, the first at once."`
 	Spacing   time.Duration `default:"1s" help:"Time between announcements (arping sends one per second)."`
 	Reply     bool          `help:"Send the reply form, as arping -A (default: the request form, as arping -U)."`
-	VIP       string        `arg:"" name:"vip" help:"IPv4 address to announce; it must be configured on the interface."`
+	VIP       string        `arg:"" name:"vip" help:"IPv4 or IPv6 address to announce; it must be configured on the interface."`
 }
 
 // env is what a command needs from the world outside it.
@@ -160,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 func newParser(c *cli, stdout, stderr io.Writer) (*kong.Kong, error) {
 	return kong.New(c,
 		kong.Name("floatip"),
-		kong.Description("Hold a floating IPv4 address for a group of Linux hosts over plain ARP."),
+		kong.Description("Hold a floating IPv4 or IPv6 address for a group of Linux hosts over plain ARP and neighbour discovery."),
 		kong.Vars{"version": "floatip " + version},
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(kongExit{code}) }),
@@ -180,7 +181,7 @@ func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 		return kong.DefaultHelpPrinter(options, ctx)
 	}
 	w := ctx.Stdout
-	fmt.Fprintln(w, "floatip: hold a floating IPv4 address for a group of Linux hosts over plain ARP.")
+	fmt.Fprintln(w, "floatip: hold a floating IPv4 or IPv6 address for a group of Linux hosts over plain ARP and neighbour discovery.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run the same line on every host, e.g.   floatip -i eth0 192.0.2.50")
 	fmt.Fprintln(w, "Exactly one host holds the address; when it dies, the best standby takes over.")
@@ -192,24 +193,45 @@ func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Other commands:")
 	fmt.Fprintln(w, "  floatip probe -i IFACE VIP       is VIP in use? prints the holder's MAC or 'free'; exit 0 free, 1 held, 2 error")
-	fmt.Fprintln(w, "  floatip announce -i IFACE VIP    unsolicited ARP for a held address, as arping -U (--reply: as arping -A)")
+	fmt.Fprintln(w, "  floatip announce -i IFACE VIP    unsolicited ARP for a held address, as arping -U (--reply: as arping -A); IPv6: unsolicited NA")
 	fmt.Fprintln(w, "  floatip <command> --help         the flags of a command;  floatip --version")
 	return nil
 }
 
-// parseVIP accepts a unicast IPv4 address that can float between hosts.
+// parseVIP accepts a unicast IPv4 or IPv6 address that can float between
+// hosts. An IPv4-mapped IPv6 address is its IPv4 address.
 func parseVIP(s string) (netip.Addr, error) {
+	a, err := parseHostAddr(s)
+	if err == nil && a.Is6() && a.IsLinkLocalUnicast() {
+		err = fmt.Errorf("%s is an IPv6 link-local address: every host has its own on each link, it cannot float (use a global or unique-local address)", s)
+	}
+	return a, err
+}
+
+// parseHostAddr accepts the unicast address of a host on the LAN: a VIP, or
+// a reference host (which may be an IPv6 link-local router).
+func parseHostAddr(s string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
 	}
-	switch {
-	case a.Is6() && !a.Is4In6():
-		return netip.Addr{}, fmt.Errorf("%s is IPv6: floatip moves IPv4 addresses over ARP (IPv6 uses neighbour discovery)", s)
-	case a.Zone() != "":
-		return netip.Addr{}, fmt.Errorf("%s has a zone: give a plain IPv4 address", s)
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%s has a zone: give a plain address (the interface is -i)", s)
 	}
 	a = a.Unmap()
+	if a.Is6() {
+		switch {
+		case a.IsUnspecified():
+			return netip.Addr{}, fmt.Errorf("%s is the unspecified address, not a floating IP", s)
+		case a.IsMulticast():
+			return netip.Addr{}, fmt.Errorf("%s is a multicast address, not a floating IP", s)
+		case a.IsLoopback():
+			return netip.Addr{}, fmt.Errorf("%s is a loopback address: it never leaves this host", s)
+		case netip.MustParsePrefix("::/96").Contains(a):
+			return netip.Addr{}, fmt.Errorf("%s is in ::/96 (deprecated IPv4-compatible addresses), not a floating IP", s)
+		}
+		return a, nil
+	}
 	switch {
 	case a.IsUnspecified():
 		return netip.Addr{}, fmt.Errorf("%s is the unspecified address, not a floating IP", s)
@@ -349,7 +371,7 @@ func (r *runCmd) config() (*config, error) {
 	}
 	var refs []netip.Addr
 	for _, s := range r.Reference {
-		ip, err := parseVIP(s)
+		ip, err := parseHostAddr(s)
 		if err != nil {
 			return nil, fmt.Errorf("--reference: %w", err)
 		}
@@ -431,6 +453,26 @@ func (r *runCmd) config() (*config, error) {
 	}, nil
 }
 
+// checkIPv6Enabled refuses IPv6 VIPs on an interface (or a host) where
+// IPv6 is turned off: the kernel would refuse every claim. An interface that
+// does not exist yet is not checked (floatip waits for it).
+func checkIPv6Enabled(ifname string, vips []netip.Addr) error {
+	i := slices.IndexFunc(vips, netip.Addr.Is6)
+	if i < 0 {
+		return nil
+	}
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		return fmt.Errorf("%s is IPv6, but this kernel has no IPv6 (no /proc/sys/net/ipv6)", vips[i])
+	}
+	for _, dev := range []string{"all", ifname} {
+		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + dev + "/disable_ipv6")
+		if err == nil && strings.TrimSpace(string(b)) == "1" {
+			return fmt.Errorf("%s is IPv6, but IPv6 is disabled (sysctl net.ipv6.conf.%s.disable_ipv6=1): enable it to hold IPv6 VIPs", vips[i], dev)
+		}
+	}
+	return nil
+}
+
 // missingCapabilities names the capabilities floatip needs but lacks.
 func missingCapabilities() ([]string, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
@@ -456,7 +498,7 @@ func checkPrivileges() error {
 		return err
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: floatip needs CAP_NET_ADMIN (to add the address) and CAP_NET_RAW (to send ARP); run it as root or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)", strings.Join(missing, " and "))
+		return fmt.Errorf("missing %s: floatip needs CAP_NET_ADMIN (to add the address) and CAP_NET_RAW (to send ARP and neighbour discovery); run it as root or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)", strings.Join(missing, " and "))
 	}
 	return nil
 }
@@ -478,6 +520,9 @@ func (r *runCmd) run(e *env) error {
 		return err
 	}
 	nl.EnableErrorMessageReporting = true
+	if err := checkIPv6Enabled(cfg.ifname, cfg.vips); err != nil {
+		return err
+	}
 	adopt, err := checkExistingAddresses(cfg.ifname, cfg.vips)
 	if err != nil {
 		return err
@@ -520,10 +565,15 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 
 	port := &arpPort{}
 	d := newIfaceDaemon(cfg.ifname, log, port, newGroupView(cfg.machine, port, log))
+	for _, ip := range append(slices.Clone(cfg.vips), cfg.references...) {
+		if ip.Is6() {
+			d.ipv6 = append(d.ipv6, ip)
+		}
+	}
 	var refs reachability = everReachable{}
 	if !cfg.noReference {
 		d.refs = &referenceWatch{ifname: cfg.ifname, explicit: cfg.references, useGateway: len(cfg.references) == 0,
-			sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
+			ipv6: len(d.ipv6) > 0, sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
 		refs = d.refs
 	}
 	var fence fenceFunc
@@ -593,9 +643,9 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	return err
 }
 
-// openInterface opens the ARP socket of an interface that must exist and be
-// up now (the one-shot commands do not wait).
-func openInterface(name string) (*arpSocket, error) {
+// openInterface checks an interface that must exist and be up now (the
+// one-shot commands do not wait).
+func openInterface(name string) (*net.Interface, error) {
 	if err := validInterfaceName(name); err != nil {
 		return nil, err
 	}
@@ -609,7 +659,46 @@ func openInterface(name string) (*arpSocket, error) {
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
-	return openARPSocket(ifi)
+	return ifi, nil
+}
+
+// oneShotSocket is the ARP or NDP socket of a one-shot command, by the
+// address's family.
+type oneShotSocket struct {
+	mac      net.HardwareAddr
+	run      func(ctx context.Context, deliver func(arpFrame)) error
+	probe    func() error // one plain probe for the address
+	announce func() error // one announcement of the address
+	close    func() error
+}
+
+func openOneShot(ifi *net.Interface, ip netip.Addr, reply bool) (*oneShotSocket, error) {
+	if ip.Is6() {
+		nd, err := openNDPSocket(ifi, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &oneShotSocket{mac: nd.mac, run: nd.Run, close: nd.Close,
+			probe:    func() error { return nd.probe(ip, nil, broadcastMAC) },
+			announce: func() error { return nd.announce(ip) }}, nil
+	}
+	sock, err := openARPSocket(ifi)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := probePacket(sock.mac, ip, nil)
+	if err != nil {
+		_ = sock.Close()
+		return nil, fmt.Errorf("build probe for %s: %w", ip, err)
+	}
+	ann, err := announcePacket(sock.mac, ip, reply)
+	if err != nil {
+		_ = sock.Close()
+		return nil, err
+	}
+	return &oneShotSocket{mac: sock.mac, run: sock.Run, close: sock.Close,
+		probe:    func() error { return sock.send(probe, broadcastMAC) },
+		announce: func() error { return sock.send(ann, broadcastMAC) }}, nil
 }
 
 func (p *probeCmd) run(e *env) (held bool, err error) {
@@ -620,11 +709,15 @@ func (p *probeCmd) run(e *env) (held bool, err error) {
 	if p.Count < 1 || p.Wait <= 0 {
 		return false, errors.New("--count must be at least 1 and --wait positive")
 	}
-	sock, err := openInterface(p.Interface)
+	ifi, err := openInterface(p.Interface)
 	if err != nil {
 		return false, err
 	}
-	defer sock.Close()
+	sock, err := openOneShot(ifi, vip, false)
+	if err != nil {
+		return false, err
+	}
+	defer sock.close()
 	// Our own kernel never answers our probe: look at the host first.
 	if local, err := hasAddress(p.Interface, vip); err != nil {
 		return false, err
@@ -653,11 +746,13 @@ func (a *announceCmd) run(e *env) error {
 	if a.Count < 1 || a.Spacing <= 0 {
 		return errors.New("--count must be at least 1 and --spacing positive")
 	}
-	sock, err := openInterface(a.Interface)
+	if a.Reply && vip.Is6() {
+		return fmt.Errorf("--reply is an ARP form; %s is IPv6, announced by unsolicited neighbour advertisements only", vip)
+	}
+	ifi, err := openInterface(a.Interface)
 	if err != nil {
 		return err
 	}
-	defer sock.Close()
 	local, err := hasAddress(a.Interface, vip)
 	if err != nil {
 		return err
@@ -665,10 +760,11 @@ func (a *announceCmd) run(e *env) error {
 	if !local {
 		return fmt.Errorf("%s is not configured on %s: refusing to announce an address this host does not hold (it would steal it from its holder)", vip, a.Interface)
 	}
-	pkt, err := announcePacket(sock.mac, vip, a.Reply)
+	sock, err := openOneShot(ifi, vip, a.Reply)
 	if err != nil {
 		return err
 	}
+	defer sock.close()
 	for i := range a.Count {
 		if i > 0 {
 			select {
@@ -677,7 +773,7 @@ func (a *announceCmd) run(e *env) error {
 			case <-time.After(a.Spacing):
 			}
 		}
-		if err := sock.send(pkt, broadcastMAC); err != nil {
+		if err := sock.announce(); err != nil {
 			return err
 		}
 	}
@@ -690,12 +786,12 @@ func hasAddress(ifname string, ip netip.Addr) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("interface %s: %w", ifname, err)
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return false, fmt.Errorf("list addresses of %s: %w", ifname, err)
 	}
 	for _, a := range addrs {
-		if got, ok := netip.AddrFromSlice(a.IP.To4()); ok && got == ip {
+		if got, ok := addrFromNetlink(a.IP); ok && got == ip {
 			return true, nil
 		}
 	}

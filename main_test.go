@@ -35,7 +35,14 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"not an address", []string{"-i", "eth0", "192.0.2.300"}, `"192.0.2.300" is not an IP address`},
 		{"hostname", []string{"-i", "eth0", "vip.example"}, "is not an IP address"},
-		{"IPv6", []string{"-i", "eth0", "2001:db8::1"}, "is IPv6"},
+		{"IPv6 link-local", []string{"-i", "eth0", "fe80::50"}, "link-local"},
+		{"IPv6 multicast", []string{"-i", "eth0", "ff02::1:ff00:50"}, "multicast"},
+		{"IPv6 unspecified", []string{"-i", "eth0", "::"}, "unspecified"},
+		{"IPv6 loopback", []string{"-i", "eth0", "::1"}, "loopback"},
+		{"IPv6 zone", []string{"-i", "eth0", "2001:db8::50%eth0"}, "has a zone"},
+		{"IPv4-compatible", []string{"-i", "eth0", "::192.0.2.50"}, "::/96"},
+		{"mixed list with a typo", []string{"-i", "eth0", "192.0.2.50", "2001:db8::50", "2001:db8::5g"}, `"2001:db8::5g" is not an IP address`},
+		{"IPv6 duplicate", []string{"-i", "eth0", "2001:db8::50", "2001:db8:0::50"}, "given twice"},
 		{"multicast", []string{"-i", "eth0", "224.0.0.18"}, "multicast"},
 		{"broadcast", []string{"-i", "eth0", "255.255.255.255"}, "broadcast address"},
 		{"loopback", []string{"-i", "eth0", "127.0.0.5"}, "loopback"},
@@ -54,7 +61,11 @@ func TestBadInput(t *testing.T) {
 		{"misses zero", []string{"-i", "eth0", "--misses", "0", "192.0.2.50"}, "--misses 0"},
 		{"announce spacing below locktime", []string{"-i", "eth0", "--announce-spacing", "500ms", "192.0.2.50"}, "below 1.1s"},
 		{"bad form", []string{"-i", "eth0", "--announce-form", "loud", "192.0.2.50"}, "announce-form"},
-		{"probe IPv6", []string{"probe", "-i", "eth0", "::1"}, "is IPv6"},
+		{"probe IPv6 loopback", []string{"probe", "-i", "eth0", "::1"}, "loopback"},
+		{"probe IPv6 link-local", []string{"probe", "-i", "eth0", "fe80::1"}, "link-local"},
+		{"announce IPv6 multicast", []string{"announce", "-i", "eth0", "ff02::1"}, "multicast"},
+		{"announce IPv6 reply form", []string{"announce", "-i", "eth0", "--reply", "2001:db8::50"}, "--reply is an ARP form"},
+		{"reference IPv6 multicast", []string{"-i", "eth0", "--reference", "ff02::2", "2001:db8::50"}, "--reference: ff02::2 is a multicast"},
 		{"announce multicast", []string{"announce", "-i", "eth0", "239.1.1.1"}, "multicast"},
 		{"unknown flag", []string{"-i", "eth0", "--frobnicate", "192.0.2.50"}, "unknown flag --frobnicate"},
 		{"reference is a VIP", []string{"-i", "eth0", "--reference", "192.0.2.50", "192.0.2.50"}, "is one of the VIPs"},
@@ -176,6 +187,27 @@ func TestParseVIPAcceptsUnicast(t *testing.T) {
 		if err != nil || !a.Is4() {
 			t.Errorf("parseVIP(%q) = %v, %v", s, a, err)
 		}
+	}
+	for _, s := range []string{"2001:db8::50", "2001:DB8:0:0::1", "fd00::5"} {
+		a, err := parseVIP(s)
+		if err != nil || !a.Is6() {
+			t.Errorf("parseVIP(%q) = %v, %v", s, a, err)
+		}
+	}
+	// A reference host may be an IPv6 router's link-local address.
+	if a, err := parseHostAddr("fe80::1"); err != nil || a != netip.MustParseAddr("fe80::1") {
+		t.Errorf("parseHostAddr(fe80::1) = %v, %v", a, err)
+	}
+}
+
+// TestParseMixedRun: one invocation holds IPv4 and IPv6 VIPs.
+func TestParseMixedRun(t *testing.T) {
+	cfg := parseRun(t, "-i", "eth0", "192.0.2.50", "2001:db8::50", "--reference", "2001:db8::1")
+	if len(cfg.vips) != 2 || !cfg.vips[0].Is4() || cfg.vips[1] != netip.MustParseAddr("2001:db8::50") {
+		t.Errorf("vips %v", cfg.vips)
+	}
+	if len(cfg.references) != 1 || !cfg.references[0].Is6() {
+		t.Errorf("references %v", cfg.references)
 	}
 }
 

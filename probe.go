@@ -226,13 +226,13 @@ func isGratuitous(f arpFrame) bool { return f.pkt.SenderIP == f.pkt.TargetIP }
 // probeRound sends up to count plain RFC 5227 probes for vip, spaced by
 // wait, and returns the MAC of the first node that answers, or nil if none
 // did. It is the one-shot check behind `floatip probe`.
-func probeRound(ctx context.Context, sock *arpSocket, vip netip.Addr, count int, wait time.Duration) (net.HardwareAddr, error) {
+func probeRound(ctx context.Context, sock *oneShotSocket, vip netip.Addr, count int, wait time.Duration) (net.HardwareAddr, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	answers := make(chan net.HardwareAddr, 1)
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- sock.Run(ctx, func(f arpFrame) {
+		readErr <- sock.run(ctx, func(f arpFrame) {
 			if holderEvidence(f, vip, sock.mac) {
 				select {
 				case answers <- f.pkt.SenderHardwareAddr:
@@ -241,12 +241,8 @@ func probeRound(ctx context.Context, sock *arpSocket, vip netip.Addr, count int,
 			}
 		})
 	}()
-	pkt, err := probePacket(sock.mac, vip, nil)
-	if err != nil {
-		return nil, fmt.Errorf("build probe for %s: %w", vip, err)
-	}
 	for range count {
-		if err := sock.send(pkt, broadcastMAC); err != nil {
+		if err := sock.probe(); err != nil {
 			return nil, err
 		}
 		timer := time.NewTimer(wait)
@@ -281,6 +277,7 @@ type referenceWatch struct {
 	ifname     string
 	explicit   []netip.Addr // --reference; nil means the default gateway
 	useGateway bool
+	ipv6       bool // IPv6 VIPs: without an IPv4 default route, the IPv6 one's gateway
 	sender     interface{ probeAddress(netip.Addr) error }
 	minGap     time.Duration // between two rounds of reference probes
 	log        *slog.Logger
@@ -306,7 +303,7 @@ func (r *referenceWatch) refs(now time.Time) []netip.Addr {
 	}
 	if now.Sub(r.resolvedAt) >= referenceRefresh || r.resolvedAt.IsZero() {
 		r.resolvedAt = now
-		gw, err := defaultGateway(r.ifname)
+		gw, err := defaultGateway(r.ifname, r.ipv6)
 		switch {
 		case err != nil:
 			r.log.Debug("cannot look up the default gateway", "err", err)
@@ -375,22 +372,30 @@ func isDefaultRoute(dst *net.IPNet) bool {
 }
 
 // defaultGateway returns the gateway of the IPv4 default route through
-// ifname, or an invalid address when there is none.
-func defaultGateway(ifname string) (netip.Addr, error) {
+// ifname, or with ipv6, when there is none, that of the IPv6 default route
+// (usually a router's link-local address, probed the same way); an invalid
+// address when there is none.
+func defaultGateway(ifname string, ipv6 bool) (netip.Addr, error) {
 	link, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("look up %s: %w", ifname, err)
 	}
-	routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("list routes of %s: %w", ifname, err)
+	families := []int{netlink.FAMILY_V4}
+	if ipv6 {
+		families = append(families, netlink.FAMILY_V6)
 	}
-	for _, rt := range routes {
-		if !isDefaultRoute(rt.Dst) || rt.Gw == nil {
-			continue
+	for _, family := range families {
+		routes, err := netlink.RouteList(link, family)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("list routes of %s: %w", ifname, err)
 		}
-		if gw, ok := netip.AddrFromSlice(rt.Gw.To4()); ok {
-			return gw, nil
+		for _, rt := range routes {
+			if !isDefaultRoute(rt.Dst) || rt.Gw == nil {
+				continue
+			}
+			if gw, ok := addrFromNetlink(rt.Gw); ok && gw.Is4() == (family == netlink.FAMILY_V4) {
+				return gw, nil
+			}
 		}
 	}
 	return netip.Addr{}, nil

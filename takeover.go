@@ -656,7 +656,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 		return
 	}
 	p := f.pkt
-	isProbeForVIP := p.Operation == 1 && p.SenderIP == zeroIPv4 && p.TargetIP == m.vip
+	isProbeForVIP := p.Operation == 1 && p.SenderIP.IsUnspecified() && p.TargetIP == m.vip
 	var tag peerTag
 	tagged := false
 	if isProbeForVIP {
@@ -898,11 +898,13 @@ func macEqual(a, b net.HardwareAddr) bool {
 	return len(a) == len(b) && string(a) == string(b)
 }
 
-// netlinkAddress manages the VIP as a /32 with a label on one interface.
-// The link is the one the interface's loop has open (index), or, while it
-// has none, looked up by name: it may have been recreated. Not looking it
-// up for every add keeps a claim of hundreds of VIPs to one netlink round
-// trip each.
+// netlinkAddress manages the VIP as a /32 with a label on one interface,
+// an IPv6 VIP as a /128 with IFA_F_NODAD (the kernel's own DAD would hold
+// it tentative for a second, and could refuse it) and no label (IPv6
+// addresses have none). The link is the one the interface's loop has open
+// (index), or, while it has none, looked up by name: it may have been
+// recreated. Not looking it up for every add keeps a claim of hundreds of
+// VIPs to one netlink round trip each.
 type netlinkAddress struct {
 	ifname string
 	vip    netip.Addr
@@ -930,25 +932,31 @@ func (a *netlinkAddress) link() (netlink.Link, error) {
 }
 
 func (a *netlinkAddress) netlinkAddr() *netlink.Addr {
+	if a.vip.Is6() {
+		return &netlink.Addr{
+			IPNet: &net.IPNet{IP: a.vip.AsSlice(), Mask: net.CIDRMask(128, 128)},
+			Flags: unix.IFA_F_NODAD | unix.IFA_F_NOPREFIXROUTE,
+		}
+	}
 	return &netlink.Addr{
 		IPNet: &net.IPNet{IP: a.vip.AsSlice(), Mask: net.CIDRMask(32, 32)},
 		Label: a.label,
 	}
 }
 
-// add configures the VIP/32; it is idempotent (RTM_NEWADDR with replace).
+// add configures the VIP/32 (/128); it is idempotent (RTM_NEWADDR with replace).
 func (a *netlinkAddress) add() error {
 	link, err := a.link()
 	if err != nil {
-		return fmt.Errorf("add %s/32 to %s: %w", a.vip, a.ifname, err)
+		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, err)
 	}
 	if err := netlink.AddrReplace(link, a.netlinkAddr()); err != nil {
-		return fmt.Errorf("add %s/32 to %s: %w", a.vip, a.ifname, privilegeHint(err))
+		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
 	}
 	return nil
 }
 
-// remove deletes the VIP/32; an address or interface already gone is fine.
+// remove deletes the VIP/32 (/128); an address or interface already gone is fine.
 func (a *netlinkAddress) remove() error {
 	link, err := a.link()
 	if err != nil {
@@ -956,23 +964,26 @@ func (a *netlinkAddress) remove() error {
 		if errors.As(err, &notFound) {
 			return nil // the interface is gone, and its addresses with it
 		}
-		return fmt.Errorf("remove %s/32 from %s: %w", a.vip, a.ifname, err)
+		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, err)
 	}
 	if err := netlink.AddrDel(link, a.netlinkAddr()); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-		return fmt.Errorf("remove %s/32 from %s: %w", a.vip, a.ifname, privilegeHint(err))
+		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
 	}
 	return nil
 }
 
-// checkExistingAddresses looks at the host's IPv4 addresses before anything
+// hostPrefix is ip/32 or ip/128.
+func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
+
+// checkExistingAddresses looks at the host's addresses before anything
 // is changed. A VIP that is this host's own address (another prefix on
 // ifname, or any address on another interface) is refused; a VIP/32
-// already on ifname is returned for adoption; a VIP that is the network or
+// (/128) already on ifname is returned for adoption; a VIP that is the network or
 // broadcast address of a subnet on ifname is refused.
 func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bool, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("list IPv4 addresses: %w", err)
+		return nil, fmt.Errorf("list addresses: %w", err)
 	}
 	links, err := netlink.LinkList()
 	if err != nil {
@@ -984,7 +995,7 @@ func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bo
 	}
 	adopt := map[netip.Addr]bool{}
 	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		ip, ok := addrFromNetlink(a.IP)
 		if !ok {
 			continue
 		}
@@ -996,16 +1007,23 @@ func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bo
 		}
 		for _, vip := range vips {
 			switch {
-			case ip == vip && owner == ifname && ones == 32:
+			case ip == vip && owner == ifname && ones == vip.BitLen():
 				adopt[vip] = true
 			case ip == vip:
-				return nil, fmt.Errorf("%s is already this host's own address (%s on %s): floatip only manages addresses it adds itself as /32", vip, prefix, owner)
-			case owner == ifname && ones <= 30 && prefix.Masked().Contains(vip) && (vip == prefix.Masked().Addr() || vip == lastAddr(prefix)):
+				return nil, fmt.Errorf("%s is already this host's own address (%s on %s): floatip only manages addresses it adds itself as /32 (IPv6: /128)", vip, prefix, owner)
+			case vip.Is4() && owner == ifname && ones <= 30 && prefix.Masked().Contains(vip) && (vip == prefix.Masked().Addr() || vip == lastAddr(prefix)):
 				return nil, fmt.Errorf("%s is the network or broadcast address of %s on %s", vip, prefix.Masked(), ifname)
 			}
 		}
 	}
 	return adopt, nil
+}
+
+// addrFromNetlink reads an address from netlink: 4 bytes (or 16 in the
+// v4-mapped form) for IPv4, 16 for IPv6.
+func addrFromNetlink(ip net.IP) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
 }
 
 // lastAddr is the broadcast address of an IPv4 prefix.

@@ -6,8 +6,9 @@
 #                     [-heal-max S] [-- EXTRA-FLOATIP-FLAGS...]
 #
 # LIST is a comma-separated subset of (default: all of them)
-#   outage    holder death (its bridge port cut), defaults and --interval 20ms
-#   handover  graceful handover (SIGTERM on the holder), defaults
+#   outage    holder death (its bridge port cut), defaults and --interval 20ms;
+#             defaults with an IPv6 VIP (2001:db8::50) too
+#   handover  graceful handover (SIGTERM on the holder), defaults; IPv6 too
 #   conns     an idle TCP client (lab/tcpidle) blocked in read on the VIP: from
 #             SIGTERM on the holder to its error and to its first answered
 #             request on the new holder, with and without the connection
@@ -63,6 +64,7 @@ STABLE_MS=3000 # a heal has converged when its end state held this long
 EXTRA=()     # extra floatip flags for every daemon
 
 VIP=192.0.2.50 # outage, handover, heal, loss
+VIP6=2001:db8::50 # the IPv6 rows of outage and handover (VIP=$VIP6 for one series)
 PORT=7007
 HELD_RE='VIP is held'
 CLAIM_RE='claimed VIP'
@@ -205,11 +207,21 @@ lab_done() {
 	lab down >/dev/null 2>&1 || true
 }
 
-# holds HOST VIP: HOST has VIP/32 on eth0.
+# holds HOST VIP: HOST has VIP/32 (IPv6: /128) on eth0.
 holds() {
 	local a
+	if [[ "$2" == *:* ]]; then
+		a="$(ip -n "$(ns "$1")" -6 -o addr show dev eth0 2>/dev/null)" || return 1
+		[[ "$a" == *" $2/128 "* ]]
+		return
+	fi
 	a="$(ip -n "$(ns "$1")" -4 -o addr show dev eth0 2>/dev/null)" || return 1
 	[[ "$a" == *" $2/32 "* ]]
+}
+
+# vip_port: $VIP:$PORT, [$VIP]:$PORT for IPv6.
+vip_port() {
+	if [[ "$VIP" == *:* ]]; then echo "[$VIP]:$PORT"; else echo "$VIP:$PORT"; fi
 }
 
 # holds_all HOST VIP...: HOST has every one of them.
@@ -245,7 +257,7 @@ mac_of() { printf '02:00:00:00:00:%02x' "${1#h}"; }
 start_servers() {
 	local h
 	for h in "$@"; do
-		ip netns exec "$(ns "$h")" "$UDPECHO" serve -listen "$VIP:$PORT" -name "$h" >/dev/null 2>&1 &
+		ip netns exec "$(ns "$h")" "$UDPECHO" serve -listen "$(vip_port)" -name "$h" >/dev/null 2>&1 &
 	done
 }
 
@@ -256,6 +268,7 @@ pair_up() {
 	local name="$1"
 	shift
 	lab_new "$name" 2
+	if [[ "$VIP" == *:* ]]; then lab ipv6 c h1 h2 >/dev/null; fi
 	start_servers h1 h2
 	lab start h1 -- -i eth0 --priority 200 "${EXTRA[@]}" "$@" "$VIP" >/dev/null
 	if ! wait_until 10 holds h1 "$VIP"; then
@@ -272,7 +285,7 @@ pair_up() {
 # start_client DURATION OUTFILE [LIVEFILE]: a client in the background, one
 # request to $VIP every 10 ms; sets CLIENT_PID.
 start_client() {
-	ip netns exec "$(ns c)" "$UDPECHO" client -target "$VIP:$PORT" -every 10ms \
+	ip netns exec "$(ns c)" "$UDPECHO" client -target "$(vip_port)" -every 10ms \
 		-duration "$1" -json -live >"$2" 2>"${3:-/dev/null}" </dev/null &
 	CLIENT_PID=$!
 }
@@ -394,10 +407,12 @@ outage_series() {
 measure_outage() {
 	outage_series outage-cut cut "Holder death (link cut), defaults" 800
 	outage_series outage-cut-20ms cut "Holder death (link cut), --interval 20ms" 100 --interval 20ms
+	VIP="$VIP6" outage_series outage-cut-v6 cut "Holder death (link cut), defaults, IPv6 VIP" 800
 }
 
 measure_handover() {
 	outage_series handover term "Graceful handover (SIGTERM), defaults" 100
+	VIP="$VIP6" outage_series handover-v6 term "Graceful handover (SIGTERM), defaults, IPv6 VIP" 100
 }
 
 # --- 2b: open TCP connections when the VIP moves ---------------------------------

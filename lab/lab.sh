@@ -35,6 +35,8 @@ usage: lab.sh COMMAND [ARGS]    (lab prefix: FLOATIP_LAB=$P, state: $STATE)
   up N                      create the bridge, the client and hosts h1..hN (N <= $MAX_HOSTS)
   plug I                    create host I (or add eth0 to an existing empty $P-hI)
   unplug I                  delete host I's veth, keeping its namespace
+  ipv6 HOST...              turn IPv6 on for HOST's eth0 (c, h1, ...): 2001:db8::100/64 for c,
+                            2001:db8::(10+I)/64 for hI; no DAD, no router solicitations
   cut HOST | heal HOST      set HOST's bridge port (h1, c, ...) down / up: HOST sees NO-CARRIER
   loss HOST PCT             drop PCT% (0-100) of frames both ways on HOST's port; 0 removes it
   isolate HOST | unisolate HOST   drop everything both ways, carrier stays up / undo
@@ -43,7 +45,7 @@ usage: lab.sh COMMAND [ARGS]    (lab prefix: FLOATIP_LAB=$P, state: $STATE)
   stop HOST [SIGNAL]        signal that daemon (default TERM) and wait for it to exit (5 s at most)
   show                      print the lab: namespaces, addresses, ports, loss rules, daemons
   down                      kill the lab's processes, delete its namespaces and state (idempotent)
-  deps                      check for (and on Debian as root, install) ip, nft, ping; check go
+  deps                      check for (and on Debian as root, install) ip, nft, ping, tcpdump, arping, ndisc6; check go
   demo                      live failover demo on a 2-host lab (about 30 s), torn down at the end
   test [GO-TEST-FLAGS...]   deps, then "go test -count=1 FLAGS ./..." from the repo root (lab tests
                             need root; with CI set they fail rather than skip), then check that no
@@ -472,6 +474,8 @@ cmd_deps() {
 	# The tests compare floatip's frames with iputils arping's, captured by tcpdump.
 	command -v tcpdump >/dev/null 2>&1 || pkgs+=(tcpdump)
 	arping -V 2>&1 | grep -q iputils || pkgs+=(iputils-arping)
+	# The IPv6 tests check floatip's answers against ndisc6's.
+	command -v ndisc6 >/dev/null 2>&1 || pkgs+=(ndisc6)
 	if ((${#pkgs[@]} > 0)); then
 		if [[ $EUID -eq 0 && -f /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; then
 			echo "lab.sh: installing ${pkgs[*]}" >&2
@@ -484,12 +488,12 @@ cmd_deps() {
 			die "missing tools; install these packages (as root): ${pkgs[*]}"
 		fi
 		local t
-		for t in ip nft ping tcpdump arping; do
+		for t in ip nft ping tcpdump arping ndisc6; do
 			command -v "$t" >/dev/null 2>&1 || die "'$t' still not found after installing ${pkgs[*]}"
 		done
 	fi
 	find_go || die "'go' not found: install Go (the version go.mod asks for) into /usr/local/go"
-	echo "deps ok: $(command -v ip) $(command -v nft) $(command -v ping) $(command -v tcpdump) $(command -v arping) $(command -v go)"
+	echo "deps ok: $(command -v ip) $(command -v nft) $(command -v ping) $(command -v tcpdump) $(command -v arping) $(command -v ndisc6) $(command -v go)"
 }
 
 # test_labs_left prints namespaces of Go test labs (fipt-PID-N-*) whose test
@@ -635,6 +639,35 @@ cmd_isolate() { # host on|off
 	fi
 }
 
+host_ip6() { echo "2001:db8::$((10 + $1))"; }
+
+# cmd_ipv6 HOST...: the lab is IPv4-only (setup_ns turns IPv6 off to keep
+# the LAN quiet); this turns it on for the hosts of an IPv6 test, without
+# DAD (its probes and delay) or router solicitations, with an address in
+# 2001:db8::/64 so that the host can answer IPv6 traffic.
+cmd_ipv6() {
+	local host ns addr k
+	(($# > 0)) || die "usage: ipv6 HOST..."
+	for host in "$@"; do
+		port_of "$host" >/dev/null
+		ns="$P-$host"
+		case "$host" in
+		c) addr="2001:db8::100" ;;
+		*) addr="$(host_ip6 "${host#h}")" ;;
+		esac
+		for k in all default eth0; do
+			nsysctl "$ns" "net/ipv6/conf/$k/accept_dad" 0
+			nsysctl "$ns" "net/ipv6/conf/$k/dad_transmits" 0
+			nsysctl "$ns" "net/ipv6/conf/$k/router_solicitations" 0
+			nsysctl "$ns" "net/ipv6/conf/$k/accept_ra" 0
+		done
+		nsysctl "$ns" net/ipv6/conf/all/disable_ipv6 0
+		nsysctl "$ns" net/ipv6/conf/eth0/disable_ipv6 0
+		nsysctl "$ns" net/ipv6/conf/lo/disable_ipv6 0
+		ip -n "$ns" -6 addr replace "$addr/64" dev eth0 nodad
+	done
+}
+
 cmd_cut_heal() { # host up|down
 	local port
 	port="$(port_of "$1")"
@@ -648,6 +681,7 @@ main() {
 	up) cmd_up "$@" ;;
 	plug) cmd_plug "$@" ;;
 	unplug) cmd_unplug "$@" ;;
+	ipv6) cmd_ipv6 "$@" ;;
 	cut) cmd_cut_heal "${1:-}" down ;;
 	heal) cmd_cut_heal "${1:-}" up ;;
 	loss) cmd_loss "$@" ;;

@@ -26,7 +26,7 @@
 //	reconnect_failed at_ms=... attempts=N err="..."
 //
 // The client only talks to loopback and the documentation ranges
-// 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24.
+// 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 2001:db8::/32.
 package main
 
 import (
@@ -93,7 +93,7 @@ func serve(args []string) int {
 		}
 		return serr
 	}}
-	ln, err := lc.Listen(ctx, "tcp4", *listen)
+	ln, err := lc.Listen(ctx, tcpNetwork(*listen), *listen)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tcpidle serve: %v\n", err)
 		return 1
@@ -215,7 +215,7 @@ func sendAgain(conn net.Conn, timeout time.Duration) {
 // request connects, sends one line and returns the connection and the name
 // of the server that answered.
 func request(target string, timeout time.Duration) (net.Conn, string, error) {
-	c, err := net.DialTimeout("tcp4", target, timeout)
+	c, err := net.DialTimeout(tcpNetwork(target), target, timeout)
 	if err != nil {
 		return nil, "", err
 	}
@@ -250,13 +250,22 @@ func kind(err error) string {
 	return "other"
 }
 
+// tcpNetwork is tcp6 for an [IPv6]:port, else tcp4 (IP_FREEBIND works on
+// both).
+func tcpNetwork(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Unmap().Is6() {
+		return "tcp6"
+	}
+	return "tcp4"
+}
+
 func nowMS() int64 { return time.Now().UnixMilli() }
 
 func allowed(a netip.Addr) bool {
 	if a.IsLoopback() {
 		return true
 	}
-	for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"} {
+	for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"} {
 		if netip.MustParsePrefix(p).Contains(a) {
 			return true
 		}

@@ -15,7 +15,7 @@
 // late. -live prints a line to stderr whenever the responder changes, answers
 // stop, or answers resume after a gap of more than 50 ms. SIGINT or SIGTERM
 // ends the run early; the summary is still printed. The client only talks to
-// loopback and the documentation ranges 192.0.2.0/24, 198.51.100.0/24 and
+// loopback and the documentation ranges 2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24 and
 // 203.0.113.0/24.
 package main
 
@@ -135,9 +135,13 @@ func listenFreebind(ctx context.Context, addr string, timeout time.Duration) (ne
 		}
 		return serr
 	}}
+	network := "udp4"
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Unmap().Is6() {
+		network = "udp6" // IP_FREEBIND works on an IPv6 socket too
+	}
 	deadline := time.Now().Add(timeout)
 	for {
-		conn, err := lc.ListenPacket(ctx, "udp4", addr)
+		conn, err := lc.ListenPacket(ctx, network, addr)
 		if err == nil {
 			return conn, nil
 		}
@@ -271,6 +275,7 @@ var labRanges = []netip.Prefix{
 	netip.MustParsePrefix("192.0.2.0/24"),
 	netip.MustParsePrefix("198.51.100.0/24"),
 	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("2001:db8::/32"),
 }
 
 func allowedTarget(a netip.Addr) bool {

@@ -153,6 +153,7 @@ func TestSummaryJSONFields(t *testing.T) {
 func TestAllowedTarget(t *testing.T) {
 	for a, want := range map[string]bool{
 		"192.0.2.50": true, "198.51.100.1": true, "203.0.113.9": true, "127.0.0.1": true, "::1": true,
+		"2001:db8::50": true, "2001:db9::1": false, "fe80::1": false,
 		"10.0.0.1": false, "192.168.1.1": false, "8.8.8.8": false, "192.0.3.1": false,
 	} {
 		if got := allowedTarget(netip.MustParseAddr(a)); got != want {
