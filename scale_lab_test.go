@@ -121,7 +121,7 @@ func TestLabScale256VIPs(t *testing.T) {
 		args := append([]string{"-i", "eth0", "--priority", fmt.Sprint(250 - 50*i)}, vips...)
 		daemons[h] = l.startDaemon(h, args...)
 	}
-	waitFor(t, 20*time.Second, "h1 to hold all 256 VIPs and nobody else any", func() bool {
+	waitFor(t, 30*time.Second, "h1 to hold all 256 VIPs and nobody else any", func() bool {
 		held := heldVIPs(l, hosts, vips)
 		return len(held["h1"]) == len(vips) && len(held["h2"])+len(held["h3"]) == 0
 	})
@@ -131,10 +131,10 @@ func TestLabScale256VIPs(t *testing.T) {
 
 	// The holder dies: h2 takes every VIP, and the client reaches all of them there.
 	l.script("cut", "h1")
-	waitFor(t, 10*time.Second, "h2 to hold all 256 VIPs", func() bool {
+	waitFor(t, 20*time.Second, "h2 to hold all 256 VIPs", func() bool {
 		return len(heldVIPs(l, hosts, vips)["h2"]) == len(vips)
 	})
-	waitFor(t, 10*time.Second, "the client to reach all 256 VIPs at h2", func() bool {
+	waitFor(t, 20*time.Second, "the client to reach all 256 VIPs at h2", func() bool {
 		return len(l.clientUnreached(vips, hostMAC(2))) == 0
 	})
 	if got := len(heldVIPs(l, hosts, vips)["h3"]); got != 0 {
@@ -146,13 +146,13 @@ func TestLabScale256VIPs(t *testing.T) {
 	// carrier up, h1 takes every VIP over, and the heal must leave one
 	// holder per VIP: h1, the better rank.
 	l.script("heal", "h1")
-	waitFor(t, 10*time.Second, "h1 to be back without VIPs", func() bool {
+	waitFor(t, 20*time.Second, "h1 to be back without VIPs", func() bool {
 		held := heldVIPs(l, hosts, vips)
 		return len(held["h1"]) == 0 && len(held["h2"]) == len(vips)
 	})
 	time.Sleep(2 * time.Second) // h1's standby learns the holder
 	l.script("isolate", "h2")
-	waitFor(t, 10*time.Second, "h1 to take every VIP from the isolated h2", func() bool {
+	waitFor(t, 20*time.Second, "h1 to take every VIP from the isolated h2", func() bool {
 		return len(heldVIPs(l, hosts, vips)["h1"]) == len(vips)
 	})
 	if held := heldVIPs(l, hosts, vips); len(held["h2"]) != len(vips) {
@@ -172,7 +172,7 @@ func TestLabScale256VIPs(t *testing.T) {
 	if len(held["h1"]) != len(vips) {
 		t.Errorf("after the heal h1 (the best) holds %d VIPs, h2 %d, h3 %d", len(held["h1"]), len(held["h2"]), len(held["h3"]))
 	}
-	waitFor(t, 10*time.Second, "the client to reach all 256 VIPs at h1", func() bool {
+	waitFor(t, 20*time.Second, "the client to reach all 256 VIPs at h1", func() bool {
 		return len(l.clientUnreached(vips, hostMAC(1))) == 0
 	})
 	for h, d := range daemons {
