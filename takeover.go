@@ -396,7 +396,9 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	}
 	switch {
 	case m.deb.free(now):
-		if better, ok := m.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok {
+		if pool := m.group.pool; pool != nil && !pool.mayClaim(m, now) {
+			// Pool mode: the assignment decides, not the rank.
+		} else if better, ok := m.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok && pool == nil {
 			m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
 		} else if !m.healthy {
 			if !m.saidUnhealthy {
@@ -492,7 +494,7 @@ func (m *vipMachine) preemptDue(now time.Time) bool {
 	if m.follow != nil {
 		deb = m.follow.deb
 	}
-	if !m.cfg.preempt || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
+	if !m.cfg.preempt || m.group.pool != nil || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
 		return false
 	}
 	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, deb.deadTime())
@@ -662,6 +664,9 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 		tag, tagged = parsePeerTag(p.TargetHardwareAddr)
 		if tagged {
 			m.group.peers.observe(p.SenderHardwareAddr, tag, now)
+			if m.group.pool != nil {
+				m.group.pool.heard(p.SenderHardwareAddr, tag, now)
+			}
 			if macEqual(m.lastGratuitous, p.SenderHardwareAddr) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
 				m.group.peers.heard(p.SenderHardwareAddr) // it announced just before its tag
 			}
@@ -696,7 +701,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, true, "claim aborted: held")
-		} else if tagged && !releasing && tag.flags&flagStandAside == 0 && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+		} else if tagged && !releasing && tag.flags&flagStandAside == 0 && m.group.pool == nil && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
 			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
@@ -754,7 +759,11 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	}
 	// The same node may hold more of our VIPs: check them all now.
 	m.group.reconcile(mac, now)
-	if resolveConflict(m.self(), other, true) == yield {
+	verdict := resolveConflict(m.self(), other, true)
+	if m.group.pool != nil {
+		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
+	}
+	if verdict == yield {
 		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
 			// The winner has re-pointed the neighbours: removing now leaves
 			// no gap.
