@@ -18,8 +18,8 @@ type statusBoard struct {
 	mu       sync.Mutex
 	vips     map[netip.Addr]*vipStatus
 	assign   map[netip.Addr]string // --spread: each VIP's assignee (pool.go)
-	onUpdate func(summary string) // may be nil; called under the lock, in order: must not block
-	now      func() time.Time     // the clock of lines and summary; tests replace it
+	onUpdate func(summary string)  // may be nil; called under the lock, in order: must not block
+	now      func() time.Time      // the clock of lines and summary; tests replace it
 }
 
 type vipStatus struct {
