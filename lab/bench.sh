@@ -21,6 +21,10 @@
 #   scale     the same with 2 hosts x 10 and 50 VIPs, and 5 hosts x 1 VIP
 #   flood     a holder under 30 s (quick: 12 s) of foreign ARP for its VIP at
 #             10 000 frames/s from lab/arpflood: CPU, defences, log lines
+#   pool      --spread, 5 hosts x 64 VIPs: a host's link cut, the time until
+#             the last of its VIPs answers a client again (share failover);
+#             then its link back, the longest client gap of the VIPs that
+#             return to it after the hold-down (planned move)
 # The binary size is always reported.
 #
 # Event figures (outage, handover, heal, conns) are medians of RUNS runs (default 5),
@@ -44,7 +48,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 
 RUNS=5
 RUNS_SET=0
-ONLY="outage,handover,conns,heal,isolated,loss,steady,scale,flood"
+ONLY="outage,handover,conns,heal,isolated,loss,steady,scale,flood,pool"
 QUICK=0
 OUT=""
 BIN=""
@@ -107,7 +111,7 @@ parse_args() {
 	[[ "$LOSS_LEVELS" =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]] || die "-loss-levels takes percentages like 5,10"
 	local m
 	for m in ${ONLY//,/ }; do
-		[[ "$m" =~ ^(outage|handover|conns|heal|isolated|loss|steady|scale|flood)$ ]] || die "unknown measurement '$m'"
+		[[ "$m" =~ ^(outage|handover|conns|heal|isolated|loss|steady|scale|flood|pool)$ ]] || die "unknown measurement '$m'"
 	done
 	[[ $EUID -eq 0 ]] || die "needs root (network namespaces)"
 }
@@ -956,6 +960,129 @@ measure_flood() {
 	lab_done "$tag"
 }
 
+# --- 8: pool mode (--spread) -------------------------------------------------------
+
+POOL_HOSTS=5
+POOL_VIPS=64
+
+# pool_vips_of HOST: the pool's VIPs on HOST's eth0, one a line.
+pool_vips_of() {
+	ip -n "$(ns "$1")" -4 -o addr show dev eth0 2>/dev/null |
+		grep -oE "inet $SCALE_NET\.[0-9]+/32" | sed -e 's/^inet //' -e 's#/32##' || true
+}
+
+# pool_balanced HOST...: every pool VIP held once, each of HOSTS holding
+# floor(M/N) or ceil(M/N).
+pool_balanced() {
+	local h n total=0 lo hi all
+	lo=$((POOL_VIPS / $#)) hi=$(((POOL_VIPS + $# - 1) / $#))
+	all="$(for h in "$@"; do pool_vips_of "$h"; done)"
+	[[ "$(sort -u <<<"$all" | grep -c .)" == "$POOL_VIPS" ]] || return 1
+	for h in "$@"; do
+		n="$(pool_vips_of "$h" | grep -c .)" || true
+		((n >= lo && n <= hi)) || return 1
+		total=$((total + n))
+	done
+	((total == POOL_VIPS))
+}
+
+# pool_clients TAG SECS VIP...: one udpecho client per VIP (every 10 ms) in
+# the background; sets POOL_PIDS, the summaries in $OUT/tmp/TAG-VIP.json.
+pool_clients() {
+	local tag="$1" secs="$2" v
+	shift 2
+	POOL_PIDS=()
+	for v in "$@"; do
+		ip netns exec "$(ns c)" "$UDPECHO" client -target "$v:$PORT" -every 10ms -duration "${secs}s" -json \
+			>"$OUT/tmp/$tag-$v.json" 2>/dev/null </dev/null &
+		POOL_PIDS+=($!)
+	done
+}
+
+# pool_worst_gap TAG VIP...: the longest gap of all the clients ("inf" when
+# one of them was never answered by a host other than h1 at its end).
+pool_worst_gap() {
+	local tag="$1" v g worst=0 want="$2"
+	shift 2
+	for v in "$@"; do
+		g="$(json_field longest_gap_ms "$OUT/tmp/$tag-$v.json")"
+		[[ "$g" =~ ^[0-9]+$ ]] || {
+			echo inf
+			return
+		}
+		if [[ "$want" == not-h1 && "$(json_field last_responder "$OUT/tmp/$tag-$v.json")" == h1 ]]; then
+			echo inf
+			return
+		fi
+		if [[ "$want" == h1 && "$(json_field last_responder "$OUT/tmp/$tag-$v.json")" != h1 ]]; then
+			echo inf
+			return
+		fi
+		((g <= worst)) || worst=$g
+	done
+	echo "$worst"
+}
+
+# pool_run TAG: POOL_HOSTS hosts with --spread over POOL_VIPS VIPs; one
+# client per VIP of h1; cut h1's link (a death), then bring it back. Sets
+# PR_FAIL (the longest client gap at the death: until the last of h1's VIPs
+# answers again) and PR_MOVE (the longest gap while h1 takes its share back
+# after the hold-down: a planned move), "inf" when it did not happen.
+pool_run() {
+	local tag="$1" i h v
+	local -a hosts=() mine=()
+	PR_FAIL=inf PR_MOVE=inf
+	lab_new p "$POOL_HOSTS"
+	ip -n "$(ns c)" route add "$SCALE_NET.0/24" dev eth0
+	for ((i = 1; i <= POOL_HOSTS; i++)); do
+		hosts+=("h$i")
+		lab start "h$i" -- -i eth0 --spread "${EXTRA[@]}" "$SCALE_NET.1-$SCALE_NET.$POOL_VIPS" >/dev/null
+	done
+	if ! wait_until 30 pool_balanced "${hosts[@]}"; then
+		raw "$tag: the pool did not balance within 30 s"
+		lab_done "$tag"
+		return
+	fi
+	mapfile -t mine < <(pool_vips_of h1)
+	for h in "${hosts[@]}"; do
+		for v in "${mine[@]}"; do
+			ip netns exec "$(ns "$h")" "$UDPECHO" serve -listen "$v:$PORT" -name "$h" >/dev/null 2>&1 &
+		done
+	done
+	sleep 1
+	pool_clients "$tag-fail" 8 "${mine[@]}"
+	sleep "$(printf '2.%03d' $((RANDOM % 1000)))"
+	lab cut h1 >/dev/null
+	wait_until 10 pool_balanced "${hosts[@]:1}" || true
+	for i in "${POOL_PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
+	PR_FAIL="$(pool_worst_gap "$tag-fail" not-h1 "${mine[@]}")"
+	# Back: h1 holds nothing during its hold-down, then takes its share.
+	pool_clients "$tag-move" 14 "${mine[@]}"
+	sleep 1
+	lab heal h1 >/dev/null
+	wait_until 12 holds_all h1 "${mine[@]}" || true
+	for i in "${POOL_PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
+	PR_MOVE="$(pool_worst_gap "$tag-move" h1 "${mine[@]}")"
+	pool_balanced "${hosts[@]}" || PR_MOVE=inf
+	raw "$tag: h1 held ${#mine[@]} VIPs; share failover (worst client gap) $PR_FAIL ms; planned move back (worst gap) $PR_MOVE ms"
+	lab_done "$tag"
+}
+
+measure_pool() {
+	local r
+	local -a fail=() move=()
+	say "pool: $RUNS runs ($POOL_HOSTS hosts x $POOL_VIPS VIPs with --spread; cut one host, then bring it back)"
+	for ((r = 1; r <= RUNS; r++)); do
+		pool_run "pool-r$r"
+		fail+=("$PR_FAIL") move+=("$PR_MOVE")
+		say "  pool run $r: share failover $PR_FAIL ms, planned move $PR_MOVE ms"
+	done
+	row_ms "Pool ($POOL_HOSTS x $POOL_VIPS VIPs, --spread): a host dies, until the last of its VIPs answers again (worst client gap)" \
+		"$(median "${fail[@]}")" 733 "${fail[*]}" "$(count_of inf "${fail[@]}")"
+	row_ms "Pool: the host comes back, its share moves to it after the hold-down (worst client gap, make before break)" \
+		"$(median "${move[@]}")" 100 "${move[*]}" "$(count_of inf "${move[@]}")"
+}
+
 measure_size() {
 	local bytes met="**no**"
 	bytes="$(stat -c %s "$BIN")"
@@ -1079,7 +1206,7 @@ main() {
 	: >"$OUT/runs.log"
 	CLK_TCK="$(getconf CLK_TCK)"
 	local x
-	for x in o t h i l1 l2 s f; do LABS+=("$(lab_name "$x")"); done
+	for x in o t h i l1 l2 s f p; do LABS+=("$(lab_name "$x")"); done
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -1090,7 +1217,7 @@ main() {
 	tick
 	local start=$NOW
 	local m
-	for m in outage handover conns heal isolated loss steady scale flood; do
+	for m in outage handover conns heal isolated loss steady scale flood pool; do
 		wanted "$m" || continue
 		tick
 		local t=$NOW
