@@ -202,14 +202,18 @@ func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
 			n.since = now.Add(-p.holdDown)
 		}
 	}
-	if tag.flags&flagHolder != 0 && now.Sub(n.since) < p.holdDown {
+	n.last = now
+	if tag.flags&flagHolder != 0 {
 		// It holds VIPs: a member already (the other side of a healed
 		// partition, a holder wrongly found dead), not a newcomer, which
 		// holds nothing until its hold-down is over.
-		n.since = now.Add(-p.holdDown)
-		p.recompute(now)
+		if now.Sub(n.since) < p.holdDown {
+			n.since = now.Add(-p.holdDown)
+		}
+		if !slices.ContainsFunc(p.members, func(m poolMember) bool { return macEqual(m.mac, mac) }) {
+			p.recompute(now)
+		}
 	}
-	n.last = now
 }
 
 // gone marks a holder found silent by its watch: out of the membership at
@@ -324,7 +328,7 @@ func (p *poolView) mayClaim(m *vipMachine, now time.Time) bool {
 	if !orphaned {
 		return false
 	}
-	_, better := p.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime())
+	_, better := p.group.peers.betterStandby(m.self(), m.holder, now, poolWindow)
 	return !better
 }
 

@@ -10,16 +10,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-const poolLabRange = "198.51.100.1-198.51.100.16"
-
-// poolLab is a lab of n hosts running --spread over the VIPs of poolLabRange.
+// poolLab is a lab of n hosts running --spread over 198.51.100.1 and up.
 type poolLab struct {
 	*lab
 	n       int
@@ -27,10 +27,10 @@ type poolLab struct {
 	daemons map[string]*daemon
 }
 
-func newPoolLab(t *testing.T, n int, extra ...string) *poolLab {
+func newPoolLab(t *testing.T, n, vips int, extra ...string) *poolLab {
 	l := newLab(t, n)
 	l.mustRun("c", "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
-	pl := &poolLab{lab: l, n: n, vips: scaleVIPs(16), daemons: map[string]*daemon{}}
+	pl := &poolLab{lab: l, n: n, vips: scaleVIPs(vips), daemons: map[string]*daemon{}}
 	for i := 1; i <= n; i++ {
 		pl.start(i, extra...)
 	}
@@ -40,7 +40,7 @@ func newPoolLab(t *testing.T, n int, extra ...string) *poolLab {
 func (pl *poolLab) start(i int, extra ...string) {
 	h := fmt.Sprintf("h%d", i)
 	args := append([]string{"-i", "eth0", "--spread"}, extra...)
-	pl.daemons[h] = pl.startDaemon(h, append(args, poolLabRange)...)
+	pl.daemons[h] = pl.startDaemon(h, append(args, "198.51.100.1-"+pl.vips[len(pl.vips)-1])...)
 }
 
 // assignment is assignPool over the given hosts (all at the default priority).
@@ -148,10 +148,11 @@ func (pl *poolLab) checkRunning() {
 // client of a returning VIP served throughout.
 func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	t.Parallel()
-	pl := newPoolLab(t, 5)
+	pl := newPoolLab(t, 5, 16)
 	all := []int{1, 2, 3, 4, 5}
 	waitFor(t, 20*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
 	want5 := pl.assignment(all...)
+	pl.checkAssignmentShown(want5)
 	pl.onAssignees("start", want5)
 	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 	before := pl.holderOf()
@@ -215,12 +216,14 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	if s.Err != nil {
 		t.Fatal(s.Err)
 	}
-	t.Logf("client of %s (moved to h3): longest gap %d ms, %d/%d answered, responders %v", back, s.LongestGapMs, s.Answered, s.Sent, s.ByResponder)
-	if s.LastResponder != "h3" {
-		t.Errorf("the client of %s was last answered by %s, want h3", back, s.LastResponder)
+	if s.LastResponder != "h3" || len(s.Changes) == 0 {
+		t.Fatalf("the client of %s was last answered by %s (changes %v), want h3", back, s.LastResponder, s.Changes)
 	}
-	if s.LongestGapMs > 1000 {
-		t.Errorf("the client of %s saw a %d ms outage on a planned move", back, s.LongestGapMs)
+	move := s.Changes[len(s.Changes)-1]
+	t.Logf("client of %s (moved to h3): %d ms outage at the move, longest gap %d ms, %d/%d answered, responders %v",
+		back, move.GapMs, s.LongestGapMs, s.Answered, s.Sent, s.ByResponder)
+	if move.GapMs > 1000 {
+		t.Errorf("the client of %s saw a %d ms outage on a planned move", back, move.GapMs)
 	}
 	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 	pl.checkRunning()
@@ -262,7 +265,7 @@ func (pl *poolLab) unpartition() { pl.mustRun("br", "nft", "delete", "table", "b
 // VIP; the heal leaves one holder per VIP on its assignee, balanced.
 func TestLabPoolPartitionHeals(t *testing.T) {
 	t.Parallel()
-	pl := newPoolLab(t, 5)
+	pl := newPoolLab(t, 5, 16)
 	all := []int{1, 2, 3, 4, 5}
 	waitFor(t, 20*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
 
@@ -302,4 +305,42 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	pl.onAssignees("after the heal", pl.assignment(all...))
 	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 	pl.checkRunning()
+}
+
+// 3 hosts with 8 and with 64 VIPs: balanced on the assignees; a host dies:
+// balanced on the survivors, every VIP answers the client at its holder.
+func TestLabPoolSizes(t *testing.T) {
+	t.Parallel()
+	for _, vips := range []int{8, 64} {
+		t.Run(fmt.Sprintf("3x%d", vips), func(t *testing.T) {
+			pl := newPoolLab(t, 3, vips)
+			waitFor(t, 20*time.Second, "the VIPs balanced over 3 hosts", func() bool { return pl.balancedOn(1, 2, 3) })
+			pl.onAssignees("start", pl.assignment(1, 2, 3))
+			waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+			pl.script("cut", "h2")
+			waitFor(t, 10*time.Second, "the VIPs balanced over h1 and h3", func() bool { return pl.balancedOn(1, 3) })
+			pl.onAssignees("after h2's death", pl.assignment(1, 3))
+			waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+			pl.checkRunning()
+		})
+	}
+}
+
+// checkAssignmentShown asks one daemon for its status (SIGUSR1) and checks
+// that the lines name each VIP's assignee.
+func (pl *poolLab) checkAssignmentShown(want map[string]string) {
+	pl.t.Helper()
+	d := pl.daemons["h1"]
+	d.signal(syscall.SIGUSR1)
+	waitFor(pl.t, 5*time.Second, "h1's status lines", func() bool { return strings.Count(d.logs(), "status: ") >= len(pl.vips) })
+	for _, v := range pl.vips {
+		mac := want[v]
+		if mac == hostMAC(1) {
+			mac = "this node"
+		}
+		if !strings.Contains(d.logs(), "status: "+v+" on eth0: ") || !regexp.MustCompile(regexp.QuoteMeta("status: "+v+" on eth0: ")+`[^\n]*assigned to `+regexp.QuoteMeta(mac)).MatchString(d.logs()) {
+			pl.t.Errorf("h1's status does not show %s assigned to %s:\n%s", v, mac, lastLines(d.logs(), 20))
+			return
+		}
+	}
 }
