@@ -40,6 +40,8 @@ const (
 	// poolMoveMargin: a joining node takes its share this long after its
 	// own hold-down, by when the others count it as a member too.
 	poolMoveMargin = 500 * time.Millisecond
+	// poolProvokeEvery: how often a split-brain loser reminds the winner.
+	poolProvokeEvery = 500 * time.Millisecond
 )
 
 // poolMember is one node of the assignment: its MAC and its weight (the
@@ -364,6 +366,7 @@ func (p *poolView) onTick(now time.Time) {
 	p.recompute(now)
 	p.sendChecks(now)
 	p.presence(now)
+	p.provoke(now)
 	p.moves(now)
 }
 
@@ -386,6 +389,18 @@ func (p *poolView) presence(now time.Time) {
 	}
 	if err := g.arp.probe(m.vip, m.tag(flags), broadcastMAC); err == nil {
 		p.lastPresent = now
+	}
+}
+
+// provoke: a split-brain loser waits for the winner's announcement before
+// it removes its copy; its tagged self-check, every half second, makes the
+// winner announce again (once a second) should the winner's last one have
+// come before ours, so that the clients' caches end on the winner.
+func (p *poolView) provoke(now time.Time) {
+	for _, m := range p.group.machines {
+		if m.state == stateYielding && now.Sub(m.lastIntroduce) >= poolProvokeEvery && p.group.pacer.take(now) {
+			m.selfCheck(now)
+		}
 	}
 }
 

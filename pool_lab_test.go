@@ -303,7 +303,14 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	waitFor(t, 15*time.Second, "one holder per VIP, balanced, after the heal", func() bool { return pl.balancedOn(all...) })
 	t.Logf("one holder per VIP, balanced, %v after the heal", time.Since(healed).Round(time.Millisecond))
 	pl.onAssignees("after the heal", pl.assignment(all...))
-	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+	var unreached []string
+	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool {
+		unreached = pl.clientReachesAll()
+		if len(unreached) > 0 {
+			t.Logf("not yet: %v; holders %v; client: %s", unreached, pl.holderOf(), pl.mustRun("c", "ip", "neigh", "show", unreached[0]))
+		}
+		return len(unreached) == 0
+	})
 	pl.checkRunning()
 }
 

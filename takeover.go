@@ -67,6 +67,10 @@ const (
 	// recentAnnouncement: a winner's announcement seen this recently still
 	// counts when the loser learns the winner's rank just after it.
 	recentAnnouncement = time.Second
+	// announceOrderMargin: a winner's announcement heard this soon after
+	// our own may have reached the clients before ours; the loser waits for
+	// the next one.
+	announceOrderMargin = 100 * time.Millisecond
 	// fenceRetry is the pause after a failed fencing before trying again.
 	fenceRetry = 5 * time.Second
 )
@@ -230,6 +234,7 @@ type vipMachine struct {
 	lanLog            *limitedLog
 	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
 	lastGratuitousAt  time.Time
+	lastOwnAnnounce   time.Time      // our last announcement: a winner's must come after it
 	iso               isolationWatch // reference rounds (isolation.go)
 	// yielding
 	yieldDeadline time.Time
@@ -599,6 +604,7 @@ func (m *vipMachine) announceDue(now time.Time, why string) {
 		return
 	}
 	m.announce(why)
+	m.lastOwnAnnounce = now
 	m.announcementsLeft--
 	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
 }
@@ -764,9 +770,9 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
 	}
 	if verdict == yield {
-		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
-			// The winner has re-pointed the neighbours: removing now leaves
-			// no gap.
+		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement && m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin {
+			// The winner has re-pointed the neighbours, clearly after our
+			// own last announcement: removing now leaves no gap.
 			m.log.Info("split brain resolved: releasing to the better node", "winner", other.String())
 			m.release(false)
 			m.holder = append(net.HardwareAddr(nil), mac...)
@@ -783,6 +789,7 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 		m.lanLog.logAt(now, slog.LevelWarn, "split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
 		m.announce("split brain won")
+		m.lastOwnAnnounce = now
 		m.lastWinnerNotice = now
 	}
 }
