@@ -180,7 +180,10 @@ func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
 	n := p.nodes[key]
 	if n == nil {
 		if len(p.nodes) >= maxPeers {
-			return
+			p.forget(now)
+			if len(p.nodes) >= maxPeers {
+				return // a flood of tagged frames from new MACs
+			}
 		}
 		n = &poolNode{}
 		p.nodes[key] = n
@@ -214,6 +217,17 @@ func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		}
 		if !slices.ContainsFunc(p.members, func(m poolMember) bool { return macEqual(m.mac, mac) }) {
 			p.recompute(now)
+		}
+	}
+}
+
+// forget drops the nodes that are neither confirmed floatip peers nor
+// heard within the window: a flood of forged tags from random MACs must not
+// fill the table and keep a real newcomer out.
+func (p *poolView) forget(now time.Time) {
+	for key, n := range p.nodes {
+		if _, ok := p.group.peers.confirmed(net.HardwareAddr(key)); !ok || now.Sub(n.last) > poolWindow {
+			delete(p.nodes, key)
 		}
 	}
 }

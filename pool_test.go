@@ -574,3 +574,34 @@ func TestPoolMembership(t *testing.T) {
 		t.Fatalf("unhealthy, this node is still a member: %v", got)
 	}
 }
+
+// A flood of tagged probes from random MACs neither makes members nor keeps
+// a real newcomer out of the table.
+func TestPoolMembershipFlood(t *testing.T) {
+	vips := testVIPs(4)
+	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	p := newPoolView(g, vips, time.Second)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := t0
+	for i := range 5000 {
+		mac := fmt.Sprintf("06:%02x:%02x:%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256))
+		now = t0.Add(time.Duration(i) * time.Millisecond)
+		g.dispatch(*frame(arp.OperationRequest, mac, zeroIPv4, peerTag{priority: 100}.hardwareAddr().String(), vips[0]), now)
+	}
+	if len(p.nodes) > maxPeers {
+		t.Fatalf("%d nodes recorded", len(p.nodes))
+	}
+	real := "02:00:00:00:00:01"
+	for s := 0; s <= 2; s++ {
+		at := now.Add(time.Duration(s) * time.Second)
+		g.dispatch(*frame(arp.OperationRequest, real, zeroIPv4, peerTag{priority: 100}.hardwareAddr().String(), vips[1]), at)
+		p.onTick(at)
+	}
+	var got []string
+	for _, m := range p.members {
+		got = append(got, m.mac.String())
+	}
+	if !slices.Equal(got, []string{real, "02:00:00:00:00:09"}) {
+		t.Fatalf("members after the flood: %v", got)
+	}
+}
