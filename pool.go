@@ -344,7 +344,12 @@ func (p *poolView) mayClaim(m *vipMachine, now time.Time) bool {
 	if !orphaned {
 		return false
 	}
-	_, better := p.group.peers.betterStandby(m.self(), m.holder, now, poolWindow)
+	// The assignee evidently cannot claim it: the best of the others.
+	skip := p.assign[m.vip]
+	if skip == nil {
+		skip = m.holder
+	}
+	_, better := p.group.peers.betterStandby(m.self(), skip, now, poolWindow)
 	return !better
 }
 

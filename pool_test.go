@@ -605,3 +605,38 @@ func TestPoolMembershipFlood(t *testing.T) {
 		t.Fatalf("members after the flood: %v", got)
 	}
 }
+
+// A VIP whose assignee cannot claim it (here: its reference hosts are gone)
+// is not left without a holder: after the hold-down and the pool window it is
+// claimed by rank, as without --spread.
+func TestPoolLANOrphanFallback(t *testing.T) {
+	vips := testVIPs(6)
+	pn := &poolNet{t: t, now: t0}
+	for i := 1; i <= 3; i++ {
+		pn.addNode(i, vips, 2*time.Second)
+	}
+	pn.run(t0.Add(4 * time.Second))
+	pn.checkBalanced("start", vips)
+	cut := pn.nodes[0]
+	for _, m := range cut.g.machines {
+		m.refs = &fakeRefs{ok: false}
+	}
+	pn.nodes[1].dead = true
+	pn.run(pn.now.Add(2 * time.Second))
+	orphans := 0
+	for _, v := range vips {
+		if len(pn.holders()[v]) == 0 {
+			orphans++
+		}
+	}
+	if orphans == 0 {
+		t.Fatal("the test needs a VIP assigned to the node that cannot claim")
+	}
+	pn.run(pn.now.Add(6 * time.Second))
+	h := pn.holders()
+	for _, v := range vips {
+		if len(h[v]) != 1 {
+			t.Fatalf("%s has %d holders after the fallback", v, len(h[v]))
+		}
+	}
+}
