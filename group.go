@@ -46,6 +46,7 @@ type groupView struct {
 	holderAt map[string]time.Time    // other nodes last seen holding a VIP we watch
 	reconAt  map[string]time.Time    // last reconcile against a node
 	lastIntr time.Time               // last introduction (tagged self-check) on a claim
+	pool     *poolView               // --spread: the pool (pool.go); nil otherwise
 }
 
 const (
@@ -364,6 +365,9 @@ func (w *holderWatch) holderGone(now time.Time) {
 	g := w.group
 	machines := append([]*vipMachine(nil), w.machines...)
 	g.log.Info("holder silent for the dead time", "holder", w.mac.String(), "vips", len(machines))
+	if g.pool != nil {
+		g.pool.gone(w.mac, now) // the dead node out before its VIPs are decided
+	}
 	for _, m := range machines {
 		g.unfollow(m)
 		m.holderSilent(now, w.deb)

@@ -92,6 +92,9 @@ func readHookLines(t *testing.T, file string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.TrimSpace(string(b)) == "" {
+		return nil // created by the shell's >>, not written yet
+	}
 	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }
 

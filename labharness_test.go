@@ -712,9 +712,10 @@ type udpSummary struct {
 }
 
 type udpChange struct {
-	AtMs int64  `json:"at_ms"`
-	From string `json:"from"`
-	To   string `json:"to"`
+	AtMs  int64  `json:"at_ms"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	GapMs int64  `json:"gap_ms"` // since the previous answer: the outage of this change
 }
 
 // udpClient runs the udpecho client in the client namespace against

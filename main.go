@@ -74,7 +74,9 @@ type runCmd struct {
 	MetricsListen   string        `env:"FLOATIP_METRICS_LISTEN" placeholder:"ADDR" help:"Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9810). Off by default."`
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
 	LogFormat       string        `default:"text" enum:"text,json" env:"FLOATIP_LOG_FORMAT" help:"Log format: text (logfmt) or json."`
-	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 and/or IPv6 address(es) to hold, each handled independently."`
+	Spread          bool          `env:"FLOATIP_SPREAD" help:"Pool mode (active-active): spread the VIPs over every healthy node, ⌊M/N⌋ or ⌈M/N⌉ each (weighted by --priority), instead of all going to the best node; a dead node's share moves to the survivors. Run the same line on every node."`
+	PoolHoldDown    time.Duration `default:"5s" env:"FLOATIP_POOL_HOLD_DOWN" help:"With --spread: a node (re)joining the pool takes its share only after being heard continuously this long, so a flapping node moves nothing."`
+	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 and/or IPv6 address(es) to hold, each handled independently; a range A-B (IPv4) stands for every address from A to B."`
 }
 
 type probeCmd struct {
@@ -312,6 +314,8 @@ type config struct {
 	fenceTimeout                time.Duration
 	metricsListen               *net.TCPAddr // nil: no metrics endpoint
 	resetConns                  bool         // reset the VIP's TCP connections on release
+	spread                      bool         // pool mode (pool.go)
+	poolHoldDown                time.Duration
 }
 
 // parseListenAddr accepts IP:PORT or :PORT. Names are refused: a listen
@@ -351,9 +355,16 @@ func (r *runCmd) config() (*config, error) {
 	if err := validInterfaceName(r.Interface); err != nil {
 		return nil, err
 	}
-	vips, err := parseVIPs(r.VIPs)
+	expanded, err := expandVIPRanges(r.VIPs)
 	if err != nil {
 		return nil, err
+	}
+	vips, err := parseVIPs(expanded)
+	if err != nil {
+		return nil, err
+	}
+	if r.PoolHoldDown < 0 || r.PoolHoldDown > 10*time.Minute {
+		return nil, fmt.Errorf("--pool-hold-down %s is out of range 0..10m", r.PoolHoldDown)
 	}
 	switch {
 	case r.Priority < 1 || r.Priority > 255:
@@ -433,6 +444,8 @@ func (r *runCmd) config() (*config, error) {
 		fenceTimeout:  r.FenceTimeout,
 		metricsListen: metricsAddr,
 		resetConns:    r.ResetConns,
+		spread:        r.Spread,
+		poolHoldDown:  r.PoolHoldDown,
 		ifname:        r.Interface,
 		label:         label,
 		vips:          vips,
@@ -597,6 +610,10 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs, obs: obs, fence: fence,
 			fenceDone: d.fenceDone, group: d.group, checked: cfg.check != nil, addr: addr}
 		newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
+	}
+
+	if cfg.spread {
+		newPoolView(d.group, cfg.vips, cfg.poolHoldDown)
 	}
 
 	var background sync.WaitGroup

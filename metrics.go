@@ -33,6 +33,9 @@ type vipMetrics struct {
 	state                                            vipState
 	stateKnown                                       bool
 	transitions, probes, misses, conflicts, announce uint64
+	holder                                           string // another node seen holding it
+	assignee                                         string // --spread: who should hold it
+	pooled, assignedHere                             bool
 }
 
 // metricStates are the values of floatip_state's state label, in output order.
@@ -63,6 +66,10 @@ func (m *metrics) stateChanged(c stateChange) {
 		e.transitions++
 	}
 	e.state, e.stateKnown = c.To, true
+	e.holder = ""
+	if c.Holder != nil {
+		e.holder = c.Holder.String()
+	}
 }
 
 // counted implements observer; unknown kinds are ignored.
@@ -128,6 +135,7 @@ func (m *metrics) write(w io.Writer) error {
 			fmt.Fprintf(&b, "%s{%s} %d\n", f.name, vipLabels(vip, m.vips[vip]), f.value(m.vips[vip]))
 		}
 	}
+	m.writePool(&b, vips)
 	m.mu.Unlock()
 	// Written after the lock: a slow scraper must not hold the machines.
 	_, err := w.Write(b.Bytes())

@@ -17,8 +17,9 @@ import (
 type statusBoard struct {
 	mu       sync.Mutex
 	vips     map[netip.Addr]*vipStatus
-	onUpdate func(summary string) // may be nil; called under the lock, in order: must not block
-	now      func() time.Time     // the clock of lines and summary; tests replace it
+	assign   map[netip.Addr]string // --spread: each VIP's assignee (pool.go)
+	onUpdate func(summary string)  // may be nil; called under the lock, in order: must not block
+	now      func() time.Time      // the clock of lines and summary; tests replace it
 }
 
 type vipStatus struct {
@@ -63,7 +64,7 @@ func (b *statusBoard) lines() []string {
 	now := b.now()
 	var out []string
 	for _, vip := range b.sortedLocked() {
-		out = append(out, statusLine(vip, *b.vips[vip], now, true))
+		out = append(out, statusLine(vip, *b.vips[vip], now, true)+b.assign[vip])
 	}
 	return out
 }
@@ -83,7 +84,7 @@ func (b *statusBoard) summaryLocked() string {
 	var parts []string
 	now := b.now()
 	for _, vip := range b.sortedLocked() {
-		parts = append(parts, statusLine(vip, *b.vips[vip], now, false))
+		parts = append(parts, statusLine(vip, *b.vips[vip], now, false)+b.assign[vip])
 	}
 	return strings.Join(parts, "; ")
 }

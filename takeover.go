@@ -68,6 +68,10 @@ const (
 	// recentAnnouncement: a winner's announcement seen this recently still
 	// counts when the loser learns the winner's rank just after it.
 	recentAnnouncement = time.Second
+	// announceOrderMargin: a winner's announcement heard this soon after
+	// our own may have reached the clients before ours; the loser waits for
+	// the next one.
+	announceOrderMargin = 100 * time.Millisecond
 	// fenceRetry is the pause after a failed fencing before trying again.
 	fenceRetry = 5 * time.Second
 )
@@ -231,6 +235,7 @@ type vipMachine struct {
 	lanLog            *limitedLog
 	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
 	lastGratuitousAt  time.Time
+	lastOwnAnnounce   time.Time      // our last announcement: a winner's must come after it
 	iso               isolationWatch // reference rounds (isolation.go)
 	// yielding
 	yieldDeadline time.Time
@@ -397,7 +402,9 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	}
 	switch {
 	case m.deb.free(now):
-		if better, ok := m.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok {
+		if pool := m.group.pool; pool != nil && !pool.mayClaim(m, now) {
+			// Pool mode: the assignment decides, not the rank.
+		} else if better, ok := m.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok && pool == nil {
 			m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
 		} else if !m.healthy {
 			if !m.saidUnhealthy {
@@ -493,7 +500,7 @@ func (m *vipMachine) preemptDue(now time.Time) bool {
 	if m.follow != nil {
 		deb = m.follow.deb
 	}
-	if !m.cfg.preempt || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
+	if !m.cfg.preempt || m.group.pool != nil || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
 		return false
 	}
 	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, deb.deadTime())
@@ -598,6 +605,7 @@ func (m *vipMachine) announceDue(now time.Time, why string) {
 		return
 	}
 	m.announce(why)
+	m.lastOwnAnnounce = now
 	m.announcementsLeft--
 	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
 }
@@ -663,6 +671,9 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 		tag, tagged = parsePeerTag(p.TargetHardwareAddr)
 		if tagged {
 			m.group.peers.observe(p.SenderHardwareAddr, tag, now)
+			if m.group.pool != nil {
+				m.group.pool.heard(p.SenderHardwareAddr, tag, now)
+			}
 			if macEqual(m.lastGratuitous, p.SenderHardwareAddr) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
 				m.group.peers.heard(p.SenderHardwareAddr) // it announced just before its tag
 			}
@@ -697,7 +708,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, true, "claim aborted: held")
-		} else if tagged && !releasing && tag.flags&flagStandAside == 0 && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+		} else if tagged && !releasing && tag.flags&flagStandAside == 0 && m.group.pool == nil && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
 			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
@@ -755,10 +766,14 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	}
 	// The same node may hold more of our VIPs: check them all now.
 	m.group.reconcile(mac, now)
-	if resolveConflict(m.self(), other, true) == yield {
-		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
-			// The winner has re-pointed the neighbours: removing now leaves
-			// no gap.
+	verdict := resolveConflict(m.self(), other, true)
+	if m.group.pool != nil {
+		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
+	}
+	if verdict == yield {
+		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement && m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin {
+			// The winner has re-pointed the neighbours, clearly after our
+			// own last announcement: removing now leaves no gap.
 			m.log.Info("split brain resolved: releasing to the better node", "winner", other.String())
 			m.release(false)
 			m.holder = append(net.HardwareAddr(nil), mac...)
@@ -775,6 +790,7 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 		m.lanLog.logAt(now, slog.LevelWarn, "split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
 		m.announce("split brain won")
+		m.lastOwnAnnounce = now
 		m.lastWinnerNotice = now
 	}
 }

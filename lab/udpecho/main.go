@@ -167,9 +167,10 @@ type probe struct {
 // change is a change of responder, at the send time of the first request
 // the new responder answered.
 type change struct {
-	AtMS int64  `json:"at_ms"`
-	From string `json:"from"`
-	To   string `json:"to"`
+	AtMS  int64  `json:"at_ms"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	GapMS int64  `json:"gap_ms"` // since the previous answered request: the outage of this move
 }
 
 // summary is what the client prints (-json prints it as one JSON object).
@@ -229,7 +230,7 @@ func summarize(probes []probe, timeout time.Duration) summary {
 		if prev == "" {
 			s.FirstResponder = p.Responder
 		} else if p.Responder != prev {
-			s.Changes = append(s.Changes, change{AtMS: ms(p.Sent), From: prev, To: p.Responder})
+			s.Changes = append(s.Changes, change{AtMS: ms(p.Sent), From: prev, To: p.Responder, GapMS: ms(p.Sent - prevAt)})
 		}
 		prev = p.Responder
 		gap(p.Sent)

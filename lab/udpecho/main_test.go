@@ -65,7 +65,7 @@ func TestSummarizeFailover(t *testing.T) {
 	if s.LongestGapMS != 1510 || s.LongestGapStartMS != 990 {
 		t.Fatalf("gap = %d ms from %d, want 1510 from 990", s.LongestGapMS, s.LongestGapStartMS)
 	}
-	want := []change{{AtMS: 2500, From: "h1", To: "h2"}}
+	want := []change{{AtMS: 2500, From: "h1", To: "h2", GapMS: 1510}}
 	if !reflect.DeepEqual(s.Changes, want) || s.FirstResponder != "h1" || s.LastResponder != "h2" {
 		t.Fatalf("changes %+v first %q last %q", s.Changes, s.FirstResponder, s.LastResponder)
 	}
@@ -117,7 +117,7 @@ func TestSummarizeFlapUnsortedAndLate(t *testing.T) {
 		ps[i], ps[j] = ps[j], ps[i]
 	}
 	s := summarize(ps, time.Second)
-	want := []change{{AtMS: 100, From: "h1", To: "h2"}, {AtMS: 200, From: "h2", To: "h1"}}
+	want := []change{{AtMS: 100, From: "h1", To: "h2", GapMS: 10}, {AtMS: 200, From: "h2", To: "h1", GapMS: 10}}
 	if !reflect.DeepEqual(s.Changes, want) {
 		t.Fatalf("changes %+v, want %+v", s.Changes, want)
 	}

@@ -1,0 +1,485 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Pool mode (--spread): the VIPs of the interface are spread over every
+// healthy node, active-active, instead of all going to the best node.
+//
+// Membership comes from the tagged frames the nodes already send (a
+// holder's self-checks, and a presence probe once a second from a node
+// that holds nothing): a member is a confirmed floatip node heard within
+// poolWindow, not standing aside, present continuously for the hold-down,
+// and not found dead by a holder watch. Every node computes the same
+// assignment from the same members (assignPool: a pure function of the
+// members and the VIPs), and a VIP's machine only claims a VIP assigned to
+// its own node; a node moves a VIP held by a live node to itself (make
+// before break) once the membership has been stable for poolSettle; and in
+// a split brain the assignee wins, not the better rank.
+
+const (
+	// poolWindow: a member not heard for this long has left.
+	poolWindow = 3 * time.Second
+	// poolPresenceEvery: a node holding nothing broadcasts a tagged probe
+	// this often, so that the others know it is there.
+	poolPresenceEvery = time.Second
+	// poolSettle: planned moves wait until the membership has not changed
+	// for this long, so that a momentary disagreement between nodes (one
+	// has found a dead holder 50 ms before another) moves nothing.
+	poolSettle = 500 * time.Millisecond
+	// poolMoveMargin: a joining node takes its share this long after its
+	// own hold-down, by when the others count it as a member too.
+	poolMoveMargin = 500 * time.Millisecond
+	// poolProvokeEvery: how often a split-brain loser reminds the winner.
+	poolProvokeEvery = 500 * time.Millisecond
+)
+
+// poolMember is one node of the assignment: its MAC and its weight (the
+// --priority).
+type poolMember struct {
+	mac    net.HardwareAddr
+	weight int
+}
+
+// poolScore is the rendezvous score of a (node, VIP) pair: FNV-1a over the
+// MAC and the address, finished with a 64-bit mixer so that neighbouring
+// addresses spread. Every node computes the same number.
+func poolScore(mac net.HardwareAddr, vip netip.Addr) uint64 {
+	h := fnv.New64a()
+	h.Write(mac)
+	b := vip.As16()
+	h.Write(b[:])
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// assignPool spreads vips over members: bounded-load rendezvous hashing.
+// Each member's quota is its weight's share of the VIPs, rounded down, and
+// the remainder (the VIPs that do not divide evenly) goes one each to the
+// members that fill up first. The (VIP, member) pairs are taken in order of
+// falling score, and a pair is kept while its VIP is unassigned and its
+// member has room. With equal weights every member gets ⌊M/N⌋ or ⌈M/N⌉.
+// The result depends only on the members and the VIPs, not on their order
+// or on who holds what, so every node computes the same one, and a whole
+// group restarted puts every VIP back where it was.
+func assignPool(vips []netip.Addr, members []poolMember) map[netip.Addr]net.HardwareAddr {
+	out := make(map[netip.Addr]net.HardwareAddr, len(vips))
+	if len(members) == 0 || len(vips) == 0 {
+		return out
+	}
+	total := 0
+	for _, m := range members {
+		total += max(m.weight, 1)
+	}
+	quota := make([]int, len(members))
+	extra := len(vips)
+	for i, m := range members {
+		quota[i] = len(vips) * max(m.weight, 1) / total
+		extra -= quota[i]
+	}
+	type pair struct {
+		score  uint64
+		member int
+		vip    netip.Addr
+	}
+	pairs := make([]pair, 0, len(vips)*len(members))
+	for i, m := range members {
+		for _, v := range vips {
+			pairs = append(pairs, pair{poolScore(m.mac, v), i, v})
+		}
+	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(members[a.member].mac, members[b.member].mac); c != 0 {
+			return c
+		}
+		return a.vip.Compare(b.vip)
+	})
+	load := make([]int, len(members))
+	for _, p := range pairs {
+		if _, done := out[p.vip]; done {
+			continue
+		}
+		switch {
+		case load[p.member] < quota[p.member]:
+		case load[p.member] == quota[p.member] && extra > 0:
+			extra--
+		default:
+			continue
+		}
+		load[p.member]++
+		out[p.vip] = members[p.member].mac
+	}
+	return out
+}
+
+// poolNode is what this node knows of another node's presence.
+type poolNode struct {
+	since time.Time // start of its continuous presence (zero: not a candidate)
+	last  time.Time // last tagged frame as a candidate
+	dead  bool      // a holder watch found it silent
+}
+
+// poolView is the pool of one interface: membership, the assignment, the
+// presence probes and the planned moves. It is a scheduled item of the
+// group and ticks every --interval.
+type poolView struct {
+	group    *groupView
+	vips     []netip.Addr // sorted
+	holdDown time.Duration
+	slot     int
+
+	nodes       map[string]*poolNode // by MAC bytes
+	started     time.Time            // first tick with the link up
+	selfSince   time.Time            // this node a candidate since (zero: not)
+	members     []poolMember         // sorted by MAC
+	changedAt   time.Time            // last change of members
+	assign      map[netip.Addr]net.HardwareAddr
+	reported    map[netip.Addr]string // assignee last told to the observers
+	nextTick    time.Time
+	lastPresent time.Time
+	presTurn    int
+	checks      []*vipMachine // self-checks still to send after a change
+}
+
+func newPoolView(g *groupView, vips []netip.Addr, holdDown time.Duration) *poolView {
+	sorted := slices.Clone(vips)
+	slices.SortFunc(sorted, netip.Addr.Compare)
+	p := &poolView{group: g, vips: sorted, holdDown: holdDown, slot: -1, nodes: map[string]*poolNode{},
+		assign: map[netip.Addr]net.HardwareAddr{}, reported: map[netip.Addr]string{}}
+	g.pool = p
+	g.queue.push(p)
+	return p
+}
+
+func (p *poolView) queueSlot() *int { return &p.slot }
+
+// nextWake: zero (at once) before the first tick.
+func (p *poolView) nextWake() time.Time { return p.nextTick }
+
+// heard records a tagged frame from another node (any VIP of the pool).
+func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
+	key := string(mac)
+	n := p.nodes[key]
+	if n == nil {
+		if len(p.nodes) >= maxPeers {
+			p.forget(now)
+			if len(p.nodes) >= maxPeers {
+				return // a flood of tagged frames from new MACs
+			}
+		}
+		n = &poolNode{}
+		p.nodes[key] = n
+	}
+	if tag.flags&(flagReleasing|flagStandAside) != 0 {
+		// Leaving or unhealthy: out at once, so that the VIP it frees
+		// goes to its new assignee without waiting for a window.
+		was := n.since
+		n.since, n.last = time.Time{}, time.Time{}
+		if !was.IsZero() {
+			p.recompute(now)
+		}
+		return
+	}
+	if n.since.IsZero() || n.dead || now.Sub(n.last) > poolWindow {
+		n.since, n.dead = now, false
+		if !p.started.IsZero() && now.Sub(p.started) < p.holdDown {
+			// Heard while this node starts: a node of the running group,
+			// not a newcomer (a newcomer holds nothing yet and moves
+			// nothing before its own hold-down anyway).
+			n.since = now.Add(-p.holdDown)
+		}
+	}
+	n.last = now
+	if tag.flags&flagHolder != 0 {
+		// It holds VIPs: a member already (the other side of a healed
+		// partition, a holder wrongly found dead), not a newcomer, which
+		// holds nothing until its hold-down is over.
+		if now.Sub(n.since) < p.holdDown {
+			n.since = now.Add(-p.holdDown)
+		}
+		if !slices.ContainsFunc(p.members, func(m poolMember) bool { return macEqual(m.mac, mac) }) {
+			p.recompute(now)
+		}
+	}
+}
+
+// forget drops the nodes that are neither confirmed floatip peers nor
+// heard within the window: a flood of forged tags from random MACs must not
+// fill the table and keep a real newcomer out.
+func (p *poolView) forget(now time.Time) {
+	for key, n := range p.nodes {
+		if _, ok := p.group.peers.confirmed(net.HardwareAddr(key)); !ok || now.Sub(n.last) > poolWindow {
+			delete(p.nodes, key)
+		}
+	}
+}
+
+// gone marks a holder found silent by its watch: out of the membership at
+// once, before its VIPs' machines decide who claims them.
+func (p *poolView) gone(mac net.HardwareAddr, now time.Time) {
+	if n := p.nodes[string(mac)]; n != nil {
+		n.dead = true
+	}
+	p.recompute(now)
+}
+
+// self reports whether the interface is up and whether this node may hold
+// VIPs (up and healthy); every machine gets the same events.
+func (p *poolView) self() (linkUp, candidate bool) {
+	for _, m := range p.group.machines {
+		return m.linkUp, m.linkUp && m.healthy
+	}
+	return false, false
+}
+
+// currentMembers lists the members as this node sees them now, by MAC.
+func (p *poolView) currentMembers(now time.Time) []poolMember {
+	var ms []poolMember
+	if !p.selfSince.IsZero() && now.Sub(p.selfSince) >= p.holdDown {
+		ms = append(ms, poolMember{mac: p.group.arp.mac(), weight: int(p.group.cfg.priority)})
+	}
+	for key, n := range p.nodes {
+		mac := net.HardwareAddr(key)
+		r, ok := p.group.peers.confirmed(mac)
+		if !ok || n.dead || n.since.IsZero() || now.Sub(n.last) > poolWindow || now.Sub(n.since) < p.holdDown {
+			continue
+		}
+		ms = append(ms, poolMember{mac: mac, weight: int(r.priority)})
+	}
+	slices.SortFunc(ms, func(a, b poolMember) int { return bytes.Compare(a.mac, b.mac) })
+	return ms
+}
+
+// recompute refreshes the members and, when they changed, the assignment.
+func (p *poolView) recompute(now time.Time) {
+	ms := p.currentMembers(now)
+	if slices.EqualFunc(ms, p.members, func(a, b poolMember) bool { return macEqual(a.mac, b.mac) && a.weight == b.weight }) {
+		return
+	}
+	p.members, p.changedAt = ms, now
+	p.assign = assignPool(p.vips, ms)
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.mac.String()
+	}
+	mine := 0
+	for _, mac := range p.assign {
+		if macEqual(mac, p.group.arp.mac()) {
+			mine++
+		}
+	}
+	// Check every held VIP against the LAN at once (a broadcast tagged
+	// self-check each): a second holder of one (the other side of a healed
+	// partition) answers, and the split brain is decided by the new
+	// assignment now rather than at the next turn of the self-checks.
+	p.checks = append(p.checks[:0], p.group.held.machines...)
+	p.sendChecks(now)
+	p.group.log.Info("pool membership changed", "members", strings.Join(names, ","), "assigned_here", mine, "vips", len(p.vips))
+	p.report(now)
+}
+
+// sendChecks sends the pending self-checks the pacer allows; the rest on
+// the next tick.
+func (p *poolView) sendChecks(now time.Time) {
+	for len(p.checks) > 0 && p.group.pacer.take(now) {
+		m := p.checks[0]
+		p.checks = p.checks[1:]
+		if m.state == stateActive {
+			m.selfCheck(now)
+		}
+	}
+}
+
+// report tells the observers each VIP's assignee when it changed.
+func (p *poolView) report(now time.Time) {
+	for _, vip := range p.vips {
+		a := p.assign[vip].String()
+		if p.reported[vip] == a {
+			continue
+		}
+		p.reported[vip] = a
+		if m := p.group.machines[vip]; m != nil {
+			if po, ok := m.obs.(poolObserver); ok {
+				po.assigned(vip, p.assign[vip], macEqual(p.assign[vip], p.group.arp.mac()))
+			}
+		}
+	}
+}
+
+// assignee is the node a VIP is assigned to (nil: nobody, no members).
+func (p *poolView) assignee(vip netip.Addr) net.HardwareAddr { return p.assign[vip] }
+
+func (p *poolView) mine(vip netip.Addr) bool {
+	a := p.assign[vip]
+	return a != nil && macEqual(a, p.group.arp.mac())
+}
+
+// mayClaim decides whether a free VIP may be claimed here: it is assigned
+// to this node, or it has been free for so long (no member claims it: a
+// member that cannot, or nodes that disagree) that the plain rank rule
+// applies as a safety net.
+func (p *poolView) mayClaim(m *vipMachine, now time.Time) bool {
+	if p.mine(m.vip) {
+		return true
+	}
+	orphaned := now.Sub(m.deb.lastAnswer) >= m.deb.deadTime()+p.holdDown+poolWindow
+	if !orphaned {
+		return false
+	}
+	// The assignee evidently cannot claim it: the best of the others.
+	skip := p.assign[m.vip]
+	if skip == nil {
+		skip = m.holder
+	}
+	_, better := p.group.peers.betterStandby(m.self(), skip, now, poolWindow)
+	return !better
+}
+
+// resolve decides a split brain in pool mode: the assignee keeps the VIP;
+// between two nodes that are not, the usual rank rule.
+func (p *poolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank conflictAction) conflictAction {
+	switch a := p.assign[vip]; {
+	case a == nil:
+		return byRank
+	case macEqual(a, p.group.arp.mac()):
+		return defend
+	case macEqual(a, other):
+		return yield
+	}
+	return byRank
+}
+
+func (p *poolView) onTick(now time.Time) {
+	p.nextTick = now.Add(p.group.cfg.interval)
+	up, candidate := p.self()
+	if up && p.started.IsZero() {
+		p.started = now
+	}
+	if !candidate {
+		p.selfSince = time.Time{}
+		p.recompute(now)
+		p.presence(now)
+		return
+	}
+	if p.selfSince.IsZero() {
+		p.selfSince = now
+	}
+	p.recompute(now)
+	p.sendChecks(now)
+	p.presence(now)
+	p.provoke(now)
+	p.moves(now)
+}
+
+// presence broadcasts a tagged probe once a second while this node holds
+// nothing (a holder's self-checks already say it is there).
+func (p *poolView) presence(now time.Time) {
+	g := p.group
+	if len(g.held.machines) > 0 || now.Sub(p.lastPresent) < poolPresenceEvery || len(p.vips) == 0 {
+		return
+	}
+	p.presTurn %= len(p.vips)
+	m := g.machines[p.vips[p.presTurn]]
+	p.presTurn++
+	if m == nil || !m.linkUp {
+		return
+	}
+	var flags uint8
+	if !m.healthy {
+		flags = flagStandAside
+	}
+	if err := g.arp.probe(m.vip, m.tag(flags), broadcastMAC); err == nil {
+		p.lastPresent = now
+	}
+}
+
+// provoke: a split-brain loser waits for the winner's announcement before
+// it removes its copy; its tagged self-check, every half second, makes the
+// winner announce again (once a second) should the winner's last one have
+// come before ours, so that the clients' caches end on the winner.
+func (p *poolView) provoke(now time.Time) {
+	for _, m := range p.group.machines {
+		if m.state == stateYielding && now.Sub(m.lastIntroduce) >= poolProvokeEvery && p.group.pacer.take(now) {
+			m.selfCheck(now)
+		}
+	}
+}
+
+// moves takes the VIPs assigned here from live holders that are not their
+// assignee: make before break (add, announce; the old holder removes its
+// copy on our announcement), once this node is a member and the membership
+// has been stable for poolSettle.
+func (p *poolView) moves(now time.Time) {
+	g := p.group
+	if now.Sub(p.selfSince) < p.holdDown+poolMoveMargin || now.Sub(p.changedAt) < poolSettle {
+		return
+	}
+	for _, vip := range p.vips {
+		m := g.machines[vip]
+		if m == nil || m.state != stateStandby || m.follow == nil || !p.mine(vip) {
+			continue
+		}
+		if m.follow.deb.missedInRow > 0 || !m.refs.reachable(now, m.deb.deadTime()) {
+			continue // the holder looks unwell: the failover path decides
+		}
+		if !g.pacer.take(now) {
+			return // the rest on the next tick
+		}
+		m.log.Info("pool: taking the VIP assigned to this node from its holder", "holder", m.holder.String())
+		m.claim(now, "claimed VIP (pool rebalance)", "pool move")
+		g.touch(m)
+	}
+}
+
+// maxRangeVIPs bounds a range on the command line.
+const maxRangeVIPs = 4096
+
+// expandVIPRanges turns "A-B" arguments (IPv4, A ≤ B) into the addresses
+// from A to B; other arguments pass unchanged.
+func expandVIPRanges(args []string) ([]string, error) {
+	var out []string
+	for _, s := range args {
+		lo, hi, isRange := strings.Cut(s, "-")
+		if !isRange {
+			out = append(out, s)
+			continue
+		}
+		a, errA := netip.ParseAddr(lo)
+		b, errB := netip.ParseAddr(hi)
+		if errA != nil || errB != nil || !a.Is4() || !b.Is4() {
+			return nil, fmt.Errorf("%q is not a range of IPv4 addresses (want e.g. 192.0.2.50-192.0.2.57)", s)
+		}
+		x, y := binary.BigEndian.Uint32(a.AsSlice()), binary.BigEndian.Uint32(b.AsSlice())
+		switch {
+		case x > y:
+			return nil, fmt.Errorf("range %q runs backwards", s)
+		case y-x >= maxRangeVIPs:
+			return nil, fmt.Errorf("range %q has %d addresses; at most %d", s, uint64(y-x)+1, maxRangeVIPs)
+		}
+		for v := x; ; v++ {
+			out = append(out, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String())
+			if v == y {
+				break
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// What --spread adds to the status lines and the metrics: each VIP's
+// assignee (pool.go tells the observers when it changes).
+
+// poolObserver is an observer that also shows who a VIP is assigned to.
+type poolObserver interface {
+	assigned(vip netip.Addr, assignee net.HardwareAddr, self bool)
+}
+
+func (obs observers) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+	for _, o := range obs {
+		if po, ok := o.(poolObserver); ok {
+			po.assigned(vip, assignee, self)
+		}
+	}
+}
+
+// assigned shows the assignee after the VIP's state on the status lines.
+func (b *statusBoard) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.assign == nil {
+		b.assign = map[netip.Addr]string{}
+	}
+	switch {
+	case assignee == nil:
+		b.assign[vip] = ", assigned to nobody yet"
+	case self:
+		b.assign[vip] = ", assigned to this node"
+	default:
+		b.assign[vip] = ", assigned to " + assignee.String()
+	}
+	if b.onUpdate != nil {
+		b.onUpdate(b.summaryLocked())
+	}
+}
+
+// assigned records a pooled VIP's assignee for floatip_pool_assigned.
+func (m *metrics) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entry(vip)
+	e.pooled, e.assignedHere, e.assignee = true, self, ""
+	if assignee != nil {
+		e.assignee = assignee.String()
+	}
+}
+
+// writePool renders the pool's family (only with --spread): per VIP, who
+// should hold it and who is seen holding it; 1 when it is this node's.
+func (m *metrics) writePool(b *bytes.Buffer, vips []netip.Addr) {
+	var pooled []netip.Addr
+	for _, vip := range vips {
+		if m.vips[vip].pooled {
+			pooled = append(pooled, vip)
+		}
+	}
+	if len(pooled) == 0 {
+		return
+	}
+	metricFamily(b, "floatip_pool_assigned", "gauge",
+		"--spread: 1 when the VIP is assigned to this node; assignee is the node that should hold it, holder the node that does (\"this node\" when it is us, empty when unknown).")
+	for _, vip := range pooled {
+		e := m.vips[vip]
+		holder := e.holder
+		if e.state == stateActive {
+			holder = "this node"
+		}
+		v := 0
+		if e.assignedHere {
+			v = 1
+		}
+		fmt.Fprintf(b, "floatip_pool_assigned{%s,assignee=\"%s\",holder=\"%s\"} %d\n",
+			vipLabels(vip, e), escapeLabel(e.assignee), escapeLabel(holder), v)
+	}
+}
