@@ -1,0 +1,152 @@
+package main
+
+// The VIP on the interface: adding and removing it through netlink (the
+// vipAddress side effect of a machine), and the look at the host's
+// addresses before anything is changed.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// netlinkAddress manages the VIP as a /32 with a label on one interface,
+// an IPv6 VIP as a /128 with IFA_F_NODAD (the kernel's own DAD would hold
+// it tentative for a second, and could refuse it) and no label (IPv6
+// addresses have none). The link is the one the interface's loop has open
+// (index), or, while it has none, looked up by name: it may have been
+// recreated. Not looking it up for every add keeps a claim of hundreds of
+// VIPs to one netlink round trip each.
+type netlinkAddress struct {
+	ifname string
+	vip    netip.Addr
+	label  string
+	index  *linkIndex // nil or 0: look the link up by name
+}
+
+// linkIndex is the index of the interface while its socket is open.
+type linkIndex struct{ v atomic.Int32 }
+
+func (l *linkIndex) set(i int) { l.v.Store(int32(i)) }
+
+func (l *linkIndex) get() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.v.Load())
+}
+
+func (a *netlinkAddress) link() (netlink.Link, error) {
+	if i := a.index.get(); i > 0 {
+		return &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: i, Name: a.ifname}}, nil
+	}
+	return netlink.LinkByName(a.ifname)
+}
+
+func (a *netlinkAddress) netlinkAddr() *netlink.Addr {
+	if a.vip.Is6() {
+		return &netlink.Addr{
+			IPNet: &net.IPNet{IP: a.vip.AsSlice(), Mask: net.CIDRMask(128, 128)},
+			Flags: unix.IFA_F_NODAD | unix.IFA_F_NOPREFIXROUTE,
+		}
+	}
+	return &netlink.Addr{
+		IPNet: &net.IPNet{IP: a.vip.AsSlice(), Mask: net.CIDRMask(32, 32)},
+		Label: a.label,
+	}
+}
+
+// add configures the VIP/32 (/128); it is idempotent (RTM_NEWADDR with replace).
+func (a *netlinkAddress) add() error {
+	link, err := a.link()
+	if err != nil {
+		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, err)
+	}
+	if err := netlink.AddrReplace(link, a.netlinkAddr()); err != nil {
+		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
+	}
+	return nil
+}
+
+// remove deletes the VIP/32 (/128); an address or interface already gone is fine.
+func (a *netlinkAddress) remove() error {
+	link, err := a.link()
+	if err != nil {
+		var notFound netlink.LinkNotFoundError
+		if errors.As(err, &notFound) {
+			return nil // the interface is gone, and its addresses with it
+		}
+		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, err)
+	}
+	if err := netlink.AddrDel(link, a.netlinkAddr()); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
+	}
+	return nil
+}
+
+// hostPrefix is ip/32 or ip/128.
+func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
+
+// checkExistingAddresses looks at the host's addresses before anything
+// is changed. A VIP that is this host's own address (another prefix on
+// ifname, or any address on another interface) is refused; a VIP/32
+// (/128) already on ifname is returned for adoption; a VIP that is the network or
+// broadcast address of a subnet on ifname is refused.
+func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bool, error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	adopt := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		ip, ok := addrFromNetlink(a.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		prefix := netip.PrefixFrom(ip, ones)
+		owner, known := names[a.LinkIndex]
+		if !known {
+			owner = fmt.Sprintf("interface #%d", a.LinkIndex)
+		}
+		for _, vip := range vips {
+			switch {
+			case ip == vip && owner == ifname && ones == vip.BitLen():
+				adopt[vip] = true
+			case ip == vip:
+				return nil, fmt.Errorf("%s is already this host's own address (%s on %s): floatip only manages addresses it adds itself as /32 (IPv6: /128)", vip, prefix, owner)
+			case vip.Is4() && owner == ifname && ones <= 30 && prefix.Masked().Contains(vip) && (vip == prefix.Masked().Addr() || vip == lastAddr(prefix)):
+				return nil, fmt.Errorf("%s is the network or broadcast address of %s on %s", vip, prefix.Masked(), ifname)
+			}
+		}
+	}
+	return adopt, nil
+}
+
+// addrFromNetlink reads an address from netlink: 4 bytes (or 16 in the
+// v4-mapped form) for IPv4, 16 for IPv6.
+func addrFromNetlink(ip net.IP) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
+}
+
+// lastAddr is the broadcast address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

@@ -1,0 +1,88 @@
+package main
+
+// Another holder of a VIP this node holds: a floatip node (a split brain,
+// resolved by rank, or by the pool's assignment, make before break) or a
+// stranger (defended against as RFC 5227 §2.4(c) says).
+
+import (
+	"log/slog"
+	"net"
+	"time"
+)
+
+// conflict handles another node that holds the VIP while we do. Both sides
+// first make sure the other knows their rank (a tagged self-check), then
+// reach the same verdict without talking: the loser removes its copy only
+// after the winner has announced (make before break). Only a confirmed
+// floatip node gets a verdict; anything else is a stranger.
+func (m *vipMachine) conflict(f arpFrame, now time.Time) {
+	mac := f.pkt.SenderHardwareAddr
+	other, isFloatip := m.group.peers.confirmed(mac)
+	if !isFloatip {
+		m.stranger(mac, now)
+		return
+	}
+	if now.Sub(m.lastIntroduce) >= introduceEvery {
+		m.selfCheck(now)
+	}
+	// The same node may hold more of our VIPs: check them all now.
+	m.group.reconcile(mac, now)
+	verdict := resolveConflict(m.self(), other, true)
+	if m.group.pool != nil {
+		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
+	}
+	if verdict == yield {
+		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement && m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin {
+			// The winner has re-pointed the neighbours, clearly after our
+			// own last announcement: removing now leaves no gap.
+			m.log.Info("split brain resolved: releasing to the better node", "winner", other.String())
+			m.release(false)
+			m.holder = append(net.HardwareAddr(nil), mac...)
+			m.becomeStandby(now, true, "split brain lost")
+			return
+		}
+		if m.state != stateYielding {
+			m.log.Warn("split brain: another floatip node holds the VIP and outranks us; waiting for its announcement", "winner", other.String())
+			m.yieldTo, m.yieldDeadline = other, now.Add(yieldTimeout)
+			m.setState(stateYielding, "split brain lost", now)
+		}
+		return
+	}
+	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
+		m.lanLog.logAt(now, slog.LevelWarn, "split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
+		m.announce("split brain won")
+		m.lastOwnAnnounce = now
+		m.lastWinnerNotice = now
+	}
+}
+
+// stranger handles a holder of the VIP that has not shown itself a floatip
+// node: a host that is not floatip, a floatip node not yet heard twice, or
+// noise. An episode of strangers (until defendInterval passes without one)
+// gets one identification window, whatever their MACs, then the RFC 5227
+// defence: a flood from changing MACs neither postpones the defence nor
+// makes it more frequent. A stranger that shows up again after a quiet
+// spell gets no second window.
+func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
+	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= defendInterval && !macEqual(m.identifying, mac)) {
+		m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
+		m.strangerFrames = 0
+		m.lanLog.logAt(now, slog.LevelInfo, "another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())
+	}
+	m.lastStrangerAt = now
+	m.strangerFrames++
+	if now.Before(m.identifyDeadline) {
+		// It may be a floatip node that has not heard our rank yet.
+		if now.Sub(m.lastIntroduce) >= introduceEvery {
+			m.selfCheck(now)
+		}
+		return
+	}
+	if now.Sub(m.lastDefense) >= defendInterval {
+		m.lanLog.logAt(now, slog.LevelWarn, "address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)",
+			"other_mac", mac.String(), "frames", m.strangerFrames)
+		m.strangerFrames = 0
+		m.announce("defend")
+		m.lastDefense = now
+	}
+}
