@@ -71,28 +71,18 @@ func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, a
 // runGroup drives the group's loop from now to until; after every tick,
 // respond may answer each probe sent in it (the holder's kernel).
 func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *arpFrame) time.Time {
-	g.queue.refresh()
-	for {
-		wake := g.next()
-		if wake.After(until) {
-			return until
-		}
-		if wake.Before(now) {
-			wake = now
-		}
-		now = wake
-		sent := len(lan.probes)
-		g.tick(now)
-		for i := sent; i < len(lan.probes); i++ {
-			lan.probes[i].at = now
+	seen := len(lan.probes)
+	return driveGroup(g, now, until, func(now time.Time) {
+		for ; seen < len(lan.probes); seen++ {
+			lan.probes[seen].at = now
 			if respond == nil {
 				continue
 			}
-			if f := respond(lan.probes[i]); f != nil {
+			if f := respond(lan.probes[seen]); f != nil {
 				g.dispatch(*f, now.Add(ms(1)))
 			}
 		}
-	}
+	})
 }
 
 func replyFor(mac string, vip netip.Addr) *arpFrame {

@@ -210,12 +210,10 @@ func newTestMachineWith(t *testing.T, priority uint8, own string, refs reachabil
 	return m, lan
 }
 
-// advance runs the machine's timers up to until; before each tick, reply
-// decides whether the holder answers the probe just sent.
-// It drives the machine's whole group (the holder watches and rotations
-// too), as the interface's loop does.
-func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpFrame) time.Time {
-	g := m.group
+// driveGroup runs a group's loop with synthetic time from now to until, as
+// the interface's loop does (the machines, the holder watches and the
+// rotations); afterTick runs after every tick, to answer what was sent.
+func driveGroup(g *groupView, now, until time.Time, afterTick func(now time.Time)) time.Time {
 	g.queue.refresh() // the test may have called handlers directly
 	for {
 		wake := g.next()
@@ -227,12 +225,23 @@ func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpF
 		}
 		now = wake
 		g.tick(now)
+		if afterTick != nil {
+			afterTick(now)
+		}
+	}
+}
+
+// advance runs the machine's group up to until; after each tick, reply
+// decides whether the holder answers the probe just sent.
+func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpFrame) time.Time {
+	g := m.group
+	return driveGroup(g, now, until, func(now time.Time) {
 		if reply != nil {
 			if f := reply(now); f != nil {
 				g.dispatch(*f, now.Add(ms(1)))
 			}
 		}
-	}
+	})
 }
 
 func frame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *arpFrame {
