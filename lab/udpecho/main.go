@@ -63,7 +63,7 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: udpecho serve -listen ADDR:PORT [-name NAME]")
+	fmt.Fprintln(w, "usage: udpecho serve -listen ADDR:PORT[,ADDR:PORT...] [-name NAME]")
 	fmt.Fprintln(w, "       udpecho client -target ADDR:PORT [-every 10ms] [-duration 10s] [-timeout 1s] [-json] [-live]")
 	fmt.Fprintln(w, "       udpecho watch -targets ADDR:PORT,... [-every 10ms] [-duration 1h] [-gap 50ms] [-timeout 1s]")
 }
@@ -72,7 +72,7 @@ func usage(w io.Writer) {
 
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	listen := fs.String("listen", "", "address:port to listen on (required)")
+	listen := fs.String("listen", "", "address:port to listen on, or a comma-separated list of them (required)")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "name put in front of every answer")
 	bindTimeout := fs.Duration("bind-timeout", 30*time.Second, "how long to retry a bind that fails with EADDRNOTAVAIL")
@@ -86,13 +86,26 @@ func serve(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	conn, err := listenFreebind(ctx, *listen, *bindTimeout)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "udpecho serve: %v\n", err)
-		return 1
+	// Several addresses (one per VIP) are served by one process.
+	var conns []net.PacketConn
+	for _, addr := range strings.Split(*listen, ",") {
+		conn, err := listenFreebind(ctx, addr, *bindTimeout)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			fmt.Fprintf(os.Stderr, "udpecho serve: %v\n", err)
+			return 1
+		}
+		conns = append(conns, conn)
 	}
-	fmt.Fprintf(os.Stderr, "udpecho: %s serving on %s\n", *name, conn.LocalAddr())
-	serveConn(ctx, conn, *name)
+	var wg sync.WaitGroup
+	for _, conn := range conns {
+		fmt.Fprintf(os.Stderr, "udpecho: %s serving on %s\n", *name, conn.LocalAddr())
+		wg.Add(1)
+		go func() { defer wg.Done(); serveConn(ctx, conn, *name) }()
+	}
+	wg.Wait()
 	return 0
 }
 
