@@ -11,7 +11,6 @@ import (
 	"math/bits"
 	"sort"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -53,15 +52,28 @@ type holdSample struct {
 	Holders []uint64
 }
 
-// clientGap is a gap in the client's answers from one VIP.
+// clientGap is a gap in the client's answers from one VIP: between the
+// send times of two answered requests, with Lost unanswered ones between.
 type clientGap struct {
 	VIP        int
 	Start, End time.Time
+	Lost       int
 	From, To   string
 	Open       bool // still open at the end of the run
 }
 
 func (g clientGap) length() time.Duration { return g.End.Sub(g.Start) }
+
+// outage is the gap as a client sending every `every` lived it: at most
+// (lost + 1) × every. A gap with fewer lost requests than its length
+// implies is the client itself not being scheduled (two cores shared by
+// the whole lab), not the VIP being unreachable.
+func (g clientGap) outage(every time.Duration) time.Duration {
+	if every <= 0 {
+		return g.length()
+	}
+	return min(g.length(), time.Duration(g.Lost+1)*every)
+}
 
 // nodeCond is one of the conditions that make a node able to take the VIP.
 type nodeCond int
@@ -94,6 +106,8 @@ type chaosBounds struct {
 	Failover  time.Duration // a holder's death: ≤ 800 ms
 	Handover  time.Duration // a graceful release: ≤ 100 ms
 	AfterHeal time.Duration // second outage after a partition heals: ≤ 50 ms
+	// ClientEvery is the client's request interval (0: judge gaps by their length).
+	ClientEvery time.Duration
 }
 
 // outageBound is the longest client outage a fault may cause while it
@@ -325,271 +339,121 @@ func faultAt(faults []chaosFault, t time.Time) (int, bool) {
 	return 0, false
 }
 
-// outageViolations attributes each client gap to the fault whose window it
-// starts in, and checks it against that fault's bound (during the fault or
-// after it was undone). It also returns each fault's longest gap. A gap
+// outageViolations attributes each client gap to the fault whose window its
+// first lost request falls in, and checks its outage against that fault's bound (during the
+// fault or after it was undone). It also returns each fault's longest outage. A gap
 // outside every fault window is held to the after-heal bound.
 func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b chaosBounds) ([]violation, []time.Duration) {
 	var out []violation
 	longest := make([]time.Duration, len(faults))
 	for _, g := range gaps {
-		i, ok := faultAt(faults, g.Start)
+		// The gap starts with the last answered request; the first lost
+		// one, a request interval later, tells which fault caused it.
+		firstLost := g.Start.Add(b.ClientEvery)
+		i, ok := faultAt(faults, firstLost)
 		bound, what := b.AfterHeal, "outside any fault"
 		if ok {
 			f := faults[i]
-			during := g.Start.Before(f.Restored)
+			during := firstLost.Before(f.Restored)
 			bound = b.outageBound(f.Kind, during)
 			phase := "after"
 			if during {
 				phase = "during"
 			}
 			what = fmt.Sprintf("%s fault #%d (%s %s)", phase, f.N, f.Kind, strings.Join(f.Targets, ","))
-			longest[i] = max(longest[i], g.length())
+			longest[i] = max(longest[i], g.outage(b.ClientEvery))
 		}
-		if g.length() > bound {
+		if g.outage(b.ClientEvery) > bound {
 			open := ""
 			if g.Open {
 				open = ", still open at the end"
 			}
 			out = append(out, violation{At: g.Start, Kind: "outage", VIP: vips[g.VIP],
-				Detail: fmt.Sprintf("client got no answer for %v (%s -> %s%s) %s; bound %v", g.length().Round(time.Millisecond), g.From, g.To, open, what, bound)})
+				Detail: fmt.Sprintf("client got no answer for %v, %d requests lost (%s -> %s%s) %s; bound %v",
+					g.length().Round(time.Millisecond), g.Lost, g.From, g.To, open, what, bound)})
 		}
 	}
 	return out, longest
 }
 
-// ---------------------------------------------------------------- tests
+// goroutineSlack is how many more goroutines than a freshly started daemon
+// a long-lived one may have: a health check or a scrape in flight.
+const goroutineSlack = 5
 
-var (
-	ckT0    = time.Unix(1_800_000_000, 0)
-	ckVIPs  = []string{"192.0.2.50", "192.0.2.51"}
-	ckBound = chaosBounds{NoHolder: 780 * time.Millisecond, TwoHolders: 2 * time.Second, RiseDelay: time.Second,
-		Failover: 800 * time.Millisecond, Handover: 100 * time.Millisecond, AfterHeal: 50 * time.Millisecond}
-)
-
-func ckAt(ms int) time.Time { return ckT0.Add(time.Duration(ms) * time.Millisecond) }
-
-// ckSamples builds samples every 50 ms over [0, endMS) from a function of
-// the time giving each VIP's holders.
-func ckSamples(endMS int, holders func(ms int) []uint64) []holdSample {
-	var out []holdSample
-	for ms := 0; ms < endMS; ms += 50 {
-		out = append(out, holdSample{At: ckAt(ms), Holders: holders(ms)})
+// goroutineViolations compares the goroutines of the daemons that lived
+// through the run (longLived) with the fewest any daemon had at the end
+// (a restarted one, usually): more than goroutineSlack above it is growth.
+// A count of -1 means the daemon gave no goroutine dump.
+func goroutineViolations(counts map[int]int, longLived map[int]bool, at time.Time) []violation {
+	var out []violation
+	least := -1
+	for _, n := range counts {
+		if n > 0 && (least < 0 || n < least) {
+			least = n
+		}
+	}
+	hosts := make([]int, 0, len(counts))
+	for h := range counts {
+		hosts = append(hosts, h)
+	}
+	sort.Ints(hosts)
+	for _, h := range hosts {
+		n := counts[h]
+		switch {
+		case n < 0:
+			out = append(out, violation{At: at, Kind: "goroutines", Detail: fmt.Sprintf("h%d gave no goroutine dump on SIGQUIT", h)})
+		case longLived[h] && n > least+goroutineSlack:
+			out = append(out, violation{At: at, Kind: "goroutines",
+				Detail: fmt.Sprintf("h%d has %d goroutines after the whole run, a daemon with the fewest has %d", h, n, least)})
+		}
+	}
+	if len(longLived) > 0 && len(counts) == 0 {
+		out = append(out, violation{At: at, Kind: "goroutines", Detail: "no goroutine counts"})
 	}
 	return out
 }
 
-func ckKinds(vs []violation) string {
-	var ks []string
-	for _, v := range vs {
-		ks = append(ks, v.Kind+" "+v.VIP+"@"+fmt.Sprint(v.At.Sub(ckT0).Milliseconds()))
-	}
-	return strings.Join(ks, "; ")
+// memSample is a daemon's memory at one moment (from /proc/PID/status).
+type memSample struct {
+	At                     time.Time
+	Host, PID              int
+	RSSkB, AnonKB, Threads int
 }
 
-func TestChaosTwoHolders(t *testing.T) {
-	const h1, h2, h3 = 1, 2, 4
-	partition := chaosFault{N: 1, Kind: faultPartition, Targets: []string{"h1"}, Start: ckAt(1000), Restored: ckAt(5000), End: ckAt(8000)}
-	stop := chaosFault{N: 1, Kind: faultStop, Targets: []string{"h2"}, Start: ckAt(1000), Restored: ckAt(5000), End: ckAt(8000)}
-	for _, tc := range []struct {
-		name    string
-		faults  []chaosFault
-		holders func(ms int) []uint64
-		want    string
-	}{
-		{"one holder throughout", []chaosFault{stop}, func(int) []uint64 { return []uint64{h1, h2} }, ""},
-		{"both hold during the partition and until 1.9 s after the heal", []chaosFault{partition}, func(ms int) []uint64 {
-			if ms >= 1500 && ms < 6900 {
-				return []uint64{h1 | h2, h1}
-			}
-			return []uint64{h1, h1}
-		}, ""},
-		{"both still hold 2.5 s after the heal", []chaosFault{partition}, func(ms int) []uint64 {
-			if ms >= 1500 && ms < 7500 {
-				return []uint64{h1 | h2, h1}
-			}
-			return []uint64{h1, h1}
-		}, "two-holders 192.0.2.50@7050"},
-		{"a second holder without any partition (planted by hand)", []chaosFault{stop}, func(ms int) []uint64 {
-			if ms >= 2000 && ms < 2200 {
-				return []uint64{h1, h2 | h3}
-			}
-			return []uint64{h1, h2}
-		}, "two-holders 192.0.2.51@2000"},
-		{"a single straddling sample is no episode", nil, func(ms int) []uint64 {
-			if ms == 3000 {
-				return []uint64{h1 | h2, h1}
-			}
-			return []uint64{h1, h1}
-		}, ""},
-		{"two episodes, two violations", nil, func(ms int) []uint64 {
-			if (ms >= 3000 && ms < 3200) || (ms >= 4000 && ms < 4100) {
-				return []uint64{h1 | h2, h1}
-			}
-			return []uint64{h1, h1}
-		}, "two-holders 192.0.2.50@3000; two-holders 192.0.2.50@4000"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := ckKinds(twoHolderViolations(ckSamples(10000, tc.holders), tc.faults, ckVIPs, ckBound.TwoHolders))
-			if got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestChaosEligibleSpans(t *testing.T) {
-	end := ckAt(10000)
-	events := []nodeEvent{
-		{At: ckAt(1000), Host: 1, Cond: condConnected, Up: false},
-		{At: ckAt(3000), Host: 1, Cond: condConnected, Up: true},
-		{At: ckAt(4000), Host: 2, Cond: condRunning, Up: false},
-		{At: ckAt(5000), Host: 2, Cond: condRunning, Up: true}, // eligible from 6000 (rise)
-		{At: ckAt(7000), Host: 2, Cond: condHealthy, Up: false},
-		{At: ckAt(7500), Host: 2, Cond: condAwake, Up: false},
-		{At: ckAt(7600), Host: 2, Cond: condHealthy, Up: true}, // still asleep
-		{At: ckAt(8000), Host: 2, Cond: condAwake, Up: true},   // from 8600 (rise of the check)
-		{At: ckAt(9000), Host: 1, Cond: condAwake, Up: true},   // no change
-	}
-	got := eligibleSpans(events, 2, ckT0, end, time.Second)
-	want := [][]span{nil,
-		{{ckAt(0), ckAt(1000)}, {ckAt(3000), end}},
-		{{ckAt(0), ckAt(4000)}, {ckAt(6000), ckAt(7000)}, {ckAt(8600), end}}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("spans\n got %v\nwant %v", got, want)
-	}
-	if s, ok := eligibleSince(got, ckAt(6500)); !ok || !s.Equal(ckAt(3000)) {
-		t.Errorf("eligibleSince(6500) = %v %v, want 3000", s.Sub(ckT0), ok)
-	}
-	if s, ok := eligibleSince(got, ckAt(2000)); !ok || !s.Equal(ckT0) {
-		t.Errorf("eligibleSince(2000) = %v %v, want 0 (h2)", s.Sub(ckT0), ok)
-	}
-	if _, ok := eligibleSince(got, ckAt(10000)); ok {
-		t.Errorf("someone eligible at the end")
-	}
-}
-
-func TestChaosNoHolder(t *testing.T) {
-	const h1, h2 = 1, 2
-	for _, tc := range []struct {
-		name    string
-		events  []nodeEvent
-		holders func(ms int) []uint64
-		want    string
-	}{
-		{"failover within the bound", []nodeEvent{{At: ckAt(1000), Host: 1, Cond: condConnected}}, func(ms int) []uint64 {
-			switch {
-			case ms < 1000:
-				return []uint64{h1, h1}
-			case ms < 1750:
-				return []uint64{0, 0}
-			}
-			return []uint64{h2, h2}
-		}, ""},
-		{"failover too slow for one VIP", []nodeEvent{{At: ckAt(1000), Host: 1, Cond: condConnected}}, func(ms int) []uint64 {
-			switch {
-			case ms < 1000:
-				return []uint64{h1, h1}
-			case ms < 1750:
-				return []uint64{0, 0}
-			case ms < 2000:
-				return []uint64{h2, 0}
-			}
-			return []uint64{h2, h2}
-		}, "no-holder 192.0.2.51@1000"},
-		{"nobody eligible: h1 cut, h2 stopped, no violation", []nodeEvent{
-			{At: ckAt(900), Host: 2, Cond: condAwake},
-			{At: ckAt(1000), Host: 1, Cond: condConnected},
-			{At: ckAt(5000), Host: 2, Cond: condAwake, Up: true}, // the bound runs from here
-		}, func(ms int) []uint64 {
-			if ms >= 1000 && ms < 5700 {
-				return []uint64{0, 0}
-			}
-			return []uint64{h1, h1}
-		}, ""},
-		{"the stopped standby wakes up and stays idle", []nodeEvent{
-			{At: ckAt(900), Host: 2, Cond: condAwake},
-			{At: ckAt(1000), Host: 1, Cond: condConnected},
-			{At: ckAt(5000), Host: 2, Cond: condAwake, Up: true},
-		}, func(ms int) []uint64 {
-			if ms >= 1000 {
-				return []uint64{0, h2}
-			}
-			return []uint64{h1, h2}
-		}, "no-holder 192.0.2.50@5000"},
-		{"the restarted daemon counts after its rise", []nodeEvent{
-			{At: ckAt(1000), Host: 1, Cond: condRunning},
-			{At: ckAt(1000), Host: 2, Cond: condConnected},
-			{At: ckAt(3000), Host: 1, Cond: condRunning, Up: true}, // eligible from 4000
-		}, func(ms int) []uint64 {
-			if ms >= 1000 && ms < 4700 {
-				return []uint64{0, 0}
-			}
-			return []uint64{h1, h1}
-		}, ""},
-		{"a VIP deleted by hand and never re-added", nil, func(ms int) []uint64 {
-			if ms >= 2000 {
-				return []uint64{h1, 0}
-			}
-			return []uint64{h1, h1}
-		}, "no-holder 192.0.2.51@2000"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			spans := eligibleSpans(tc.events, 2, ckT0, ckAt(10000), ckBound.RiseDelay)
-			got := ckKinds(noHolderViolations(ckSamples(10000, tc.holders), spans, ckVIPs, ckBound.NoHolder))
-			if got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestChaosOutages(t *testing.T) {
-	faults := []chaosFault{
-		{N: 1, Kind: faultCut, Targets: []string{"h1"}, Start: ckAt(0), Restored: ckAt(3000), End: ckAt(5000)},
-		{N: 2, Kind: faultTerm, Targets: []string{"h2"}, Start: ckAt(5000), Restored: ckAt(7000), End: ckAt(9000)},
-		{N: 3, Kind: faultLoss, Targets: []string{"h2"}, Start: ckAt(9000), Restored: ckAt(12000), End: ckAt(14000)},
-	}
-	gap := func(vip, from, to int) clientGap {
-		return clientGap{VIP: vip, Start: ckAt(from), End: ckAt(to), From: "h1", To: "h2"}
-	}
-	gaps := []clientGap{
-		gap(0, 100, 750),     // cut: failover in 650 ms, fine
-		gap(1, 100, 950),     // cut: 850 ms, too long
-		gap(0, 3100, 3140),   // after the heal: 40 ms, fine
-		gap(1, 3100, 3200),   // after the heal: 100 ms, too long
-		gap(0, 5010, 5090),   // SIGTERM handover: 80 ms, fine
-		gap(1, 5010, 5200),   // 190 ms, too long
-		gap(0, 9500, 9800),   // loss: 300 ms, fine
-		gap(0, 20000, 20100), // outside any fault
-	}
-	vs, longest := outageViolations(gaps, faults, ckVIPs, ckBound)
-	if got, want := ckKinds(vs), "outage 192.0.2.51@100; outage 192.0.2.51@3100; outage 192.0.2.51@5010; outage 192.0.2.50@20000"; got != want {
-		t.Errorf("got %q\nwant %q", got, want)
-	}
-	if fmt.Sprint(longest) != "[850ms 190ms 300ms]" {
-		t.Errorf("longest per fault %v", longest)
-	}
-	for _, v := range vs {
-		t.Log(v)
-	}
-}
-
-func TestChaosOutageBounds(t *testing.T) {
-	for _, k := range chaosFaultKinds {
-		for _, during := range []bool{true, false} {
-			if b := ckBound.outageBound(k, during); b <= 0 || b > ckBound.Failover {
-				t.Errorf("%s during=%v: bound %v", k, during, b)
-			}
+// memoryPeaks finds pid's largest RSS in the window after the warm-up
+// [warm, warm+w] and in the last one [end-w, end]. Comparing peaks, not two
+// single readings, keeps the garbage collector's sawtooth out of the
+// verdict. ok is false unless pid has samples in both windows.
+func memoryPeaks(series []memSample, pid int, warm, end time.Time, w time.Duration) (base, last memSample, ok bool) {
+	var okb, oke bool
+	for _, m := range series {
+		if m.PID != pid {
+			continue
+		}
+		if !m.At.Before(warm) && !m.At.After(warm.Add(w)) && (!okb || m.RSSkB > base.RSSkB) {
+			base, okb = m, true
+		}
+		if !m.At.Before(end.Add(-w)) && !m.At.After(end) && (!oke || m.RSSkB > last.RSSkB) {
+			last, oke = m, true
 		}
 	}
+	return base, last, okb && oke
 }
 
-func TestHolderNames(t *testing.T) {
-	if got := holderNames(0b101); got != "h1+h3" {
-		t.Errorf("holderNames(0b101) = %q", got)
+func growth(base, last memSample) float64 {
+	if base.RSSkB == 0 {
+		return 0
 	}
-	if got := holderNames(0); got != "none" {
-		t.Errorf("holderNames(0) = %q", got)
+	return float64(last.RSSkB-base.RSSkB) / float64(base.RSSkB)
+}
+
+// memoryViolation: the peak RSS at the end more than limit (a fraction)
+// above the peak after the warm-up.
+func memoryViolation(host int, base, last memSample, limit float64) (violation, bool) {
+	g := growth(base, last)
+	if g <= limit {
+		return violation{}, false
 	}
+	return violation{At: last.At, Kind: "memory", Detail: fmt.Sprintf("h%d's peak RSS grew %.1f%% from the warm-up to the end (%d -> %d kB, anonymous %d -> %d kB)",
+		host, 100*g, base.RSSkB, last.RSSkB, base.AnonKB, last.AnonKB)}, true
 }

@@ -14,17 +14,20 @@ package main
 //
 // Environment: FLOATIP_CHAOS_SEED (default: from the clock; printed first),
 // FLOATIP_CHAOS_DURATION per run (default 10m), FLOATIP_CHAOS_RUNS, a list
-// of HOSTSxVIPS (default "3x1,5x16"). The seed fixes the sequence of faults,
+// of HOSTSxVIPS (default "3x1,5x16"), FLOATIP_CHAOS_REFERENCE (non-empty:
+// the client is every node's --reference). The seed fixes the sequence of faults,
 // their targets and durations; a target named "the holder of VIP k" is
 // whichever host holds it at that moment.
 
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +84,7 @@ func chaosEnv(t *testing.T) (seed uint64, dur time.Duration, runs []chaosRunSpec
 }
 
 func TestChaos(t *testing.T) {
+	t.Setenv("GOTRACEBACK", "all") // the daemons' dump on SIGQUIT, for the goroutine count
 	seed, dur, runs := chaosEnv(t)
 	t.Logf("chaos: seed %d, %v per run, runs %v; replay with FLOATIP_CHAOS_SEED=%d", seed, dur, runs, seed)
 	for _, r := range runs {
@@ -97,6 +101,7 @@ func TestChaos(t *testing.T) {
 // not know about — two holders with no partition and no heal — and the run
 // must report it.
 func TestChaosCatchesPlantedFault(t *testing.T) {
+	t.Setenv("GOTRACEBACK", "all")
 	seed, _, _ := chaosEnv(t)
 	vs := newChaos(t, chaosRunSpec{hosts: 3, vips: 2}, seed).run(20*time.Second, true)
 	for _, v := range vs {
@@ -124,6 +129,7 @@ type chaos struct {
 	events  []nodeEvent
 	faults  []chaosFault
 	extra   []violation // daemon exits, memory
+	mem     []memSample // the daemons' RSS, once a second (main goroutine only)
 	begin   time.Time   // the chaos starts (after the warm-up)
 	seed    uint64
 }
@@ -144,6 +150,8 @@ func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 		Failover:   800 * time.Millisecond, // lab/bench.sh's targets
 		Handover:   100 * time.Millisecond,
 		AfterHeal:  50 * time.Millisecond,
+		// The client's outage counts its lost requests, not its own stalls.
+		ClientEvery: 10 * time.Millisecond,
 	}
 	c.l = newLab(t, r.hosts)
 	return c
@@ -153,13 +161,16 @@ func (c *chaos) host(i int) string { return fmt.Sprintf("h%d", i) }
 
 func (c *chaos) failFile(i int) string { return filepath.Join(c.failDir, c.host(i)+".fail") }
 
-// daemonArgs: the hosts rank h1 > h2 > ...; the client is every node's
-// reference host, so an isolated node does not claim.
+// daemonArgs: the hosts rank h1 > h2 > ...; otherwise the defaults (the
+// lab has no gateway: no reference host), unless FLOATIP_CHAOS_REFERENCE
+// is set, which makes the client every node's reference host.
 func (c *chaos) daemonArgs(i int) []string {
 	args := []string{"-i", "eth0", "--priority", strconv.Itoa(100 + 10*(c.hosts-i)),
-		"--reference", labClientIP,
 		"--check", "test ! -e " + c.failFile(i), "--check-interval", chaosCheckInterval.String(),
 		"--rise", strconv.Itoa(chaosRise), "--fall", "2"}
+	if os.Getenv("FLOATIP_CHAOS_REFERENCE") != "" {
+		args = append(args, "--reference", labClientIP)
+	}
 	return append(args, c.vips...)
 }
 
@@ -264,208 +275,13 @@ func procStatus(pid int) (rssKB, anonKB, threads int, err error) {
 	return rssKB, anonKB, threads, nil
 }
 
-// checkExits restarts any daemon that exited without being told to, and
-// records it as a violation.
-func (c *chaos) checkExits() {
-	for i := 1; i <= c.hosts; i++ {
-		d := c.daemons[i]
-		if c.killed[i] || !d.exited() {
-			continue
-		}
-		code, _ := d.wait(0)
-		now := time.Now()
-		c.mu.Lock()
-		c.extra = append(c.extra, violation{At: now, Kind: "exit",
-			Detail: fmt.Sprintf("%s (pid %d) exited unexpectedly with %d; last lines:\n%s", d.name, d.pid(), code, lastLines(d.logs(), 15))})
-		c.mu.Unlock()
-		c.event(now, i, condRunning, false)
-		c.startDaemon(i)
-		c.event(time.Now(), i, condRunning, true)
-	}
-}
-
-// sleep waits d, watching for daemons that exit meanwhile.
-func (c *chaos) sleep(d time.Duration) {
-	end := time.Now().Add(d)
-	for {
-		c.checkExits()
-		left := time.Until(end)
-		if left <= 0 {
-			return
-		}
-		time.Sleep(min(left, 100*time.Millisecond))
-	}
-}
-
-// between draws a duration uniformly in [lo, hi).
-func (c *chaos) between(lo, hi time.Duration) time.Duration {
-	return lo + time.Duration(c.rng.Int64N(int64(hi-lo)))
-}
-
-// plan is one fault as the seed decides it. Every field is drawn for every
-// fault, so the random stream does not depend on what happened in the lab.
-type plan struct {
-	kind        string
-	holderOf    int // -1: target host; else the holder of this VIP
-	host, host2 int // targets (host2 for a two-host partition; 0: none)
-	hold        time.Duration
-	settle      time.Duration
-	pct         int
-	vip         int
-}
-
-func (c *chaos) draw() plan {
-	p := plan{kind: chaosFaultKinds[c.rng.IntN(len(chaosFaultKinds))], holderOf: -1}
-	byHolder := c.rng.IntN(2) == 0
-	vip := c.rng.IntN(len(c.vips))
-	if byHolder {
-		p.holderOf = vip
-	}
-	p.host = 1 + c.rng.IntN(c.hosts)
-	p.host2 = 1 + c.rng.IntN(c.hosts)
-	two := c.rng.IntN(2) == 0
-	if !two || p.host2 == p.host {
-		p.host2 = 0
-	}
-	p.hold = c.between(time.Second, 6*time.Second)
-	p.settle = c.between(time.Second, 3*time.Second)
-	p.pct = 5 + c.rng.IntN(16)
-	p.vip = c.rng.IntN(len(c.vips))
-	return p
-}
-
-// target resolves the plan's first target: the holder of its VIP when it
-// has exactly one, else the drawn host.
-func (c *chaos) target(p plan) int {
-	if p.holderOf >= 0 {
-		if set := c.holdersNow(p.holderOf); set != 0 && set&(set-1) == 0 {
-			for i := 1; i <= c.hosts; i++ {
-				if set == 1<<(i-1) {
-					return i
-				}
-			}
-		}
-	}
-	return p.host
-}
-
-// inject runs one fault to its end (inject, hold, restore) and records it.
-func (c *chaos) inject(n int, p plan) {
-	t := c.t
-	h := c.target(p)
-	// The last host is never killed or restarted, so that one daemon lives
-	// through the whole run for the memory check.
-	if (p.kind == faultKill9 || p.kind == faultTerm) && h == c.hosts {
-		h = c.hosts - 1
-	}
-	f := chaosFault{N: n, Kind: p.kind, Targets: []string{c.host(h)}}
-	start := time.Now()
-	f.Start = start
-	switch p.kind {
-	case faultKill9, faultTerm:
-		d := c.daemons[h]
-		c.killed[h] = true
-		c.event(start, h, condRunning, false)
-		if p.kind == faultKill9 {
-			d.signal(syscall.SIGKILL)
-			if _, err := d.wait(5 * time.Second); err != nil {
-				t.Fatalf("fault #%d: %v", n, err)
-			}
-		} else {
-			d.signal(syscall.SIGTERM)
-			code, err := d.wait(5 * time.Second)
-			if err != nil || code != 0 {
-				c.mu.Lock()
-				c.extra = append(c.extra, violation{At: start, Kind: "exit",
-					Detail: fmt.Sprintf("%s did not stop cleanly on SIGTERM: code %d, %v; last lines:\n%s", d.name, code, err, lastLines(d.logs(), 15))})
-				c.mu.Unlock()
-				if err != nil {
-					d.signal(syscall.SIGKILL)
-					_, _ = d.wait(5 * time.Second)
-				}
-			}
-		}
-		c.sleep(p.hold)
-		f.Restored = time.Now()
-		c.startDaemon(h)
-		c.event(f.Restored, h, condRunning, true)
-	case faultStop:
-		c.daemons[h].signal(syscall.SIGSTOP)
-		c.event(start, h, condAwake, false)
-		time.Sleep(p.hold) // not c.sleep: a stopped daemon is not an exit
-		f.Restored = time.Now()
-		c.daemons[h].signal(syscall.SIGCONT)
-		c.event(f.Restored, h, condAwake, true)
-	case faultCut:
-		c.l.script("cut", c.host(h))
-		c.event(start, h, condConnected, false)
-		c.sleep(p.hold)
-		c.l.script("heal", c.host(h))
-		f.Restored = time.Now()
-		c.event(f.Restored, h, condConnected, true)
-	case faultPartition:
-		hs := []int{h}
-		if p.host2 != 0 && p.host2 != h {
-			hs = append(hs, p.host2)
-			f.Targets = append(f.Targets, c.host(p.host2))
-		}
-		for _, x := range hs {
-			c.l.script("isolate", c.host(x))
-			c.event(time.Now(), x, condConnected, false)
-		}
-		c.sleep(p.hold)
-		for _, x := range hs {
-			c.l.script("unisolate", c.host(x))
-		}
-		f.Restored = time.Now()
-		for _, x := range hs {
-			c.event(f.Restored, x, condConnected, true)
-		}
-	case faultLoss:
-		f.Detail = fmt.Sprintf("%d%%", p.pct)
-		c.l.script("loss", c.host(h), strconv.Itoa(p.pct))
-		c.sleep(p.hold)
-		c.l.script("loss", c.host(h), "0")
-		f.Restored = time.Now()
-	case faultVIPDel:
-		vip := c.vips[p.vip]
-		set := c.holdersNow(p.vip)
-		f.Detail = vip
-		f.Targets = nil
-		for i := 1; i <= c.hosts; i++ {
-			if set&(1<<(i-1)) != 0 {
-				f.Targets = append(f.Targets, c.host(i))
-				if out, err := c.l.run(c.host(i), "ip", "addr", "del", vip+"/32", "dev", "eth0"); err != nil {
-					t.Logf("fault #%d: ip addr del %s on %s: %v %s", n, vip, c.host(i), err, out) // raced with a move
-				}
-			}
-		}
-		f.Restored = time.Now()
-	case faultHealth:
-		if err := os.WriteFile(c.failFile(h), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		c.event(start, h, condHealthy, false)
-		c.sleep(p.hold)
-		f.Restored = time.Now()
-		if err := os.Remove(c.failFile(h)); err != nil {
-			t.Fatal(err)
-		}
-		c.event(f.Restored, h, condHealthy, true)
-	}
-	c.mu.Lock()
-	c.faults = append(c.faults, f)
-	c.mu.Unlock()
-	t.Logf("fault #%d at +%v: %s %s %s (held %v)", n, start.Sub(c.begin).Round(time.Millisecond), p.kind, strings.Join(f.Targets, ","), f.Detail, f.Restored.Sub(start).Round(time.Millisecond))
-	c.sleep(p.settle)
-}
-
 // chaosWatchEvent is a line of udpecho watch's output.
 type chaosWatchEvent struct {
 	Event    string `json:"event"`
 	Target   string `json:"target"`
 	StartMS  int64  `json:"start_unix_ms"`
 	EndMS    int64  `json:"end_unix_ms"`
+	Lost     int    `json:"lost"`
 	From     string `json:"from"`
 	To       string `json:"to"`
 	Open     bool   `json:"open"`
@@ -473,22 +289,22 @@ type chaosWatchEvent struct {
 	Answered int    `json:"answered"`
 }
 
-// memSample is a daemon's memory at one moment.
-type memSample struct{ pid, rssKB, anonKB, threads int }
-
-func (c *chaos) memory() map[int]memSample {
-	m := map[int]memSample{}
+// recordMemory adds every running daemon's RSS to the series, once a
+// second (now, with force).
+func (c *chaos) recordMemory(force bool) {
+	now := time.Now()
+	if n := len(c.mem); !force && n > 0 && now.Sub(c.mem[n-1].At) < time.Second {
+		return
+	}
 	for i := 1; i <= c.hosts; i++ {
 		d := c.daemons[i]
-		if d.exited() {
+		if d == nil || d.exited() {
 			continue
 		}
-		rss, anon, threads, err := procStatus(d.pid())
-		if err == nil {
-			m[i] = memSample{d.pid(), rss, anon, threads}
+		if rss, anon, threads, err := procStatus(d.pid()); err == nil {
+			c.mem = append(c.mem, memSample{At: now, Host: i, PID: d.pid(), RSSkB: rss, AnonKB: anon, Threads: threads})
 		}
 	}
-	return m
 }
 
 // run starts the group, injects faults for dur, then checks and returns the
@@ -530,14 +346,10 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 
 	c.begin = time.Now()
 	deadline := c.begin.Add(dur)
-	warm := max(20*time.Second, dur/5)
-	var base map[int]memSample
+	warm := c.begin.Add(max(20*time.Second, dur/5))
 	t.Logf("chaos: %d hosts, %d VIPs, %v from %s", c.hosts, len(c.vips), dur, c.begin.Format("15:04:05"))
 	planted := !plant
 	for n := 1; time.Now().Before(deadline); n++ {
-		if base == nil && time.Since(c.begin) >= warm {
-			base = c.memory()
-		}
 		if !planted && time.Since(c.begin) >= dur/2 {
 			planted = true
 			v := len(c.vips) - 1
@@ -552,8 +364,12 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 		c.inject(n, c.draw())
 	}
 	c.sleep(3 * time.Second)
+	c.recordMemory(true)
 	end := time.Now()
-	memEnd := c.memory()
+	endPIDs := map[int]int{}
+	for i := 1; i <= c.hosts; i++ {
+		endPIDs[i] = c.daemons[i].pid()
+	}
 	client.signal(syscall.SIGTERM)
 	if _, err := client.wait(10 * time.Second); err != nil {
 		t.Errorf("udpecho watch: %v", err)
@@ -561,12 +377,49 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 	close(stopSampler)
 	<-samplerDone
 	c.checkExits()
-	return c.report(end, client.logs(), base, memEnd)
+	// A fresh daemon's goroutines are the yardstick of the long-lived ones':
+	// h1 starts again (it also shows a restart into a running group).
+	c.killed[1] = true
+	c.daemons[1].signal(syscall.SIGTERM)
+	if code, err := c.daemons[1].wait(5 * time.Second); err != nil || code != 0 {
+		t.Errorf("h1 did not stop cleanly on SIGTERM: %d %v", code, err)
+	}
+	c.startDaemon(1)
+	time.Sleep(3 * time.Second)
+	return c.report(warm, end, endPIDs, client.logs(), c.goroutines())
+}
+
+// goroutineHeaderRE matches a goroutine's first line in a dump,
+// "goroutine 7 [select]:" or "goroutine 7 gp=0x... m=nil [select]:".
+var goroutineHeaderRE = regexp.MustCompile(`(?m)^goroutine [0-9]+ .*\[.*\]:$`)
+
+// goroutines ends every daemon with SIGQUIT, on which the Go runtime dumps
+// all goroutines, and counts them (-1: no dump).
+func (c *chaos) goroutines() map[int]int {
+	counts := map[int]int{}
+	for i := 1; i <= c.hosts; i++ {
+		d := c.daemons[i]
+		if d.exited() {
+			continue
+		}
+		c.killed[i] = true
+		d.signal(syscall.SIGQUIT)
+		if _, err := d.wait(10 * time.Second); err != nil {
+			c.t.Errorf("SIGQUIT: %v", err)
+			continue
+		}
+		_, dump, _ := strings.Cut(d.logs(), "SIGQUIT")
+		counts[i] = len(goroutineHeaderRE.FindAllString(dump, -1))
+		if counts[i] == 0 {
+			counts[i] = -1
+		}
+	}
+	return counts
 }
 
 // report evaluates the invariants over [begin, end], prints the table and
 // returns the violations.
-func (c *chaos) report(end time.Time, clientOut string, base, memEnd map[int]memSample) []violation {
+func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut string, goroutines map[int]int) []violation {
 	t := c.t
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -602,7 +455,7 @@ func (c *chaos) report(end time.Time, clientOut string, base, memEnd map[int]mem
 		}
 		switch ev.Event {
 		case "gap":
-			g := clientGap{VIP: v, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), From: ev.From, To: ev.To, Open: ev.Open}
+			g := clientGap{VIP: v, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Lost: ev.Lost, From: ev.From, To: ev.To, Open: ev.Open}
 			if !g.Start.Before(c.begin) {
 				gaps = append(gaps, g)
 			}
@@ -626,22 +479,40 @@ func (c *chaos) report(end time.Time, clientOut string, base, memEnd map[int]mem
 	vs = append(vs, c.extra...)
 
 	var mem []string
+	longLived := map[int]bool{}
+	window := min(time.Minute, end.Sub(warm)/2)
 	for i := 1; i <= c.hosts; i++ {
-		b, okb := base[i]
-		e, oke := memEnd[i]
-		if !okb || !oke || b.pid != e.pid {
+		b, e, ok := memoryPeaks(c.mem, endPIDs[i], warm, end, window)
+		if !ok {
 			continue // restarted since the warm-up
 		}
-		growth := float64(e.rssKB-b.rssKB) / float64(b.rssKB)
-		mem = append(mem, fmt.Sprintf("h%d (pid %d): RSS %d kB -> %d kB (%+.1f%%), of which anonymous %d kB -> %d kB, threads %d -> %d",
-			i, e.pid, b.rssKB, e.rssKB, 100*growth, b.anonKB, e.anonKB, b.threads, e.threads))
-		if growth > 0.20 {
-			vs = append(vs, violation{At: end, Kind: "memory", Detail: fmt.Sprintf("h%d's RSS grew %.1f%% from the warm-up to the end (%d -> %d kB)", i, 100*growth, b.rssKB, e.rssKB)})
+		longLived[i] = true
+		mem = append(mem, fmt.Sprintf("h%d (pid %d): peak RSS %d kB after the warm-up, %d kB at the end (%+.1f%%), anonymous %d -> %d kB, threads %d -> %d",
+			i, e.PID, b.RSSkB, e.RSSkB, 100*growth(b, e), b.AnonKB, e.AnonKB, b.Threads, e.Threads))
+		if v, bad := memoryViolation(i, b, e, 0.20); bad {
+			vs = append(vs, v)
 		}
 	}
 	if len(mem) == 0 {
 		vs = append(vs, violation{At: end, Kind: "memory", Detail: "no daemon lived from the warm-up to the end: nothing measured"})
 	}
+	oldDaemons := maps.Clone(longLived)
+	delete(oldDaemons, 1) // its count is the fresh daemon's
+	vs = append(vs, goroutineViolations(goroutines, oldDaemons, end)...)
+	var gs []string
+	for i := 1; i <= c.hosts; i++ {
+		if n, ok := goroutines[i]; ok {
+			tag := ""
+			switch {
+			case i == 1:
+				tag = " (fresh)"
+			case oldDaemons[i]:
+				tag = " (since the warm-up)"
+			}
+			gs = append(gs, fmt.Sprintf("h%d %d%s", i, n, tag))
+		}
+	}
+	mem = append(mem, "goroutines at the end: "+strings.Join(gs, ", "))
 
 	perFault := make([]int, len(faults))
 	for _, v := range vs {
@@ -674,7 +545,7 @@ func (c *chaos) report(end time.Time, clientOut string, base, memEnd map[int]mem
 	}
 	b.WriteString(")\n")
 	for _, m := range mem {
-		fmt.Fprintf(&b, "memory: %s\n", m)
+		fmt.Fprintf(&b, "daemons: %s\n", m)
 	}
 	fmt.Fprintf(&b, "invariant violations: %d\n", len(vs))
 	for _, v := range vs {
