@@ -13,7 +13,7 @@ import (
 var (
 	ckT0    = time.Unix(1_800_000_000, 0)
 	ckVIPs  = []string{"192.0.2.50", "192.0.2.51"}
-	ckBound = chaosBounds{NoHolder: 780 * time.Millisecond, TwoHolders: 2 * time.Second, RiseDelay: time.Second,
+	ckBound = chaosBounds{NoHolder: 780 * time.Millisecond, TwoHolders: 2 * time.Second, RiseDelay: time.Second, DeadTime: 600 * time.Millisecond,
 		Failover: 800 * time.Millisecond, Handover: 100 * time.Millisecond, AfterHeal: 50 * time.Millisecond}
 )
 
@@ -234,10 +234,14 @@ func TestChaosOutages(t *testing.T) {
 func TestChaosOutageBounds(t *testing.T) {
 	for _, k := range chaosFaultKinds {
 		for _, during := range []bool{true, false} {
-			if b := ckBound.outageBound(k, during); b <= 0 || b > ckBound.Failover {
+			if b := ckBound.outageBound(chaosFault{Kind: k, Targets: []string{"h1"}}, during); b <= 0 || b > ckBound.Failover {
 				t.Errorf("%s during=%v: bound %v", k, during, b)
 			}
 		}
+	}
+	two := chaosFault{Kind: faultPartition, Targets: []string{"h1", "h2"}}
+	if b := ckBound.outageBound(two, true); b != ckBound.Failover+ckBound.DeadTime {
+		t.Errorf("partition of two hosts: bound %v", b)
 	}
 }
 

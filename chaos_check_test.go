@@ -106,14 +106,17 @@ type chaosBounds struct {
 	Failover  time.Duration // a holder's death: ≤ 800 ms
 	Handover  time.Duration // a graceful release: ≤ 100 ms
 	AfterHeal time.Duration // second outage after a partition heals: ≤ 50 ms
+	// DeadTime is misses × interval: how long a standby waits for a better
+	// standby it heard to claim.
+	DeadTime time.Duration
 	// ClientEvery is the client's request interval (0: judge gaps by their length).
 	ClientEvery time.Duration
 }
 
 // outageBound is the longest client outage a fault may cause while it
 // lasts (during) or after it is undone.
-func (b chaosBounds) outageBound(kind string, during bool) time.Duration {
-	switch kind {
+func (b chaosBounds) outageBound(f chaosFault, during bool) time.Duration {
+	switch f.Kind {
 	case faultTerm, faultHealth:
 		if during {
 			return b.Handover // the holder releases with a notice
@@ -121,7 +124,18 @@ func (b chaosBounds) outageBound(kind string, during bool) time.Duration {
 		return b.Failover // a restarted or recovered node rejoins as a standby
 	case faultVIPDel:
 		return b.Handover // re-added within milliseconds
-	case faultCut, faultPartition:
+	case faultPartition:
+		if !during {
+			return b.AfterHeal
+		}
+		if len(f.Targets) > 1 {
+			// Two hosts at once, possibly the holder and the best standby:
+			// the others heard that standby within the dead time and leave
+			// the claim to it, so they wait out one more dead time.
+			return b.Failover + b.DeadTime
+		}
+		return b.Failover
+	case faultCut:
 		if during {
 			return b.Failover
 		}
@@ -355,7 +369,7 @@ func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b ch
 		if ok {
 			f := faults[i]
 			during := firstLost.Before(f.Restored)
-			bound = b.outageBound(f.Kind, during)
+			bound = b.outageBound(f, during)
 			phase := "after"
 			if during {
 				phase = "during"

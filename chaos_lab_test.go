@@ -150,6 +150,7 @@ func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 		Failover:   800 * time.Millisecond, // lab/bench.sh's targets
 		Handover:   100 * time.Millisecond,
 		AfterHeal:  50 * time.Millisecond,
+		DeadTime:   time.Duration(chaosMisses) * chaosInterval,
 		// The client's outage counts its lost requests, not its own stalls.
 		ClientEvery: 10 * time.Millisecond,
 	}
