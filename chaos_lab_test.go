@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +123,7 @@ type chaos struct {
 	failDir string
 	bounds  chaosBounds
 	daemons []*daemon // current daemon of host i at index i
+	all     []*daemon // every daemon the run started
 	killed  []bool    // its exit is expected
 
 	mu      sync.Mutex // guards what follows (the sampler writes samples)
@@ -178,6 +180,40 @@ func (c *chaos) daemonArgs(i int) []string {
 func (c *chaos) startDaemon(i int) {
 	c.daemons[i] = c.l.startDaemon(c.host(i), c.daemonArgs(i)...)
 	c.killed[i] = false
+	c.all = append(c.all, c.daemons[i])
+}
+
+// logsAround returns the daemons' log lines within window of at (every
+// daemon the run started), in time order, at most max of them.
+func (c *chaos) logsAround(at time.Time, window time.Duration, max int) string {
+	type line struct {
+		t    time.Time
+		text string
+	}
+	var ls []line
+	for _, d := range c.all {
+		for _, l := range strings.Split(d.logs(), "\n") {
+			ts, ok := strings.CutPrefix(l, "time=")
+			if !ok || len(ts) < 24 {
+				continue
+			}
+			tt, err := time.Parse(time.RFC3339Nano, ts[:24])
+			if err != nil || tt.Before(at.Add(-window)) || tt.After(at.Add(window)) {
+				continue
+			}
+			ls = append(ls, line{tt, d.name + ": " + l})
+		}
+	}
+	sort.SliceStable(ls, func(i, j int) bool { return ls[i].t.Before(ls[j].t) })
+	var b strings.Builder
+	for i, l := range ls {
+		if i == max {
+			fmt.Fprintf(&b, "    ... %d more\n", len(ls)-max)
+			break
+		}
+		fmt.Fprintf(&b, "    %s\n", l.text)
+	}
+	return b.String()
 }
 
 func (c *chaos) event(at time.Time, host int, cond nodeCond, up bool) {
@@ -553,5 +589,13 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 		fmt.Fprintf(&b, "  +%v %s\n", v.At.Sub(c.begin).Round(time.Millisecond), v)
 	}
 	t.Log("\n" + b.String())
+	// What the daemons said around the first violations (the logs' tails are
+	// goroutine dumps by now).
+	for i, v := range vs {
+		if i == 5 || v.Kind == "memory" || v.Kind == "goroutines" {
+			break
+		}
+		t.Logf("daemon logs around +%v (%s):\n%s", v.At.Sub(c.begin).Round(time.Millisecond), v.Kind, c.logsAround(v.At, 2*time.Second, 40))
+	}
 	return vs
 }
