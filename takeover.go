@@ -681,10 +681,22 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		}
 		return
 	}
+	if m.state == stateYielding {
+		// We outrank this holder but lose to another one (three holders
+		// after a partition heals): an announcement now would pull the
+		// clients to us just before we let go.
+		return
+	}
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 		m.log.Warn("split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
 		m.announce("split brain won")
 		m.lastWinnerNotice = now
+		// Once more a little later, after the losers have let go: the last
+		// announcement the clients hear must be the winner's, whatever
+		// order the holders' frames crossed in.
+		if m.announcementsLeft == 0 {
+			m.announcementsLeft, m.nextAnnounce = 1, now.Add(m.cfg.announceSpacing)
+		}
 	}
 }
 

@@ -349,12 +349,18 @@ func TestMachineSplitBrain(t *testing.T) {
 
 	// The winner, seeing the loser's self-check, re-announces and keeps it.
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
-	now = advance(winner, t0, t0.Add(time.Second), nil)
+	now = advance(winner, t0, t0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
 	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
 	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now)
 	if winner.state != stateActive || wlan.announces != before+1 {
 		t.Fatalf("winner: state %v, announces %d (want %d)", winner.state, wlan.announces, before+1)
+	}
+	// ... and once more 1.1 s later, so that the winner's is the last
+	// announcement the clients hear (TestMachineSplitBrainThreeHolders).
+	now = advance(winner, now, now.Add(1200*time.Millisecond), nil)
+	if wlan.announces != before+2 {
+		t.Fatalf("winner: %d announcements 1.2 s after winning, want %d", wlan.announces, before+2)
 	}
 
 	// A holder that is not floatip is defended against at most once per 10 s.
@@ -494,6 +500,32 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	loser.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
 	if llan.configured || loser.state != stateStandby {
 		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
+	}
+}
+
+// TestMachineSplitBrainThreeHolders: a partition of two hosts heals and
+// three nodes hold the VIP. The middle one outranks the worst but loses to
+// the best: it must not announce (found by the chaos run, seed 20261130:
+// its announcement came after the best one's, the clients followed it, and
+// it then released, leaving them on a MAC without the VIP for 2.4 s).
+func TestMachineSplitBrainThreeHolders(t *testing.T) {
+	bestMAC, worstMAC := "02:00:00:00:00:01", "02:00:00:00:00:03"
+	bestTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
+	worstTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
+	m, lan := newTestMachine(t, 150, "02:00:00:00:00:02")
+	now := advance(m, t0, t0.Add(4500*time.Millisecond), nil)
+	before := lan.announces
+	m.onFrame(*frame(arp.OperationRequest, bestMAC, zeroIPv4, bestTag, testVIP), now)
+	if m.state != stateYielding {
+		t.Fatalf("state %v after the best holder's self-check, want yielding", m.state)
+	}
+	m.onFrame(*frame(arp.OperationRequest, worstMAC, zeroIPv4, worstTag, testVIP), now.Add(ms(1)))
+	if lan.announces != before {
+		t.Fatalf("a yielding node announced against a worse holder (%d announcements, want %d)", lan.announces, before)
+	}
+	m.onFrame(*frame(arp.OperationRequest, bestMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(2)))
+	if m.state != stateStandby || lan.configured {
+		t.Fatalf("after the best holder's announcement: state %v, configured %v", m.state, lan.configured)
 	}
 }
 
