@@ -205,6 +205,8 @@ func TestChaosOutages(t *testing.T) {
 	}
 	stall := gap(1, 5010, 5200) // the client itself was not scheduled: 190 ms, 2 requests lost
 	stall.Lost = 2
+	stalledThenLost := gap(0, 4900, 5071)
+	stalledThenLost.Lost, stalledThenLost.FirstLost = 6, ckAt(5005)
 	gaps := []clientGap{
 		gap(0, 100, 750),     // cut: failover in 650 ms, fine
 		gap(1, 100, 950),     // cut: 850 ms, too long
@@ -216,6 +218,7 @@ func TestChaosOutages(t *testing.T) {
 		gap(0, 20000, 20100), // outside any fault
 		stall,                // 30 ms as the client lived it
 		gap(0, 4995, 5060),   // the last answer just before the SIGTERM: 65 ms, fine
+		stalledThenLost,      // the client stalled after the cut's heal, then lost 6 requests to the SIGTERM: fine
 	}
 	b := ckBound
 	b.ClientEvery = 10 * time.Millisecond

@@ -58,6 +58,7 @@ type clientGap struct {
 	VIP        int
 	Start, End time.Time
 	Lost       int
+	FirstLost  time.Time // when the first lost request was sent (zero: unknown)
 	From, To   string
 	Open       bool // still open at the end of the run
 }
@@ -362,8 +363,12 @@ func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b ch
 	longest := make([]time.Duration, len(faults))
 	for _, g := range gaps {
 		// The gap starts with the last answered request; the first lost
-		// one, a request interval later, tells which fault caused it.
-		firstLost := g.Start.Add(b.ClientEvery)
+		// one tells which fault caused it (the client may have stalled in
+		// between).
+		firstLost := g.FirstLost
+		if firstLost.IsZero() {
+			firstLost = g.Start.Add(b.ClientEvery)
+		}
 		i, ok := faultAt(faults, firstLost)
 		bound, what := b.AfterHeal, "outside any fault"
 		if ok {

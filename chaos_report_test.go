@@ -49,6 +49,7 @@ type chaosWatchEvent struct {
 	StartMS  int64  `json:"start_unix_ms"`
 	EndMS    int64  `json:"end_unix_ms"`
 	Lost     int    `json:"lost"`
+	FirstMS  int64  `json:"first_lost_unix_ms"`
 	From     string `json:"from"`
 	To       string `json:"to"`
 	Open     bool   `json:"open"`
@@ -177,6 +178,9 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 		switch ev.Event {
 		case "gap":
 			g := clientGap{VIP: v, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Lost: ev.Lost, From: ev.From, To: ev.To, Open: ev.Open}
+			if ev.FirstMS != 0 {
+				g.FirstLost = time.UnixMilli(ev.FirstMS)
+			}
 			if !g.Start.Before(c.begin) {
 				gaps = append(gaps, g)
 			}

@@ -3,14 +3,15 @@ package main
 // udpecho watch: the chaos run's client. It sends to several targets (one
 // per VIP) every -every and prints, as they happen, one JSON line per event:
 //
-//	{"event":"gap","target":"192.0.2.50:7007","start_unix_ms":...,"end_unix_ms":...,"gap_ms":640,"lost":63,"from":"h1","to":"h2"}
+//	{"event":"gap","target":"192.0.2.50:7007","start_unix_ms":...,"end_unix_ms":...,"gap_ms":640,"lost":63,"first_lost_unix_ms":...,"from":"h1","to":"h2"}
 //	{"event":"change","target":...,"end_unix_ms":...,"from":"h1","to":"h2"}
 //	{"event":"end","target":...,"sent":6000,"answered":5990}
 //
 // A gap is measured as the client's summary does: between the send times of
 // two consecutive answered requests, reported when it exceeds -gap, with
-// the number of requests sent in between that got no answer ("lost"): a gap
-// with few lost requests is a stall of the client itself. A gap
+// the number of requests sent in between that got no answer ("lost") and
+// when the first of them was sent: a gap with few lost requests is a stall
+// of the client itself. A gap
 // still open when the run ends is reported with "open":true and the last
 // send as its end. Times are Unix milliseconds, so a caller on the same
 // machine can line them up with its own clock.
@@ -41,6 +42,7 @@ type watchEvent struct {
 	EndMS    int64  `json:"end_unix_ms,omitempty"`
 	GapMS    int64  `json:"gap_ms,omitempty"`
 	Lost     int    `json:"lost,omitempty"`
+	FirstMS  int64  `json:"first_lost_unix_ms,omitempty"`
 	From     string `json:"from,omitempty"`
 	To       string `json:"to,omitempty"`
 	Open     bool   `json:"open,omitempty"`
@@ -85,11 +87,15 @@ func (g *gapTracker) answer(seq int, name string, at time.Time) []watchEvent {
 		prevSent = g.sends[0]
 	}
 	lost := seq - g.lastSeq - 1
+	var first int64
+	if lost > 0 {
+		first = g.sends[g.lastSeq+1].UnixMilli()
+	}
 	from := g.lastResp
 	g.lastSeq, g.lastResp = seq, name
 	if gap := g.sends[seq].Sub(prevSent); gap > g.minGap {
 		return []watchEvent{{Event: "gap", Target: g.target, StartMS: prevSent.UnixMilli(), EndMS: g.sends[seq].UnixMilli(),
-			GapMS: gap.Milliseconds(), Lost: lost, From: from, To: name}}
+			GapMS: gap.Milliseconds(), Lost: lost, FirstMS: first, From: from, To: name}}
 	}
 	if from != "" && from != name {
 		return []watchEvent{{Event: "change", Target: g.target, EndMS: g.sends[seq].UnixMilli(), From: from, To: name}}
@@ -107,7 +113,7 @@ func (g *gapTracker) finish() []watchEvent {
 		}
 		if gap := g.sends[n-1].Sub(prev); gap > g.minGap {
 			evs = append(evs, watchEvent{Event: "gap", Target: g.target, StartMS: prev.UnixMilli(), EndMS: g.sends[n-1].UnixMilli(),
-				GapMS: gap.Milliseconds(), Lost: n - 1 - g.lastSeq, From: g.lastResp, Open: true})
+				GapMS: gap.Milliseconds(), Lost: n - 1 - g.lastSeq, FirstMS: g.sends[g.lastSeq+1].UnixMilli(), From: g.lastResp, Open: true})
 		}
 	}
 	return append(evs, watchEvent{Event: "end", Target: g.target, Sent: len(g.sends), Answered: g.answered})

@@ -38,10 +38,10 @@ func TestGapTracker(t *testing.T) {
 	got = append(got, g.finish()...)       // seq 91..99 unanswered: 90 ms open gap
 	ms := func(i int) int64 { return at(i).UnixMilli() }
 	want := []watchEvent{
-		{Event: "gap", Target: g.target, StartMS: ms(12), EndMS: ms(20), GapMS: 80, Lost: 7, From: "h1", To: "h2"},
+		{Event: "gap", Target: g.target, StartMS: ms(12), EndMS: ms(20), GapMS: 80, Lost: 7, FirstMS: ms(13), From: "h1", To: "h2"},
 		{Event: "change", Target: g.target, EndMS: ms(21), From: "h2", To: "h1"},
-		{Event: "gap", Target: g.target, StartMS: ms(22), EndMS: ms(90), GapMS: 680, Lost: 67, From: "h1", To: "h1"},
-		{Event: "gap", Target: g.target, StartMS: ms(90), EndMS: ms(99), GapMS: 90, Lost: 9, From: "h1", Open: true},
+		{Event: "gap", Target: g.target, StartMS: ms(22), EndMS: ms(90), GapMS: 680, Lost: 67, FirstMS: ms(23), From: "h1", To: "h1"},
+		{Event: "gap", Target: g.target, StartMS: ms(90), EndMS: ms(99), GapMS: 90, Lost: 9, FirstMS: ms(91), From: "h1", Open: true},
 		{Event: "end", Target: g.target, Sent: 100, Answered: 15},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -53,7 +53,7 @@ func TestGapTracker(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		g.sent(at(i))
 	}
-	want = []watchEvent{{Event: "gap", Target: "x", StartMS: ms(0), EndMS: ms(9), GapMS: 90, Lost: 10, Open: true}, {Event: "end", Target: "x", Sent: 10}}
+	want = []watchEvent{{Event: "gap", Target: "x", StartMS: ms(0), EndMS: ms(9), GapMS: 90, Lost: 10, FirstMS: ms(0), Open: true}, {Event: "end", Target: "x", Sent: 10}}
 	if got := g.finish(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("silent target:\n got %+v\nwant %+v", got, want)
 	}
