@@ -683,19 +683,22 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	}
 	if m.state == stateYielding {
 		// We outrank this holder but lose to another one (three holders
-		// after a partition heals): an announcement now would pull the
-		// clients to us just before we let go.
+		// after a partition of two heals): an announcement now would pull
+		// the clients to us just before we let go.
 		return
 	}
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 		m.log.Warn("split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
-		m.announce("split brain won")
 		m.lastWinnerNotice = now
-		// Once more a little later, after the losers have let go: the last
-		// announcement the clients hear must be the winner's, whatever
-		// order the holders' frames crossed in.
-		if m.announcementsLeft == 0 {
-			m.announcementsLeft, m.nextAnnounce = 1, now.Add(m.cfg.announceSpacing)
+		// Announce a moment later, not at once: with three holders, the
+		// middle one outranks the worst but must first hear (from the
+		// introductions just exchanged) that the best outranks it, or its
+		// announcement comes last and the clients follow a node that is
+		// about to let go. Then once more after the announcement spacing,
+		// so the last word the clients hear is the winner's.
+		m.announcementsLeft = max(m.announcementsLeft, 2)
+		if soon := now.Add(fastSpacing(m.cfg.interval)); m.nextAnnounce.After(soon) || m.nextAnnounce.Before(now) {
+			m.nextAnnounce = soon
 		}
 	}
 }
