@@ -299,6 +299,9 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 				if c.holdersNow(v)&(1<<(i-1)) == 0 {
 					t.Logf("planting a second holder: %s on %s, by hand", c.vips[v], c.host(i))
 					l.mustRun(c.host(i), "ip", "addr", "add", c.vips[v]+"/32", "dev", "eth0")
+					// No fault for a while, so that nothing excuses the
+					// second holder (a heal's grace, a partition).
+					c.sleep(4 * time.Second)
 					break
 				}
 			}
