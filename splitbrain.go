@@ -48,11 +48,25 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		}
 		return
 	}
+	if m.state == stateYielding {
+		// We outrank this holder but lose to another one (three holders
+		// after a partition of two heals): an announcement now would pull
+		// the clients to us just before we let go.
+		return
+	}
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 		m.lanLog.logAt(now, slog.LevelWarn, "split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
-		m.announce("split brain won")
-		m.lastOwnAnnounce = now
 		m.lastWinnerNotice = now
+		// Announce a moment later, not at once: with three holders, the
+		// middle one outranks the worst but must first hear (from the
+		// introductions just exchanged) that the best outranks it, or its
+		// announcement comes last and the clients follow a node that is
+		// about to let go. Then once more after the announcement spacing,
+		// so the last word the clients hear is the winner's.
+		m.announcementsLeft = max(m.announcementsLeft, 2)
+		if soon := now.Add(fastSpacing(m.cfg.interval)); m.nextAnnounce.After(soon) || m.nextAnnounce.Before(now) {
+			m.nextAnnounce = soon
+		}
 	}
 }
 

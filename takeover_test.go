@@ -375,13 +375,23 @@ func TestMachineSplitBrain(t *testing.T) {
 
 	// The winner, seeing the loser's self-check, re-announces and keeps it.
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
-	now = advance(winner, t0, t0.Add(time.Second), nil)
+	now = advance(winner, t0, t0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
 	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
 	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now)
 	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, zeroIPv4), now.Add(ms(1)))
-	if winner.state != stateActive || wlan.announces != before+1 {
-		t.Fatalf("winner: state %v, announces %d (want %d)", winner.state, wlan.announces, before+1)
+	if winner.state != stateActive || wlan.announces != before {
+		t.Fatalf("winner: state %v, announces %d (want %d: not at once, TestMachineSplitBrainThreeHolders)", winner.state, wlan.announces, before)
+	}
+	now = advance(winner, now, now.Add(60*time.Millisecond), nil)
+	if wlan.announces != before+1 {
+		t.Fatalf("winner: %d announcements 60 ms after winning, want %d", wlan.announces, before+1)
+	}
+	// ... and once more 1.1 s later, so that the winner's is the last
+	// announcement the clients hear.
+	now = advance(winner, now, now.Add(1200*time.Millisecond), nil)
+	if wlan.announces != before+2 {
+		t.Fatalf("winner: %d announcements 1.2 s after winning, want %d", wlan.announces, before+2)
 	}
 
 	// A holder that is not floatip is defended against at most once per 10 s.
@@ -521,6 +531,43 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	loser.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
 	if llan.configured || loser.state != stateStandby {
 		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
+	}
+}
+
+// TestMachineSplitBrainThreeHolders: a partition of two hosts heals and
+// three nodes hold the VIP. The middle one outranks the worst but loses to
+// the best: it must not announce, whichever of the two it hears first
+// (found by the chaos run, seed 20261130: its announcement came after the
+// best one's, the clients followed it, and it then released, leaving them
+// on a MAC without the VIP for 2.4 s).
+func TestMachineSplitBrainThreeHolders(t *testing.T) {
+	bestMAC, worstMAC := "02:00:00:00:00:01", "02:00:00:00:00:03"
+	bestTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
+	worstTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
+	best := frame(arp.OperationRequest, bestMAC, zeroIPv4, bestTag, testVIP)
+	worst := frame(arp.OperationRequest, worstMAC, zeroIPv4, worstTag, testVIP)
+	for _, order := range [][]*arpFrame{{best, worst}, {worst, best}} {
+		m, lan := newTestMachine(t, 150, "02:00:00:00:00:02")
+		now := advance(m, t0, t0.Add(4500*time.Millisecond), nil)
+		before := lan.announces
+		// Each holder's self-check, then its kernel's answer to ours: a
+		// floatip node heard in two frames gets a verdict.
+		for i, f := range order {
+			at := now.Add(time.Duration(3*i) * time.Millisecond)
+			m.onFrame(*f, at)
+			m.onFrame(*frame(arp.OperationReply, f.pkt.SenderHardwareAddr.String(), testVIP, "02:00:00:00:00:02", zeroIPv4), at.Add(ms(1)))
+		}
+		if m.state != stateYielding {
+			t.Fatalf("state %v after both holders' self-checks, want yielding", m.state)
+		}
+		advance(m, now.Add(ms(3)), now.Add(ms(200)), nil)
+		if lan.announces != before {
+			t.Fatalf("the middle holder announced (%d announcements, want %d)", lan.announces, before)
+		}
+		m.onFrame(*frame(arp.OperationRequest, bestMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(210)))
+		if m.state != stateStandby || lan.configured {
+			t.Fatalf("after the best holder's announcement: state %v, configured %v", m.state, lan.configured)
+		}
 	}
 }
 

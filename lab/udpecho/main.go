@@ -2,6 +2,7 @@
 //
 //	udpecho serve  -listen 192.0.2.50:7007 -name h1
 //	udpecho client -target 192.0.2.50:7007 -every 10ms -duration 10s [-json] [-live]
+//	udpecho watch  -targets 192.0.2.50:7007,192.0.2.51:7007 -every 10ms [-gap 50ms]
 //
 // The server answers each datagram with its name, a space and the datagram's
 // payload. It binds with IP_FREEBIND, so it can listen on the floating IP
@@ -17,6 +18,9 @@
 // ends the run early; the summary is still printed. The client only talks to
 // loopback and the documentation ranges 2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24 and
 // 203.0.113.0/24.
+//
+// watch (watch.go) is the chaos run's client: it talks to several targets
+// at once and prints gaps and responder changes as JSON lines as they happen.
 package main
 
 import (
@@ -48,6 +52,8 @@ func main() {
 		os.Exit(serve(os.Args[2:]))
 	case "client":
 		os.Exit(client(os.Args[2:]))
+	case "watch":
+		os.Exit(watch(os.Args[2:]))
 	case "-h", "-help", "--help", "help":
 		usage(os.Stdout)
 	default:
@@ -57,15 +63,16 @@ func main() {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: udpecho serve -listen ADDR:PORT [-name NAME]")
+	fmt.Fprintln(w, "usage: udpecho serve -listen ADDR:PORT[,ADDR:PORT...] [-name NAME]")
 	fmt.Fprintln(w, "       udpecho client -target ADDR:PORT [-every 10ms] [-duration 10s] [-timeout 1s] [-json] [-live]")
+	fmt.Fprintln(w, "       udpecho watch -targets ADDR:PORT,... [-every 10ms] [-duration 1h] [-gap 50ms] [-timeout 1s]")
 }
 
 // ---------------------------------------------------------------- server
 
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	listen := fs.String("listen", "", "address:port to listen on (required)")
+	listen := fs.String("listen", "", "address:port to listen on, or a comma-separated list of them (required)")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "name put in front of every answer")
 	bindTimeout := fs.Duration("bind-timeout", 30*time.Second, "how long to retry a bind that fails with EADDRNOTAVAIL")
@@ -79,13 +86,26 @@ func serve(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	conn, err := listenFreebind(ctx, *listen, *bindTimeout)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "udpecho serve: %v\n", err)
-		return 1
+	// Several addresses (one per VIP) are served by one process.
+	var conns []net.PacketConn
+	for _, addr := range strings.Split(*listen, ",") {
+		conn, err := listenFreebind(ctx, addr, *bindTimeout)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			fmt.Fprintf(os.Stderr, "udpecho serve: %v\n", err)
+			return 1
+		}
+		conns = append(conns, conn)
 	}
-	fmt.Fprintf(os.Stderr, "udpecho: %s serving on %s\n", *name, conn.LocalAddr())
-	serveConn(ctx, conn, *name)
+	var wg sync.WaitGroup
+	for _, conn := range conns {
+		fmt.Fprintf(os.Stderr, "udpecho: %s serving on %s\n", *name, conn.LocalAddr())
+		wg.Add(1)
+		go func() { defer wg.Done(); serveConn(ctx, conn, *name) }()
+	}
+	wg.Wait()
 	return 0
 }
 

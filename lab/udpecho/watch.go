@@ -1,0 +1,253 @@
+package main
+
+// udpecho watch: the chaos run's client. It sends to several targets (one
+// per VIP) every -every and prints, as they happen, one JSON line per event:
+//
+//	{"event":"gap","target":"192.0.2.50:7007","start_unix_ms":...,"end_unix_ms":...,"gap_ms":640,"lost":63,"first_lost_unix_ms":...,"from":"h1","to":"h2"}
+//	{"event":"change","target":...,"end_unix_ms":...,"from":"h1","to":"h2"}
+//	{"event":"end","target":...,"sent":6000,"answered":5990}
+//
+// A gap is measured as the client's summary does: between the send times of
+// two consecutive answered requests, reported when it exceeds -gap, with
+// the number of requests sent in between that got no answer ("lost") and
+// when the first of them was sent: a gap with few lost requests is a stall
+// of the client itself. A gap
+// still open when the run ends is reported with "open":true and the last
+// send as its end. Times are Unix milliseconds, so a caller on the same
+// machine can line them up with its own clock.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// watchEvent is one line of watch's output.
+type watchEvent struct {
+	Event    string `json:"event"` // gap, change, end
+	Target   string `json:"target"`
+	StartMS  int64  `json:"start_unix_ms,omitempty"`
+	EndMS    int64  `json:"end_unix_ms,omitempty"`
+	GapMS    int64  `json:"gap_ms,omitempty"`
+	Lost     int    `json:"lost,omitempty"`
+	FirstMS  int64  `json:"first_lost_unix_ms,omitempty"`
+	From     string `json:"from,omitempty"`
+	To       string `json:"to,omitempty"`
+	Open     bool   `json:"open,omitempty"`
+	Sent     int    `json:"sent,omitempty"`
+	Answered int    `json:"answered,omitempty"`
+}
+
+// gapTracker follows one target's answers and turns them into events. It
+// is pure: send and answer times come from the caller.
+type gapTracker struct {
+	target   string
+	minGap   time.Duration
+	timeout  time.Duration // an answer later than this after its request does not count
+	sends    []time.Time   // send time of each sequence number
+	lastSeq  int           // latest answered sequence number, -1 before the first
+	lastResp string
+	answered int
+}
+
+func newGapTracker(target string, minGap, timeout time.Duration) *gapTracker {
+	return &gapTracker{target: target, minGap: minGap, timeout: timeout, lastSeq: -1}
+}
+
+// sent records the next request; it returns its sequence number.
+func (g *gapTracker) sent(at time.Time) int {
+	g.sends = append(g.sends, at)
+	return len(g.sends) - 1
+}
+
+// answer records the first reply to seq from name, arrived at at, and
+// returns the events it completes. Answers older than the latest answered
+// request, late ones and unknown sequence numbers are ignored.
+func (g *gapTracker) answer(seq int, name string, at time.Time) []watchEvent {
+	if seq < 0 || seq >= len(g.sends) || seq <= g.lastSeq || at.Sub(g.sends[seq]) > g.timeout {
+		return nil
+	}
+	g.answered++
+	var prevSent time.Time
+	if g.lastSeq >= 0 {
+		prevSent = g.sends[g.lastSeq]
+	} else {
+		prevSent = g.sends[0]
+	}
+	lost := seq - g.lastSeq - 1
+	var first int64
+	if lost > 0 {
+		first = g.sends[g.lastSeq+1].UnixMilli()
+	}
+	from := g.lastResp
+	g.lastSeq, g.lastResp = seq, name
+	if gap := g.sends[seq].Sub(prevSent); gap > g.minGap {
+		return []watchEvent{{Event: "gap", Target: g.target, StartMS: prevSent.UnixMilli(), EndMS: g.sends[seq].UnixMilli(),
+			GapMS: gap.Milliseconds(), Lost: lost, FirstMS: first, From: from, To: name}}
+	}
+	if from != "" && from != name {
+		return []watchEvent{{Event: "change", Target: g.target, EndMS: g.sends[seq].UnixMilli(), From: from, To: name}}
+	}
+	return nil
+}
+
+// finish returns the events of the run's end: a gap still open, and the counts.
+func (g *gapTracker) finish() []watchEvent {
+	var evs []watchEvent
+	if n := len(g.sends); n > 0 {
+		prev := g.sends[0]
+		if g.lastSeq >= 0 {
+			prev = g.sends[g.lastSeq]
+		}
+		if gap := g.sends[n-1].Sub(prev); gap > g.minGap {
+			evs = append(evs, watchEvent{Event: "gap", Target: g.target, StartMS: prev.UnixMilli(), EndMS: g.sends[n-1].UnixMilli(),
+				GapMS: gap.Milliseconds(), Lost: n - 1 - g.lastSeq, FirstMS: g.sends[g.lastSeq+1].UnixMilli(), From: g.lastResp, Open: true})
+		}
+	}
+	return append(evs, watchEvent{Event: "end", Target: g.target, Sent: len(g.sends), Answered: g.answered})
+}
+
+// parseTargets parses "A:P,B:P" and refuses anything outside the lab's ranges.
+func parseTargets(s string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(f)
+		if err != nil {
+			return nil, fmt.Errorf("-targets: %w", err)
+		}
+		if !allowedTarget(ap.Addr()) {
+			return nil, fmt.Errorf("refusing %s: only loopback and the documentation ranges are allowed", ap.Addr())
+		}
+		out = append(out, ap)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-targets is required")
+	}
+	return out, nil
+}
+
+func watch(args []string) int {
+	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
+	targets := fs.String("targets", "", "comma-separated server address:port list (required)")
+	every := fs.Duration("every", 10*time.Millisecond, "interval between requests to each target (>= 1ms)")
+	duration := fs.Duration("duration", time.Hour, "how long to send (<= 2h); SIGTERM ends it earlier")
+	minGap := fs.Duration("gap", 50*time.Millisecond, "report gaps in answers longer than this")
+	timeout := fs.Duration("timeout", time.Second, "a reply later than this after its request does not count")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	aps, err := parseTargets(*targets)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "udpecho watch: %v\n", err)
+		return 2
+	}
+	if *every < time.Millisecond || *duration <= 0 || *duration > 2*time.Hour || *minGap <= 0 || *timeout <= 0 {
+		fmt.Fprintln(os.Stderr, "udpecho watch: need -every >= 1ms, 0 < -duration <= 2h, -gap > 0, -timeout > 0")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *duration)
+	defer cancel()
+	if err := runWatch(ctx, aps, *every, *minGap, *timeout, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "udpecho watch: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// runWatch sends to every target each tick until ctx ends, writing events
+// to out as JSON lines; it waits up to timeout for the last answers.
+func runWatch(ctx context.Context, targets []netip.AddrPort, every, minGap, timeout time.Duration, out io.Writer) error {
+	var mu sync.Mutex // guards the trackers and out
+	enc := json.NewEncoder(out)
+	emit := func(evs []watchEvent) {
+		for _, ev := range evs {
+			_ = enc.Encode(ev)
+		}
+	}
+	type conn struct {
+		c  *net.UDPConn
+		gt *gapTracker
+	}
+	conns := make([]conn, 0, len(targets))
+	defer func() {
+		for _, c := range conns {
+			c.c.Close()
+		}
+	}()
+	for _, ap := range targets {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return err
+		}
+		conns = append(conns, conn{c: c, gt: newGapTracker(ap.String(), minGap, timeout)})
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 2048)
+			for {
+				k, err := c.c.Read(buf)
+				at := time.Now()
+				if err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+						return
+					}
+					continue // ICMP errors: keep listening
+				}
+				name, seqText, ok := strings.Cut(string(buf[:k]), " ")
+				seq, err := strconv.Atoi(seqText)
+				if !ok || err != nil || name == "" {
+					continue
+				}
+				mu.Lock()
+				emit(c.gt.answer(seq, name, at))
+				mu.Unlock()
+			}
+		}()
+	}
+	tick := time.NewTicker(every)
+	for ctx.Err() == nil {
+		now := time.Now()
+		for _, c := range conns {
+			mu.Lock()
+			seq := c.gt.sent(now)
+			mu.Unlock()
+			_, _ = c.c.Write(strconv.AppendInt(nil, int64(seq), 10))
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
+	time.Sleep(min(timeout, 200*time.Millisecond))
+	for _, c := range conns {
+		_ = c.c.SetReadDeadline(time.Unix(1, 0))
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range conns {
+		emit(c.gt.finish())
+	}
+	return nil
+}
