@@ -81,9 +81,11 @@ func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr)
 		}
 		pn.pending = append(pn.pending, poolDelivery{pn.now.Add(100 * time.Microsecond), to, arpFrame{pkt: p}})
 		// The receiver's kernel answers a probe for an address it holds.
-		if p.SenderIP == zeroIPv4 && to.held[p.TargetIP] {
+		if p.SenderIP.IsUnspecified() && to.held[p.TargetIP] {
+			// (An IPv6 VIP's facts, as ndp.go translates them: the same
+			// reply with IPv6 addresses.)
 			r := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
-				Operation: arp.OperationReply, SenderHardwareAddr: to.own, SenderIP: p.TargetIP, TargetHardwareAddr: from.own, TargetIP: zeroIPv4}
+				Operation: arp.OperationReply, SenderHardwareAddr: to.own, SenderIP: p.TargetIP, TargetHardwareAddr: from.own, TargetIP: p.SenderIP}
 			pn.pending = append(pn.pending, poolDelivery{pn.now.Add(200 * time.Microsecond), from, arpFrame{pkt: r}})
 		}
 	}
@@ -190,7 +192,18 @@ func (pn *poolNet) checkBalanced(what string, vips []netip.Addr) map[netip.Addr]
 // before break (never a VIP without a holder); a whole restart puts every
 // VIP back where it was.
 func TestPoolLANFailoverAndRejoin(t *testing.T) {
-	vips := testVIPs(16)
+	t.Run("IPv4", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, testVIPs(16)) })
+	// A pool of IPv6 VIPs, and a mixed one: the decisions do not depend on
+	// the family (ndp.go hands the machines the same facts).
+	v6 := make([]netip.Addr, 16)
+	for i := range v6 {
+		v6[i] = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", 0x50+i))
+	}
+	t.Run("IPv6", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, v6) })
+	t.Run("mixed", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, append(testVIPs(8), v6[:8]...)) })
+}
+
+func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
 	pn := &poolNet{t: t, now: t0}
 	for i := 1; i <= 5; i++ {
 		pn.addNode(i, vips, 5*time.Second)
