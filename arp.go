@@ -161,15 +161,26 @@ func (s *arpSocket) send(p *arp.Packet, dst net.HardwareAddr) error {
 // ctx ends (then it returns nil) or the socket fails for good. A malformed
 // frame from the LAN is skipped, never fatal.
 func (s *arpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
+	return readPackets(ctx, s.conn, "ARP", s.name, func(b []byte, _ net.Addr) {
+		if pkt, ok := parseARP(b); ok {
+			deliver(arpFrame{pkt: pkt, received: time.Now()})
+		}
+	})
+}
+
+// readPackets reads conn and hands each packet to handle until ctx ends
+// (then it returns nil) or the socket fails for good; what and ifname name
+// it in the error. handle must not keep b.
+func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, handle func(b []byte, from net.Addr)) error {
 	stop := context.AfterFunc(ctx, func() {
 		// Close on a socket being read returns "use of closed file"; a past
 		// read deadline interrupts the read cleanly instead.
-		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+		_ = conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := s.conn.ReadFrom(buf)
+		n, from, err := conn.ReadFrom(buf)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -177,11 +188,9 @@ func (s *arpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
 			}
-			return fmt.Errorf("read ARP on %s: %w", s.name, err)
+			return fmt.Errorf("read %s on %s: %w", what, ifname, err)
 		}
-		if pkt, ok := parseARP(buf[:n]); ok {
-			deliver(arpFrame{pkt: pkt, received: time.Now()})
-		}
+		handle(buf[:n], from)
 	}
 }
 

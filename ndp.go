@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -350,26 +349,13 @@ func (s *ndpSocket) announce(vip netip.Addr) error {
 // (ndpFrame), until ctx ends (then it returns nil) or the socket fails for
 // good. A malformed packet from the LAN is skipped, never fatal.
 func (s *ndpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
-	stop := context.AfterFunc(ctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := s.conn.ReadFrom(buf)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
-			return fmt.Errorf("read neighbour discovery on %s: %w", s.name, err)
-		}
+	return readPackets(ctx, s.conn, "neighbour discovery", s.name, func(b []byte, from net.Addr) {
 		addr, ok := from.(*packet.Addr)
 		if !ok || len(addr.HardwareAddr) != 6 {
-			continue
+			return
 		}
-		if pkt, err := ndpFrame(buf[:n], append(net.HardwareAddr(nil), addr.HardwareAddr...)); err == nil {
+		if pkt, err := ndpFrame(b, append(net.HardwareAddr(nil), addr.HardwareAddr...)); err == nil {
 			deliver(arpFrame{pkt: pkt, received: time.Now()})
 		}
-	}
+	})
 }
