@@ -313,3 +313,55 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 		}
 	}
 }
+
+// A standby that left a dead holder's VIPs to a better standby must not
+// keep the watch's claim check: when the new holder later releases a VIP,
+// it checks on its own (a broadcast claim probe that the other standbys
+// hear) instead of claiming at once. Claiming at once made every standby
+// in that situation take the VIP together (chaos run, 5 hosts × 16 VIPs).
+func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
+	vips := testVIPs(2)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	const better = "02:00:00:00:00:03"
+	death := t0.Add(10 * time.Second)
+	now := runGroup(g, lan, t0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
+	// The better standby's broadcast probes while it suspects the holder too.
+	for at := death.Add(ms(250)); at.Before(death.Add(ms(900))); at = at.Add(ms(100)) {
+		now = runGroup(g, lan, now, at, nil)
+		g.dispatch(*frame(arp.OperationRequest, better, zeroIPv4, peerTag{priority: 200}.hardwareAddr().String(), vips[0]), now)
+	}
+	now = runGroup(g, lan, now, death.Add(ms(950)), nil)
+	for _, vip := range vips {
+		if lan.adds[vip] != 0 {
+			t.Fatalf("%s claimed although a better standby was alive", vip)
+		}
+	}
+	// The better standby claims and announces; then holds for a while.
+	for _, vip := range vips {
+		g.dispatch(*frame(arp.OperationRequest, better, vip, "00:00:00:00:00:00", vip), now)
+	}
+	now = runGroup(g, lan, now, now.Add(3*time.Second), func(p sentProbe) *arpFrame { return replyFor(better, p.vip) })
+	if g.machines[vips[0]].watchCheckFresh(now) {
+		t.Fatal("the watch's claim check is still taken as fresh seconds later")
+	}
+	// It releases vips[0] with a notice.
+	g.dispatch(*frame(arp.OperationRequest, better, zeroIPv4, peerTag{priority: 200, flags: flagReleasing}.hardwareAddr().String(), vips[0]), now)
+	before := len(lan.probes)
+	runGroup(g, lan, now, now.Add(ms(5)), func(p sentProbe) *arpFrame {
+		if p.vip == vips[0] {
+			return nil
+		}
+		return replyFor(better, p.vip)
+	})
+	m := g.machines[vips[0]]
+	if m.state != stateClaiming || lan.adds[vips[0]] != 0 {
+		t.Fatalf("after the release notice: state %v, adds %d; want a claim check first (claiming, no add)", m.state, lan.adds[vips[0]])
+	}
+	claimProbe := false
+	for _, p := range lan.probes[before:] {
+		claimProbe = claimProbe || (p.vip == vips[0] && p.dst == broadcastMAC.String() && p.tag.flags == 0)
+	}
+	if !claimProbe {
+		t.Error("no broadcast claim probe after the release notice")
+	}
+}

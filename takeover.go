@@ -91,9 +91,12 @@ type vipMachine struct {
 	// follow is the watch of the holder that checks its liveness for us
 	// (standby with a holder that answers); nil: this machine probes.
 	follow *holderWatch
-	// holderGone: the holder's watch found it silent and did the claim
-	// check for all its VIPs: claim without one of our own.
-	holderGone bool
+	// watchCheckedAt: the holder's watch found it silent and did the claim
+	// check for all its VIPs then; while that is fresh (watchCheckFresh),
+	// claim without one of our own. A stale one, or any later sign of a
+	// holder or a release notice, means a claim check of our own: several
+	// standbys that each skip it all claim at once.
+	watchCheckedAt time.Time
 	// reconcileWith: a reconcile probe to this node waits for the pacer.
 	reconcileWith net.HardwareAddr
 	reconcileAt   time.Time
@@ -183,7 +186,7 @@ func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
 	m.state = to
 	if to != stateStandby {
 		m.group.unfollow(m)
-		m.holderGone = false
+		m.watchCheckedAt = time.Time{}
 	}
 	if to == stateActive {
 		m.group.held.add(m, now)
@@ -311,7 +314,7 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 		} else if !m.group.pacer.take(now) {
 			m.nextProbe = m.group.pacer.nextToken(now) // many VIPs claim at once
 			return
-		} else if m.holderGone {
+		} else if m.watchCheckFresh(now) {
 			m.claim(now, "claimed VIP", "holder silent")
 			return
 		} else {
@@ -353,6 +356,13 @@ func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 	return true
 }
 
+// watchCheckFresh: the holder's watch did the claim check so recently
+// (within one interval: the pacer may hold a claim of many VIPs back a
+// little) that this machine may claim without one of its own.
+func (m *vipMachine) watchCheckFresh(now time.Time) bool {
+	return !m.watchCheckedAt.IsZero() && now.Sub(m.watchCheckedAt) <= m.cfg.interval
+}
+
 // suspect: the holder's watch found the holder alive but silent for this
 // VIP; the machine checks it on its own, as after one missed probe.
 func (m *vipMachine) suspect(now time.Time) {
@@ -367,7 +377,7 @@ func (m *vipMachine) suspect(now time.Time) {
 func (m *vipMachine) holderSilent(now time.Time, deb *debouncer) {
 	d := *deb
 	m.deb = &d
-	m.holderGone = true
+	m.watchCheckedAt = now
 	m.probeOutstanding = false
 	m.nextProbe = now
 }
@@ -502,7 +512,7 @@ func (m *vipMachine) announceDue(now time.Time, why string) {
 func (m *vipMachine) becomeStandby(now time.Time, holderAlive bool, reason string) {
 	m.setState(stateStandby, reason, now)
 	m.probeOutstanding = false
-	m.holderGone = false
+	m.watchCheckedAt = time.Time{}
 	if holderAlive {
 		m.deb.answered(now)
 		if m.holder != nil {
@@ -586,6 +596,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
 			m.group.unfollow(m)
 			m.holderReleased = true
+			m.watchCheckedAt = time.Time{} // a claim check of our own, heard by the other standbys
 			m.deb.forceFree(now)
 			m.lowerHolderSince = time.Time{}
 			m.nextProbe = now
@@ -618,6 +629,7 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 	m.answeredSinceProbe = true
 	m.deb.answered(now)
 	m.holderReleased = false
+	m.watchCheckedAt = time.Time{}
 	if !macEqual(m.holder, mac) {
 		m.holder = append(net.HardwareAddr(nil), mac...)
 		m.lowerHolderSince = time.Time{}
