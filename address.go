@@ -83,7 +83,12 @@ func (a *netlinkAddress) remove() error {
 		}
 		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, err)
 	}
-	if err := netlink.AddrDel(link, a.netlinkAddr()); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+	// By address and prefix only, whatever its label: the kernel matches a
+	// label given in a delete, so a copy added by hand or by a run with
+	// another --label would stay while we thought it gone.
+	addr := a.netlinkAddr()
+	addr.Label = ""
+	if err := netlink.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
 	}
 	return nil

@@ -94,9 +94,9 @@ func TestChaos(t *testing.T) {
 }
 
 // TestChaosCatchesPlantedFault: the checker is not blind. Half way through
-// a short run the last VIP is added by hand on a standby that floatip does
-// not know about — two holders with no partition and no heal — and the run
-// must report it.
+// a short run the last VIP is added by hand on a standby whose daemon is
+// paused (a running one removes such a copy) — two holders with no
+// partition and no heal — and the run must report it.
 func TestChaosCatchesPlantedFault(t *testing.T) {
 	t.Setenv("GOTRACEBACK", "all")
 	seed, _, _ := chaosEnv(t)
@@ -297,11 +297,19 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 			v := len(c.vips) - 1
 			for i := c.hosts; i >= 1; i-- {
 				if c.holdersNow(v)&(1<<(i-1)) == 0 {
-					t.Logf("planting a second holder: %s on %s, by hand", c.vips[v], c.host(i))
+					// floatip removes a copy added by hand on a standby
+					// (recovery.go), so the daemon is paused meanwhile.
+					t.Logf("planting a second holder: %s on %s, by hand, its daemon paused", c.vips[v], c.host(i))
+					d := c.daemons[i]
+					if d == nil {
+						continue
+					}
+					d.signal(syscall.SIGSTOP)
 					l.mustRun(c.host(i), "ip", "addr", "add", c.vips[v]+"/32", "dev", "eth0")
 					// No fault for a while, so that nothing excuses the
 					// second holder (a heal's grace, a partition).
 					c.sleep(4 * time.Second)
+					d.signal(syscall.SIGCONT)
 					break
 				}
 			}

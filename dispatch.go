@@ -202,6 +202,9 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			if ev.addrRemoved.IsValid() {
 				g.eventFor(ev.addrRemoved, evAddrRemoved, time.Now())
 			}
+			if ev.addrAdded.IsValid() {
+				g.eventFor(ev.addrAdded, evAddrAdded, time.Now())
+			}
 			if ev.resync {
 				broadcast(evResync)
 			}

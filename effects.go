@@ -68,6 +68,7 @@ const (
 	evLinkUp      machineEvent = iota // the interface is usable (again): a fresh socket
 	evLinkDown                        // carrier lost or interface gone
 	evAddrRemoved                     // the VIP/32 was deleted from the interface
+	evAddrAdded                       // the VIP/32 was added to the interface (by us, or by hand)
 	evResync                          // netlink events may have been missed
 	evHealthy                         // the --check passes (again)
 	evUnhealthy                       // the --check fails: do not hold the VIP

@@ -19,6 +19,7 @@ type groupLAN struct {
 	probes    []sentProbe
 	announced map[netip.Addr]int
 	adds      map[netip.Addr]int
+	removes   map[netip.Addr]int
 }
 
 type sentProbe struct {
@@ -42,7 +43,7 @@ type groupAddr struct {
 }
 
 func (a groupAddr) add() error    { a.lan.adds[a.vip]++; return nil }
-func (a groupAddr) remove() error { return nil }
+func (a groupAddr) remove() error { a.lan.removes[a.vip]++; return nil }
 
 func testVIPs(n int) []netip.Addr {
 	vips := make([]netip.Addr, n)
@@ -55,7 +56,7 @@ func testVIPs(n int) []netip.Addr {
 // newTestGroup builds a node with one machine per VIP sharing a group.
 func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*groupView, *groupLAN) {
 	t.Helper()
-	lan := &groupLAN{own: mustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
+	lan := &groupLAN{own: mustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -286,7 +287,7 @@ func (f *fakeScheduled) String() string      { return f.name }
 // after --preempt-delay every VIP of a lower-ranked holder is taken over.
 func TestGroupPreemptsEveryVIP(t *testing.T) {
 	vips := testVIPs(32)
-	lan := &groupLAN{own: mustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
+	lan := &groupLAN{own: mustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: 200, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second,
 		preempt: true, preemptDelay: 5 * time.Second}
@@ -364,4 +365,49 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	if !claimProbe {
 		t.Error("no broadcast claim probe after the release notice")
 	}
+}
+
+// A VIP added by hand on a standby is checked as a copy found at start: it
+// is removed when another node holds the VIP, and adopted when nobody does.
+func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
+	vips := testVIPs(2)
+	t.Run("held elsewhere", func(t *testing.T) {
+		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+		answer := func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) }
+		now := runGroup(g, lan, t0, t0.Add(5*time.Second), answer)
+		g.eventFor(vips[1], evAddrAdded, now)
+		if m := g.machines[vips[1]]; m.state != stateAdopting {
+			t.Fatalf("after the VIP was added by hand: state %v, want adopting", m.state)
+		}
+		runGroup(g, lan, now, now.Add(time.Second), answer)
+		m := g.machines[vips[1]]
+		if lan.removes[vips[1]] != 1 || m.state != stateStandby || m.added {
+			t.Errorf("held by %s: removes %d, state %v, added %v; want the copy removed and a standby", holderMAC, lan.removes[vips[1]], m.state, m.added)
+		}
+		if lan.announced[vips[1]] != 0 || lan.removes[vips[0]] != 0 || g.machines[vips[0]].state != stateStandby {
+			t.Errorf("announced the stale copy, or touched the other VIP")
+		}
+	})
+	t.Run("held by nobody", func(t *testing.T) {
+		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+		now := runGroup(g, lan, t0, t0.Add(ms(300)), nil) // before its own dead time
+		g.eventFor(vips[0], evAddrAdded, now)
+		runGroup(g, lan, now, now.Add(2*time.Second), nil)
+		m := g.machines[vips[0]]
+		if m.state != stateActive || lan.removes[vips[0]] != 0 || lan.adds[vips[0]] != 0 || lan.announced[vips[0]] == 0 {
+			t.Errorf("nobody holds it: state %v, adds %d, removes %d, announced %d; want it adopted (active, announced, not added again)",
+				m.state, lan.adds[vips[0]], lan.removes[vips[0]], lan.announced[vips[0]])
+		}
+	})
+	t.Run("our own add", func(t *testing.T) {
+		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+		now := runGroup(g, lan, t0, t0.Add(2*time.Second), nil)
+		if m := g.machines[vips[0]]; m.state != stateActive {
+			t.Fatalf("setup: state %v, want active", m.state)
+		}
+		g.eventFor(vips[0], evAddrAdded, now) // the netlink echo of our claim
+		if m := g.machines[vips[0]]; m.state != stateActive {
+			t.Errorf("the echo of our own add moved the holder to %v", m.state)
+		}
+	})
 }

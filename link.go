@@ -24,6 +24,7 @@ type linkStatus struct {
 type watchEvent struct {
 	link        *linkStatus
 	addrRemoved netip.Addr // a /32 (/128) deleted from our interface
+	addrAdded   netip.Addr // a /32 (/128) added to our interface (by us, or by hand)
 	resync      bool       // the subscription was (re)established: state may have been missed
 }
 
@@ -109,10 +110,14 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 			}
 			ones, _ := u.LinkAddress.Mask.Size()
 			ip, valid := addrFromNetlink(u.LinkAddress.IP)
-			if u.NewAddr || !valid || ones != ip.BitLen() || u.LinkIndex != status.index {
+			if !valid || ones != ip.BitLen() || u.LinkIndex != status.index {
 				continue
 			}
-			if !send(ctx, out, watchEvent{addrRemoved: ip}) {
+			ev := watchEvent{addrRemoved: ip}
+			if u.NewAddr {
+				ev = watchEvent{addrAdded: ip}
+			}
+			if !send(ctx, out, ev) {
 				return nil
 			}
 		}

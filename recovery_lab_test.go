@@ -272,3 +272,35 @@ func assertSoleHolder(t *testing.T, l *lab, want string) {
 		t.Errorf("client's cache points at %q, want %s (%s)", got, hostMAC(idx), want)
 	}
 }
+
+// TestLabVIPAddedByHandOnAStandby: an operator adds the VIP by hand on the
+// standby (`ip addr add`): its kernel now answers for it, a second holder on
+// the wire. The standby's daemon must check it as a copy found at start and
+// remove it, since h1 holds the VIP; the client stays with h1.
+func TestLabVIPAddedByHandOnAStandby(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 2)
+	l.startEchoServers()
+	l.startDaemon("h1", "-i", "eth0", "--priority", "200", labVIP)
+	waitActive(t, l, "h1", 5*time.Second)
+	h2 := l.startDaemon("h2", "-i", "eth0", "--priority", "100", labVIP)
+	waitStandby(t, h2, 5*time.Second)
+	if !l.clientPing(labVIP) {
+		t.Fatal("setup: the client cannot reach the VIP")
+	}
+	added := time.Now()
+	l.mustRun("h2", "ip", "addr", "add", labVIP+"/32", "dev", "eth0")
+	waitSoleHolder(t, l, 2, "h1", 3*time.Second)
+	t.Logf("the copy added by hand on the standby was removed %v later", time.Since(added).Round(time.Millisecond))
+	if !strings.Contains(h2.logs(), "added to the interface outside floatip") || !strings.Contains(h2.logs(), "removing the stale copy") {
+		t.Errorf("h2 did not check and drop the copy added by hand:\n%s", h2.logs())
+	}
+	time.Sleep(time.Second)
+	waitSoleHolder(t, l, 2, "h1", time.Second)
+	if l.clientNeighMAC(labVIP) != hostMAC(1) {
+		t.Errorf("client's ARP cache points at %q, want h1 %s", l.clientNeighMAC(labVIP), hostMAC(1))
+	}
+	if !strings.Contains(h2.logs(), "VIP is held") {
+		t.Errorf("h2 is not a standby of h1 again:\n%s", h2.logs())
+	}
+}

@@ -686,6 +686,19 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 			}
 			m.becomeActive(now, "re-added")
 		}
+	case evAddrAdded:
+		if m.added || m.state != stateStandby {
+			return // our own add (claiming adds it right after this event's cause)
+		}
+		// Added by hand (or by another tool) while we stand by: the kernel
+		// now answers for it, a second holder on the wire if another node
+		// holds it. Treat it as a copy found at start (recovery.go).
+		m.log.Warn("VIP was added to the interface outside floatip: checking that no other node holds it")
+		m.added = true
+		m.setState(stateAdopting, "VIP added by hand", now)
+		if m.linkUp {
+			m.startAdopting(now)
+		} // else at link up
 	case evResync:
 		if m.state == stateActive && m.added {
 			if err := m.addr.add(); err != nil {
