@@ -116,12 +116,14 @@ func statusLine(vip netip.Addr, s vipStatus, now time.Time, withAge bool) string
 		sb.WriteString(", held by " + s.holder.String())
 	case s.state == stateFencing && s.holder != nil:
 		sb.WriteString(", silent holder " + s.holder.String())
-	case s.state == stateClaiming && s.holder != nil:
+	case (s.state == stateClaiming || s.state == stateActive) && s.holder != nil:
+		// Active: the holder it took over from (a claim reports it);
+		// another holder while active is a split brain, in the log.
 		sb.WriteString(", previous holder " + s.holder.String())
 	case s.state == stateYielding && s.holder != nil:
 		sb.WriteString(", yielding to " + s.holder.String())
 	case s.holder != nil:
-		sb.WriteString(", other holder " + s.holder.String())
+		sb.WriteString(", holder " + s.holder.String())
 	}
 	return sb.String()
 }
