@@ -39,6 +39,7 @@ type cli struct {
 	Run      runCmd           `cmd:"" default:"withargs" help:"Hold floating IPv4 and IPv6 addresses: probe, claim when free, keep, release on exit (the default command)."`
 	Probe    probeCmd         `cmd:"" help:"Probe once whether an address is in use; print the holder's MAC or 'free'. Exit 0 free, 1 held, 2 error (as arping -D)."`
 	Announce announceCmd      `cmd:"" help:"Send unsolicited ARP for an address this host holds, byte for byte as arping -U (or -A with --reply); for IPv6, unsolicited neighbour advertisements as the kernel sends them."`
+	Status   statusCmd        `cmd:"" help:"Show what the floatip daemons running in this network namespace see: per VIP its state, who holds it and, with --spread, who should. Exit 2 when no daemon answers."`
 	Version  kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -144,6 +145,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	case *announceCmd:
 		err = cmd.run(e)
+	case *statusCmd:
+		err = cmd.run(e)
 	default:
 		err = fmt.Errorf("unknown command %q", kctx.Command())
 	}
@@ -193,6 +196,7 @@ func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 	fmt.Fprintln(w, "Other commands:")
 	fmt.Fprintln(w, "  floatip probe -i IFACE VIP       is VIP in use? prints the holder's MAC or 'free'; exit 0 free, 1 held, 2 error")
 	fmt.Fprintln(w, "  floatip announce -i IFACE VIP    unsolicited ARP for a held address, as arping -U (--reply: as arping -A); IPv6: unsolicited NA")
+	fmt.Fprintln(w, "  floatip status [-i IFACE]        what the running daemons see: per VIP its state, holder and (--spread) assignee; --json")
 	fmt.Fprintln(w, "  floatip <command> --help         the flags of a command;  floatip --version")
 	return nil
 }
@@ -267,13 +271,15 @@ func (r *runCmd) run(e *env) error {
 	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
 	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.priority,
 		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
-	return runDaemon(e.ctx, cfg, adopt, metricsListener, log)
+	control := listenControl(cfg.ifname, log)
+	return runDaemon(e.ctx, cfg, adopt, metricsListener, control, log)
 }
 
 // runDaemon wires the components of a validated run command and runs them
-// until ctx ends. Shutdown order: tell systemd we are stopping, let every
+// until ctx ends; control (may be nil) is the control socket for
+// `floatip status`. Shutdown order: tell systemd we are stopping, let every
 // VIP release its address, wait for the hooks, then return.
-func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener net.Listener, log *slog.Logger) error {
+func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener, control net.Listener, log *slog.Logger) error {
 	notifier := newNotifier(log)
 	// The summary of every VIP is built on each change only for systemd:
 	// with hundreds of VIPs a claim of all of them would build it hundreds
@@ -334,6 +340,14 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		background.Go(func() {
 			if err := met.serve(ctx, metricsListener); err != nil {
 				log.Error("metrics endpoint stopped", "err", err)
+			}
+		})
+	}
+	if control != nil {
+		srv := newHTTPServer(newStatusServer(cfg.ifname, d, board).handler(), log)
+		background.Go(func() {
+			if err := serveHTTP(ctx, srv, control, "control socket"); err != nil {
+				log.Error("control socket stopped", "err", err)
 			}
 		})
 	}
