@@ -58,7 +58,9 @@ func serveTestControl(t *testing.T, name string, loop bool) *syncBuffer {
 	d := newIfaceDaemon(name, log, &arpPort{}, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveHTTP(ctx, newHTTPServer(newStatusServer(name, d, board).handler(), log), ln, "control socket") }()
+	go func() {
+		done <- serveHTTP(ctx, newHTTPServer(newStatusServer(name, d, board).handler(), log), ln, "control socket")
+	}()
 	if loop {
 		go func() {
 			for {
