@@ -156,7 +156,17 @@ func (c *statusCmd) run(e *env) error {
 	} else if len(reports) > 0 {
 		err = writeStatusTable(e.stdout, reports, time.Local)
 	}
-	return errors.Join(append(errs, err)...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; ")) // run's one line on stderr
 }
 
 // controlInterfaces lists the interfaces with a daemon's control socket in
