@@ -141,3 +141,55 @@ func (b *tailBuffer) String() string {
 	}
 	return s
 }
+
+// splitCommand turns an operator's command (--check, --on-up, --fence ...)
+// into argv without a shell: words split on blanks, 'single' and "double"
+// quotes group words, a backslash escapes the next character (inside double
+// quotes only before " \ $ `). Pipes, redirections and variables need an
+// explicit `sh -c '...'`, so nothing is interpreted behind the operator's back.
+func splitCommand(s string) ([]string, error) {
+	var (
+		args    []string
+		word    strings.Builder
+		inWord  bool
+		quote   rune // 0, '\'' or '"'
+		escaped bool
+	)
+	for _, r := range s {
+		switch {
+		case escaped:
+			if quote == '"' && !strings.ContainsRune("\"\\$`", r) {
+				word.WriteRune('\\')
+			}
+			word.WriteRune(r)
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			word.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				args = append(args, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	switch {
+	case escaped:
+		return nil, fmt.Errorf("command %q ends with a lone backslash", s)
+	case quote != 0:
+		return nil, fmt.Errorf("command %q has an unterminated %c quote", s, quote)
+	}
+	if inWord {
+		args = append(args, word.String())
+	}
+	return args, nil
+}

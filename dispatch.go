@@ -30,9 +30,10 @@ type ifaceDaemon struct {
 	// solicited-node groups.
 	ipv6 []netip.Addr
 
-	frames    chan arpFrame     // the socket reader → the loop
-	health    chan machineEvent // the health check → the loop
-	fenceDone chan fenceResult  // fencing commands → the loop
+	frames    chan arpFrame            // the socket reader → the loop
+	health    chan machineEvent        // the health check → the loop
+	fenceDone chan fenceResult         // fencing commands → the loop
+	calls     chan func(now time.Time) // a look at the group from outside (call)
 }
 
 // frameBacklog is how many received frames may wait for the loop; beyond it
@@ -48,6 +49,7 @@ func newIfaceDaemon(ifname string, log *slog.Logger, port *arpPort, group *group
 		frames:    make(chan arpFrame, frameBacklog),
 		health:    make(chan machineEvent, 4),
 		fenceDone: make(chan fenceResult, 16),
+		calls:     make(chan func(time.Time)),
 	}
 }
 
@@ -60,6 +62,18 @@ func (d *ifaceDaemon) setHealthy(ctx context.Context, healthy bool) {
 	select {
 	case d.health <- ev:
 	case <-ctx.Done():
+	}
+}
+
+// call runs fn in the loop, the only goroutine that may read the group
+// (e.g. for `floatip status`); false when the loop did not take it before
+// ctx ended (it is not running). fn must be quick and must not block.
+func (d *ifaceDaemon) call(ctx context.Context, fn func(now time.Time)) bool {
+	select {
+	case d.calls <- fn:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -194,6 +208,8 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			broadcast(ev)
 		case r := <-d.fenceDone:
 			g.fenceDone(r, time.Now())
+		case fn := <-d.calls:
+			fn(time.Now())
 		case ev := <-events:
 			if ev.link != nil {
 				last = *ev.link

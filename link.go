@@ -84,7 +84,8 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 	}
 	// Subscribed first, then read the current state: nothing falls between.
 	status := w.current()
-	if !send(ctx, out, watchEvent{link: &status, resync: true}) {
+	first := status // a copy: the loop reads it after status changes
+	if !send(ctx, out, watchEvent{link: &first, resync: true}) {
 		return nil
 	}
 	for {
@@ -101,7 +102,8 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 				continue
 			}
 			status = statusFromUpdate(u, w.ifname)
-			if !send(ctx, out, watchEvent{link: &status}) {
+			sent := status // the loop reads it after we overwrite status
+			if !send(ctx, out, watchEvent{link: &sent}) {
 				return nil
 			}
 		case u, ok := <-addrs:

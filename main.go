@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -41,6 +39,7 @@ type cli struct {
 	Run      runCmd           `cmd:"" default:"withargs" help:"Hold floating IPv4 and IPv6 addresses: probe, claim when free, keep, release on exit (the default command)."`
 	Probe    probeCmd         `cmd:"" help:"Probe once whether an address is in use; print the holder's MAC or 'free'. Exit 0 free, 1 held, 2 error (as arping -D)."`
 	Announce announceCmd      `cmd:"" help:"Send unsolicited ARP for an address this host holds, byte for byte as arping -U (or -A with --reply); for IPv6, unsolicited neighbour advertisements as the kernel sends them."`
+	Status   statusCmd        `cmd:"" help:"Show what the floatip daemons running in this network namespace see: per VIP its state, who holds it and, with --spread, who should. Exit 2 when no daemon answers."`
 	Version  kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -146,6 +145,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 	case *announceCmd:
 		err = cmd.run(e)
+	case *statusCmd:
+		err = cmd.run(e)
 	default:
 		err = fmt.Errorf("unknown command %q", kctx.Command())
 	}
@@ -195,6 +196,7 @@ func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 	fmt.Fprintln(w, "Other commands:")
 	fmt.Fprintln(w, "  floatip probe -i IFACE VIP       is VIP in use? prints the holder's MAC or 'free'; exit 0 free, 1 held, 2 error")
 	fmt.Fprintln(w, "  floatip announce -i IFACE VIP    unsolicited ARP for a held address, as arping -U (--reply: as arping -A); IPv6: unsolicited NA")
+	fmt.Fprintln(w, "  floatip status [-i IFACE]        what the running daemons see: per VIP its state, holder and (--spread) assignee; --json")
 	fmt.Fprintln(w, "  floatip <command> --help         the flags of a command;  floatip --version")
 	return nil
 }
@@ -269,13 +271,15 @@ func (r *runCmd) run(e *env) error {
 	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
 	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.priority,
 		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
-	return runDaemon(e.ctx, cfg, adopt, metricsListener, log)
+	control := listenControl(cfg.ifname, log)
+	return runDaemon(e.ctx, cfg, adopt, metricsListener, control, log)
 }
 
 // runDaemon wires the components of a validated run command and runs them
-// until ctx ends. Shutdown order: tell systemd we are stopping, let every
+// until ctx ends; control (may be nil) is the control socket for
+// `floatip status`. Shutdown order: tell systemd we are stopping, let every
 // VIP release its address, wait for the hooks, then return.
-func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener net.Listener, log *slog.Logger) error {
+func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener, control net.Listener, log *slog.Logger) error {
 	notifier := newNotifier(log)
 	// The summary of every VIP is built on each change only for systemd:
 	// with hundreds of VIPs a claim of all of them would build it hundreds
@@ -339,6 +343,14 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 			}
 		})
 	}
+	if control != nil {
+		srv := newHTTPServer(newStatusServer(cfg.ifname, d, board).handler(), log)
+		background.Go(func() {
+			if err := serveHTTP(ctx, srv, control, "control socket"); err != nil {
+				log.Error("control socket stopped", "err", err)
+			}
+		})
+	}
 	if cfg.check != nil {
 		check := newHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
 		background.Go(func() {
@@ -371,211 +383,4 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	background.Wait()
 	log.Info("floatip stopped")
 	return err
-}
-
-// openInterface checks an interface that must exist and be up now (the
-// one-shot commands do not wait).
-func openInterface(name string) (*net.Interface, error) {
-	if err := validInterfaceName(name); err != nil {
-		return nil, err
-	}
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", name, err)
-	}
-	if ifi.Flags&net.FlagUp == 0 {
-		return nil, fmt.Errorf("interface %s is down", name)
-	}
-	if err := checkPrivileges(); err != nil {
-		return nil, err
-	}
-	return ifi, nil
-}
-
-// oneShotSocket is the ARP or NDP socket of a one-shot command, by the
-// address's family.
-type oneShotSocket struct {
-	mac      net.HardwareAddr
-	run      func(ctx context.Context, deliver func(arpFrame)) error
-	probe    func() error // one plain probe for the address
-	announce func() error // one announcement of the address
-	close    func() error
-}
-
-func openOneShot(ifi *net.Interface, ip netip.Addr, reply bool) (*oneShotSocket, error) {
-	if ip.Is6() {
-		nd, err := openNDPSocket(ifi, nil)
-		if err != nil {
-			return nil, err
-		}
-		return &oneShotSocket{mac: nd.mac, run: nd.Run, close: nd.Close,
-			probe:    func() error { return nd.probe(ip, nil, broadcastMAC) },
-			announce: func() error { return nd.announce(ip) }}, nil
-	}
-	sock, err := openARPSocket(ifi)
-	if err != nil {
-		return nil, err
-	}
-	probe, err := probePacket(sock.mac, ip, nil)
-	if err != nil {
-		_ = sock.Close()
-		return nil, fmt.Errorf("build probe for %s: %w", ip, err)
-	}
-	ann, err := announcePacket(sock.mac, ip, reply)
-	if err != nil {
-		_ = sock.Close()
-		return nil, err
-	}
-	return &oneShotSocket{mac: sock.mac, run: sock.Run, close: sock.Close,
-		probe:    func() error { return sock.send(probe, broadcastMAC) },
-		announce: func() error { return sock.send(ann, broadcastMAC) }}, nil
-}
-
-func (p *probeCmd) run(e *env) (held bool, err error) {
-	vip, err := parseVIP(p.VIP)
-	if err != nil {
-		return false, err
-	}
-	if p.Count < 1 || p.Wait <= 0 {
-		return false, errors.New("--count must be at least 1 and --wait positive")
-	}
-	ifi, err := openInterface(p.Interface)
-	if err != nil {
-		return false, err
-	}
-	sock, err := openOneShot(ifi, vip, false)
-	if err != nil {
-		return false, err
-	}
-	defer sock.close()
-	// Our own kernel never answers our probe: look at the host first.
-	if local, err := hasAddress(p.Interface, vip); err != nil {
-		return false, err
-	} else if local {
-		fmt.Fprintln(e.stdout, sock.mac)
-		fmt.Fprintf(e.stderr, "floatip: %s is held by this host (%s)\n", vip, p.Interface)
-		return true, nil
-	}
-	holder, err := probeRound(e.ctx, sock, vip, p.Count, p.Wait)
-	if err != nil {
-		return false, fmt.Errorf("probe %s on %s: %w", vip, p.Interface, err)
-	}
-	if holder == nil {
-		fmt.Fprintln(e.stdout, "free")
-		return false, nil
-	}
-	fmt.Fprintln(e.stdout, holder)
-	return true, nil
-}
-
-func (a *announceCmd) run(e *env) error {
-	vip, err := parseVIP(a.VIP)
-	if err != nil {
-		return err
-	}
-	if a.Count < 1 || a.Spacing <= 0 {
-		return errors.New("--count must be at least 1 and --spacing positive")
-	}
-	if a.Reply && vip.Is6() {
-		return fmt.Errorf("--reply is an ARP form; %s is IPv6, announced by unsolicited neighbour advertisements only", vip)
-	}
-	ifi, err := openInterface(a.Interface)
-	if err != nil {
-		return err
-	}
-	local, err := hasAddress(a.Interface, vip)
-	if err != nil {
-		return err
-	}
-	if !local {
-		return fmt.Errorf("%s is not configured on %s: refusing to announce an address this host does not hold (it would steal it from its holder)", vip, a.Interface)
-	}
-	sock, err := openOneShot(ifi, vip, a.Reply)
-	if err != nil {
-		return err
-	}
-	defer sock.close()
-	for i := range a.Count {
-		if i > 0 {
-			select {
-			case <-e.ctx.Done():
-				return nil
-			case <-time.After(a.Spacing):
-			}
-		}
-		if err := sock.announce(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// hasAddress reports whether ip is configured on the interface, any prefix.
-func hasAddress(ifname string, ip netip.Addr) (bool, error) {
-	link, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return false, fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
-	if err != nil {
-		return false, fmt.Errorf("list addresses of %s: %w", ifname, err)
-	}
-	for _, a := range addrs {
-		if got, ok := addrFromNetlink(a.IP); ok && got == ip {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// splitCommand turns an operator's command (--check, --on-up, --fence ...)
-// into argv without a shell: words split on blanks, 'single' and "double"
-// quotes group words, a backslash escapes the next character (inside double
-// quotes only before " \ $ `). Pipes, redirections and variables need an
-// explicit `sh -c '...'`, so nothing is interpreted behind the operator's back.
-func splitCommand(s string) ([]string, error) {
-	var (
-		args    []string
-		word    strings.Builder
-		inWord  bool
-		quote   rune // 0, '\'' or '"'
-		escaped bool
-	)
-	for _, r := range s {
-		switch {
-		case escaped:
-			if quote == '"' && !strings.ContainsRune("\"\\$`", r) {
-				word.WriteRune('\\')
-			}
-			word.WriteRune(r)
-			escaped = false
-		case r == '\\' && quote != '\'':
-			escaped, inWord = true, true
-		case quote != 0 && r == quote:
-			quote = 0
-		case quote != 0:
-			word.WriteRune(r)
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t' || r == '\n':
-			if inWord {
-				args = append(args, word.String())
-				word.Reset()
-				inWord = false
-			}
-		default:
-			word.WriteRune(r)
-			inWord = true
-		}
-	}
-	switch {
-	case escaped:
-		return nil, fmt.Errorf("command %q ends with a lone backslash", s)
-	case quote != 0:
-		return nil, fmt.Errorf("command %q has an unterminated %c quote", s, quote)
-	}
-	if inWord {
-		args = append(args, word.String())
-	}
-	return args, nil
 }

@@ -185,9 +185,18 @@ func (m *metrics) handler() http.Handler {
 }
 
 // server is the endpoint's http.Server, every timeout set.
-func (m *metrics) server() *http.Server {
+func (m *metrics) server() *http.Server { return newHTTPServer(m.handler(), m.log) }
+
+// serve answers scrapes on ln until ctx ends (see serveHTTP).
+func (m *metrics) serve(ctx context.Context, ln net.Listener) error {
+	return serveHTTP(ctx, m.server(), ln, "metrics")
+}
+
+// newHTTPServer is an http.Server for one of the daemon's endpoints (the
+// metrics, the control socket), every timeout set.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           m.handler(),
+		Handler:           h,
 		ReadHeaderTimeout: scrapeHeaderTimeout,
 		ReadTimeout:       scrapeReadTimeout,
 		WriteTimeout:      scrapeWriteTimeout,
@@ -195,28 +204,27 @@ func (m *metrics) server() *http.Server {
 		MaxHeaderBytes:    16 << 10,
 		// net/http's own complaints (a TLS handshake on the port, a bad
 		// request) are debug noise, not the operator's business.
-		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 
-// serve answers scrapes on ln until ctx ends, then shuts the server down
-// (scrapes in flight get shutdownTimeout to finish) and returns nil.
-func (m *metrics) serve(ctx context.Context, ln net.Listener) error {
-	srv := m.server()
+// serveHTTP answers requests on ln until ctx ends, then shuts the server
+// down (requests in flight get shutdownTimeout to finish) and returns nil.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, what string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
-		return fmt.Errorf("metrics: serve on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("%s: serve on %s: %w", what, ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close() // a scrape that would not finish
+		_ = srv.Close() // a request that would not finish
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics: serve on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("%s: serve on %s: %w", what, ln.Addr(), err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // What --spread adds to the status lines and the metrics: each VIP's
@@ -23,24 +24,38 @@ func (obs observers) assigned(vip netip.Addr, assignee net.HardwareAddr, self bo
 	}
 }
 
-// assigned shows the assignee after the VIP's state on the status lines.
+// poolAssignee is who a pooled VIP is assigned to, as the board keeps it.
+type poolAssignee struct {
+	mac  net.HardwareAddr // nil: nobody yet (no members)
+	self bool             // this node
+}
+
+// assigned records the assignee, shown after the VIP's state on the status
+// lines and by `floatip status`.
 func (b *statusBoard) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.assign == nil {
-		b.assign = map[netip.Addr]string{}
+		b.assign = map[netip.Addr]poolAssignee{}
 	}
-	switch {
-	case assignee == nil:
-		b.assign[vip] = ", assigned to nobody yet"
-	case self:
-		b.assign[vip] = ", assigned to this node"
-	default:
-		b.assign[vip] = ", assigned to " + assignee.String()
-	}
+	b.assign[vip] = poolAssignee{mac: slices.Clone(assignee), self: self}
 	if b.onUpdate != nil {
 		b.onUpdate(b.summaryLocked())
 	}
+}
+
+// assignText is the end of a status line for a pooled VIP ("" otherwise).
+func (b *statusBoard) assignText(vip netip.Addr) string {
+	a, ok := b.assign[vip]
+	switch {
+	case !ok:
+		return ""
+	case a.mac == nil:
+		return ", assigned to nobody yet"
+	case a.self:
+		return ", assigned to this node"
+	}
+	return ", assigned to " + a.mac.String()
 }
 
 // assigned records a pooled VIP's assignee for floatip_pool_assigned.

@@ -17,9 +17,9 @@ import (
 type statusBoard struct {
 	mu       sync.Mutex
 	vips     map[netip.Addr]*vipStatus
-	assign   map[netip.Addr]string // --spread: each VIP's assignee (pool.go)
-	onUpdate func(summary string)  // may be nil; called under the lock, in order: must not block
-	now      func() time.Time      // the clock of lines and summary; tests replace it
+	assign   map[netip.Addr]poolAssignee // --spread: each VIP's assignee (pool.go)
+	onUpdate func(summary string)        // may be nil; called under the lock, in order: must not block
+	now      func() time.Time            // the clock of lines and summary; tests replace it
 }
 
 type vipStatus struct {
@@ -64,7 +64,7 @@ func (b *statusBoard) lines() []string {
 	now := b.now()
 	var out []string
 	for _, vip := range b.sortedLocked() {
-		out = append(out, statusLine(vip, *b.vips[vip], now, true)+b.assign[vip])
+		out = append(out, statusLine(vip, *b.vips[vip], now, true)+b.assignText(vip))
 	}
 	return out
 }
@@ -84,7 +84,7 @@ func (b *statusBoard) summaryLocked() string {
 	var parts []string
 	now := b.now()
 	for _, vip := range b.sortedLocked() {
-		parts = append(parts, statusLine(vip, *b.vips[vip], now, false)+b.assign[vip])
+		parts = append(parts, statusLine(vip, *b.vips[vip], now, false)+b.assignText(vip))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -108,17 +108,7 @@ func statusLine(vip netip.Addr, s vipStatus, now time.Time, withAge bool) string
 	if s.iface != "" {
 		sb.WriteString(" on " + s.iface)
 	}
-	sb.WriteString(": " + s.state.String() + " since ")
-	since := s.since.In(now.Location())
-	layout := "15:04:05"
-	if y, m, d := since.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
-		layout = "2006-01-02 15:04:05"
-	}
-	sb.WriteString(since.Format(layout))
-	if withAge {
-		age := max(now.Sub(s.since), 0).Round(time.Second)
-		sb.WriteString(" (" + age.String() + ")")
-	}
+	sb.WriteString(": " + s.state.String() + " since " + sinceText(s.since, now, withAge))
 	switch {
 	case s.state == stateStandby && s.holder == nil:
 		sb.WriteString(", no holder seen")
@@ -126,14 +116,56 @@ func statusLine(vip netip.Addr, s vipStatus, now time.Time, withAge bool) string
 		sb.WriteString(", held by " + s.holder.String())
 	case s.state == stateFencing && s.holder != nil:
 		sb.WriteString(", silent holder " + s.holder.String())
-	case s.state == stateClaiming && s.holder != nil:
+	case (s.state == stateClaiming || s.state == stateActive) && s.holder != nil:
+		// Active: the holder it took over from (a claim reports it);
+		// another holder while active is a split brain, in the log.
 		sb.WriteString(", previous holder " + s.holder.String())
 	case s.state == stateYielding && s.holder != nil:
 		sb.WriteString(", yielding to " + s.holder.String())
 	case s.holder != nil:
-		sb.WriteString(", other holder " + s.holder.String())
+		sb.WriteString(", holder " + s.holder.String())
 	}
 	return sb.String()
+}
+
+// sinceText is a moment as people read it: the time of day in now's
+// location, with the date when it is not today's, and with withAge the time
+// since then, e.g. "12:03:04 (3m2s)".
+func sinceText(at, now time.Time, withAge bool) string {
+	since := at.In(now.Location())
+	layout := "15:04:05"
+	if y, m, d := since.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		layout = "2006-01-02 15:04:05"
+	}
+	text := since.Format(layout)
+	if withAge {
+		text += " (" + max(now.Sub(at), 0).Round(time.Second).String() + ")"
+	}
+	return text
+}
+
+// vipSnapshot is one VIP's entry on the board at one moment.
+type vipSnapshot struct {
+	vip    netip.Addr
+	status vipStatus
+	assign *poolAssignee // nil: not pooled (or no assignment reported yet)
+}
+
+// snapshot copies the board, ordered by address: for `floatip status`.
+func (b *statusBoard) snapshot() []vipSnapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]vipSnapshot, 0, len(b.vips))
+	for _, vip := range b.sortedLocked() {
+		s := vipSnapshot{vip: vip, status: *b.vips[vip]}
+		s.status.holder = slices.Clone(s.status.holder)
+		if a, ok := b.assign[vip]; ok {
+			a.mac = slices.Clone(a.mac)
+			s.assign = &a
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // observers fans every report out to each observer in order (e.g. status

@@ -27,7 +27,7 @@ func TestStatusLine(t *testing.T) {
 		{vipStatus{"eth0", stateClaiming, mac, since}, now, false, "192.0.2.50 on eth0: claiming since 12:03:04, previous holder 02:00:00:00:00:01"},
 		{vipStatus{"eth0", stateFencing, mac, since}, now, false, "192.0.2.50 on eth0: fencing since 12:03:04, silent holder 02:00:00:00:00:01"},
 		{vipStatus{"eth0", stateYielding, mac, since}, now, false, "192.0.2.50 on eth0: yielding since 12:03:04, yielding to 02:00:00:00:00:01"},
-		{vipStatus{"eth0", stateActive, mac, since}, now, false, "192.0.2.50 on eth0: active since 12:03:04, other holder 02:00:00:00:00:01"},
+		{vipStatus{"eth0", stateActive, mac, since}, now, false, "192.0.2.50 on eth0: active since 12:03:04, previous holder 02:00:00:00:00:01"},
 		{vipStatus{"", stateActive, nil, since}, now, false, "192.0.2.50: active since 12:03:04"},
 		// Another day: the date is shown.
 		{vipStatus{"eth0", stateActive, nil, since}, since.Add(50 * time.Hour), true, "192.0.2.50 on eth0: active since 2026-01-01 12:03:04 (50h0m0s)"},

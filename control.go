@@ -1,0 +1,257 @@
+package main
+
+// The control socket: a running daemon answers `floatip status` on the
+// abstract unix socket @floatip/IFACE. An abstract socket belongs to the
+// network namespace (each namespace, container or lab host has its own),
+// leaves nothing on disk and needs no configuration or file permissions.
+// What it serves is read-only and no more than the LAN can see anyway
+// (VIPs, MACs, priorities).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type statusCmd struct {
+	Interface string `short:"i" placeholder:"IFACE" help:"Ask the daemon of this interface only (default: every floatip daemon in this network namespace)."`
+	JSON      bool   `name:"json" help:"Print the daemons' reports as JSON, an array with one object per interface, instead of a table."`
+}
+
+// controlPrefix names the control sockets: @floatip/eth0 for eth0's daemon
+// (Go's leading @ is Linux's abstract namespace).
+const controlPrefix = "@floatip/"
+
+const (
+	// statusLoopTimeout bounds the wait for the interface's loop to build
+	// a report (it is busy for far less, even with thousands of VIPs).
+	statusLoopTimeout = 2 * time.Second
+	// statusClientTimeout bounds the whole exchange on the command's side.
+	statusClientTimeout = 5 * time.Second
+	// statusMaxBody bounds a report read by the command (4096 VIPs are
+	// about 1 MB).
+	statusMaxBody = 16 << 20
+)
+
+func controlAddress(ifname string) string { return controlPrefix + ifname }
+
+// listenControl opens the daemon's control socket. A taken name means that
+// another floatip daemon runs on the same interface in this network
+// namespace: a misconfiguration (the two would fight over the VIPs) that is
+// logged loudly; this daemon goes on without the socket rather than fail on
+// account of a status endpoint. nil: no socket.
+func listenControl(ifname string, log *slog.Logger) net.Listener {
+	addr := controlAddress(ifname)
+	ln, err := net.Listen("unix", addr)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		log.Error("another floatip daemon already runs on this interface in this network namespace (two daemons on one interface is a misconfiguration); going on without the control socket, so `floatip status` shows only the other one", "socket", addr)
+		return nil
+	case err != nil:
+		log.Warn("cannot open the control socket; `floatip status` will not see this daemon", "socket", addr, "err", err)
+		return nil
+	}
+	return ln
+}
+
+// statusServer answers GET /status on the control socket with the report
+// of its interface, built in the interface's loop.
+type statusServer struct {
+	ifname string
+	daemon *ifaceDaemon
+	board  *statusBoard
+	// busy lets one report be built at a time: a client asking in a tight
+	// loop cannot keep the daemon's loop from its own work.
+	busy chan struct{}
+}
+
+func newStatusServer(ifname string, d *ifaceDaemon, board *statusBoard) *statusServer {
+	return &statusServer{ifname: ifname, daemon: d, board: board, busy: make(chan struct{}, 1)}
+}
+
+func (s *statusServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), statusLoopTimeout)
+		defer cancel()
+		rep, err := s.report(ctx)
+		if err != nil {
+			http.Error(w, "the daemon's loop did not answer: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		body, err := json.Marshal(rep)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})
+	return mux
+}
+
+// report has the loop build the report.
+func (s *statusServer) report(ctx context.Context) (statusReport, error) {
+	select {
+	case s.busy <- struct{}{}:
+	case <-ctx.Done():
+		return statusReport{}, ctx.Err()
+	}
+	defer func() { <-s.busy }()
+	out := make(chan statusReport, 1) // the loop never waits for us
+	if !s.daemon.call(ctx, func(now time.Time) { out <- buildStatusReport(s.daemon.group, s.board, s.ifname, now) }) {
+		return statusReport{}, ctx.Err()
+	}
+	select {
+	case r := <-out:
+		return r, nil
+	case <-ctx.Done():
+		return statusReport{}, ctx.Err()
+	}
+}
+
+// run asks the daemons and prints their reports. A daemon that does not
+// answer is an error (exit 2) after the others' reports are printed.
+func (c *statusCmd) run(e *env) error {
+	names := []string{c.Interface}
+	if c.Interface != "" {
+		if err := validInterfaceName(c.Interface); err != nil {
+			return err
+		}
+	} else {
+		names = controlInterfaces()
+		if len(names) == 0 {
+			return errors.New("no floatip daemon in this network namespace")
+		}
+	}
+	reports := []statusReport{} // JSON: [] rather than null
+	var errs []error
+	for _, name := range names {
+		r, err := fetchStatus(e.ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		reports = append(reports, r)
+	}
+	var err error
+	if c.JSON {
+		var out []byte
+		if out, err = json.MarshalIndent(reports, "", "  "); err == nil {
+			_, err = fmt.Fprintf(e.stdout, "%s\n", out)
+		}
+	} else if len(reports) > 0 {
+		err = writeStatusTable(e.stdout, reports, time.Local)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; ")) // run's one line on stderr
+}
+
+// controlInterfaces lists the interfaces with a daemon's control socket in
+// this network namespace: the listening sockets named @floatip/... in
+// /proc/net/unix (which shows the reader's namespace), or, if that cannot be
+// read, every interface (fetchStatus then tells which have a daemon).
+func controlInterfaces() []string {
+	f, err := os.Open("/proc/net/unix")
+	if err != nil {
+		var names []string
+		ifs, _ := net.Interfaces()
+		for _, ifi := range ifs {
+			names = append(names, ifi.Name)
+		}
+		return names
+	}
+	defer f.Close()
+	return parseControlSockets(f)
+}
+
+// parseControlSockets reads /proc/net/unix ("Num RefCount Protocol Flags
+// Type St Inode Path"); a listening socket has __SO_ACCEPTCON (1<<16) in
+// its flags.
+func parseControlSockets(r io.Reader) []string {
+	var names []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 8 || !strings.HasPrefix(f[7], controlPrefix) {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[3], 16, 32)
+		if err != nil || flags&(1<<16) == 0 {
+			continue
+		}
+		if name := strings.TrimPrefix(f[7], controlPrefix); !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// fetchStatus asks one daemon for its report: one HTTP/1.1 request over the
+// control socket, written and read with net/http's own codec (the daemon's
+// binary links no HTTP client).
+func fetchStatus(ctx context.Context, ifname string) (statusReport, error) {
+	var rep statusReport
+	addr := controlAddress(ifname)
+	ctx, cancel := context.WithTimeout(ctx, statusClientTimeout)
+	defer cancel()
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "unix", addr)
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+		return rep, fmt.Errorf("no floatip daemon on %s in this network namespace (nothing listens on %s)", ifname, addr)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("connect to the daemon of %s (%s): %w", ifname, addr, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://floatip/status", nil)
+	if err != nil {
+		return rep, err
+	}
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return rep, fmt.Errorf("ask the daemon of %s: %w", ifname, err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return rep, fmt.Errorf("read the answer of the daemon of %s: %w", ifname, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, statusMaxBody))
+	if err != nil {
+		return rep, fmt.Errorf("read the answer of the daemon of %s: %w", ifname, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return rep, fmt.Errorf("the daemon of %s answered %s: %s", ifname, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return rep, fmt.Errorf("the daemon of %s answered with a report this command cannot read (another version?): %w", ifname, err)
+	}
+	return rep, nil
+}

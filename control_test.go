@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestParseControlSockets(t *testing.T) {
+	// /proc/net/unix: the listening sockets (flags 00010000) of two
+	// daemons, a connection accepted by one (same name, not listening),
+	// and sockets of others.
+	proc := `Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 31337 @floatip/eth1
+0000000000000000: 00000002 00000000 00010000 0001 01 31338 @floatip/eth0
+0000000000000000: 00000003 00000000 00000000 0001 03 31339 @floatip/eth0
+0000000000000000: 00000003 00000000 00000000 0001 03 31340 @floatip/br-lan
+0000000000000000: 00000002 00000000 00010000 0001 01 20000 /run/systemd/notify
+0000000000000000: 00000002 00000000 00010000 0001 01 20001 @floatipx/eth2
+0000000000000000: 00000003 00000000 00000000 0001 03 20002
+`
+	got := parseControlSockets(strings.NewReader(proc))
+	if want := []string{"eth0", "eth1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+var controlTestN atomic.Int64
+
+// controlTestName is an interface name of this test process alone: the
+// unit tests share the host's network namespace with everything else.
+func controlTestName() string {
+	return fmt.Sprintf("t%d-%d", os.Getpid()%1000000, controlTestN.Add(1))
+}
+
+// serveTestControl runs a status server for a group on a fresh control
+// socket; loop says whether the daemon's loop runs (answers calls).
+func serveTestControl(t *testing.T, name string, loop bool) *syncBuffer {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ln := listenControl(name, log)
+	if ln == nil {
+		t.Fatalf("no control socket:\n%s", logs)
+	}
+	g, _ := newTestGroup(t, "02:00:00:00:00:09", 150, testVIPs(2), false)
+	board := newStatusBoard(nil)
+	board.stateChanged(stateChange{VIP: testVIPs(1)[0], Interface: name, From: stateStandby, To: stateActive, At: t0})
+	d := newIfaceDaemon(name, log, &arpPort{}, g)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serveHTTP(ctx, newHTTPServer(newStatusServer(name, d, board).handler(), log), ln, "control socket")
+	}()
+	if loop {
+		go func() {
+			for {
+				select {
+				case fn := <-d.calls:
+					fn(t0.Add(time.Minute))
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return logs
+}
+
+// The command asks the daemon over its abstract socket: no root needed.
+func TestStatusOverTheControlSocket(t *testing.T) {
+	name := controlTestName()
+	logs := serveTestControl(t, name, true)
+
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"status", "-i", name, "--json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var reps []statusReport
+	if err := json.Unmarshal(stdout.Bytes(), &reps); err != nil {
+		t.Fatalf("%v:\n%s", err, stdout.String())
+	}
+	if len(reps) != 1 || reps[0].Interface != name || reps[0].Priority != 150 || len(reps[0].VIPs) != 1 ||
+		reps[0].VIPs[0].State != "active" || !reps[0].Now.Equal(t0.Add(time.Minute)) {
+		t.Errorf("report: %+v", reps)
+	}
+
+	stdout.Reset()
+	if code := run(context.Background(), []string{"status", "-i", name}, &stdout, &stderr); code != exitOK ||
+		!strings.Contains(stdout.String(), "198.51.100.1  active  ") {
+		t.Errorf("exit %d, table:\n%s%s", code, stdout.String(), stderr.String())
+	}
+
+	// A second daemon on the same interface: one loud line, no socket.
+	if ln := listenControl(name, slog.New(slog.NewTextHandler(logs, nil))); ln != nil {
+		ln.Close()
+		t.Error("a second control socket of the same name")
+	}
+	if !strings.Contains(logs.String(), "level=ERROR msg=\"another floatip daemon already runs on this interface") {
+		t.Errorf("no complaint about the second daemon:\n%s", logs)
+	}
+}
+
+func TestStatusWithoutADaemon(t *testing.T) {
+	name := controlTestName()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"status", "-i", name}, &stdout, &stderr)
+	want := "floatip: no floatip daemon on " + name + " in this network namespace (nothing listens on @floatip/" + name + ")\n"
+	if code != exitError || stderr.String() != want || stdout.Len() != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, stdout.String(), stderr.String(), want)
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"status", "-i", "a/b"}, io.Discard, &stderr); code != exitError || !strings.Contains(stderr.String(), "not a valid interface name") {
+		t.Errorf("a bad name: exit %d, %q", code, stderr.String())
+	}
+}
+
+// A daemon whose loop does not answer: 503 after statusLoopTimeout, an
+// error, exit 2.
+func TestStatusLoopNotAnswering(t *testing.T) {
+	name := controlTestName()
+	serveTestControl(t, name, false)
+	start := time.Now()
+	_, err := fetchStatus(context.Background(), name)
+	if err == nil || !strings.Contains(err.Error(), "503 Service Unavailable") {
+		t.Errorf("got %v, want a 503", err)
+	}
+	if took := time.Since(start); took < statusLoopTimeout || took > statusClientTimeout {
+		t.Errorf("took %v, want the loop's timeout %v", took, statusLoopTimeout)
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+// The one-shot commands, probe and announce: one look at the LAN or one
+// burst of announcements, on an interface that must be up now.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// openInterface checks an interface that must exist and be up now (the
+// one-shot commands do not wait).
+func openInterface(name string) (*net.Interface, error) {
+	if err := validInterfaceName(name); err != nil {
+		return nil, err
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return nil, fmt.Errorf("interface %s is down", name)
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	return ifi, nil
+}
+
+// oneShotSocket is the ARP or NDP socket of a one-shot command, by the
+// address's family.
+type oneShotSocket struct {
+	mac      net.HardwareAddr
+	run      func(ctx context.Context, deliver func(arpFrame)) error
+	probe    func() error // one plain probe for the address
+	announce func() error // one announcement of the address
+	close    func() error
+}
+
+func openOneShot(ifi *net.Interface, ip netip.Addr, reply bool) (*oneShotSocket, error) {
+	if ip.Is6() {
+		nd, err := openNDPSocket(ifi, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &oneShotSocket{mac: nd.mac, run: nd.Run, close: nd.Close,
+			probe:    func() error { return nd.probe(ip, nil, broadcastMAC) },
+			announce: func() error { return nd.announce(ip) }}, nil
+	}
+	sock, err := openARPSocket(ifi)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := probePacket(sock.mac, ip, nil)
+	if err != nil {
+		_ = sock.Close()
+		return nil, fmt.Errorf("build probe for %s: %w", ip, err)
+	}
+	ann, err := announcePacket(sock.mac, ip, reply)
+	if err != nil {
+		_ = sock.Close()
+		return nil, err
+	}
+	return &oneShotSocket{mac: sock.mac, run: sock.Run, close: sock.Close,
+		probe:    func() error { return sock.send(probe, broadcastMAC) },
+		announce: func() error { return sock.send(ann, broadcastMAC) }}, nil
+}
+
+func (p *probeCmd) run(e *env) (held bool, err error) {
+	vip, err := parseVIP(p.VIP)
+	if err != nil {
+		return false, err
+	}
+	if p.Count < 1 || p.Wait <= 0 {
+		return false, errors.New("--count must be at least 1 and --wait positive")
+	}
+	ifi, err := openInterface(p.Interface)
+	if err != nil {
+		return false, err
+	}
+	sock, err := openOneShot(ifi, vip, false)
+	if err != nil {
+		return false, err
+	}
+	defer sock.close()
+	// Our own kernel never answers our probe: look at the host first.
+	if local, err := hasAddress(p.Interface, vip); err != nil {
+		return false, err
+	} else if local {
+		fmt.Fprintln(e.stdout, sock.mac)
+		fmt.Fprintf(e.stderr, "floatip: %s is held by this host (%s)\n", vip, p.Interface)
+		return true, nil
+	}
+	holder, err := probeRound(e.ctx, sock, vip, p.Count, p.Wait)
+	if err != nil {
+		return false, fmt.Errorf("probe %s on %s: %w", vip, p.Interface, err)
+	}
+	if holder == nil {
+		fmt.Fprintln(e.stdout, "free")
+		return false, nil
+	}
+	fmt.Fprintln(e.stdout, holder)
+	return true, nil
+}
+
+func (a *announceCmd) run(e *env) error {
+	vip, err := parseVIP(a.VIP)
+	if err != nil {
+		return err
+	}
+	if a.Count < 1 || a.Spacing <= 0 {
+		return errors.New("--count must be at least 1 and --spacing positive")
+	}
+	if a.Reply && vip.Is6() {
+		return fmt.Errorf("--reply is an ARP form; %s is IPv6, announced by unsolicited neighbour advertisements only", vip)
+	}
+	ifi, err := openInterface(a.Interface)
+	if err != nil {
+		return err
+	}
+	local, err := hasAddress(a.Interface, vip)
+	if err != nil {
+		return err
+	}
+	if !local {
+		return fmt.Errorf("%s is not configured on %s: refusing to announce an address this host does not hold (it would steal it from its holder)", vip, a.Interface)
+	}
+	sock, err := openOneShot(ifi, vip, a.Reply)
+	if err != nil {
+		return err
+	}
+	defer sock.close()
+	for i := range a.Count {
+		if i > 0 {
+			select {
+			case <-e.ctx.Done():
+				return nil
+			case <-time.After(a.Spacing):
+			}
+		}
+		if err := sock.announce(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasAddress reports whether ip is configured on the interface, any prefix.
+func hasAddress(ifname string, ip netip.Addr) (bool, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", ifname, err)
+	}
+	for _, a := range addrs {
+		if got, ok := addrFromNetlink(a.IP); ok && got == ip {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,245 @@
+package main
+
+// What `floatip status` shows of one interface's daemon: this node, the
+// floatip nodes it hears, and per VIP its state, who holds it and (with
+// --spread) who should. The report is built in the interface's loop from
+// the status board (per VIP: the same facts as the SIGUSR1 lines) and the
+// group view (this node, its peers, the pool's members), so one report is
+// one moment. It travels as JSON over the control socket (control.go) and
+// is printed as a table by the command.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// statusReport is one daemon's answer, the JSON of GET /status.
+type statusReport struct {
+	Interface string         `json:"interface"`
+	Version   string         `json:"version"`
+	Now       time.Time      `json:"now"`      // the daemon's clock when it answered
+	MAC       string         `json:"mac"`      // this node's; "" while the interface is down
+	Priority  int            `json:"priority"` // this node's --priority
+	Healthy   bool           `json:"healthy"`  // false: its --check fails, it claims nothing
+	Pool      bool           `json:"pool"`     // --spread
+	Members   []memberStatus `json:"members,omitempty"`
+	Peers     []peerStatus   `json:"peers"`
+	VIPs      []vipReport    `json:"vips"`
+}
+
+// memberStatus is a member of the pool as this node sees it (--spread).
+type memberStatus struct {
+	MAC      string `json:"mac"`
+	Priority int    `json:"priority"`
+	Self     bool   `json:"self,omitempty"`
+}
+
+// peerStatus is another floatip node this node has heard (tagged frames).
+type peerStatus struct {
+	MAC        string    `json:"mac"`
+	Priority   int       `json:"priority"`
+	StandAside bool      `json:"stand_aside,omitempty"` // its health check fails
+	LastHeard  time.Time `json:"last_heard"`
+}
+
+// vipReport is one VIP as this node sees it.
+type vipReport struct {
+	VIP   string    `json:"vip"`
+	State string    `json:"state"` // standby, claiming, fencing, active, yielding, adopting
+	Since time.Time `json:"since"` // in this state since
+	// HeldHere: the address is on this node's interface (active, yielding,
+	// adopting).
+	HeldHere bool `json:"held_here"`
+	// Holder is another node seen holding it ("" none seen); in claiming
+	// and fencing SilentHolder is the holder that went silent instead.
+	Holder         string         `json:"holder,omitempty"`
+	SilentHolder   string         `json:"silent_holder,omitempty"`
+	HolderPriority int            `json:"holder_priority,omitempty"` // 0: unknown
+	Pool           *vipPoolStatus `json:"pool,omitempty"`            // --spread only
+}
+
+// vipPoolStatus is who should hold a pooled VIP.
+type vipPoolStatus struct {
+	Assignee     string `json:"assignee"` // "" nobody yet (no members)
+	AssignedHere bool   `json:"assigned_here"`
+	// AsAssigned: held by its assignee alone, as far as this node sees.
+	AsAssigned bool `json:"as_assigned"`
+}
+
+// buildStatusReport reads the group and the board; only the interface's
+// loop may call it (the group is the loop's alone).
+func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time.Time) statusReport {
+	self := g.arp.mac()
+	r := statusReport{Interface: ifname, Version: version, Now: now, Priority: int(g.cfg.priority),
+		Pool: g.pool != nil, Peers: []peerStatus{}, VIPs: []vipReport{}}
+	if self != nil {
+		r.MAC = self.String()
+	}
+	for _, m := range g.machines {
+		r.Healthy = m.healthy // a node-level fact every machine is told
+		break
+	}
+	for _, p := range g.peers {
+		if p.frames < 2 || p.lastSeen.IsZero() || macEqual(p.rank.mac, self) {
+			continue // unconfirmed (noise, a forgery), or gone with a release notice
+		}
+		r.Peers = append(r.Peers, peerStatus{MAC: p.rank.mac.String(), Priority: int(p.rank.priority),
+			StandAside: p.standAside, LastHeard: p.lastSeen})
+	}
+	slices.SortFunc(r.Peers, func(a, b peerStatus) int { return strings.Compare(a.MAC, b.MAC) })
+	if g.pool != nil {
+		for _, m := range g.pool.members {
+			r.Members = append(r.Members, memberStatus{MAC: m.mac.String(), Priority: m.weight, Self: macEqual(m.mac, self)})
+		}
+	}
+	for _, s := range board.snapshot() {
+		v := vipReport{VIP: s.vip.String(), State: s.status.state.String(), Since: s.status.since}
+		if h := s.status.holder; h != nil {
+			switch s.status.state {
+			case stateStandby, stateYielding:
+				v.Holder = h.String()
+			case stateClaiming, stateFencing:
+				v.SilentHolder = h.String()
+			}
+			// active: the holder it took over from; adopting: none.
+			if v.Holder != "" || v.SilentHolder != "" {
+				if rk, ok := g.peers.known(h); ok {
+					v.HolderPriority = int(rk.priority)
+				}
+			}
+		}
+		switch s.status.state {
+		case stateActive, stateYielding, stateAdopting:
+			v.HeldHere = true
+		}
+		if a := s.assign; a != nil {
+			p := &vipPoolStatus{AssignedHere: a.self}
+			if a.mac != nil {
+				p.Assignee = a.mac.String()
+			}
+			p.AsAssigned = p.Assignee != "" && (a.self && v.HeldHere && v.Holder == "" ||
+				!a.self && !v.HeldHere && v.Holder == p.Assignee)
+			v.Pool = p
+		}
+		r.VIPs = append(r.VIPs, v)
+	}
+	return r
+}
+
+// writeStatusTable prints reports for people: per interface a header (this
+// node, its peers, the pool's members) and one line per VIP. Times of day
+// are shown in loc, ages against each daemon's own clock.
+func writeStatusTable(w io.Writer, reports []statusReport, loc *time.Location) error {
+	var b bytes.Buffer
+	for i, r := range reports {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		now := r.Now.In(loc)
+		node := r.MAC
+		if node == "" {
+			node = "(interface down)"
+		}
+		health := "healthy"
+		if !r.Healthy {
+			health = "unhealthy: claims nothing"
+		}
+		fmt.Fprintf(&b, "%s: this node %s, priority %d, %s\n", r.Interface, node, r.Priority, health)
+		peers := make([]string, 0, len(r.Peers))
+		for _, p := range r.Peers {
+			s := fmt.Sprintf("%s priority %d, heard %s ago", p.MAC, p.Priority, ageText(now.Sub(p.LastHeard)))
+			if p.StandAside {
+				s += ", unhealthy"
+			}
+			peers = append(peers, s)
+		}
+		if len(peers) == 0 {
+			peers = append(peers, "none heard")
+		}
+		fmt.Fprintf(&b, "  peers: %s\n", strings.Join(peers, "; "))
+		if r.Pool {
+			members := make([]string, 0, len(r.Members))
+			for _, m := range r.Members {
+				if m.Self {
+					members = append(members, "this node")
+				} else {
+					members = append(members, m.MAC)
+				}
+			}
+			if len(members) == 0 {
+				members = append(members, "none yet")
+			}
+			fmt.Fprintf(&b, "  pool members (%d): %s\n", len(r.Members), strings.Join(members, ", "))
+		}
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		if r.Pool {
+			fmt.Fprintln(tw, "VIP\tSTATE\tSINCE\tHOLDER\tASSIGNED TO\tAS ASSIGNED")
+		} else {
+			fmt.Fprintln(tw, "VIP\tSTATE\tSINCE\tHOLDER")
+		}
+		for _, v := range r.VIPs {
+			line := v.VIP + "\t" + v.State + "\t" + sinceText(v.Since, now, true) + "\t" + holderText(v)
+			if v.Pool != nil {
+				line += "\t" + assigneeText(v.Pool) + "\t" + yesNo(v.Pool.AsAssigned)
+			}
+			fmt.Fprintln(tw, line)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// holderText is the HOLDER column: this node, another node's MAC (with
+// its priority when known), both in a split brain, or none.
+func holderText(v vipReport) string {
+	other := v.Holder
+	if other != "" && v.HolderPriority > 0 {
+		other += " (priority " + strconv.Itoa(v.HolderPriority) + ")"
+	}
+	switch {
+	case v.HeldHere && other != "":
+		return "this node and " + other
+	case v.HeldHere:
+		return "this node"
+	case other != "":
+		return other
+	case v.SilentHolder != "":
+		return "none (" + v.SilentHolder + " went silent)"
+	}
+	return "none"
+}
+
+func assigneeText(p *vipPoolStatus) string {
+	switch {
+	case p.AssignedHere:
+		return "this node"
+	case p.Assignee == "":
+		return "nobody yet"
+	}
+	return p.Assignee
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// ageText is a duration for people: tenths of a second below a minute.
+func ageText(d time.Duration) string {
+	d = max(d, 0)
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
