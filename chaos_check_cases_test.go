@@ -41,6 +41,7 @@ func TestChaosTwoHolders(t *testing.T) {
 	const h1, h2, h3 = 1, 2, 4
 	partition := chaosFault{N: 1, Kind: faultPartition, Targets: []string{"h1"}, Start: ckAt(1000), Restored: ckAt(5000), End: ckAt(8000)}
 	stop := chaosFault{N: 1, Kind: faultStop, Targets: []string{"h2"}, Start: ckAt(1000), Restored: ckAt(5000), End: ckAt(8000)}
+	partition2s := chaosFault{N: 1, Kind: faultPartition, Targets: []string{"h2"}, Start: ckAt(1000), Restored: ckAt(2000), End: ckAt(2500)}
 	for _, tc := range []struct {
 		name    string
 		faults  []chaosFault
@@ -66,6 +67,26 @@ func TestChaosTwoHolders(t *testing.T) {
 			}
 			return []uint64{h1, h2}
 		}, "two-holders 192.0.2.51@2000"},
+		{"a holder's daemon killed while the split brain resolves", []chaosFault{partition2s, {N: 2, Kind: faultKill9, Targets: []string{"h2"}, Start: ckAt(3500), Restored: ckAt(5000), End: ckAt(7000)}}, func(ms int) []uint64 {
+			// The kill comes 1.5 s after the heal, before the split brain
+			// is resolved; it is resolved 1.5 s after the restart.
+			if ms >= 1500 && ms < 6500 {
+				return []uint64{h1 | h2, h1}
+			}
+			return []uint64{h1, h1}
+		}, ""},
+		{"a daemon killed before the split brain began excuses nothing", []chaosFault{partition2s, {N: 2, Kind: faultKill9, Targets: []string{"h2"}, Start: ckAt(1200), Restored: ckAt(1800), End: ckAt(6000)}}, func(ms int) []uint64 {
+			if ms >= 1500 && ms < 5500 {
+				return []uint64{h1 | h2, h1}
+			}
+			return []uint64{h1, h1}
+		}, "two-holders 192.0.2.50@4050"},
+		{"a daemon of another host stopped excuses nothing", []chaosFault{partition2s, {N: 2, Kind: faultStop, Targets: []string{"h3"}, Start: ckAt(2500), Restored: ckAt(2600), End: ckAt(6000)}}, func(ms int) []uint64 {
+			if ms >= 1500 && ms < 5500 {
+				return []uint64{h1 | h2, h1}
+			}
+			return []uint64{h1, h1}
+		}, "two-holders 192.0.2.50@4650"},
 		{"a single straddling sample is no episode", nil, func(ms int) []uint64 {
 			if ms == 3000 {
 				return []uint64{h1 | h2, h1}

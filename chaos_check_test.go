@@ -178,10 +178,28 @@ func holderNames(set uint64) string {
 // twoHolderViolations: a VIP held by two hosts or more at two samples in a
 // row (one sample may straddle a handover, the namespaces being read one
 // after the other), neither during a partition or loss fault nor within
-// bound of the last heal (any fault undone, a daemon restarted). One
-// violation per episode.
+// bound of the last heal (any fault undone, a daemon restarted), nor while
+// the daemon of one of its holders is killed or stopped after the episode
+// began (a split brain being resolved needs both daemons: the loser waits
+// for the winner's announcement). One violation per episode.
 func twoHolderViolations(samples []holdSample, faults []chaosFault, vips []string, bound time.Duration) []violation {
 	var out []violation
+	// holderDaemonDown: a kill-9 or stop of a holder's daemon that began
+	// during the episode (since) and was not undone more than bound ago.
+	holderDaemonDown := func(t, since time.Time, holders uint64) bool {
+		for _, f := range faults {
+			if (f.Kind != faultKill9 && f.Kind != faultStop) || f.Start.Before(since) || t.Before(f.Start) || t.Sub(f.Restored) > bound {
+				continue
+			}
+			for _, h := range f.Targets {
+				var i int
+				if _, err := fmt.Sscanf(h, "h%d", &i); err == nil && i >= 1 && holders&(1<<(i-1)) != 0 {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	excused := func(t time.Time) bool {
 		for _, f := range faults {
 			if f.allowsTwoHolders() && !t.Before(f.Start) && t.Before(f.Restored) {
@@ -198,9 +216,14 @@ func twoHolderViolations(samples []holdSample, faults []chaosFault, vips []strin
 	}
 	for v := range vips {
 		run, reported := 0, false
-		var first time.Time
+		var first, episode time.Time // episode: since when two or more hold it
 		for _, s := range samples {
-			if bits.OnesCount64(s.Holders[v]) < 2 || excused(s.At) {
+			if bits.OnesCount64(s.Holders[v]) < 2 {
+				episode = time.Time{}
+			} else if episode.IsZero() {
+				episode = s.At
+			}
+			if bits.OnesCount64(s.Holders[v]) < 2 || excused(s.At) || holderDaemonDown(s.At, episode, s.Holders[v]) {
 				if bits.OnesCount64(s.Holders[v]) < 2 {
 					reported = false
 				}
