@@ -63,6 +63,10 @@ const (
 	// recentAnnouncement: a winner's announcement seen this recently still
 	// counts when the loser learns the winner's rank just after it.
 	recentAnnouncement = time.Second
+	// referenceAnswerWait: how long a standby that finds the VIP free
+	// waits for a reference host it has just asked (one on the LAN answers
+	// ARP within a millisecond or two) before it calls itself cut off.
+	referenceAnswerWait = 20 * time.Millisecond
 	// announceOrderMargin: a winner's announcement heard this soon after
 	// our own may have reached the clients before ours; the loser waits for
 	// the next one.
@@ -106,6 +110,7 @@ type vipMachine struct {
 	probeOutstanding   bool
 	answeredSinceProbe bool
 	saidIsolated       bool
+	refsAskedAt        time.Time // when this machine last asked the reference hosts
 	saidUnhealthy      bool
 	lowerHolderSince   time.Time // preemption: a lower-ranked holder seen since
 	holderReleased     bool      // the holder said it left: no fencing needed
@@ -289,6 +294,7 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	suspicious := m.deb.missedInRow > 0
 	if suspicious {
 		m.refs.probe(now)
+		m.refsAskedAt = now
 	}
 	switch {
 	case m.deb.free(now):
@@ -302,6 +308,20 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 				m.saidUnhealthy = true
 			}
 		} else if !m.refs.reachable(now, m.deb.deadTime()) {
+			if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
+				// Not asked lately (a release notice, a holder that was
+				// answering until now): ask, and decide once a reference
+				// on the LAN has had time to answer, rather than call this
+				// node cut off.
+				m.refs.probe(now)
+				m.refsAskedAt = now
+				m.nextProbe = now.Add(referenceAnswerWait)
+				return
+			}
+			if now.Sub(m.refsAskedAt) < referenceAnswerWait {
+				m.nextProbe = m.refsAskedAt.Add(referenceAnswerWait)
+				return
+			}
 			if !m.saidIsolated {
 				m.log.Warn("VIP looks free but no reference host answers: this node is probably the one cut off; not claiming")
 				m.saidIsolated = true

@@ -639,3 +639,47 @@ func TestMachineHealthGate(t *testing.T) {
 		t.Errorf("an unhealthy node claimed again")
 	}
 }
+
+// gatewayRefs is a reference host on the LAN: it answers each question
+// `delay` after it is asked.
+type gatewayRefs struct {
+	delay time.Duration
+	asks  []time.Time
+}
+
+func (g *gatewayRefs) probe(now time.Time) { g.asks = append(g.asks, now) }
+
+// heardAt is its last answer by now.
+func (g *gatewayRefs) heardAt(now time.Time) (time.Time, bool) {
+	var last time.Time
+	for _, a := range g.asks {
+		if at := a.Add(g.delay); !now.Before(at) {
+			last = at
+		}
+	}
+	return last, true
+}
+
+func (g *gatewayRefs) reachable(now time.Time, window time.Duration) bool {
+	at, _ := g.heardAt(now)
+	return !at.IsZero() && now.Sub(at) <= window
+}
+
+// With reference hosts, a standby that followed a live holder has not
+// asked them lately when the release notice comes: it asks then, and
+// claims once the answer is in, without calling itself cut off.
+func TestMachineReleaseNoticeWithReferences(t *testing.T) {
+	refs := &gatewayRefs{delay: ms(2)}
+	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
+	holder := "02:00:00:00:00:01"
+	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	notice := frame(arp.OperationRequest, holder, zeroIPv4, peerTag{priority: 100, flags: flagReleasing}.hardwareAddr().String(), testVIP)
+	m.onFrame(*notice, now)
+	advance(m, now, now.Add(ms(60)+referenceAnswerWait), nil)
+	if m.state != stateActive || lan.adds != 1 {
+		t.Fatalf("%v after a release notice: state %v, adds %d (references asked %d times)", ms(60)+referenceAnswerWait, m.state, lan.adds, len(refs.asks))
+	}
+	if m.saidIsolated {
+		t.Error("the standby called itself cut off before its references had a chance to answer")
+	}
+}
