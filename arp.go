@@ -126,24 +126,92 @@ func (f arpFrame) fromOther(own net.HardwareAddr) bool {
 // It is a datagram packet socket bound to ETH_P_ARP: the kernel builds the
 // Ethernet header, so frames are identical to arping's, and it works on an
 // interface with no IPv4 address (arp.Dial refuses those).
+//
+// Routine frames (routine.go) go to a second socket instead, which wakes
+// nobody; standby says whether replies to probes count as routine.
 type arpSocket struct {
-	conn *packet.Conn
-	mac  net.HardwareAddr
-	name string
+	conn    *packet.Conn
+	mac     net.HardwareAddr
+	name    string
+	routine *routineSocket
+	standby bool
 }
 
 func openARPSocket(ifi *net.Interface) (*arpSocket, error) {
+	return listenARP(ifi, nil)
+}
+
+// openSplitARPSocket opens the interface's socket with its routine socket
+// beside it (the daemon's; a one-shot command reads everything).
+func openSplitARPSocket(ifi *net.Interface, standby bool) (*arpSocket, error) {
+	filter, err := assembleFilter(routineFilter(standby, false))
+	if err != nil {
+		return nil, err
+	}
+	routine, err := openRoutineSocket(ifi, standby)
+	if err != nil {
+		return nil, err
+	}
+	s, err := listenARP(ifi, &packet.Config{Filter: filter})
+	if err != nil {
+		_ = routine.Close()
+		return nil, err
+	}
+	s.routine, s.standby = routine, standby
+	return s, nil
+}
+
+func listenARP(ifi *net.Interface, cfg *packet.Config) (*arpSocket, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address: floatip needs an Ethernet-like link", ifi.Name)
 	}
-	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, nil)
+	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open ARP socket on %s: %w", ifi.Name, privilegeHint(err))
 	}
 	return &arpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}, nil
 }
 
-func (s *arpSocket) Close() error { return s.conn.Close() }
+func (s *arpSocket) Close() error {
+	if s.routine != nil {
+		_ = s.routine.Close()
+	}
+	return s.conn.Close()
+}
+
+// drainRoutine hands handle the routine frames received up to limit.
+func (s *arpSocket) drainRoutine(limit time.Time, handle func(arpFrame)) {
+	if s.routine != nil {
+		s.routine.drain(limit, handle)
+	}
+}
+
+// setStandby moves replies to probes into the routine class (every VIP in
+// standby) or out of it. The socket whose class grows changes first, so a
+// frame in between reaches both sockets (handled twice, harmless), never
+// neither.
+func (s *arpSocket) setStandby(standby bool) error {
+	if s.routine == nil || standby == s.standby {
+		return nil
+	}
+	mainFilter, err := assembleFilter(routineFilter(standby, false))
+	if err != nil {
+		return err
+	}
+	setMain := func() error { return s.conn.SetBPF(mainFilter) }
+	setRoutine := func() error { return s.routine.setFilter(standby) }
+	steps := []func() error{setMain, setRoutine}
+	if standby {
+		steps = []func() error{setRoutine, setMain}
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("set ARP filters on %s: %w", s.name, err)
+		}
+	}
+	s.standby = standby
+	return nil
+}
 
 // send writes p to dst (broadcast or one MAC).
 func (s *arpSocket) send(p *arp.Packet, dst net.HardwareAddr) error {

@@ -131,7 +131,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	openSocket := func() {
 		ifi, err := net.InterfaceByIndex(last.index)
 		if err == nil {
-			sock, err = openARPSocket(ifi)
+			sock, err = openSplitARPSocket(ifi, g.allStandby())
 		}
 		if err == nil && len(d.ipv6) > 0 {
 			if nd, err = openNDPSocket(ifi, d.ipv6); err != nil {
@@ -176,25 +176,52 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	// handle takes a frame from either socket; a routine frame is handled
+	// as of its receive time.
+	handle := func(f arpFrame, now time.Time) {
+		if d.refs != nil {
+			d.refs.saw(f)
+		}
+		g.dispatch(f, now)
+	}
+	routine := func(f arpFrame) { handle(f, f.received) }
+	// drain handles the routine frames that arrived before whatever woke
+	// the loop, so that it acts on them in order.
+	drain := func(limit time.Time) {
+		if sock != nil {
+			sock.drainRoutine(limit, routine)
+		}
+	}
+
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if sock != nil {
+			if err := sock.setStandby(g.allStandby()); err != nil {
+				d.log.Warn("socket failed; reopening", "err", err)
+				closeSocket()
+				retry = time.After(200 * time.Millisecond)
+			}
+		}
 		timer.Reset(time.Until(g.next()))
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-d.frames:
-			if d.refs != nil {
-				d.refs.saw(f)
-			}
-			g.dispatch(f, time.Now())
+			drain(f.received)
+			handle(f, time.Now())
 		case <-timer.C:
-			g.tick(time.Now())
+			now := time.Now()
+			drain(now)
+			g.tick(now)
 		case ev := <-d.health:
+			drain(time.Now())
 			broadcast(ev)
 		case r := <-d.fenceDone:
+			drain(time.Now())
 			g.fenceDone(r, time.Now())
 		case ev := <-events:
+			drain(time.Now())
 			if ev.link != nil {
 				last = *ev.link
 				apply()
