@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/packet"
@@ -219,6 +220,16 @@ func (s *arpSocket) send(p *arp.Packet, dst net.HardwareAddr) error {
 	if err != nil {
 		return fmt.Errorf("marshal ARP: %w", err)
 	}
+	if s.routine != nil {
+		err := s.routine.send(b, dst)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("send ARP on %s: %w", s.name, err)
+		}
+		// The send buffer is full: wait for room through the netpoller.
+	}
 	if _, err := s.conn.WriteTo(b, &packet.Addr{HardwareAddr: dst}); err != nil {
 		return fmt.Errorf("send ARP on %s: %w", s.name, err)
 	}
@@ -238,8 +249,14 @@ func (s *arpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
 
 // readPackets reads conn and hands each packet to handle until ctx ends
 // (then it returns nil) or the socket fails for good; what and ifname name
-// it in the error. handle must not keep b.
+// it in the error. handle must keep neither b nor from. The reads are raw
+// system calls inside the netpoller's wait (see waketimer.go: a
+// syscall.Syscall wakes sysmon; these never block).
 func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, handle func(b []byte, from net.Addr)) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("read %s on %s: %w", what, ifname, err)
+	}
 	stop := context.AfterFunc(ctx, func() {
 		// Close on a socket being read returns "use of closed file"; a past
 		// read deadline interrupts the read cleanly instead.
@@ -247,8 +264,28 @@ func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, ha
 	})
 	defer stop()
 	buf := make([]byte, 1500)
+	var (
+		sa    unix.RawSockaddrLinklayer
+		n     int
+		errno unix.Errno
+	)
+	recv := func(fd uintptr) bool {
+		for {
+			salen := uint32(unix.SizeofSockaddrLinklayer)
+			r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+				0, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // wait for the next frame
+			}
+			n, errno = int(r), e
+			return true
+		}
+	}
 	for {
-		n, from, err := conn.ReadFrom(buf)
+		err := rc.Read(recv)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -258,7 +295,10 @@ func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, ha
 			}
 			return fmt.Errorf("read %s on %s: %w", what, ifname, err)
 		}
-		handle(buf[:n], from)
+		if errno != 0 {
+			return fmt.Errorf("read %s on %s: %w", what, ifname, errno)
+		}
+		handle(buf[:n], &packet.Addr{HardwareAddr: net.HardwareAddr(sa.Addr[:min(int(sa.Halen), len(sa.Addr))])})
 	}
 }
 

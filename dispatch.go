@@ -193,8 +193,11 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer, err := newWakeTimer()
+	if err != nil {
+		return err
+	}
+	defer timer.Close()
 	for {
 		if sock != nil {
 			if err := sock.setStandby(g.allStandby()); err != nil {
@@ -203,14 +206,14 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 				retry = time.After(200 * time.Millisecond)
 			}
 		}
-		timer.Reset(time.Until(g.next()))
+		timer.reset(time.Until(g.next()))
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-d.frames:
 			drain(f.received)
 			handle(f, time.Now())
-		case <-timer.C:
+		case <-timer.C: // possibly with nothing due: tick runs only what is
 			now := time.Now()
 			drain(now)
 			g.tick(now)

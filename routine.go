@@ -95,6 +95,7 @@ func assembleFilter(prog []bpf.Instruction) ([]bpf.RawInstruction, error) {
 // wakes no thread; drain reads what has arrived.
 type routineSocket struct {
 	fd      int
+	ifindex int
 	buf     []byte
 	oob     []byte
 	pending *arpFrame // read past a drain's limit: the next drain's first
@@ -105,7 +106,7 @@ func openRoutineSocket(ifi *net.Interface, standby bool) (*routineSocket, error)
 	if err != nil {
 		return nil, fmt.Errorf("open routine ARP socket on %s: %w", ifi.Name, privilegeHint(err))
 	}
-	s := &routineSocket{fd: fd, buf: make([]byte, 1500), oob: make([]byte, 64)}
+	s := &routineSocket{fd: fd, ifindex: ifi.Index, buf: make([]byte, 1500), oob: make([]byte, 64)}
 	// Protocol 0 receives nothing until the filter is in place.
 	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	if err == nil {
@@ -160,21 +161,40 @@ func (s *routineSocket) drain(limit time.Time, handle func(arpFrame)) {
 
 // read returns the next well-formed ARP frame; ok is false when none is
 // waiting (or the socket failed: the main socket's reader reports that).
+// A raw system call: it never blocks, and the runtime's syscall.Syscall
+// would wake sysmon (waketimer.go).
 func (s *routineSocket) read() (arpFrame, bool) {
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(s.fd, s.buf, s.oob, unix.MSG_DONTWAIT)
-		if err == unix.EINTR {
+		iov := unix.Iovec{Base: &s.buf[0]}
+		iov.SetLen(len(s.buf))
+		msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &s.oob[0]}
+		msg.SetControllen(len(s.oob))
+		n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_DONTWAIT)
+		if e == unix.EINTR {
 			continue
 		}
-		if err != nil {
+		if e != 0 {
 			return arpFrame{}, false
 		}
 		pkt, ok := parseARP(s.buf[:n])
 		if !ok {
 			continue
 		}
-		return arpFrame{pkt: pkt, received: receivedAt(s.oob[:oobn], time.Now())}, true
+		return arpFrame{pkt: pkt, received: receivedAt(s.oob[:msg.Controllen], time.Now())}, true
 	}
+}
+
+// send writes an ARP payload to dst with a raw, non-blocking system call
+// (see read); errAgain when the send buffer is full.
+func (s *routineSocket) send(b []byte, dst net.HardwareAddr) error {
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_ARP), Ifindex: int32(s.ifindex), Halen: uint8(len(dst))}
+	copy(sa.Addr[:], dst)
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		0, uintptr(unsafe.Pointer(&sa)), unix.SizeofSockaddrLinklayer)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // receivedAt turns the kernel's receive timestamp (wall clock) into a
