@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"golang.org/x/net/bpf"
@@ -83,5 +84,65 @@ func TestRoutineFilter(t *testing.T) {
 				t.Errorf("%s (standby %v): main socket accepts %v too: each frame must go to exactly one socket", c.name, standby, gotMain)
 			}
 		}
+	}
+}
+
+// TestRoutineDrain: frames come out oldest first, stamped with their receive
+// time, and a drain stops at its limit, keeping the later frames for the
+// next. A datagram socket pair stands in for the packet socket.
+func TestRoutineDrain(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := &routineSocket{fd: fds[0], buf: make([]byte, 1500), oob: make([]byte, 64)}
+	defer s.Close()
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	var sent []time.Time
+	for i := 1; i <= 3; i++ {
+		p, err := probePacket(mac, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), &peerTag{priority: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := p.MarshalBinary()
+		sent = append(sent, time.Now())
+		if _, err := unix.Write(fds[1], b); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if _, err := unix.Write(fds[1], []byte{1, 2, 3}); err != nil { // malformed: skipped
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got []arpFrame
+	collect := func(f arpFrame) { got = append(got, f) }
+	s.drain(sent[1].Add(-5*time.Millisecond), collect)
+	if len(got) != 1 || got[0].pkt.TargetIP != netip.MustParseAddr("198.51.100.1") {
+		t.Fatalf("first drain (limit before the second frame): got %d frames, want the first only", len(got))
+	}
+	if d := got[0].received.Sub(sent[0]); d < -time.Millisecond || d > 10*time.Millisecond {
+		t.Errorf("first frame stamped %v after it was sent, want its receive time (0 to 10ms)", d)
+	}
+	s.drain(time.Now(), collect)
+	if len(got) != 3 {
+		t.Fatalf("second drain: %d frames in all, want 3", len(got))
+	}
+	for i, f := range got {
+		if want := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}); f.pkt.TargetIP != want {
+			t.Errorf("frame %d is for %s, want %s (arrival order)", i, f.pkt.TargetIP, want)
+		}
+		if i > 0 && !f.received.After(got[i-1].received) {
+			t.Errorf("frame %d stamped %v, not after frame %d's %v", i, f.received, i-1, got[i-1].received)
+		}
+	}
+	s.drain(time.Now(), collect)
+	if len(got) != 3 {
+		t.Errorf("an empty socket gave %d more frames", len(got)-3)
 	}
 }
