@@ -23,12 +23,15 @@ import (
 // conflicts, holder self-checks, broadcast probes, stand-aside, a reply while
 // this node holds or claims a VIP) still wakes the loop.
 //
-// The routine classes, for a frame sent to our MAC (PACKET_HOST):
-//   - a plain standby probe: a request with sender IP 0.0.0.0 carrying a
-//     floatip tag without flags (no holder, releasing or stand-aside);
+// The routine classes:
+//   - a plain standby probe sent to our MAC: a request with sender IP
+//     0.0.0.0 carrying a floatip tag without flags (no holder, releasing or
+//     stand-aside);
 //   - only while every VIP of the interface is in standby: a reply to a
-//     probe (target IP 0.0.0.0): the holder's answer to our check, or a
-//     reference host's.
+//     probe (target IP 0.0.0.0) sent to our MAC: the holder's answer to our
+//     check, or a reference host's; and a holder's self-check (the tag's
+//     flags exactly "holder", broadcast or not), a sign of life a standby
+//     needs by its next probe only.
 //
 // Drained frames keep the kernel's receive time (SO_TIMESTAMPNS), so the
 // debounce and the peers' last-heard times are exact, and they are handled
@@ -36,7 +39,7 @@ import (
 
 // routineFilter is the BPF program of either socket: routine says which of
 // the two (the routine socket accepts the routine frames, the main socket
-// everything else); standby adds replies to the routine class.
+// everything else); standby adds the standby-only classes.
 func routineFilter(standby, routine bool) []bpf.Instruction {
 	keep, skip := uint32(0xffff), uint32(0) // accepted length; 0 drops
 	isRoutine, notRoutine := keep, skip
@@ -49,35 +52,72 @@ func routineFilter(standby, routine bool) []bpf.Instruction {
 		offSPA = 14
 		offTHA = 18
 		offTPA = 24
+		never  = 0x10000 // no 16-bit field has this value
 	)
-	replyOp := uint32(2)
+	replyOp, holderFlags := uint32(2), uint32(flagHolder)
 	if !standby {
-		replyOp = 0x10000 // no 16-bit operation: replies are never routine
+		replyOp, holderFlags = never, never
 	}
-	// Jumps count instructions; "no" lands on notRoutine (second last),
-	// "yes" on isRoutine (last): both are computed from the end.
-	prog := []bpf.Instruction{
-		/* 0 */ bpf.LoadExtension{Num: bpf.ExtType},
-		/* 1 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.PACKET_HOST, SkipTrue: 17},
-		/* 2 */ bpf.LoadAbsolute{Off: 0, Size: 4},
-		/* 3 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x00010800, SkipTrue: 15}, // Ethernet, IPv4
-		/* 4 */ bpf.LoadAbsolute{Off: 4, Size: 2},
-		/* 5 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x0604, SkipTrue: 13}, // 6-byte MACs, 4-byte IPs
-		/* 6 */ bpf.LoadAbsolute{Off: offOp, Size: 2},
-		/* 7 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: replyOp, SkipTrue: 9},
-		/* 8 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 1, SkipTrue: 10},
-		/* 9 */ bpf.LoadAbsolute{Off: offSPA, Size: 4}, // a probe: sender IP 0.0.0.0 ...
-		/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 8},
-		/* 11 */ bpf.LoadAbsolute{Off: offTHA, Size: 4}, // ... a floatip tag ...
-		/* 12 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 'f'<<24 | 'i'<<16 | 'p'<<8 | tagVersion, SkipTrue: 6},
-		/* 13 */ bpf.LoadAbsolute{Off: offTHA + 4, Size: 2}, // ... priority (not 0), no flags
-		/* 14 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x00ff, SkipTrue: 4},
-		/* 15 */ bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 0x0100, SkipTrue: 3},
-		/* 16 */ bpf.Jump{Skip: 3},
-		/* 17 */ bpf.LoadAbsolute{Off: offTPA, Size: 4}, // a reply to a probe
-		/* 18 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0, SkipTrue: 1},
-		/* 19 */ bpf.RetConstant{Val: notRoutine},
-		/* 20 */ bpf.RetConstant{Val: isRoutine},
+	return labelled([]step{
+		{ins: bpf.LoadAbsolute{Off: 0, Size: 4}},
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x00010800}, to: "no"}, // Ethernet, IPv4
+		{ins: bpf.LoadAbsolute{Off: 4, Size: 2}},
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x0604}, to: "no"}, // 6-byte MACs, 4-byte IPs
+		{ins: bpf.LoadAbsolute{Off: offOp, Size: 2}},
+		{ins: bpf.JumpIf{Cond: bpf.JumpEqual, Val: replyOp}, to: "reply"},
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 1}, to: "no"},
+		{ins: bpf.LoadAbsolute{Off: offSPA, Size: 4}}, // a probe: sender IP 0.0.0.0 ...
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0}, to: "no"},
+		{ins: bpf.LoadAbsolute{Off: offTHA, Size: 4}}, // ... with a floatip tag ...
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 'f'<<24 | 'i'<<16 | 'p'<<8 | tagVersion}, to: "no"},
+		{ins: bpf.LoadAbsolute{Off: offTHA + 4, Size: 2}}, // ... priority (not 0) and flags
+		{ins: bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 0x0100}, to: "no"},
+		{ins: bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xff}},
+		{ins: bpf.JumpIf{Cond: bpf.JumpEqual, Val: holderFlags}, to: "yes"}, // a holder's check: any destination
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0}, to: "no"},
+		{ins: bpf.Jump{}, to: "to us"},                                // a plain standby probe
+		{label: "reply", ins: bpf.LoadAbsolute{Off: offTPA, Size: 4}}, // a reply to a probe
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0}, to: "no"},
+		{label: "to us", ins: bpf.LoadExtension{Num: bpf.ExtType}},
+		{ins: bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_HOST}, to: "yes"},
+		{label: "no", ins: bpf.RetConstant{Val: notRoutine}},
+		{label: "yes", ins: bpf.RetConstant{Val: isRoutine}},
+	})
+}
+
+// step is one instruction of a BPF program with symbolic jumps: to names
+// the label a Jump, or a JumpIf when true, goes to (forward only).
+type step struct {
+	label string
+	ins   bpf.Instruction
+	to    string
+}
+
+func labelled(steps []step) []bpf.Instruction {
+	at := map[string]int{}
+	for i, st := range steps {
+		if st.label != "" {
+			at[st.label] = i
+		}
+	}
+	prog := make([]bpf.Instruction, len(steps))
+	for i, st := range steps {
+		prog[i] = st.ins
+		if st.to == "" {
+			continue
+		}
+		target, ok := at[st.to]
+		if !ok || target <= i {
+			panic("BPF program: no label " + st.to + " after instruction " + fmt.Sprint(i))
+		}
+		switch ins := st.ins.(type) {
+		case bpf.JumpIf:
+			ins.SkipTrue = uint8(target - i - 1)
+			prog[i] = ins
+		case bpf.Jump:
+			ins.Skip = uint32(target - i - 1)
+			prog[i] = ins
+		}
 	}
 	return prog
 }

@@ -17,10 +17,11 @@ import (
 func runFilter(t *testing.T, standby, routine bool, pkttype uint32, b []byte) bool {
 	t.Helper()
 	prog := routineFilter(standby, routine)
-	if _, ok := prog[0].(bpf.LoadExtension); !ok {
-		t.Fatalf("the filter does not start with the pkttype load: %v", prog[0])
+	for i, ins := range prog {
+		if ext, ok := ins.(bpf.LoadExtension); ok && ext.Num == bpf.ExtType {
+			prog[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: pkttype}
+		}
 	}
-	prog[0] = bpf.LoadConstant{Dst: bpf.RegA, Val: pkttype}
 	vm, err := bpf.NewVM(prog)
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +58,13 @@ func TestRoutineFilter(t *testing.T) {
 	}{
 		{"standby probe to us", host, probe(&peerTag{priority: 100}), true, true},
 		{"standby probe broadcast (suspicious)", bcast, probe(&peerTag{priority: 100}), false, false},
-		{"holder self-check", bcast, probe(&peerTag{priority: 200, flags: flagHolder}), false, false},
-		{"holder check to us (reconcile)", host, probe(&peerTag{priority: 200, flags: flagHolder}), false, false},
+		{"holder self-check", bcast, probe(&peerTag{priority: 200, flags: flagHolder}), true, false},
+		{"holder check to us (reconcile)", host, probe(&peerTag{priority: 200, flags: flagHolder}), true, false},
 		{"release notice", host, probe(&peerTag{priority: 200, flags: flagReleasing}), false, false},
+		{"release notice broadcast", bcast, probe(&peerTag{priority: 200, flags: flagReleasing}), false, false},
+		{"holder releasing", bcast, probe(&peerTag{priority: 200, flags: flagHolder | flagReleasing}), false, false},
+		{"holder standing aside", bcast, probe(&peerTag{priority: 200, flags: flagHolder | flagStandAside}), false, false},
+		{"tag with priority 0", host, probe(&peerTag{priority: 0}), false, false},
 		{"stand-aside probe", host, probe(&peerTag{priority: 100, flags: flagStandAside}), false, false},
 		{"plain probe (arping -D)", host, probe(nil), false, false},
 		{"reply to our probe", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, zeroIPv4)), true, false},
