@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/packet"
@@ -126,30 +127,108 @@ func (f arpFrame) fromOther(own net.HardwareAddr) bool {
 // It is a datagram packet socket bound to ETH_P_ARP: the kernel builds the
 // Ethernet header, so frames are identical to arping's, and it works on an
 // interface with no IPv4 address (arp.Dial refuses those).
+//
+// Routine frames (routine.go) go to a second socket instead, which wakes
+// nobody; standby says whether replies to probes count as routine.
 type arpSocket struct {
-	conn *packet.Conn
-	mac  net.HardwareAddr
-	name string
+	conn    *packet.Conn
+	mac     net.HardwareAddr
+	name    string
+	routine *routineSocket
+	standby bool
 }
 
 func openARPSocket(ifi *net.Interface) (*arpSocket, error) {
+	return listenARP(ifi, nil)
+}
+
+// openSplitARPSocket opens the interface's socket with its routine socket
+// beside it (the daemon's; a one-shot command reads everything).
+func openSplitARPSocket(ifi *net.Interface, standby bool) (*arpSocket, error) {
+	filter, err := assembleFilter(routineFilter(standby, false))
+	if err != nil {
+		return nil, err
+	}
+	routine, err := openRoutineSocket(ifi, standby)
+	if err != nil {
+		return nil, err
+	}
+	s, err := listenARP(ifi, &packet.Config{Filter: filter})
+	if err != nil {
+		_ = routine.Close()
+		return nil, err
+	}
+	s.routine, s.standby = routine, standby
+	return s, nil
+}
+
+func listenARP(ifi *net.Interface, cfg *packet.Config) (*arpSocket, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address: floatip needs an Ethernet-like link", ifi.Name)
 	}
-	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, nil)
+	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open ARP socket on %s: %w", ifi.Name, privilegeHint(err))
 	}
 	return &arpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}, nil
 }
 
-func (s *arpSocket) Close() error { return s.conn.Close() }
+func (s *arpSocket) Close() error {
+	if s.routine != nil {
+		_ = s.routine.Close()
+	}
+	return s.conn.Close()
+}
+
+// drainRoutine hands handle the routine frames received up to limit.
+func (s *arpSocket) drainRoutine(limit time.Time, handle func(arpFrame)) {
+	if s.routine != nil {
+		s.routine.drain(limit, handle)
+	}
+}
+
+// setStandby moves replies to probes into the routine class (every VIP in
+// standby) or out of it. The socket whose class grows changes first, so a
+// frame in between reaches both sockets (handled twice, harmless), never
+// neither.
+func (s *arpSocket) setStandby(standby bool) error {
+	if s.routine == nil || standby == s.standby {
+		return nil
+	}
+	mainFilter, err := assembleFilter(routineFilter(standby, false))
+	if err != nil {
+		return err
+	}
+	setMain := func() error { return s.conn.SetBPF(mainFilter) }
+	setRoutine := func() error { return s.routine.setFilter(standby) }
+	steps := []func() error{setMain, setRoutine}
+	if standby {
+		steps = []func() error{setRoutine, setMain}
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("set ARP filters on %s: %w", s.name, err)
+		}
+	}
+	s.standby = standby
+	return nil
+}
 
 // send writes p to dst (broadcast or one MAC).
 func (s *arpSocket) send(p *arp.Packet, dst net.HardwareAddr) error {
 	b, err := p.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("marshal ARP: %w", err)
+	}
+	if s.routine != nil {
+		err := s.routine.send(b, dst)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("send ARP on %s: %w", s.name, err)
+		}
+		// The send buffer is full: wait for room through the netpoller.
 	}
 	if _, err := s.conn.WriteTo(b, &packet.Addr{HardwareAddr: dst}); err != nil {
 		return fmt.Errorf("send ARP on %s: %w", s.name, err)
@@ -170,8 +249,14 @@ func (s *arpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
 
 // readPackets reads conn and hands each packet to handle until ctx ends
 // (then it returns nil) or the socket fails for good; what and ifname name
-// it in the error. handle must not keep b.
+// it in the error. handle must keep neither b nor from. The reads are raw
+// system calls inside the netpoller's wait (see waketimer.go: a
+// syscall.Syscall wakes sysmon; these never block).
 func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, handle func(b []byte, from net.Addr)) error {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("read %s on %s: %w", what, ifname, err)
+	}
 	stop := context.AfterFunc(ctx, func() {
 		// Close on a socket being read returns "use of closed file"; a past
 		// read deadline interrupts the read cleanly instead.
@@ -179,8 +264,28 @@ func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, ha
 	})
 	defer stop()
 	buf := make([]byte, 1500)
+	var (
+		sa    unix.RawSockaddrLinklayer
+		n     int
+		errno unix.Errno
+	)
+	recv := func(fd uintptr) bool {
+		for {
+			salen := uint32(unix.SizeofSockaddrLinklayer)
+			r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+				0, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // wait for the next frame
+			}
+			n, errno = int(r), e
+			return true
+		}
+	}
 	for {
-		n, from, err := conn.ReadFrom(buf)
+		err := rc.Read(recv)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -190,7 +295,10 @@ func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, ha
 			}
 			return fmt.Errorf("read %s on %s: %w", what, ifname, err)
 		}
-		handle(buf[:n], from)
+		if errno != 0 {
+			return fmt.Errorf("read %s on %s: %w", what, ifname, errno)
+		}
+		handle(buf[:n], &packet.Addr{HardwareAddr: net.HardwareAddr(sa.Addr[:min(int(sa.Halen), len(sa.Addr))])})
 	}
 }
 

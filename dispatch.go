@@ -145,7 +145,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	openSocket := func() {
 		ifi, err := net.InterfaceByIndex(last.index)
 		if err == nil {
-			sock, err = openARPSocket(ifi)
+			sock, err = openSplitARPSocket(ifi, g.allStandby())
 		}
 		if err == nil && len(d.ipv6) > 0 {
 			if nd, err = openNDPSocket(ifi, d.ipv6); err != nil {
@@ -190,27 +190,57 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	// handle takes a frame from either socket; a routine frame is handled
+	// as of its receive time.
+	handle := func(f arpFrame, now time.Time) {
+		if d.refs != nil {
+			d.refs.saw(f)
+		}
+		g.dispatch(f, now)
+	}
+	routine := func(f arpFrame) { handle(f, f.received) }
+	// drain handles the routine frames that arrived before whatever woke
+	// the loop, so that it acts on them in order.
+	drain := func(limit time.Time) {
+		if sock != nil {
+			sock.drainRoutine(limit, routine)
+		}
+	}
+
+	timer, err := newWakeTimer()
+	if err != nil {
+		return err
+	}
+	defer timer.Close()
 	for {
-		timer.Reset(time.Until(g.next()))
+		if sock != nil {
+			if err := sock.setStandby(g.allStandby()); err != nil {
+				d.log.Warn("socket failed; reopening", "err", err)
+				closeSocket()
+				retry = time.After(200 * time.Millisecond)
+			}
+		}
+		timer.reset(time.Until(g.next()))
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-d.frames:
-			if d.refs != nil {
-				d.refs.saw(f)
-			}
-			g.dispatch(f, time.Now())
-		case <-timer.C:
-			g.tick(time.Now())
+			drain(f.received)
+			handle(f, time.Now())
+		case <-timer.C: // possibly with nothing due: tick runs only what is
+			now := time.Now()
+			drain(now)
+			g.tick(now)
 		case ev := <-d.health:
+			drain(time.Now())
 			broadcast(ev)
 		case r := <-d.fenceDone:
+			drain(time.Now())
 			g.fenceDone(r, time.Now())
 		case fn := <-d.calls:
 			fn(time.Now())
 		case ev := <-events:
+			drain(time.Now())
 			if ev.link != nil {
 				last = *ev.link
 				apply()

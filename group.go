@@ -47,6 +47,8 @@ type groupView struct {
 	reconAt  map[string]time.Time    // last reconcile against a node
 	lastIntr time.Time               // last introduction (tagged self-check) on a claim
 	pool     *poolView               // --spread: the pool (pool.go); nil otherwise
+	// notStandby counts the machines not in standby (kept by setState).
+	notStandby int
 }
 
 const (
@@ -567,3 +569,7 @@ func (q *wakeQueue) due(now time.Time) []scheduled {
 	q.dueBuf = due
 	return due
 }
+
+// allStandby reports whether every VIP of the interface is in standby:
+// then replies to probes are routine frames (routine.go).
+func (g *groupView) allStandby() bool { return g.notStandby == 0 }

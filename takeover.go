@@ -189,6 +189,13 @@ func (m *vipMachine) queueSlot() *int { return &m.slot }
 func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
 	from := m.state
 	m.state = to
+	if (from == stateStandby) != (to == stateStandby) {
+		if to == stateStandby {
+			m.group.notStandby--
+		} else {
+			m.group.notStandby++
+		}
+	}
 	if to != stateStandby {
 		m.group.unfollow(m)
 		m.watchCheckedAt = time.Time{}
