@@ -47,7 +47,7 @@ type groupView struct {
 	reconAt  map[string]time.Time    // last reconcile against a node
 	lastIntr time.Time               // last introduction (tagged self-check) on a claim
 	pool     *poolView               // --spread: the pool (pool.go); nil otherwise
-	// notStandby counts the machines not in standby (kept by setState).
+	// notStandby counts the machines not in standby (add, then setState).
 	notStandby int
 }
 
@@ -90,6 +90,9 @@ func (g *groupView) add(m *vipMachine) {
 	}
 	g.machines[m.vip] = m
 	m.slot = -1
+	if m.state != stateStandby {
+		g.notStandby++ // adopting a copy found at start: setState keeps it from here
+	}
 	g.queue.push(m)
 }
 

@@ -411,3 +411,24 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 		}
 	})
 }
+
+// allStandby decides which frames wait for the next wake-up (routine.go):
+// it must be false whenever a VIP is anything but a standby, also for a
+// VIP adopted at start, and true again once every VIP is back in standby.
+func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {
+	vips := testVIPs(2)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
+	if g.allStandby() {
+		t.Fatal("two VIPs adopting, and allStandby says every VIP is in standby")
+	}
+	now := runGroup(g, lan, t0, t0.Add(2*time.Second), nil) // nobody answers: both adopted
+	if g.machines[vips[0]].state != stateActive || g.allStandby() {
+		t.Fatalf("adopted: state %v, allStandby %v", g.machines[vips[0]].state, g.allStandby())
+	}
+	for _, m := range g.machines {
+		m.shutdown(now)
+	}
+	if !g.allStandby() || g.notStandby != 0 {
+		t.Errorf("every VIP released: allStandby %v, notStandby %d", g.allStandby(), g.notStandby)
+	}
+}
