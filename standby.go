@@ -23,7 +23,9 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	suspicious := m.deb.missedInRow > 0
 	if suspicious {
 		m.refs.probe(now)
-		m.refsAskedAt = now
+		if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
+			m.refsAskedAt = now // the first question of this episode
+		}
 	}
 	switch {
 	case m.deb.free(now):

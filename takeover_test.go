@@ -683,3 +683,19 @@ func TestMachineReleaseNoticeWithReferences(t *testing.T) {
 		t.Error("the standby called itself cut off before its references had a chance to answer")
 	}
 }
+
+// A standby whose reference hosts do not answer, once asked, says it is
+// the one cut off and never claims (the wait for their answer must end).
+func TestMachineUnansweredReferencesAfterAHolderDeath(t *testing.T) {
+	refs := &gatewayRefs{delay: time.Hour} // never answers
+	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
+	holder := "02:00:00:00:00:01"
+	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	advance(m, now, now.Add(3*time.Second), nil) // the holder dies
+	if lan.adds != 0 || m.state != stateStandby {
+		t.Fatalf("claimed with no reference host answering: state %v, adds %d", m.state, lan.adds)
+	}
+	if !m.saidIsolated || len(refs.asks) == 0 {
+		t.Errorf("said it is cut off: %v, references asked %d times; want both", m.saidIsolated, len(refs.asks))
+	}
+}
