@@ -22,10 +22,7 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	m.probeOutstanding = false
 	suspicious := m.deb.missedInRow > 0
 	if suspicious {
-		m.refs.probe(now)
-		if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
-			m.refsAskedAt = now // the first question of this episode
-		}
+		m.askReferences(now)
 	}
 	switch {
 	case m.deb.free(now):
@@ -39,18 +36,15 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 				m.saidUnhealthy = true
 			}
 		} else if !m.refs.reachable(now, m.deb.deadTime()) {
+			// Not asked lately (a release notice, a holder that was
+			// answering until now): ask, and decide once a reference on
+			// the LAN has had time to answer, rather than call this node
+			// cut off.
 			if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
-				// Not asked lately (a release notice, a holder that was
-				// answering until now): ask, and decide once a reference
-				// on the LAN has had time to answer, rather than call this
-				// node cut off.
-				m.refs.probe(now)
-				m.refsAskedAt = now
-				m.nextProbe = now.Add(referenceAnswerWait)
-				return
+				m.askReferences(now)
 			}
-			if now.Sub(m.refsAskedAt) < referenceAnswerWait {
-				m.nextProbe = m.refsAskedAt.Add(referenceAnswerWait)
+			if answered := m.refsAskedAt.Add(referenceAnswerWait); now.Before(answered) {
+				m.nextProbe = answered
 				return
 			}
 			if !m.saidIsolated {
@@ -105,6 +99,16 @@ func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 	}
 	m.obs.counted(m.vip, "probe")
 	return true
+}
+
+// askReferences asks the reference hosts (their watch rate-limits the
+// probes); the wait for their answer runs from the first question of an
+// episode, not from every probe's.
+func (m *vipMachine) askReferences(now time.Time) {
+	m.refs.probe(now)
+	if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
+		m.refsAskedAt = now
+	}
 }
 
 // watchCheckFresh: the holder's watch did the claim check so recently

@@ -110,7 +110,7 @@ type vipMachine struct {
 	probeOutstanding   bool
 	answeredSinceProbe bool
 	saidIsolated       bool
-	refsAskedAt        time.Time // when this machine last asked the reference hosts
+	refsAskedAt        time.Time // the first question to the reference hosts of this episode (askReferences)
 	saidUnhealthy      bool
 	lowerHolderSince   time.Time // preemption: a lower-ranked holder seen since
 	holderReleased     bool      // the holder said it left: no fencing needed
@@ -517,7 +517,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		}
 	case evAddrAdded:
 		if m.added || m.state != stateStandby {
-			return // our own add (claiming adds it right after this event's cause)
+			return // ours: the echo of a claim's or an adoption's add, or a holder's re-add
 		}
 		// Added by hand (or by another tool) while we stand by: the kernel
 		// now answers for it, a second holder on the wire if another node
