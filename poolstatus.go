@@ -47,15 +47,14 @@ func (b *statusBoard) assigned(vip netip.Addr, assignee net.HardwareAddr, self b
 // assignText is the end of a status line for a pooled VIP ("" otherwise).
 func (b *statusBoard) assignText(vip netip.Addr) string {
 	a, ok := b.assign[vip]
-	switch {
-	case !ok:
+	if !ok {
 		return ""
-	case a.mac == nil:
-		return ", assigned to nobody yet"
-	case a.self:
-		return ", assigned to this node"
 	}
-	return ", assigned to " + a.mac.String()
+	var mac string
+	if a.mac != nil {
+		mac = a.mac.String()
+	}
+	return ", assigned to " + assigneeName(a.self, mac)
 }
 
 // assigned records a pooled VIP's assignee for floatip_pool_assigned.

@@ -218,14 +218,18 @@ func holderText(v vipReport) string {
 	return "none"
 }
 
-func assigneeText(p *vipPoolStatus) string {
+func assigneeText(p *vipPoolStatus) string { return assigneeName(p.AssignedHere, p.Assignee) }
+
+// assigneeName names a pooled VIP's assignee the same way everywhere (the
+// status table, the status lines): this node, nobody yet, or its MAC.
+func assigneeName(here bool, mac string) string {
 	switch {
-	case p.AssignedHere:
+	case here:
 		return "this node"
-	case p.Assignee == "":
+	case mac == "":
 		return "nobody yet"
 	}
-	return p.Assignee
+	return mac
 }
 
 func yesNo(ok bool) string {
