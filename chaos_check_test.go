@@ -192,8 +192,7 @@ func twoHolderViolations(samples []holdSample, faults []chaosFault, vips []strin
 				continue
 			}
 			for _, h := range f.Targets {
-				var i int
-				if _, err := fmt.Sscanf(h, "h%d", &i); err == nil && i >= 1 && holders&(1<<(i-1)) != 0 {
+				if i := hostIndex(h); i >= 1 && holders&(1<<(i-1)) != 0 {
 					return true
 				}
 			}

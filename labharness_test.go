@@ -48,6 +48,16 @@ const (
 // hostMAC is host i's eth0 MAC, as lab.sh sets it.
 func hostMAC(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i) }
 
+// hostIndex is I of the host named "hI" (0 for any other name).
+func hostIndex(name string) int {
+	var i int
+	fmt.Sscanf(name, "h%d", &i)
+	return i
+}
+
+// hostMACOf is the MAC of the host named "hI".
+func hostMACOf(name string) string { return hostMAC(hostIndex(name)) }
+
 // hostIP is host i's own address (without the /24).
 func hostIP(i int) string { return fmt.Sprintf("192.0.2.%d", 10+i) }
 

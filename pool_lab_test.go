@@ -109,12 +109,6 @@ func (pl *poolLab) onAssignees(what string, want map[string]string) {
 	}
 }
 
-func hostMACOf(h string) string {
-	var i int
-	fmt.Sscanf(h, "h%d", &i)
-	return hostMAC(i)
-}
-
 // clientReachesAll pings every VIP from the client and checks that it is
 // answered by its holder's MAC.
 func (pl *poolLab) clientReachesAll() []string {

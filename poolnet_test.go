@@ -92,8 +92,17 @@ func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr)
 }
 
 // addNode starts a pool node at the net's current time.
+// newPoolNet starts nodes 1..n of one pool at t0, with the hold-down.
+func newPoolNet(t *testing.T, n int, vips []netip.Addr, holdDown time.Duration) *poolNet {
+	pn := &poolNet{t: t, now: t0}
+	for i := 1; i <= n; i++ {
+		pn.addNode(i, vips, holdDown)
+	}
+	return pn
+}
+
 func (pn *poolNet) addNode(i int, vips []netip.Addr, holdDown time.Duration) *poolTestNode {
-	n := &poolTestNode{net: pn, own: mustMAC(fmt.Sprintf("02:00:00:00:00:%02x", i)), held: map[netip.Addr]bool{}}
+	n := &poolTestNode{net: pn, own: mustMAC(hostMAC(i)), held: map[netip.Addr]bool{}}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -204,10 +213,7 @@ func TestPoolLANFailoverAndRejoin(t *testing.T) {
 }
 
 func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
-	pn := &poolNet{t: t, now: t0}
-	for i := 1; i <= 5; i++ {
-		pn.addNode(i, vips, 5*time.Second)
-	}
+	pn := newPoolNet(t, 5, vips, 5*time.Second)
 	pn.run(t0.Add(3 * time.Second))
 	if h := pn.holders(); len(h) != 0 {
 		t.Fatalf("%d VIPs claimed before the hold-down", len(h))
@@ -276,10 +282,7 @@ func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
 // A node whose health check fails holds nothing; its share moves.
 func TestPoolLANUnhealthyNodeHoldsNothing(t *testing.T) {
 	vips := testVIPs(8)
-	pn := &poolNet{t: t, now: t0}
-	for i := 1; i <= 3; i++ {
-		pn.addNode(i, vips, 2*time.Second)
-	}
+	pn := newPoolNet(t, 3, vips, 2*time.Second)
 	pn.run(t0.Add(5 * time.Second))
 	pn.checkBalanced("start", vips)
 	sick := pn.nodes[0]
@@ -305,10 +308,7 @@ func TestPoolLANUnhealthyNodeHoldsNothing(t *testing.T) {
 // assignee's, within a couple of seconds.
 func TestPoolLANPartitionHeals(t *testing.T) {
 	vips := testVIPs(16)
-	pn := &poolNet{t: t, now: t0}
-	for i := 1; i <= 5; i++ {
-		pn.addNode(i, vips, 2*time.Second)
-	}
+	pn := newPoolNet(t, 5, vips, 2*time.Second)
 	pn.run(t0.Add(5 * time.Second))
 	pn.checkBalanced("start", vips)
 	// Partition: h1,h2 | h3,h4,h5, by dropping frames between the sides.
@@ -355,10 +355,7 @@ func TestPoolLANPartitionHeals(t *testing.T) {
 // claimed by rank, as without --spread.
 func TestPoolLANOrphanFallback(t *testing.T) {
 	vips := testVIPs(6)
-	pn := &poolNet{t: t, now: t0}
-	for i := 1; i <= 3; i++ {
-		pn.addNode(i, vips, 2*time.Second)
-	}
+	pn := newPoolNet(t, 3, vips, 2*time.Second)
 	pn.run(t0.Add(4 * time.Second))
 	pn.checkBalanced("start", vips)
 	cut := pn.nodes[0]

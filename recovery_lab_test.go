@@ -266,10 +266,8 @@ func assertSoleHolder(t *testing.T, l *lab, want string) {
 	if !l.clientPing(labVIP) {
 		t.Fatal("the client cannot reach the VIP")
 	}
-	var idx int
-	fmt.Sscanf(want, "h%d", &idx)
-	if got := l.clientNeighMAC(labVIP); got != hostMAC(idx) {
-		t.Errorf("client's cache points at %q, want %s (%s)", got, hostMAC(idx), want)
+	if got := l.clientNeighMAC(labVIP); got != hostMACOf(want) {
+		t.Errorf("client's cache points at %q, want %s (%s)", got, hostMACOf(want), want)
 	}
 }
 
