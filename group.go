@@ -448,13 +448,16 @@ func (h *heldRotation) onTick(now time.Time) {
 	}
 	if !now.Before(h.nextCheck) {
 		h.checkTurn %= len(h.machines)
-		h.machines[h.checkTurn].selfCheck(now)
-		h.checkTurn++
-		h.nextCheck = now.Add(selfCheckEvery)
+		if m := h.machines[h.checkTurn]; m.selfCheck(now) {
+			h.checkTurn++
+			h.nextCheck = now.Add(selfCheckEvery)
+		} else {
+			h.nextCheck = m.lastOwnAnnounce.Add(announceOrderMargin) // after its announcement
+		}
 	}
 	if h.group.cfg.refresh > 0 && !now.Before(h.nextRefresh) {
 		h.refreshTurn %= len(h.machines)
-		h.machines[h.refreshTurn].announce("refresh")
+		h.machines[h.refreshTurn].announce("refresh", now)
 		h.refreshTurn++
 		h.nextRefresh = now.Add(h.group.cfg.refresh)
 	}

@@ -169,11 +169,13 @@ func TestLabIPv6SplitBrainHeals(t *testing.T) {
 	}
 	summary := l.udpClient6(4*time.Second, 10*time.Millisecond)
 	time.Sleep(time.Second)
+	healed := time.Now()
 	l.script("unisolate", "h1")
 	waitFor(t, 2*time.Second, "h1 as the only holder", func() bool {
 		hs := holders6(l, 2)
 		return len(hs) == 1 && hs[0] == "h1"
 	})
+	single := time.Since(healed)
 	waitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP6) == hostMAC(1) })
 	s := <-summary
 	if s.Err != nil {
@@ -188,6 +190,7 @@ func TestLabIPv6SplitBrainHeals(t *testing.T) {
 	if !strings.Contains(h2.logs(), "split brain resolved") {
 		t.Errorf("h2 did not resolve the split brain:\n%s", h2.logs())
 	}
+	t.Logf("heal to a single holder: %v; client's longest gap across the heal: %d ms", single.Round(time.Millisecond), s.LongestGapMs)
 }
 
 // TestLabMixedIPv4IPv6: one invocation holds an IPv4 and an IPv6 VIP; both

@@ -259,7 +259,8 @@ func TestMachineIPv6FromWire(t *testing.T) {
 	if !llan.configured {
 		t.Fatal("released on a tag in one frame")
 	}
-	loser.onFrame(*wire(t, holderNA, macA), now.Add(ms(1)))
+	// The winner's kernel answers our introduction a round trip later.
+	loser.onFrame(*wire(t, holderNA, macA), now.Add(ms(3)))
 	if loser.state != stateStandby || llan.configured {
 		t.Fatalf("after the winner's self-check and NA: state %v, configured %v", loser.state, llan.configured)
 	}
@@ -267,5 +268,60 @@ func TestMachineIPv6FromWire(t *testing.T) {
 	plain, _ := probeNS(v6VIP, nil)
 	if f := wire(t, plain, macA); holderEvidence(*f, v6VIP, macB) {
 		t.Error("a DAD probe counted as holder evidence")
+	}
+}
+
+// TestMachineIPv6LoserCountsItsKernelsAnswer: over IPv6 the loser's kernel
+// answers the winner's self-check with an NA to all nodes, which re-points
+// the clients at the loser. A winner's announcement heard just after that
+// probe left the clients on the loser (its kernel's answer came later), so
+// the loser keeps the VIP until the next one.
+func TestMachineIPv6LoserCountsItsKernelsAnswer(t *testing.T) {
+	winnerNA, _ := unsolicitedNA(macA, v6VIP)
+	winnerCheck, _ := probeNS(v6VIP, &peerTag{priority: 200, flags: flagHolder})
+	loser, lan := newTestMachine6(t, 100, macB)
+	now := advance(loser, t0, t0.Add(5*time.Second), nil) // its claim announcements are past
+	if loser.state != stateActive {
+		t.Fatal("setup: not active")
+	}
+	loser.onFrame(*wire(t, winnerCheck, macA), now)
+	loser.onFrame(*wire(t, winnerNA, macA), now.Add(500*time.Microsecond))
+	if !lan.configured || loser.state != stateYielding {
+		t.Fatalf("an announcement 0.5 ms after the winner's self-check: state %v, configured %v (want yielding, still configured)", loser.state, lan.configured)
+	}
+	loser.onFrame(*wire(t, winnerNA, macA), now.Add(150*time.Millisecond))
+	if lan.configured || loser.state != stateStandby {
+		t.Fatalf("after the winner's next announcement: state %v, configured %v", loser.state, lan.configured)
+	}
+}
+
+// TestMachineIPv6NoSelfCheckRightAfterAnnouncing: over IPv6 a holder's
+// self-check makes any other holder's kernel answer to all nodes, so it
+// never follows the holder's own announcement within announceOrderMargin
+// (claim rounds and self-checks both run every 1.1 s from the claim, and
+// met in the lab).
+func TestMachineIPv6NoSelfCheckRightAfterAnnouncing(t *testing.T) {
+	m, lan := newTestMachine6(t, 100, macB)
+	var lastAnnounce time.Time
+	checks := 0
+	driveGroup(m.group, t0, t0.Add(10*time.Second), func(now time.Time) {
+		for _, what := range lan.sent {
+			switch what {
+			case "announce":
+				lastAnnounce = now
+			case "probe":
+				if m.state != stateActive {
+					continue // a standby's probe: no VIP of ours to answer for
+				}
+				checks++
+				if !lastAnnounce.IsZero() && now.Sub(lastAnnounce) < announceOrderMargin {
+					t.Errorf("self-check %v after our announcement", now.Sub(lastAnnounce))
+				}
+			}
+		}
+		lan.sent = lan.sent[:0]
+	})
+	if lan.announces < 3 || checks < 5 {
+		t.Fatalf("setup: %d announcements, %d self-checks in 10 s", lan.announces, checks)
 	}
 }

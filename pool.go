@@ -303,7 +303,7 @@ func (p *poolView) sendChecks(now time.Time) {
 		m := p.checks[0]
 		p.checks = p.checks[1:]
 		if m.state == stateActive {
-			m.selfCheck(now)
+			m.selfCheck(now) // held back right after an IPv6 announcement: the rotation checks later
 		}
 	}
 }

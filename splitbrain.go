@@ -32,7 +32,8 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
 	}
 	if verdict == yield {
-		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement && m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin {
+		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement &&
+			m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin && m.lastGratuitousAt.Sub(m.lastKernelAnswer) > kernelAnswerMargin {
 			// The winner has re-pointed the neighbours, clearly after our
 			// own last announcement: removing now leaves no gap.
 			m.log.Info("split brain resolved: releasing to the better node", "winner", other.String())
@@ -68,6 +69,15 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 			m.nextAnnounce = soon
 		}
 	}
+	// The loser lets go only after an announcement of ours clearly later
+	// than its own (announceOrderMargin). When its last one came just
+	// before ours would (the heal met one of its claim rounds), ours would
+	// not count and the loser would wait a whole spacing for the next one.
+	if m.announcementsLeft > 0 && macEqual(m.lastGratuitous, mac) {
+		if after := m.lastGratuitousAt.Add(announceOrderMargin + fastSpacing(m.cfg.interval)); m.nextAnnounce.Before(after) {
+			m.nextAnnounce = after
+		}
+	}
 }
 
 // stranger handles a holder of the VIP that has not shown itself a floatip
@@ -96,7 +106,7 @@ func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
 		m.lanLog.logAt(now, slog.LevelWarn, "address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)",
 			"other_mac", mac.String(), "frames", m.strangerFrames)
 		m.strangerFrames = 0
-		m.announce("defend")
+		m.announce("defend", now)
 		m.lastDefense = now
 	}
 }

@@ -71,6 +71,10 @@ const (
 	// our own may have reached the clients before ours; the loser waits for
 	// the next one.
 	announceOrderMargin = 100 * time.Millisecond
+	// kernelAnswerMargin: our kernel answers a DAD probe as it arrives, so a
+	// winner's announcement heard this long after the probe reached the
+	// neighbours after that answer too.
+	kernelAnswerMargin = 2 * time.Millisecond
 	// fenceRetry is the pause after a failed fencing before trying again.
 	fenceRetry = 5 * time.Second
 )
@@ -131,6 +135,7 @@ type vipMachine struct {
 	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
 	lastGratuitousAt  time.Time
 	lastOwnAnnounce   time.Time      // our last announcement: a winner's must come after it
+	lastKernelAnswer  time.Time      // IPv6: our kernel answered another node's probe for the VIP to all nodes
 	iso               isolationWatch // reference rounds (isolation.go)
 	// yielding
 	yieldDeadline time.Time
@@ -330,8 +335,7 @@ func (m *vipMachine) announceDue(now time.Time, why string) {
 		m.nextAnnounce = m.group.pacer.nextToken(now)
 		return
 	}
-	m.announce(why)
-	m.lastOwnAnnounce = now
+	m.announce(why, now)
 	m.announcementsLeft--
 	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
 }
@@ -367,21 +371,37 @@ func (m *vipMachine) activeTick(now time.Time) {
 	}
 }
 
-func (m *vipMachine) announce(why string) {
+func (m *vipMachine) announce(why string, now time.Time) {
 	if err := m.arp.announce(m.vip, m.cfg.announceForm); err != nil {
 		m.log.Warn("announcement not sent", "why", why, "err", err)
 		return
 	}
+	m.lastOwnAnnounce = now
 	m.obs.counted(m.vip, "announce")
 }
 
 // selfCheck probes our own VIP: another holder's kernel answers it, and the
-// tag tells standbys and other holders our rank.
-func (m *vipMachine) selfCheck(now time.Time) {
+// tag tells standbys and other holders our rank. It reports false when it
+// held the check back (checkWouldOverrideAnnouncement).
+func (m *vipMachine) selfCheck(now time.Time) bool {
+	if m.checkWouldOverrideAnnouncement(now) {
+		return false
+	}
 	if err := m.arp.probe(m.vip, m.tag(flagHolder), broadcastMAC); err != nil {
 		m.log.Debug("self-check not sent", "err", err)
 	}
 	m.lastIntroduce = now
+	return true
+}
+
+// checkWouldOverrideAnnouncement: over IPv6 another holder's kernel answers
+// our self-check (a DAD probe) with an NA to all nodes, which re-points the
+// neighbours at it. Right after our own announcement that answer would be
+// the last word the clients hear, from a split-brain loser that releases on
+// our announcement (the lab's IPv6 heal lost the client for 200 ms). Over
+// IPv4 the answer is unicast to us and moves nobody.
+func (m *vipMachine) checkWouldOverrideAnnouncement(now time.Time) bool {
+	return m.vip.Is6() && !m.lastOwnAnnounce.IsZero() && now.Sub(m.lastOwnAnnounce) < announceOrderMargin
 }
 
 func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
@@ -415,6 +435,11 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 	}
 	if holderSign && isGratuitous(f) {
 		m.lastGratuitous, m.lastGratuitousAt = append(net.HardwareAddr(nil), p.SenderHardwareAddr...), now
+	}
+	if isProbeForVIP && m.vip.Is6() && m.added {
+		// Our kernel has already answered this DAD probe, to all nodes:
+		// for the neighbours that is an announcement of ours.
+		m.lastKernelAnswer = now
 	}
 
 	switch m.state {

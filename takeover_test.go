@@ -164,6 +164,7 @@ type fakeLAN struct {
 	probes     []peerTag
 	probeDsts  []string
 	announces  int
+	sent       []string // "probe" and "announce", in the order sent
 	configured bool
 	adds       int
 	removes    int
@@ -173,11 +174,16 @@ func (f *fakeLAN) mac() net.HardwareAddr { return f.own }
 func (f *fakeLAN) probe(_ netip.Addr, tag peerTag, dst net.HardwareAddr) error {
 	f.probes = append(f.probes, tag)
 	f.probeDsts = append(f.probeDsts, dst.String())
+	f.sent = append(f.sent, "probe")
 	return nil
 }
-func (f *fakeLAN) announce(netip.Addr, announceForm) error { f.announces++; return nil }
-func (f *fakeLAN) add() error                              { f.configured = true; f.adds++; return nil }
-func (f *fakeLAN) remove() error                           { f.configured = false; f.removes++; return nil }
+func (f *fakeLAN) announce(netip.Addr, announceForm) error {
+	f.announces++
+	f.sent = append(f.sent, "announce")
+	return nil
+}
+func (f *fakeLAN) add() error    { f.configured = true; f.adds++; return nil }
+func (f *fakeLAN) remove() error { f.configured = false; f.removes++; return nil }
 
 var testVIP = netip.MustParseAddr("192.0.2.50")
 
@@ -405,6 +411,30 @@ func TestMachineSplitBrain(t *testing.T) {
 	}
 	if winner.state != stateActive {
 		t.Errorf("yielded to a non-floatip holder")
+	}
+}
+
+// TestMachineSplitBrainWinnerAnnouncesAfterTheLoser: the heal meets one of
+// the loser's claim rounds. The winner's re-announcement must come clearly
+// after it (announceOrderMargin), or the loser waits a whole announcement
+// spacing for the next one (the lab's split-brain heal took over 2 s).
+func TestMachineSplitBrainWinnerAnnouncesAfterTheLoser(t *testing.T) {
+	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
+	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
+	winner, wlan := newTestMachine(t, 200, winnerMAC)
+	now := advance(winner, t0, t0.Add(4500*time.Millisecond), nil) // its claim announcements are past
+	before := wlan.announces
+	loserAnnounced := now
+	winner.onFrame(*frame(arp.OperationRequest, loserMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), loserAnnounced)
+	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now.Add(ms(2)))
+	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, zeroIPv4), now.Add(ms(3)))
+	now = advance(winner, now.Add(ms(3)), loserAnnounced.Add(announceOrderMargin), nil)
+	if wlan.announces != before {
+		t.Fatalf("winner announced %d times within %v of the loser's announcement; the loser would not count it", wlan.announces-before, announceOrderMargin)
+	}
+	advance(winner, now, loserAnnounced.Add(300*time.Millisecond), nil)
+	if wlan.announces != before+1 {
+		t.Fatalf("winner: %d announcements 300 ms after the loser's, want 1", wlan.announces-before)
 	}
 }
 
