@@ -216,6 +216,11 @@ func (r *runCmd) config() (*config, error) {
 	if r.PreemptDelay < 0 {
 		return nil, fmt.Errorf("--preempt-delay %s is negative", r.PreemptDelay)
 	}
+	if r.Preempt && r.Spread {
+		// Refused rather than ignored: the operator expects a behaviour
+		// this mode does not have.
+		return nil, errors.New("--preempt has no effect with --spread: the pool's assignment decides where each VIP lives, and a node that comes back takes its share after --pool-hold-down")
+	}
 	label, err := addressLabel(r.Label, r.Interface)
 	if err != nil {
 		return nil, err

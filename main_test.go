@@ -71,6 +71,7 @@ func TestBadInput(t *testing.T) {
 		{"reference is a VIP", []string{"-i", "eth0", "--reference", "192.0.2.50", "192.0.2.50"}, "is one of the VIPs"},
 		{"reference not unicast", []string{"-i", "eth0", "--reference", "224.0.0.1", "192.0.2.50"}, "--reference: 224.0.0.1 is a multicast"},
 		{"reference and no reference", []string{"-i", "eth0", "--reference", "192.0.2.1", "--no-reference", "192.0.2.50"}, "contradict"},
+		{"preempt in a pool", []string{"-i", "eth0", "--spread", "--preempt", "192.0.2.50-192.0.2.53"}, "--preempt has no effect with --spread"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
