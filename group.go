@@ -194,13 +194,8 @@ func (g *groupView) reconcile(mac net.HardwareAddr, now time.Time) {
 	g.reconAt[key] = now
 	g.log.Debug("checking our VIPs against another holder", "node", mac.String(), "vips", len(g.held.machines))
 	for _, m := range g.held.machines {
-		if g.pacer.take(now) {
-			m.checkAgainst(mac)
-		} else {
-			m.reconcileWith = append(net.HardwareAddr(nil), mac...)
-			m.reconcileAt = g.pacer.nextToken(now)
-			g.touch(m)
-		}
+		m.reconcileCheck(append(net.HardwareAddr(nil), mac...), now)
+		g.touch(m)
 	}
 }
 

@@ -137,9 +137,16 @@ func (m *vipMachine) holderSilent(now time.Time, deb *debouncer) {
 	m.nextProbe = now
 }
 
-// checkAgainst sends a holder's tagged self-check to one node only (a
-// reconcile): its kernel answers if it holds the VIP too.
-func (m *vipMachine) checkAgainst(mac net.HardwareAddr) {
+// reconcileCheck sends a holder's tagged self-check to one node only (a
+// reconcile, group.reconcile): its kernel answers if it holds the VIP too.
+// Without a token from the pacer it waits in reconcileWith for the
+// machine's next tick.
+func (m *vipMachine) reconcileCheck(mac net.HardwareAddr, now time.Time) {
+	if !m.group.pacer.take(now) {
+		m.reconcileWith, m.reconcileAt = mac, m.group.pacer.nextToken(now)
+		return
+	}
+	m.reconcileWith = nil
 	if err := m.arp.probe(m.vip, m.tag(flagHolder), mac); err != nil {
 		m.log.Debug("reconcile probe not sent", "err", err)
 	}

@@ -362,12 +362,7 @@ func (m *vipMachine) activeTick(now time.Time) {
 	}
 	m.announceDue(now, why)
 	if m.reconcileWith != nil && !now.Before(m.reconcileAt) {
-		if m.group.pacer.take(now) {
-			m.checkAgainst(m.reconcileWith)
-			m.reconcileWith = nil
-		} else {
-			m.reconcileAt = m.group.pacer.nextToken(now)
-		}
+		m.reconcileCheck(m.reconcileWith, now)
 	}
 }
 
