@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"floatip/internal/privilege"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -68,7 +70,7 @@ func (a *netlinkAddress) add() error {
 		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, err)
 	}
 	if err := netlink.AddrReplace(link, a.netlinkAddr()); err != nil {
-		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
+		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, privilege.Hint(err))
 	}
 	return nil
 }
@@ -89,7 +91,7 @@ func (a *netlinkAddress) remove() error {
 	addr := a.netlinkAddr()
 	addr.Label = ""
 	if err := netlink.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, privilegeHint(err))
+		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, privilege.Hint(err))
 	}
 	return nil
 }

@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
+
+	"floatip/internal/privilege"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/packet"
@@ -168,7 +169,7 @@ func listenARP(ifi *net.Interface, cfg *packet.Config) (*arpSocket, error) {
 	}
 	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ARP, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open ARP socket on %s: %w", ifi.Name, privilegeHint(err))
+		return nil, fmt.Errorf("open ARP socket on %s: %w", ifi.Name, privilege.Hint(err))
 	}
 	return &arpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}, nil
 }
@@ -429,15 +430,4 @@ func (p *arpPort) announce(vip netip.Addr, form announceForm) error {
 		}
 	}
 	return nil
-}
-
-// privilegeHint turns a bare EPERM into a message that names what is missing.
-func privilegeHint(err error) error {
-	if strings.Contains(err.Error(), "IPv6 is disabled") {
-		return err // the kernel's EPERM for an interface without IPv6
-	}
-	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return fmt.Errorf("%w (floatip needs CAP_NET_RAW and CAP_NET_ADMIN: run it as root or grant those capabilities)", err)
-	}
-	return err
 }

@@ -23,7 +23,7 @@ func (c *chaos) checkExits() {
 		if c.killed[i] || !d.exited() {
 			continue
 		}
-		code, _ := d.wait(0)
+		code, _ := d.Wait(0)
 		now := time.Now()
 		c.mu.Lock()
 		c.extra = append(c.extra, violation{At: now, Kind: "exit",
@@ -120,12 +120,12 @@ func (c *chaos) inject(n int, p plan) {
 		c.event(start, h, condRunning, false)
 		if p.kind == faultKill9 {
 			d.signal(syscall.SIGKILL)
-			if _, err := d.wait(5 * time.Second); err != nil {
+			if _, err := d.Wait(5 * time.Second); err != nil {
 				t.Fatalf("fault #%d: %v", n, err)
 			}
 		} else {
 			d.signal(syscall.SIGTERM)
-			code, err := d.wait(5 * time.Second)
+			code, err := d.Wait(5 * time.Second)
 			if err != nil || code != 0 {
 				c.mu.Lock()
 				c.extra = append(c.extra, violation{At: start, Kind: "exit",
@@ -133,7 +133,7 @@ func (c *chaos) inject(n int, p plan) {
 				c.mu.Unlock()
 				if err != nil {
 					d.signal(syscall.SIGKILL)
-					_, _ = d.wait(5 * time.Second)
+					_, _ = d.Wait(5 * time.Second)
 				}
 			}
 		}

@@ -32,6 +32,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/fiptest"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -274,7 +276,7 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 	for i := c.hosts; i >= 1; i-- { // worst first: start order does not decide
 		c.startDaemon(i)
 	}
-	waitFor(t, 15*time.Second, "h1 to hold every VIP alone", func() bool {
+	fiptest.WaitFor(t, 15*time.Second, "h1 to hold every VIP alone", func() bool {
 		for v := range c.vips {
 			if c.holdersNow(v) != 1 {
 				return false
@@ -324,7 +326,7 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 		endPIDs[i] = c.daemons[i].pid()
 	}
 	client.signal(syscall.SIGTERM)
-	if _, err := client.wait(10 * time.Second); err != nil {
+	if _, err := client.Wait(10 * time.Second); err != nil {
 		t.Errorf("udpecho watch: %v", err)
 	}
 	close(stopSampler)
@@ -334,7 +336,7 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 	// h1 starts again (it also shows a restart into a running group).
 	c.killed[1] = true
 	c.daemons[1].signal(syscall.SIGTERM)
-	if code, err := c.daemons[1].wait(5 * time.Second); err != nil || code != 0 {
+	if code, err := c.daemons[1].Wait(5 * time.Second); err != nil || code != 0 {
 		t.Errorf("h1 did not stop cleanly on SIGTERM: %d %v", code, err)
 	}
 	c.startDaemon(1)

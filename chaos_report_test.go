@@ -96,7 +96,7 @@ func (c *chaos) goroutines() map[int]int {
 		}
 		c.killed[i] = true
 		d.signal(syscall.SIGQUIT)
-		if _, err := d.wait(10 * time.Second); err != nil {
+		if _, err := d.Wait(10 * time.Second); err != nil {
 			c.t.Errorf("SIGQUIT: %v", err)
 			continue
 		}

@@ -5,6 +5,7 @@ package main
 // is touched, and turned into one validated config.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"floatip/internal/operator"
 
 	"golang.org/x/sys/unix"
 )
@@ -160,7 +163,7 @@ func operatorCommand(flag, value string) ([]string, error) {
 	if value == "" {
 		return nil, nil
 	}
-	argv, err := splitCommand(value)
+	argv, err := operator.SplitCommand(value)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
@@ -308,4 +311,39 @@ func checkIPv6Enabled(ifname string, vips []netip.Addr) error {
 		}
 	}
 	return nil
+}
+
+// maxRangeVIPs bounds a range on the command line.
+const maxRangeVIPs = 4096
+
+// expandVIPRanges turns "A-B" arguments (IPv4, A ≤ B) into the addresses
+// from A to B; other arguments pass unchanged.
+func expandVIPRanges(args []string) ([]string, error) {
+	var out []string
+	for _, s := range args {
+		lo, hi, isRange := strings.Cut(s, "-")
+		if !isRange {
+			out = append(out, s)
+			continue
+		}
+		a, errA := netip.ParseAddr(lo)
+		b, errB := netip.ParseAddr(hi)
+		if errA != nil || errB != nil || !a.Is4() || !b.Is4() {
+			return nil, fmt.Errorf("%q is not a range of IPv4 addresses (want e.g. 192.0.2.50-192.0.2.57)", s)
+		}
+		x, y := binary.BigEndian.Uint32(a.AsSlice()), binary.BigEndian.Uint32(b.AsSlice())
+		switch {
+		case x > y:
+			return nil, fmt.Errorf("range %q runs backwards", s)
+		case y-x >= maxRangeVIPs:
+			return nil, fmt.Errorf("range %q has %d addresses; at most %d", s, uint64(y-x)+1, maxRangeVIPs)
+		}
+		for v := x; ; v++ {
+			out = append(out, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String())
+			if v == y {
+				break
+			}
+		}
+	}
+	return out, nil
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 const labTCPPort = 7100
@@ -25,7 +27,7 @@ func (l *lab) startTCPServers() {
 	for i := 1; i <= l.hosts; i++ {
 		h := fmt.Sprintf("h%d", i)
 		d := l.startProcess(h, "tcpidle", buildTCPIdle(l.t), "serve", "-listen", fmt.Sprintf("%s:%d", labVIP, labTCPPort), "-name", h)
-		waitFor(l.t, 5*time.Second, h+"'s TCP server to listen", func() bool {
+		fiptest.WaitFor(l.t, 5*time.Second, h+"'s TCP server to listen", func() bool {
 			if !d.running() {
 				l.t.Fatalf("TCP server on %s exited: %s", h, d.logs())
 			}
@@ -71,7 +73,7 @@ func clientEvent(d *daemon, name string) (map[string]string, bool) {
 func waitEvent(t *testing.T, d *daemon, name string, within time.Duration) map[string]string {
 	t.Helper()
 	var ev map[string]string
-	waitFor(t, within, "the TCP client's "+name+" event", func() bool {
+	fiptest.WaitFor(t, within, "the TCP client's "+name+" event", func() bool {
 		var ok bool
 		ev, ok = clientEvent(d, name)
 		if !ok && d.exited() {
@@ -151,7 +153,7 @@ func TestLabConnResetOnRelease(t *testing.T) {
 				oldHolder, newHolder = startPair(t, l, check, nil)
 				release = func() time.Time {
 					os.Remove(ok)
-					waitFor(t, 3*time.Second, "h1's check to fail", func() bool {
+					fiptest.WaitFor(t, 3*time.Second, "h1's check to fail", func() bool {
 						return strings.Contains(oldHolder.logs(), "health check fails: releasing")
 					})
 					return logTime(t, oldHolder, "health check fails: releasing")

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -211,16 +215,16 @@ func TestMachineReleasesResetFirst(t *testing.T) {
 		name    string
 		release func(m *vipMachine)
 	}{
-		{"shutdown", func(m *vipMachine) { m.shutdown(t0.Add(ms(2000))) }},
-		{"health check fails", func(m *vipMachine) { m.onEvent(evUnhealthy, t0.Add(ms(2000))) }},
-		{"link down", func(m *vipMachine) { m.onEvent(evLinkDown, t0.Add(ms(2000))) }},
+		{"shutdown", func(m *vipMachine) { m.shutdown(fiptest.T0.Add(ms(2000))) }},
+		{"health check fails", func(m *vipMachine) { m.onEvent(evUnhealthy, fiptest.T0.Add(ms(2000))) }},
+		{"link down", func(m *vipMachine) { m.onEvent(evLinkDown, fiptest.T0.Add(ms(2000))) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _ := newTestMachine(t, 100, "02:00:00:00:00:09")
 			w, r, _ := newWorld([]tcpConn{c1}, nil)
 			m.addr = withConnReset(worldAddr{w}, r, testVIP)
-			advance(m, t0, t0.Add(ms(1000)), nil)
-			if m.state != stateActive {
+			advance(m, fiptest.T0, fiptest.T0.Add(ms(1000)), nil)
+			if m.state != event.Active {
 				t.Fatalf("setup: state %v", m.state)
 			}
 			w.events = nil

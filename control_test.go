@@ -13,6 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
 )
 
 func TestParseControlSockets(t *testing.T) {
@@ -44,17 +48,17 @@ func controlTestName() string {
 
 // serveTestControl runs a status server for a group on a fresh control
 // socket; loop says whether the daemon's loop runs (answers calls).
-func serveTestControl(t *testing.T, name string, loop bool) *syncBuffer {
+func serveTestControl(t *testing.T, name string, loop bool) *fiptest.SyncBuffer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &fiptest.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	ln := listenControl(name, log)
 	if ln == nil {
 		t.Fatalf("no control socket:\n%s", logs)
 	}
-	g, _ := newTestGroup(t, "02:00:00:00:00:09", 150, testVIPs(2), false)
+	g, _ := newTestGroup(t, "02:00:00:00:00:09", 150, fiptest.VIPs(2), false)
 	board := newStatusBoard(nil)
-	board.stateChanged(stateChange{VIP: testVIPs(1)[0], Interface: name, From: stateStandby, To: stateActive, At: t0})
+	board.StateChanged(event.Change{VIP: fiptest.VIPs(1)[0], Interface: name, From: event.Standby, To: event.Active, At: fiptest.T0})
 	d := newIfaceDaemon(name, log, &arpPort{}, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -66,7 +70,7 @@ func serveTestControl(t *testing.T, name string, loop bool) *syncBuffer {
 			for {
 				select {
 				case fn := <-d.calls:
-					fn(t0.Add(time.Minute))
+					fn(fiptest.T0.Add(time.Minute))
 				case <-ctx.Done():
 					return
 				}
@@ -96,7 +100,7 @@ func TestStatusOverTheControlSocket(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, stdout.String())
 	}
 	if len(reps) != 1 || reps[0].Interface != name || reps[0].Priority != 150 || len(reps[0].VIPs) != 1 ||
-		reps[0].VIPs[0].State != "active" || !reps[0].Now.Equal(t0.Add(time.Minute)) {
+		reps[0].VIPs[0].State != "active" || !reps[0].Now.Equal(fiptest.T0.Add(time.Minute)) {
 		t.Errorf("report: %+v", reps)
 	}
 

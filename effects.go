@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // machineConfig is what one VIP's state machine needs from the command line.
@@ -74,30 +76,6 @@ const (
 	evUnhealthy                       // the --check fails: do not hold the VIP
 )
 
-// stateChange is reported on every transition of a VIP's machine, for
-// hooks, metrics and status.
-type stateChange struct {
-	VIP       netip.Addr
-	Interface string
-	From, To  vipState
-	Holder    net.HardwareAddr // the other holder known at the time, if any
-	Reason    string
-	At        time.Time
-}
-
-// observer learns what the machines do; it must never block.
-type observer interface {
-	stateChanged(stateChange)
-	// counted records one event of a VIP: "probe", "miss", "conflict", "announce".
-	counted(vip netip.Addr, what string)
-}
-
-// noObserver is the observer of a machine nobody watches.
-type noObserver struct{}
-
-func (noObserver) stateChanged(stateChange)   {}
-func (noObserver) counted(netip.Addr, string) {}
-
 // fenceFunc runs the operator's fencing step against a silent holder; the
 // claim goes ahead only if it returns nil.
 type fenceFunc func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error
@@ -109,7 +87,7 @@ type machineDeps struct {
 	arp    arpSender
 	addr   vipAddress
 	refs   reachability
-	obs    observer
+	obs    event.Observer
 	fence  fenceFunc // nil: no fencing
 	// fenceDone receives the result of a fencing run started by the
 	// machine; the interface's loop hands it back to onFenceDone.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // labMetric reads one sample of host's metrics endpoint at 127.0.0.1:9810
@@ -74,7 +76,7 @@ func TestLabForeignARPFlood(t *testing.T) {
 		"--metrics-listen", "127.0.0.1:9810", labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
 	// The claim's five announcements are over before counting defences.
-	waitFor(t, 10*time.Second, "the claim's announcements", func() bool { return labMetric(t, l, "h1", sample) >= 5 })
+	fiptest.WaitFor(t, 10*time.Second, "the claim's announcements", func() bool { return labMetric(t, l, "h1", sample) >= 5 })
 	if !l.clientPing(labVIP) {
 		t.Fatal("client cannot reach the VIP before the flood")
 	}
@@ -96,7 +98,7 @@ func TestLabForeignARPFlood(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	code, err := flood.wait(5 * time.Second)
+	code, err := flood.Wait(5 * time.Second)
 	elapsed := time.Since(start)
 	user1, sys1 := cpuTicks(t, h1.pid())
 	share := func(ticks int) float64 { return float64(ticks) / 100 / elapsed.Seconds() } // of one core

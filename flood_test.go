@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
+
 	"github.com/mdlayher/arp"
 )
 
@@ -60,14 +64,14 @@ func floodFrame(r *rand.Rand, i int, own string) *arpFrame {
 func TestMachineUnderFlood(t *testing.T) {
 	const own = "02:00:00:00:00:05"
 	var logs bytes.Buffer
-	lan := &fakeLAN{own: mustMAC(own)}
+	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest} // no refresh: every announcement below is a defence
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
-	m := newVIPMachine(testVIP, cfg, deps, false, t0)
-	m.onEvent(evLinkUp, t0)
-	now := advance(m, t0, t0.Add(5*time.Second), nil)
-	if m.state != stateActive || lan.announces != 3 {
+	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m.onEvent(evLinkUp, fiptest.T0)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
+	if m.state != event.Active || lan.announces != 3 {
 		t.Fatalf("setup: state %v, %d announcements", m.state, lan.announces)
 	}
 	logs.Reset()
@@ -88,7 +92,7 @@ func TestMachineUnderFlood(t *testing.T) {
 		if lan.announces != before {
 			defences = append(defences, now.Sub(start))
 		}
-		if m.state != stateActive || !lan.configured {
+		if m.state != event.Active || !lan.configured {
 			t.Fatalf("lost the VIP %v into the flood (frame %d): state %v, configured %v\n%s", now.Sub(start), i, m.state, lan.configured, logs.String())
 		}
 	}
@@ -130,7 +134,7 @@ func TestMachineUnderFlood(t *testing.T) {
 	m.onFrame(*frame(arp.OperationReply, winner, testVIP, own, zeroIPv4), now.Add(ms(3)))
 	m.onFrame(*floodFrame(r, 1, own), now.Add(ms(4)))
 	m.onFrame(*frame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
-	if m.state != stateStandby || lan.configured {
+	if m.state != event.Standby || lan.configured {
 		t.Fatalf("a real, better floatip holder amid the flood: state %v, configured %v", m.state, lan.configured)
 	}
 }
@@ -139,8 +143,8 @@ func TestMachineUnderFlood(t *testing.T) {
 // table past maxPeers, and peers heard more than once survive the flood.
 func TestPeerTableBounded(t *testing.T) {
 	peers := peerTable{}
-	real := mustMAC("02:00:00:00:00:01")
-	peers.observe(real, peerTag{priority: 150}, t0)
+	real := fiptest.MustMAC("02:00:00:00:00:01")
+	peers.observe(real, peerTag{priority: 150}, fiptest.T0)
 	if _, ok := peers.confirmed(real); ok {
 		t.Fatal("confirmed after one frame")
 	}
@@ -150,7 +154,7 @@ func TestPeerTableBounded(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 100_000 {
-		peers.observe(mustMAC(randomMAC(r)), peerTag{priority: 200, flags: flagHolder}, t0.Add(ms(i/100)))
+		peers.observe(fiptest.MustMAC(randomMAC(r)), peerTag{priority: 200, flags: flagHolder}, fiptest.T0.Add(ms(i/100)))
 		if len(peers) > maxPeers {
 			t.Fatalf("%d peers after %d random MACs", len(peers), i+1)
 		}
@@ -159,9 +163,9 @@ func TestPeerTableBounded(t *testing.T) {
 		t.Error("the flood pushed out a confirmed peer heard within the last minute")
 	}
 	// Long silent peers go when room is needed.
-	later := t0.Add(ms(1000) + peerForget + time.Second)
+	later := fiptest.T0.Add(ms(1000) + peerForget + time.Second)
 	for range maxPeers {
-		peers.observe(mustMAC(randomMAC(r)), peerTag{priority: 200}, later)
+		peers.observe(fiptest.MustMAC(randomMAC(r)), peerTag{priority: 200}, later)
 	}
 	if _, ok := peers.known(real); ok {
 		t.Error("a peer silent for longer than peerForget was kept")
@@ -170,11 +174,11 @@ func TestPeerTableBounded(t *testing.T) {
 	// new ones are then not recorded at all.
 	full := peerTable{}
 	for i := range maxPeers {
-		mac := mustMAC(fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256))
-		full.observe(mac, peerTag{priority: 1}, t0)
+		mac := fiptest.MustMAC(fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256))
+		full.observe(mac, peerTag{priority: 1}, fiptest.T0)
 		full.heard(mac)
 	}
-	full.observe(mustMAC("02:00:00:00:ff:ff"), peerTag{priority: 1}, t0)
+	full.observe(fiptest.MustMAC("02:00:00:00:ff:ff"), peerTag{priority: 1}, fiptest.T0)
 	if len(full) != maxPeers {
 		t.Errorf("%d peers, want at most %d", len(full), maxPeers)
 	}
@@ -186,11 +190,11 @@ func TestPeerTableBounded(t *testing.T) {
 func TestStandbyUnderFlood(t *testing.T) {
 	const own, holder = "02:00:00:00:00:05", "02:00:00:00:00:01"
 	var logs bytes.Buffer
-	lan := &fakeLAN{own: mustMAC(own)}
+	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3, announceSpacing: ms(1100), announceForm: formRequest}
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
-	m := newVIPMachine(testVIP, cfg, deps, false, t0)
-	m.group.event(evLinkUp, t0)
+	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m.group.event(evLinkUp, fiptest.T0)
 	holderAlive := true
 	// step runs 1 ms: the timers, the holder's answer to a probe that
 	// reaches it (broadcast or to its MAC), and a flood frame.
@@ -210,16 +214,16 @@ func TestStandbyUnderFlood(t *testing.T) {
 		if flooding {
 			g.dispatch(*floodFrame(r, i, own), now)
 		}
-		if m.state != stateStandby && holderAlive {
-			t.Fatalf("%v: state %v while the holder is alive", now.Sub(t0), m.state)
+		if m.state != event.Standby && holderAlive {
+			t.Fatalf("%v: state %v while the holder is alive", now.Sub(fiptest.T0), m.state)
 		}
 	}
-	now := t0
+	now := fiptest.T0
 	for i := range 2000 {
-		now = t0.Add(time.Duration(i) * time.Millisecond)
+		now = fiptest.T0.Add(time.Duration(i) * time.Millisecond)
 		step(now, i, false)
 	}
-	if !macEqual(m.holder, mustMAC(holder)) {
+	if !bytes.Equal(m.holder, fiptest.MustMAC(holder)) {
 		t.Fatalf("setup: holder %v", m.holder)
 	}
 	logs.Reset()
@@ -238,17 +242,17 @@ func TestStandbyUnderFlood(t *testing.T) {
 		now = end.Add(time.Duration(i) * time.Millisecond)
 		step(now, i, false)
 	}
-	if !macEqual(m.holder, mustMAC(holder)) || lan.adds != 0 {
+	if !bytes.Equal(m.holder, fiptest.MustMAC(holder)) || lan.adds != 0 {
 		t.Fatalf("3 s after the flood: holder %v, adds %d", m.holder, lan.adds)
 	}
 	// The holder dies: the standby takes over as usual.
 	holderAlive = false
 	death := now
-	for i := 0; now.Sub(death) < 2*time.Second && m.state != stateActive; i++ {
+	for i := 0; now.Sub(death) < 2*time.Second && m.state != event.Active; i++ {
 		now = death.Add(time.Duration(i) * time.Millisecond)
 		step(now, i, false)
 	}
-	if m.state != stateActive || !lan.configured {
+	if m.state != event.Active || !lan.configured {
 		t.Fatalf("2 s after the holder died: state %v, configured %v\n%s", m.state, lan.configured, logs.String())
 	}
 	t.Logf("standby: %d log lines over 30 s of flood; took over %v after the holder died", lines, now.Sub(death))
@@ -260,7 +264,7 @@ func TestStandbyUnderFlood(t *testing.T) {
 // a new stranger after a quiet spell gets one.
 func TestMachineDefendsSporadicStranger(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:05")
-	now := advance(m, t0, t0.Add(5*time.Second), nil)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
 	announce := func(mac string, at time.Time) int {
 		before := lan.announces
 		m.onFrame(*frame(arp.OperationRequest, mac, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), at)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // The group view of one interface: what this node knows of the other floatip
@@ -90,7 +92,7 @@ func (g *groupView) add(m *vipMachine) {
 	}
 	g.machines[m.vip] = m
 	m.slot = -1
-	if m.state != stateStandby {
+	if m.state != event.Standby {
 		g.notStandby++ // adopting a copy found at start: setState keeps it from here
 	}
 	g.queue.push(m)
@@ -374,7 +376,7 @@ func (w *holderWatch) holderGone(now time.Time) {
 	}
 }
 
-func (g *groupView) countMiss(m *vipMachine) { m.obs.counted(m.vip, "miss") }
+func (g *groupView) countMiss(m *vipMachine) { m.obs.Counted(m.vip, "miss") }
 
 // heldRotation self-checks the held VIPs one at a time, one per
 // selfCheckEvery, and refreshes one per --refresh: the broadcast cost of a

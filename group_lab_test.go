@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // claims counts the claims in a daemon's log.
@@ -30,7 +32,7 @@ func holders(l *lab, n int) []string {
 // waitSoleHolder waits until exactly want holds the VIP.
 func waitSoleHolder(t *testing.T, l *lab, n int, want string, within time.Duration) {
 	t.Helper()
-	waitFor(t, within, want+" as the only holder", func() bool {
+	fiptest.WaitFor(t, within, want+" as the only holder", func() bool {
 		hs := holders(l, n)
 		return len(hs) == 1 && hs[0] == want
 	})
@@ -108,7 +110,7 @@ func TestLabSplitBrainHeals(t *testing.T) {
 	l.script("unisolate", "h1")
 	waitSoleHolder(t, l, 2, "h1", 2*time.Second)
 	single := time.Since(healed)
-	waitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP) == hostMAC(1) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP) == hostMAC(1) })
 	s := <-summary
 	if s.Err != nil {
 		t.Fatal(s.Err)

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
+
 	"github.com/mdlayher/arp"
 )
 
@@ -45,27 +49,19 @@ type groupAddr struct {
 func (a groupAddr) add() error    { a.lan.adds[a.vip]++; return nil }
 func (a groupAddr) remove() error { a.lan.removes[a.vip]++; return nil }
 
-func testVIPs(n int) []netip.Addr {
-	vips := make([]netip.Addr, n)
-	for i := range vips {
-		vips[i] = netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
-	}
-	return vips
-}
-
 // newTestGroup builds a node with one machine per VIP sharing a group.
 func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*groupView, *groupLAN) {
 	t.Helper()
-	lan := &groupLAN{own: mustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
+	lan := &groupLAN{own: fiptest.MustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := newGroupView(cfg, lan, log)
 	for _, vip := range vips {
 		deps := machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}
-		newVIPMachine(vip, cfg, deps, adopt, t0)
+		newVIPMachine(vip, cfg, deps, adopt, fiptest.T0)
 	}
-	g.event(evLinkUp, t0)
+	g.event(evLinkUp, fiptest.T0)
 	return g, lan
 }
 
@@ -95,10 +91,10 @@ const holderMAC = "02:00:00:00:00:01"
 // A standby of many VIPs checks their holder once per interval, not every
 // VIP every interval, and still checks each VIP in turn.
 func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
-	vips := testVIPs(64)
+	vips := fiptest.VIPs(64)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 	answer := func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) }
-	runGroup(g, lan, t0, t0.Add(time.Minute), answer)
+	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(time.Minute), answer)
 
 	perVIP := map[netip.Addr]int{}
 	for _, p := range lan.probes {
@@ -133,14 +129,14 @@ func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
 // When the holder dies, all its VIPs are claimed within the single-VIP
 // failover time, without a claim probe per VIP.
 func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
-	vips := testVIPs(256)
+	vips := fiptest.VIPs(256)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-	death := t0.Add(10 * time.Second)
-	now := runGroup(g, lan, t0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
+	death := fiptest.T0.Add(10 * time.Second)
+	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
 	before := len(lan.probes)
 	runGroup(g, lan, now, death.Add(ms(799)), nil)
 	for _, vip := range vips {
-		if lan.adds[vip] != 1 || g.machines[vip].state != stateActive {
+		if lan.adds[vip] != 1 || g.machines[vip].state != event.Active {
 			t.Fatalf("%s: state %v, adds %d, 800 ms after its holder died (dead time 600 ms + claim check + pacing)",
 				vip, g.machines[vip].state, lan.adds[vip])
 		}
@@ -157,11 +153,11 @@ func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
 // A holder that is alive but no longer answers for one VIP (it released it
 // silently) loses only that VIP, once the watch reaches it in turn.
 func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
-	vips := testVIPs(16)
+	vips := fiptest.VIPs(16)
 	gone := vips[5]
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-	from := t0.Add(5 * time.Second)
-	runGroup(g, lan, t0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *arpFrame {
+	from := fiptest.T0.Add(5 * time.Second)
+	runGroup(g, lan, fiptest.T0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *arpFrame {
 		if p.vip == gone && p.at.After(from) {
 			return nil
 		}
@@ -180,9 +176,9 @@ func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
 
 // A holder of many VIPs self-checks one per selfCheckEvery, in turn.
 func TestGroupHolderSelfChecksInTurn(t *testing.T) {
-	vips := testVIPs(64)
+	vips := fiptest.VIPs(64)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
-	runGroup(g, lan, t0, t0.Add(time.Minute), nil)
+	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(time.Minute), nil)
 	checks := map[netip.Addr]int{}
 	n := 0
 	for _, p := range lan.probes {
@@ -203,9 +199,9 @@ func TestGroupHolderSelfChecksInTurn(t *testing.T) {
 // A split brain found on one VIP makes the holder check every VIP it holds
 // against that node at once, paced.
 func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
-	vips := testVIPs(64)
+	vips := fiptest.VIPs(64)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 200, vips, true)
-	now := runGroup(g, lan, t0, t0.Add(6*time.Second), nil)
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(6*time.Second), nil)
 	other := "02:00:00:00:00:07"
 	// The other node shows that it holds one of our VIPs (a holder's
 	// self-check, then its kernel's answer to ours: a floatip node heard
@@ -235,20 +231,20 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 func TestPacer(t *testing.T) {
 	p := pacer{rate: 1000, burst: 4}
 	for i := range 4 {
-		if !p.take(t0) {
+		if !p.take(fiptest.T0) {
 			t.Fatalf("token %d of the burst refused", i)
 		}
 	}
-	if p.take(t0) {
+	if p.take(fiptest.T0) {
 		t.Fatal("took more than the burst at once")
 	}
-	if next := p.nextToken(t0); next != t0.Add(time.Millisecond) {
-		t.Errorf("next token at %v, want 1 ms later", next.Sub(t0))
+	if next := p.nextToken(fiptest.T0); next != fiptest.T0.Add(time.Millisecond) {
+		t.Errorf("next token at %v, want 1 ms later", next.Sub(fiptest.T0))
 	}
-	if !p.take(t0.Add(time.Millisecond)) {
+	if !p.take(fiptest.T0.Add(time.Millisecond)) {
 		t.Error("no token after 1 ms at 1000/s")
 	}
-	if !p.take(t0.Add(time.Hour)) || !p.take(t0.Add(time.Hour)) || !p.take(t0.Add(time.Hour)) || !p.take(t0.Add(time.Hour)) || p.take(t0.Add(time.Hour)) {
+	if !p.take(fiptest.T0.Add(time.Hour)) || !p.take(fiptest.T0.Add(time.Hour)) || !p.take(fiptest.T0.Add(time.Hour)) || !p.take(fiptest.T0.Add(time.Hour)) || p.take(fiptest.T0.Add(time.Hour)) {
 		t.Error("the bucket does not fill up to the burst (and no more) after a long pause")
 	}
 }
@@ -257,16 +253,16 @@ func TestWakeQueueOrder(t *testing.T) {
 	q := &wakeQueue{}
 	items := make([]*fakeScheduled, 5)
 	for i := range items {
-		items[i] = &fakeScheduled{name: fmt.Sprint(i), at: t0.Add(time.Duration(5-i) * time.Second), slot: -1}
+		items[i] = &fakeScheduled{name: fmt.Sprint(i), at: fiptest.T0.Add(time.Duration(5-i) * time.Second), slot: -1}
 		q.push(items[i])
 	}
-	if q.next() != t0.Add(time.Second) {
-		t.Fatalf("next %v", q.next().Sub(t0))
+	if q.next() != fiptest.T0.Add(time.Second) {
+		t.Fatalf("next %v", q.next().Sub(fiptest.T0))
 	}
 	q.remove(items[4])
-	items[0].at = t0.Add(ms(500))
+	items[0].at = fiptest.T0.Add(ms(500))
 	q.fix(items[0])
-	due := q.due(t0.Add(2 * time.Second))
+	due := q.due(fiptest.T0.Add(2 * time.Second))
 	if len(due) != 2 || due[0] != items[0] || due[1] != items[3] {
 		t.Fatalf("due: %v", due)
 	}
@@ -286,30 +282,30 @@ func (f *fakeScheduled) String() string      { return f.name }
 // Preemption still works per VIP when the holder's watch does the probing:
 // after --preempt-delay every VIP of a lower-ranked holder is taken over.
 func TestGroupPreemptsEveryVIP(t *testing.T) {
-	vips := testVIPs(32)
-	lan := &groupLAN{own: mustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
+	vips := fiptest.VIPs(32)
+	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: 200, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second,
 		preempt: true, preemptDelay: 5 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := newGroupView(cfg, lan, log)
 	for _, vip := range vips {
-		newVIPMachine(vip, cfg, machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}, false, t0)
+		newVIPMachine(vip, cfg, machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}, false, fiptest.T0)
 	}
-	g.event(evLinkUp, t0)
+	g.event(evLinkUp, fiptest.T0)
 	lower := "02:00:00:00:00:01"
 	// The lower-ranked holder introduces itself, then answers every probe.
-	g.dispatch(*frame(arp.OperationRequest, lower, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[0]), t0)
+	g.dispatch(*frame(arp.OperationRequest, lower, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[0]), fiptest.T0)
 	answer := func(p sentProbe) *arpFrame { return replyFor(lower, p.vip) }
-	now := runGroup(g, lan, t0, t0.Add(4*time.Second), answer)
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(4*time.Second), answer)
 	for _, vip := range vips {
 		if lan.adds[vip] != 0 {
 			t.Fatalf("%s taken before the preempt delay", vip)
 		}
 	}
-	runGroup(g, lan, now, t0.Add(7*time.Second), answer)
+	runGroup(g, lan, now, fiptest.T0.Add(7*time.Second), answer)
 	for _, vip := range vips {
-		if lan.adds[vip] != 1 || g.machines[vip].state != stateActive {
+		if lan.adds[vip] != 1 || g.machines[vip].state != event.Active {
 			t.Errorf("%s: adds %d, state %v after the preempt delay", vip, lan.adds[vip], g.machines[vip].state)
 		}
 	}
@@ -321,11 +317,11 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 // hear) instead of claiming at once. Claiming at once made every standby
 // in that situation take the VIP together (chaos run, 5 hosts × 16 VIPs).
 func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
-	vips := testVIPs(2)
+	vips := fiptest.VIPs(2)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 	const better = "02:00:00:00:00:03"
-	death := t0.Add(10 * time.Second)
-	now := runGroup(g, lan, t0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
+	death := fiptest.T0.Add(10 * time.Second)
+	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
 	// The better standby's broadcast probes while it suspects the holder too.
 	for at := death.Add(ms(250)); at.Before(death.Add(ms(900))); at = at.Add(ms(100)) {
 		now = runGroup(g, lan, now, at, nil)
@@ -355,7 +351,7 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 		return replyFor(better, p.vip)
 	})
 	m := g.machines[vips[0]]
-	if m.state != stateClaiming || lan.adds[vips[0]] != 0 {
+	if m.state != event.Claiming || lan.adds[vips[0]] != 0 {
 		t.Fatalf("after the release notice: state %v, adds %d; want a claim check first (claiming, no add)", m.state, lan.adds[vips[0]])
 	}
 	claimProbe := false
@@ -370,43 +366,43 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 // A VIP added by hand on a standby is checked as a copy found at start: it
 // is removed when another node holds the VIP, and adopted when nobody does.
 func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
-	vips := testVIPs(2)
+	vips := fiptest.VIPs(2)
 	t.Run("held elsewhere", func(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 		answer := func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) }
-		now := runGroup(g, lan, t0, t0.Add(5*time.Second), answer)
+		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), answer)
 		g.eventFor(vips[1], evAddrAdded, now)
-		if m := g.machines[vips[1]]; m.state != stateAdopting {
+		if m := g.machines[vips[1]]; m.state != event.Adopting {
 			t.Fatalf("after the VIP was added by hand: state %v, want adopting", m.state)
 		}
 		runGroup(g, lan, now, now.Add(time.Second), answer)
 		m := g.machines[vips[1]]
-		if lan.removes[vips[1]] != 1 || m.state != stateStandby || m.added {
+		if lan.removes[vips[1]] != 1 || m.state != event.Standby || m.added {
 			t.Errorf("held by %s: removes %d, state %v, added %v; want the copy removed and a standby", holderMAC, lan.removes[vips[1]], m.state, m.added)
 		}
-		if lan.announced[vips[1]] != 0 || lan.removes[vips[0]] != 0 || g.machines[vips[0]].state != stateStandby {
+		if lan.announced[vips[1]] != 0 || lan.removes[vips[0]] != 0 || g.machines[vips[0]].state != event.Standby {
 			t.Errorf("announced the stale copy, or touched the other VIP")
 		}
 	})
 	t.Run("held by nobody", func(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-		now := runGroup(g, lan, t0, t0.Add(ms(300)), nil) // before its own dead time
+		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(ms(300)), nil) // before its own dead time
 		g.eventFor(vips[0], evAddrAdded, now)
 		runGroup(g, lan, now, now.Add(2*time.Second), nil)
 		m := g.machines[vips[0]]
-		if m.state != stateActive || lan.removes[vips[0]] != 0 || lan.adds[vips[0]] != 0 || lan.announced[vips[0]] == 0 {
+		if m.state != event.Active || lan.removes[vips[0]] != 0 || lan.adds[vips[0]] != 0 || lan.announced[vips[0]] == 0 {
 			t.Errorf("nobody holds it: state %v, adds %d, removes %d, announced %d; want it adopted (active, announced, not added again)",
 				m.state, lan.adds[vips[0]], lan.removes[vips[0]], lan.announced[vips[0]])
 		}
 	})
 	t.Run("our own add", func(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-		now := runGroup(g, lan, t0, t0.Add(2*time.Second), nil)
-		if m := g.machines[vips[0]]; m.state != stateActive {
+		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(2*time.Second), nil)
+		if m := g.machines[vips[0]]; m.state != event.Active {
 			t.Fatalf("setup: state %v, want active", m.state)
 		}
 		g.eventFor(vips[0], evAddrAdded, now) // the netlink echo of our claim
-		if m := g.machines[vips[0]]; m.state != stateActive {
+		if m := g.machines[vips[0]]; m.state != event.Active {
 			t.Errorf("the echo of our own add moved the holder to %v", m.state)
 		}
 	})
@@ -416,13 +412,13 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 // it must be false whenever a VIP is anything but a standby, also for a
 // VIP adopted at start, and true again once every VIP is back in standby.
 func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {
-	vips := testVIPs(2)
+	vips := fiptest.VIPs(2)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
 	if g.allStandby() {
 		t.Fatal("two VIPs adopting, and allStandby says every VIP is in standby")
 	}
-	now := runGroup(g, lan, t0, t0.Add(2*time.Second), nil) // nobody answers: both adopted
-	if g.machines[vips[0]].state != stateActive || g.allStandby() {
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(2*time.Second), nil) // nobody answers: both adopted
+	if g.machines[vips[0]].state != event.Active || g.allStandby() {
 		t.Fatalf("adopted: state %v, allStandby %v", g.machines[vips[0]].state, g.allStandby())
 	}
 	for _, m := range g.machines {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 const labVIP6 = "2001:db8::50"
@@ -30,7 +32,7 @@ func (l *lab) enableIPv6() {
 
 func waitActive6(t *testing.T, l *lab, host string, within time.Duration) {
 	t.Helper()
-	waitFor(t, within, host+" holds "+labVIP6, func() bool { return l.hostHasAddr(host, labVIP6+"/128") })
+	fiptest.WaitFor(t, within, host+" holds "+labVIP6, func() bool { return l.hostHasAddr(host, labVIP6+"/128") })
 }
 
 // holders6 lists the hosts h1..hn that have the IPv6 VIP configured.
@@ -96,7 +98,7 @@ func TestLabIPv6LinkCutFailover(t *testing.T) {
 	if got := l.clientNeighMAC(labVIP6); got != hostMAC(2) {
 		t.Fatalf("client's neighbour cache: %s is at %q, want h2 %s", labVIP6, got, hostMAC(2))
 	}
-	waitFor(t, 2*time.Second, "h1 releases the VIP without carrier", func() bool { return !l.hostHasAddr("h1", labVIP6+"/128") })
+	fiptest.WaitFor(t, 2*time.Second, "h1 releases the VIP without carrier", func() bool { return !l.hostHasAddr("h1", labVIP6+"/128") })
 	if s.ByResponder["h1"] == 0 || s.ByResponder["h2"] == 0 || s.LastResponder != "h2" {
 		t.Fatalf("client answers by responder: %v, last %q (want h1, then h2)", s.ByResponder, s.LastResponder)
 	}
@@ -114,7 +116,7 @@ func TestLabIPv6LinkCutFailover(t *testing.T) {
 	t.Logf("client-observed outage on link cut (IPv6): %d ms (sent %d, answered %d)", s.LongestGapMs, s.Sent, s.Answered)
 	// The link comes back: h1 reopens its sockets and is h2's standby.
 	l.script("heal", "h1")
-	waitFor(t, 5*time.Second, "h1 sees h2 holding the VIP after the heal", func() bool {
+	fiptest.WaitFor(t, 5*time.Second, "h1 sees h2 holding the VIP after the heal", func() bool {
 		return strings.Contains(h1.logs(), "VIP is held") && strings.Contains(h1.logs(), "holder="+hostMAC(2))
 	})
 	if hs := holders6(l, 2); len(hs) != 1 || hs[0] != "h2" {
@@ -131,7 +133,7 @@ func TestLabIPv6SIGTERMHandover(t *testing.T) {
 	summary := l.udpClient6(4*time.Second, 10*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
 	h1.signal(syscall.SIGTERM)
-	if code, err := h1.wait(5 * time.Second); err != nil || code != 0 {
+	if code, err := h1.Wait(5 * time.Second); err != nil || code != 0 {
 		t.Fatalf("h1 after SIGTERM: exit %d, %v", code, err)
 	}
 	if l.hostHasAddr("h1", labVIP6+"/128") {
@@ -171,12 +173,12 @@ func TestLabIPv6SplitBrainHeals(t *testing.T) {
 	time.Sleep(time.Second)
 	healed := time.Now()
 	l.script("unisolate", "h1")
-	waitFor(t, 2*time.Second, "h1 as the only holder", func() bool {
+	fiptest.WaitFor(t, 2*time.Second, "h1 as the only holder", func() bool {
 		hs := holders6(l, 2)
 		return len(hs) == 1 && hs[0] == "h1"
 	})
 	single := time.Since(healed)
-	waitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP6) == hostMAC(1) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP6) == hostMAC(1) })
 	s := <-summary
 	if s.Err != nil {
 		t.Fatal(s.Err)
@@ -297,7 +299,7 @@ func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 	l.mustRun("h1", "ip", "-6", "addr", "del", vip+"/128", "dev", "eth0")
 	l.mustRun("h2", "ip", "-6", "addr", "add", vip+"/128", "dev", "eth0", "nodad")
 	l.mustRun("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
-	waitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.clientNeighMAC(vip) == hostMAC(2) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.clientNeighMAC(vip) == hostMAC(2) })
 }
 
 // TestLabIPv6ConnReset: releasing an IPv6 VIP resets its TCP connections
@@ -310,7 +312,7 @@ func TestLabIPv6ConnReset(t *testing.T) {
 	h1, _ := startPair6(t, l)
 	for _, h := range []string{"h1", "h2"} {
 		d := l.startProcess(h, "tcpidle", buildTCPIdle(t), "serve", "-listen", target, "-name", h)
-		waitFor(t, 5*time.Second, h+"'s TCP server to listen", func() bool {
+		fiptest.WaitFor(t, 5*time.Second, h+"'s TCP server to listen", func() bool {
 			if !d.running() {
 				t.Fatalf("TCP server on %s exited: %s", h, d.logs())
 			}
@@ -388,14 +390,14 @@ func TestLabIPv6AdoptsAfterKill(t *testing.T) {
 	d := l.startDaemon("h1", "-i", "eth0", labVIP6)
 	waitActive6(t, l, "h1", 5*time.Second)
 	d.signal(syscall.SIGKILL)
-	if _, err := d.wait(5 * time.Second); err != nil {
+	if _, err := d.Wait(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if !l.hostHasAddr("h1", labVIP6+"/128") {
 		t.Fatal("setup: the killed daemon's VIP is gone")
 	}
 	d = l.startDaemon("h1", "-i", "eth0", labVIP6)
-	waitFor(t, 5*time.Second, "the VIP adopted", func() bool { return strings.Contains(d.logs(), "adopting the copy") })
+	fiptest.WaitFor(t, 5*time.Second, "the VIP adopted", func() bool { return strings.Contains(d.logs(), "adopting the copy") })
 	if !l.hostHasAddr("h1", labVIP6+"/128") || strings.Contains(d.logs(), "claimed VIP") {
 		t.Errorf("the VIP was not kept and adopted:\n%s", d.logs())
 	}
@@ -461,14 +463,14 @@ func TestLabIPv6OperatorFeatures(t *testing.T) {
 	waitStandby(t, h2, 5*time.Second)
 
 	os.Remove(ok)
-	waitFor(t, 3*time.Second, "h2 as the only holder", func() bool {
+	fiptest.WaitFor(t, 3*time.Second, "h2 as the only holder", func() bool {
 		hs := holders6(l, 2)
 		return len(hs) == 1 && hs[0] == "h2"
 	})
 	if !strings.Contains(h1.logs(), "health check fails: releasing") {
 		t.Errorf("h1 did not say why it released:\n%s", h1.logs())
 	}
-	waitFor(t, 3*time.Second, "the on-change hook saw h2 take the IPv6 VIP", func() bool {
+	fiptest.WaitFor(t, 3*time.Second, "the on-change hook saw h2 take the IPv6 VIP", func() bool {
 		b, _ := os.ReadFile(events + "h2")
 		return strings.Contains(string(b), "active "+labVIP6)
 	})

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // TestLabIsolatedHolderStepsDown: the holder (the better-ranked node) is cut
@@ -30,7 +32,7 @@ func TestLabIsolatedHolderStepsDown(t *testing.T) {
 	l.script("isolate", "h1")
 	waitActive(t, l, "h2", 5*time.Second)
 	takeover := time.Since(isolated)
-	waitFor(t, 10*time.Second, "the isolated holder h1 to drop the VIP", func() bool { return !l.hostHasAddr("h1", labVIP+"/32") })
+	fiptest.WaitFor(t, 10*time.Second, "the isolated holder h1 to drop the VIP", func() bool { return !l.hostHasAddr("h1", labVIP+"/32") })
 	dropped := time.Since(isolated)
 	if !strings.Contains(h1.logs(), "isolated: no reference host") {
 		t.Errorf("h1 did not say why it released:\n%s", lastLines(h1.logs(), 20))

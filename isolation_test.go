@@ -9,12 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
+
 	"github.com/mdlayher/arp"
 )
 
 func TestHolderIsolated(t *testing.T) {
 	silence := 3 * time.Second
-	now := t0.Add(time.Hour)
+	now := fiptest.T0.Add(time.Hour)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	cases := []struct {
 		name string
@@ -84,9 +88,9 @@ func newHolderWorld(t *testing.T, loss float64, seed uint64) *holderWorld {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	refs := &lossyRefs{rng: rng, loss: loss, up: true}
 	m, lan := newTestMachineWith(t, 200, "02:00:00:00:00:09", refs, func(*machineConfig) {})
-	w := &holderWorld{m: m, lan: lan, refs: refs, now: t0, standbyUp: true, loss: loss, rng: rng}
+	w := &holderWorld{m: m, lan: lan, refs: refs, now: fiptest.T0, standbyUp: true, loss: loss, rng: rng}
 	w.run(2 * time.Second)
-	if m.state != stateActive {
+	if m.state != event.Active {
 		t.Fatalf("setup: state %v, want active", m.state)
 	}
 	return w
@@ -102,7 +106,7 @@ func (w *holderWorld) run(d time.Duration) {
 		if !w.now.Before(g.next()) {
 			g.tick(w.now)
 		}
-		if w.standbyUp && w.now.Sub(t0)%ms(200) == 0 && w.rng.Float64() >= w.loss {
+		if w.standbyUp && w.now.Sub(fiptest.T0)%ms(200) == 0 && w.rng.Float64() >= w.loss {
 			g.dispatch(*standbyProbe, w.now)
 		}
 		if w.released.IsZero() && w.lan.removes > 0 {
@@ -134,7 +138,7 @@ func TestMachineIsolatedHolderReleases(t *testing.T) {
 	}
 	probes = len(w.lan.probes)
 	w.run(ms(1800))
-	if w.lan.removes != 1 || w.m.state != stateStandby || w.lan.configured {
+	if w.lan.removes != 1 || w.m.state != event.Standby || w.lan.configured {
 		t.Fatalf("4.5 s after the cut: removes %d, state %v, configured %v", w.lan.removes, w.m.state, w.lan.configured)
 	}
 	t.Logf("released %v after the cut", w.released.Sub(cut))
@@ -216,7 +220,7 @@ func TestMachineIsolationLossDoesNotRelease(t *testing.T) {
 	w := newHolderWorld(t, 0.10, 5)
 	w.run(6 * time.Hour)
 	if w.lan.removes != 0 {
-		t.Fatalf("released at %v under 10%% loss", w.released.Sub(t0))
+		t.Fatalf("released at %v under 10%% loss", w.released.Sub(fiptest.T0))
 	}
 }
 
@@ -232,25 +236,25 @@ func TestReferenceWatchHeardAt(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sender := &countingSender{}
 	r := &referenceWatch{explicit: []netip.Addr{ref}, sender: sender, minGap: ms(50), log: log}
-	if at, asked := r.heardAt(t0); !asked || !at.IsZero() {
+	if at, asked := r.heardAt(fiptest.T0); !asked || !at.IsZero() {
 		t.Fatalf("before any answer: %v %v, want zero, asked", at, asked)
 	}
-	r.probe(t0)
-	r.probe(t0.Add(ms(10))) // rate-limited
+	r.probe(fiptest.T0)
+	r.probe(fiptest.T0.Add(ms(10))) // rate-limited
 	if len(sender.sent) != 1 || sender.sent[0] != ref {
 		t.Errorf("probes sent %v, want one to %s", sender.sent, ref)
 	}
 	answer := frame(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", zeroIPv4)
-	answer.received = t0.Add(ms(1))
+	answer.received = fiptest.T0.Add(ms(1))
 	r.saw(*answer)
 	other := frame(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", zeroIPv4)
-	other.received = t0.Add(ms(5))
+	other.received = fiptest.T0.Add(ms(5))
 	r.saw(*other) // not a reference
-	if at, asked := r.heardAt(t0.Add(ms(10))); !asked || !at.Equal(t0.Add(ms(1))) {
-		t.Errorf("after the answer: %v %v, want %v, asked", at, asked, t0.Add(ms(1)))
+	if at, asked := r.heardAt(fiptest.T0.Add(ms(10))); !asked || !at.Equal(fiptest.T0.Add(ms(1))) {
+		t.Errorf("after the answer: %v %v, want %v, asked", at, asked, fiptest.T0.Add(ms(1)))
 	}
 	none := &referenceWatch{sender: sender, log: log} // --no-reference-like: no gateway, none given
-	if _, asked := none.heardAt(t0); asked {
+	if _, asked := none.heardAt(fiptest.T0); asked {
 		t.Error("a watch with no reference hosts says it asked")
 	}
 }
@@ -274,7 +278,7 @@ func TestMachineIsolatedHolderRemovalFails(t *testing.T) {
 	w.m.addr = addr
 	w.refs.up, w.standbyUp = false, false
 	w.run(10 * time.Second)
-	if w.m.state != stateActive || !w.m.added {
+	if w.m.state != event.Active || !w.m.added {
 		t.Fatalf("state %v, added %v after failed removals", w.m.state, w.m.added)
 	}
 	if addr.attempts < 5 || addr.attempts > 40 {

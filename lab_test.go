@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 const labVIP = "192.0.2.50"
@@ -17,7 +19,7 @@ const labVIP = "192.0.2.50"
 // waitActive waits until host holds the VIP.
 func waitActive(t *testing.T, l *lab, host string, within time.Duration) {
 	t.Helper()
-	waitFor(t, within, host+" holds "+labVIP, func() bool { return l.hostHasAddr(host, labVIP+"/32") })
+	fiptest.WaitFor(t, within, host+" holds "+labVIP, func() bool { return l.hostHasAddr(host, labVIP+"/32") })
 }
 
 // startPair starts the usual two-host group: h1 (priority 200) takes the
@@ -35,7 +37,7 @@ func startPair(t *testing.T, l *lab, h1Args, h2Args []string) (h1, h2 *daemon) {
 // waitStandby waits until the daemon logged that it sees the holder.
 func waitStandby(t *testing.T, d *daemon, within time.Duration) {
 	t.Helper()
-	waitFor(t, within, "standby sees the holder", func() bool { return strings.Contains(d.logs(), "VIP is held") })
+	fiptest.WaitFor(t, within, "standby sees the holder", func() bool { return strings.Contains(d.logs(), "VIP is held") })
 }
 
 func TestLabTakeoverOnEmptyNetwork(t *testing.T) {
@@ -79,7 +81,7 @@ func TestLabLinkCutFailover(t *testing.T) {
 		t.Fatal("client cannot reach the VIP after the takeover")
 	}
 	// The cut holder must not keep the address: it has no carrier.
-	waitFor(t, 2*time.Second, "h1 releases the VIP without carrier", func() bool { return !l.hostHasAddr("h1", labVIP+"/32") })
+	fiptest.WaitFor(t, 2*time.Second, "h1 releases the VIP without carrier", func() bool { return !l.hostHasAddr("h1", labVIP+"/32") })
 	if s.ByResponder["h1"] == 0 || s.ByResponder["h2"] == 0 {
 		t.Fatalf("client answers by responder: %v (want both h1, then h2)", s.ByResponder)
 	}
@@ -107,7 +109,7 @@ func TestLabSIGTERMHandover(t *testing.T) {
 	summary := l.udpClient(4*time.Second, 10*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
 	h1.signal(syscall.SIGTERM)
-	code, err := h1.wait(5 * time.Second)
+	code, err := h1.Wait(5 * time.Second)
 	if err != nil || code != 0 {
 		t.Fatalf("h1 after SIGTERM: exit %d, %v", code, err)
 	}
@@ -151,7 +153,7 @@ func TestLabSeveralVIPs(t *testing.T) {
 	// h2 holds .51 and .52; .50 is h1's and stays there.
 	h2 := l.startDaemon("h2", "-i", "eth0", labVIP, "192.0.2.51", "192.0.2.52")
 	for _, vip := range []string{"192.0.2.51", "192.0.2.52"} {
-		waitFor(t, 5*time.Second, "h2 holds "+vip, func() bool { return l.hostHasAddr("h2", vip+"/32") })
+		fiptest.WaitFor(t, 5*time.Second, "h2 holds "+vip, func() bool { return l.hostHasAddr("h2", vip+"/32") })
 		if !l.clientPing(vip) || l.clientNeighMAC(vip) != hostMAC(2) {
 			t.Errorf("client does not reach %s at h2", vip)
 		}
@@ -187,7 +189,7 @@ func TestLabLateInterface(t *testing.T) {
 		t.Fatalf("ip netns add: %v %s", err, out)
 	}
 	h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
-	waitFor(t, 5*time.Second, "h2 says it waits for eth0", func() bool { return strings.Contains(h2.logs(), "waiting for interface") })
+	fiptest.WaitFor(t, 5*time.Second, "h2 says it waits for eth0", func() bool { return strings.Contains(h2.logs(), "waiting for interface") })
 	time.Sleep(time.Second)
 	if h2.exited() {
 		t.Fatalf("h2 exited while waiting for its interface:\n%s", h2.logs())
@@ -243,14 +245,14 @@ func TestLabAnnounceCommand(t *testing.T) {
 	l.mustRun("h1", "ip", "addr", "del", vip+"/32", "dev", "eth0")
 	l.mustRun("h2", "ip", "addr", "add", vip+"/32", "dev", "eth0")
 	l.mustRun("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
-	waitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.clientNeighMAC(vip) == hostMAC(2) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.clientNeighMAC(vip) == hostMAC(2) })
 	// And back with the reply form (arping -A). Linux ignores a second
 	// update within its 1 s locktime: wait it out.
 	time.Sleep(1200 * time.Millisecond)
 	l.mustRun("h2", "ip", "addr", "del", vip+"/32", "dev", "eth0")
 	l.mustRun("h1", "ip", "addr", "add", vip+"/32", "dev", "eth0")
 	l.mustRun("h1", bin, "announce", "-i", "eth0", "-c", "1", "--reply", vip)
-	waitFor(t, 2*time.Second, "client's cache points at h1 after the reply form", func() bool { return l.clientNeighMAC(vip) == hostMAC(1) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1 after the reply form", func() bool { return l.clientNeighMAC(vip) == hostMAC(1) })
 
 	// Byte for byte: capture arping's and floatip's frames at the client.
 	if out, _ := exec.Command("arping", "-V").CombinedOutput(); !strings.Contains(string(out), "iputils") {

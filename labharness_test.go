@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // The lab's fixed addresses (see lab/lab.sh).
@@ -46,7 +48,7 @@ const (
 )
 
 // hostMAC is host i's eth0 MAC, as lab.sh sets it.
-func hostMAC(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i) }
+func hostMAC(i int) string { return fiptest.HostMAC(i) }
 
 // hostIndex is I of the host named "hI" (0 for any other name).
 func hostIndex(name string) int {
@@ -439,18 +441,6 @@ func requireLabAddr(t *testing.T, ip string) {
 	t.Fatalf("%q is not in a documentation range: the lab only uses 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32", ip)
 }
 
-// waitFor polls cond every 20 ms until it holds; t.Fatalf naming what after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // captureARP returns, as hex, the whole Ethernet frame of the first
 // broadcast ARP frame the client receives while fn runs (tcpdump in the
 // client namespace). It fails the test when none arrives within 5 s.
@@ -482,7 +472,7 @@ func (l *lab) captureFrame(filter string, fn func()) string {
 		t.Fatalf("starting tcpdump: %v", err)
 	}
 	ready := make(chan struct{})
-	var errText syncBuffer
+	var errText fiptest.SyncBuffer
 	scanned := make(chan struct{})
 	go func() {
 		defer close(scanned)
@@ -539,28 +529,11 @@ type daemon struct {
 	t       *testing.T
 	name    string
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *fiptest.SyncBuffer
 	logPath string
 	done    chan struct{} // closed when the process has been waited for
 	state   *os.ProcessState
 	waitErr error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDaemon starts the floatip binary (built once per test run) with args
@@ -589,7 +562,7 @@ func (l *lab) startProcess(host, name, bin string, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, name: host + "/" + name, out: &syncBuffer{}, logPath: logPath, done: make(chan struct{})}
+	d := &daemon{t: t, name: host + "/" + name, out: &fiptest.SyncBuffer{}, logPath: logPath, done: make(chan struct{})}
 	w := io.MultiWriter(d.out, f)
 	// "ip netns exec" execs bin in place: the pid is bin's own.
 	d.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
@@ -608,9 +581,9 @@ func (l *lab) startProcess(host, name, bin string, args ...string) *daemon {
 	t.Cleanup(func() {
 		if d.running() {
 			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			if _, err := d.wait(3 * time.Second); err != nil {
+			if _, err := d.Wait(3 * time.Second); err != nil {
 				_ = d.cmd.Process.Kill()
-				_, _ = d.wait(2 * time.Second)
+				_, _ = d.Wait(2 * time.Second)
 			}
 		}
 		if t.Failed() {
@@ -653,9 +626,9 @@ func (d *daemon) signal(sig os.Signal) {
 	}
 }
 
-// wait waits up to timeout for the process to exit and returns its exit
+// Wait waits up to timeout for the process to exit and returns its exit
 // code; a death by signal N gives 128+N, as in a shell.
-func (d *daemon) wait(timeout time.Duration) (int, error) {
+func (d *daemon) Wait(timeout time.Duration) (int, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
@@ -693,7 +666,7 @@ func (l *lab) startEchoServers() []*daemon {
 func (l *lab) startEchoServer(host, listen string) *daemon {
 	l.t.Helper()
 	d := l.startProcess(host, "udpecho", buildUDPEcho(l.t), "serve", "-listen", listen, "-name", host)
-	waitFor(l.t, 5*time.Second, host+"'s echo server to listen on "+listen, func() bool {
+	fiptest.WaitFor(l.t, 5*time.Second, host+"'s echo server to listen on "+listen, func() bool {
 		if !d.running() {
 			l.t.Fatalf("echo server on %s exited: %s", host, d.logs())
 		}
@@ -860,7 +833,7 @@ func TestLabSmoke(t *testing.T) {
 	if rules := l.mustRun("br", "nft", "list", "ruleset"); strings.Contains(rules, "h1") {
 		t.Errorf("loss h1 0 left rules behind:\n%s", rules)
 	}
-	waitFor(t, 5*time.Second, "h1 reachable again after loss h1 0", func() bool { return l.clientPing(hostIP(1)) })
+	fiptest.WaitFor(t, 5*time.Second, "h1 reachable again after loss h1 0", func() bool { return l.clientPing(hostIP(1)) })
 
 	// Partial loss: 50% each way loses about 75% of ping round trips.
 	l.script("loss", "h2", "50")
@@ -869,17 +842,17 @@ func TestLabSmoke(t *testing.T) {
 		t.Errorf("loss h2 50: %.0f%% of pings lost, want about 75%%", p)
 	}
 	l.script("loss", "h2", "0")
-	waitFor(t, 5*time.Second, "h2 reachable after loss h2 0", func() bool { return l.clientPing(hostIP(2)) })
+	fiptest.WaitFor(t, 5*time.Second, "h2 reachable after loss h2 0", func() bool { return l.clientPing(hostIP(2)) })
 
 	// cut takes the carrier away, heal gives it back.
 	l.script("cut", "h1")
-	waitFor(t, 5*time.Second, "h1 to see NO-CARRIER after cut", func() bool { return !l.linkUp("h1") })
+	fiptest.WaitFor(t, 5*time.Second, "h1 to see NO-CARRIER after cut", func() bool { return !l.linkUp("h1") })
 	if l.clientPing(hostIP(1)) {
 		t.Errorf("client can ping h1 after cut")
 	}
 	l.script("heal", "h1")
-	waitFor(t, 5*time.Second, "h1 carrier after heal", func() bool { return l.linkUp("h1") })
-	waitFor(t, 5*time.Second, "h1 reachable after heal", func() bool { return l.clientPing(hostIP(1)) })
+	fiptest.WaitFor(t, 5*time.Second, "h1 carrier after heal", func() bool { return l.linkUp("h1") })
+	fiptest.WaitFor(t, 5*time.Second, "h1 reachable after heal", func() bool { return l.clientPing(hostIP(1)) })
 
 	// isolate drops everything but keeps the carrier.
 	l.script("isolate", "h2")
@@ -890,7 +863,7 @@ func TestLabSmoke(t *testing.T) {
 		t.Errorf("client can ping isolated h2")
 	}
 	l.script("unisolate", "h2")
-	waitFor(t, 5*time.Second, "h2 reachable after unisolate", func() bool { return l.clientPing(hostIP(2)) })
+	fiptest.WaitFor(t, 5*time.Second, "h2 reachable after unisolate", func() bool { return l.clientPing(hostIP(2)) })
 
 	// unplug keeps the namespace; plug brings the host back as it was.
 	l.script("unplug", "2")
@@ -901,7 +874,7 @@ func TestLabSmoke(t *testing.T) {
 	if !l.hostHasAddr("h2", hostIP(2)+"/24") {
 		t.Errorf("h2 lacks its address after plug")
 	}
-	waitFor(t, 5*time.Second, "h2 reachable after plug", func() bool { return l.clientPing(hostIP(2)) })
+	fiptest.WaitFor(t, 5*time.Second, "h2 reachable after plug", func() bool { return l.clientPing(hostIP(2)) })
 
 	// plug into a namespace a test created empty (to start a daemon first).
 	if out, err := exec.Command("ip", "netns", "add", l.nsName("h3")).CombinedOutput(); err != nil {
@@ -911,7 +884,7 @@ func TestLabSmoke(t *testing.T) {
 	if out := l.mustRun("h3", "ip", "-o", "link", "show", "dev", "eth0"); !strings.Contains(out, hostMAC(3)) {
 		t.Errorf("h3 eth0 lacks MAC %s:\n%s", hostMAC(3), out)
 	}
-	waitFor(t, 5*time.Second, "h3 reachable after plug", func() bool { return l.clientPing(hostIP(3)) })
+	fiptest.WaitFor(t, 5*time.Second, "h3 reachable after plug", func() bool { return l.clientPing(hostIP(3)) })
 	if got := l.clientNeighMAC(hostIP(3)); got != hostMAC(3) {
 		t.Errorf("client's ARP entry for h3 = %q, want %s", got, hostMAC(3))
 	}

@@ -14,14 +14,18 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"floatip/internal/privilege"
+
+	"floatip/internal/operator"
+
+	"floatip/internal/event"
+
 	"github.com/alecthomas/kong"
 	"github.com/vishvananda/netlink/nl"
-	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -201,36 +205,6 @@ func helpPrinter(options kong.HelpOptions, ctx *kong.Context) error {
 	return nil
 }
 
-// missingCapabilities names the capabilities floatip needs but lacks.
-func missingCapabilities() ([]string, error) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return nil, fmt.Errorf("read capabilities: %w", err)
-	}
-	var missing []string
-	for _, c := range []struct {
-		bit  uint
-		name string
-	}{{unix.CAP_NET_ADMIN, "CAP_NET_ADMIN"}, {unix.CAP_NET_RAW, "CAP_NET_RAW"}} {
-		if data[c.bit/32].Effective&(1<<(c.bit%32)) == 0 {
-			missing = append(missing, c.name)
-		}
-	}
-	return missing, nil
-}
-
-func checkPrivileges() error {
-	missing, err := missingCapabilities()
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: floatip needs CAP_NET_ADMIN (to add the address) and CAP_NET_RAW (to send ARP and neighbour discovery); run it as root or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)", strings.Join(missing, " and "))
-	}
-	return nil
-}
-
 func newLogger(w io.Writer, level slog.Level, json bool) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if json {
@@ -244,7 +218,7 @@ func (r *runCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPrivileges(); err != nil {
+	if err := privilege.Check(); err != nil {
 		return err
 	}
 	nl.EnableErrorMessageReporting = true
@@ -280,18 +254,18 @@ func (r *runCmd) run(e *env) error {
 // `floatip status`. Shutdown order: tell systemd we are stopping, let every
 // VIP release its address, wait for the hooks, then return.
 func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener, control net.Listener, log *slog.Logger) error {
-	notifier := newNotifier(log)
+	notifier := operator.NewNotifier(log)
 	// The summary of every VIP is built on each change only for systemd:
 	// with hundreds of VIPs a claim of all of them would build it hundreds
 	// of times for nobody.
 	var statusUpdate func(string)
 	if notifier != nil {
-		statusUpdate = notifier.post
+		statusUpdate = notifier.Post
 	}
 	board := newStatusBoard(statusUpdate)
 	met := newMetrics(version, log)
-	hooks := newHookRunner(cfg.onUp, cfg.onDown, cfg.onChange, cfg.hookTimeout, log)
-	obs := observers{board, met, hooks}
+	hooks := operator.NewHookRunner(cfg.onUp, cfg.onDown, cfg.onChange, cfg.hookTimeout, log)
+	obs := event.Observers{board, met, hooks}
 
 	port := &arpPort{}
 	d := newIfaceDaemon(cfg.ifname, log, port, newGroupView(cfg.machine, port, log))
@@ -309,9 +283,9 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	var fence fenceFunc
 	if cfg.fence != nil {
 		fence = func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error {
-			env := changeEnv(stateChange{VIP: vip, Interface: cfg.ifname, From: stateStandby, To: stateFencing,
+			env := operator.ChangeEnv(event.Change{VIP: vip, Interface: cfg.ifname, From: event.Standby, To: event.Fencing,
 				Holder: holder, Reason: "holder silent", At: time.Now()})
-			return runFence(ctx, cfg.fence, env, cfg.fenceTimeout)
+			return operator.RunFence(ctx, cfg.fence, env, cfg.fenceTimeout)
 		}
 	}
 	var resetter *connResetter
@@ -352,7 +326,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		})
 	}
 	if cfg.check != nil {
-		check := newHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
+		check := operator.NewHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
 		background.Go(func() {
 			err := check.Run(ctx, func(healthy bool) { d.setHealthy(ctx, healthy) })
 			if err != nil {
@@ -367,7 +341,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		for {
 			select {
 			case <-ctx.Done():
-				_ = notifier.stopping()
+				_ = notifier.Stopping()
 				return
 			case <-status:
 				for _, line := range board.lines() {
@@ -377,9 +351,9 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		}
 	})
 
-	_ = notifier.ready()
+	_ = notifier.Ready()
 	err := d.Run(ctx)
-	hooks.wait()
+	hooks.Wait()
 	background.Wait()
 	log.Info("floatip stopped")
 	return err

@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // runCLI runs the command line in-process and returns exit code and output.
@@ -212,19 +213,11 @@ func TestParseMixedRun(t *testing.T) {
 	}
 }
 
-func mustMAC(s string) net.HardwareAddr {
-	m, err := net.ParseMAC(s)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
 // The ARP payloads as iputils arping sends them (and as FIELD-NOTES.md's
 // table gives them), for MAC 02:00:00:00:00:01 and 192.0.2.50:
 // htype 1, ptype 0x0800, hlen 6, plen 4, op, SHA, SPA, THA, TPA.
 func TestPacketsMatchArping(t *testing.T) {
-	mac := mustMAC("02:00:00:00:00:01")
+	mac := fiptest.MustMAC("02:00:00:00:00:01")
 	vip := netip.MustParseAddr("192.0.2.50")
 	const head = "0001" + "0800" + "06" + "04"
 	cases := []struct {
@@ -258,7 +251,7 @@ func TestPacketsMatchArping(t *testing.T) {
 }
 
 func TestAnnouncementForms(t *testing.T) {
-	mac := mustMAC("02:00:00:00:00:01")
+	mac := fiptest.MustMAC("02:00:00:00:00:01")
 	vip := netip.MustParseAddr("192.0.2.50")
 	for form, ops := range map[announceForm][]uint16{formRequest: {1}, formReply: {2}, formBoth: {1, 2}} {
 		pkts, err := announcePackets(mac, vip, form)
@@ -286,7 +279,7 @@ func TestPeerTag(t *testing.T) {
 		t.Errorf("round trip: %+v %v", got, ok)
 	}
 	for _, tha := range []string{"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "66:69:70:02:07:00", "66:69:70:01:00:00"} {
-		if _, ok := parsePeerTag(mustMAC(tha)); ok {
+		if _, ok := parsePeerTag(fiptest.MustMAC(tha)); ok {
 			t.Errorf("THA %s taken for a floatip tag", tha)
 		}
 	}
@@ -296,34 +289,6 @@ func TestLastAddr(t *testing.T) {
 	for prefix, want := range map[string]string{"192.0.2.11/24": "192.0.2.255", "198.51.100.5/30": "198.51.100.7", "203.0.113.0/25": "203.0.113.127"} {
 		if got := lastAddr(netip.MustParsePrefix(prefix)); got.String() != want {
 			t.Errorf("lastAddr(%s) = %s, want %s", prefix, got, want)
-		}
-	}
-}
-
-func TestSplitCommand(t *testing.T) {
-	cases := []struct {
-		in   string
-		want []string
-		err  bool
-	}{
-		{"systemctl is-active --quiet nginx", []string{"systemctl", "is-active", "--quiet", "nginx"}, false},
-		{`sh -c 'curl -fsS http://127.0.0.1:8080/health | grep -q ok'`, []string{"sh", "-c", "curl -fsS http://127.0.0.1:8080/health | grep -q ok"}, false},
-		{`/usr/local/bin/notify "VIP moved" now`, []string{"/usr/local/bin/notify", "VIP moved", "now"}, false},
-		{`echo "a \"b\" \$HOME \n"`, []string{"echo", `a "b" $HOME \n`}, false},
-		{`a\ b c''d ""`, []string{"a b", "cd", ""}, false},
-		{"  spaced\tout  ", []string{"spaced", "out"}, false},
-		{"", nil, false},
-		{`sh -c 'unterminated`, nil, true},
-		{`trailing\`, nil, true},
-	}
-	for _, tc := range cases {
-		got, err := splitCommand(tc.in)
-		if (err != nil) != tc.err {
-			t.Errorf("splitCommand(%q) error %v, want error=%v", tc.in, err, tc.err)
-			continue
-		}
-		if !tc.err && !slices.Equal(got, tc.want) {
-			t.Errorf("splitCommand(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -378,7 +343,7 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 // TestParseARPSkipsMalformedFrames: whatever the LAN sends, the read loop
 // gets a packet or a skip, never a panic.
 func TestParseARPSkipsMalformedFrames(t *testing.T) {
-	good, _ := announcePacket(mustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), false)
+	good, _ := announcePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), false)
 	b, _ := good.MarshalBinary()
 	if p, ok := parseARP(append(b, make([]byte, 18)...)); !ok || p.SenderIP != netip.MustParseAddr("192.0.2.50") {
 		t.Fatalf("a padded announcement did not parse: %v %v", p, ok)
@@ -401,7 +366,7 @@ func TestParseARPSkipsMalformedFrames(t *testing.T) {
 }
 
 func FuzzParseARP(f *testing.F) {
-	good, _ := announcePacket(mustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), true)
+	good, _ := announcePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), true)
 	b, _ := good.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, frame []byte) {

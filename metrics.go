@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // metrics serves Prometheus' text exposition format (version 0.0.4) from
@@ -30,7 +32,7 @@ type metrics struct {
 
 type vipMetrics struct {
 	iface                                            string
-	state                                            vipState
+	state                                            event.State
 	stateKnown                                       bool
 	transitions, probes, misses, conflicts, announce uint64
 	holder                                           string // another node seen holding it
@@ -39,7 +41,7 @@ type vipMetrics struct {
 }
 
 // metricStates are the values of floatip_state's state label, in output order.
-var metricStates = []vipState{stateStandby, stateFencing, stateClaiming, stateActive, stateYielding, stateAdopting}
+var metricStates = []event.State{event.Standby, event.Fencing, event.Claiming, event.Active, event.Yielding, event.Adopting}
 
 // newMetrics makes the registry; version is floatip_build_info's label.
 func newMetrics(version string, log *slog.Logger) *metrics {
@@ -55,9 +57,9 @@ func (m *metrics) entry(vip netip.Addr) *vipMetrics {
 	return e
 }
 
-// stateChanged implements observer. From == To reports the state without
+// StateChanged implements observer. From == To reports the state without
 // counting a transition (the initial state).
-func (m *metrics) stateChanged(c stateChange) {
+func (m *metrics) StateChanged(c event.Change) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(c.VIP)
@@ -72,8 +74,8 @@ func (m *metrics) stateChanged(c stateChange) {
 	}
 }
 
-// counted implements observer; unknown kinds are ignored.
-func (m *metrics) counted(vip netip.Addr, what string) {
+// Counted implements observer; unknown kinds are ignored.
+func (m *metrics) Counted(vip netip.Addr, what string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(vip)

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/event"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -28,19 +30,19 @@ func TestMetricsExactOutput(t *testing.T) {
 	m := newMetrics("1.2.3", slog.New(slog.DiscardHandler))
 	a, b := netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("192.0.2.9")
 	// Initial state reports (From == To) count no transition.
-	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateStandby})
-	m.stateChanged(stateChange{VIP: b, Interface: "eth0", From: stateActive, To: stateActive})
+	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Standby})
+	m.StateChanged(event.Change{VIP: b, Interface: "eth0", From: event.Active, To: event.Active})
 	for range 3 {
-		m.counted(a, "probe")
+		m.Counted(a, "probe")
 	}
-	m.counted(a, "miss")
-	m.counted(a, "miss")
-	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateClaiming})
-	m.counted(a, "probe")
-	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateClaiming, To: stateActive})
-	m.counted(a, "announce")
-	m.counted(b, "conflict")
-	m.counted(b, "something new") // ignored
+	m.Counted(a, "miss")
+	m.Counted(a, "miss")
+	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Claiming})
+	m.Counted(a, "probe")
+	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Claiming, To: event.Active})
+	m.Counted(a, "announce")
+	m.Counted(b, "conflict")
+	m.Counted(b, "something new") // ignored
 
 	var out bytes.Buffer
 	if err := m.write(&out); err != nil {
@@ -139,7 +141,7 @@ func TestMetricsEscaping(t *testing.T) {
 	}
 	var out bytes.Buffer
 	m := newMetrics("v\"1\n", slog.New(slog.DiscardHandler))
-	m.stateChanged(stateChange{VIP: netip.MustParseAddr("192.0.2.50"), Interface: `we\ird`, From: stateStandby, To: stateActive})
+	m.StateChanged(event.Change{VIP: netip.MustParseAddr("192.0.2.50"), Interface: `we\ird`, From: event.Standby, To: event.Active})
 	if err := m.write(&out); err != nil {
 		t.Fatal(err)
 	}
@@ -277,14 +279,14 @@ func TestMetricsServerTimeouts(t *testing.T) {
 func TestMetricsParseWithPrometheus(t *testing.T) {
 	m := newMetrics("v\"1\\x\n", slog.New(slog.DiscardHandler))
 	a, b := netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("192.0.2.9")
-	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateStandby})
-	m.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateActive})
-	m.stateChanged(stateChange{VIP: b, Interface: `we"ird\`, From: stateStandby, To: stateYielding})
+	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Standby})
+	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Active})
+	m.StateChanged(event.Change{VIP: b, Interface: `we"ird\`, From: event.Standby, To: event.Yielding})
 	for range 4 {
-		m.counted(a, "probe")
+		m.Counted(a, "probe")
 	}
-	m.counted(b, "conflict")
-	m.counted(b, "announce")
+	m.Counted(b, "conflict")
+	m.Counted(b, "announce")
 	srv := httptest.NewServer(m.handler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/metrics")
@@ -368,9 +370,9 @@ func TestMetricsConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 200 {
-				m.counted(vip, "probe")
+				m.Counted(vip, "probe")
 				if j%50 == 0 {
-					m.stateChanged(stateChange{VIP: vip, Interface: "eth0", From: stateStandby, To: stateActive})
+					m.StateChanged(event.Change{VIP: vip, Interface: "eth0", From: event.Standby, To: event.Active})
 				}
 			}
 		}()
@@ -393,7 +395,7 @@ func TestMetricsConcurrentUse(t *testing.T) {
 // TestMetricsCoverEveryState: a state added to the machine must appear in
 // floatip_state, or dashboards would miss it.
 func TestMetricsCoverEveryState(t *testing.T) {
-	for s := vipState(0); !strings.HasPrefix(s.String(), "vipState("); s++ {
+	for s := event.State(0); !strings.HasPrefix(s.String(), "vipState("); s++ {
 		if !slices.Contains(metricStates, s) {
 			t.Errorf("state %s is not in metricStates", s)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"floatip/internal/privilege"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
@@ -262,7 +265,7 @@ func openNDPSocket(ifi *net.Interface, join []netip.Addr) (*ndpSocket, error) {
 	}
 	conn, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_IPV6, &packet.Config{Filter: ndpBPFFilter})
 	if err != nil {
-		return nil, fmt.Errorf("open IPv6 neighbour discovery socket on %s: %w", ifi.Name, privilegeHint(err))
+		return nil, fmt.Errorf("open IPv6 neighbour discovery socket on %s: %w", ifi.Name, privilege.Hint(err))
 	}
 	s := &ndpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}
 	if err := s.join(ifi, join); err != nil {
@@ -330,7 +333,7 @@ func (s *ndpSocket) probe(target netip.Addr, tag *peerTag, dst net.HardwareAddr)
 	if err != nil {
 		return fmt.Errorf("build probe for %s: %w", target, err)
 	}
-	if dst == nil || macEqual(dst, broadcastMAC) {
+	if dst == nil || bytes.Equal(dst, broadcastMAC) {
 		_, dst = solicitedNode(target)
 	}
 	return s.send(b, dst)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -9,6 +10,10 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
@@ -88,7 +93,7 @@ func TestNDPFrameTranslation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Operation != tc.op || !macEqual(p.SenderHardwareAddr, tc.sha) || p.SenderIP != tc.spa || p.TargetIP != tc.tpa {
+			if p.Operation != tc.op || !bytes.Equal(p.SenderHardwareAddr, tc.sha) || p.SenderIP != tc.spa || p.TargetIP != tc.tpa {
 				t.Errorf("got op %v sha %s spa %s tpa %s", p.Operation, p.SenderHardwareAddr, p.SenderIP, p.TargetIP)
 			}
 			tag, ok := parsePeerTag(p.TargetHardwareAddr)
@@ -216,8 +221,8 @@ func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*vipMa
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
-	m := newVIPMachine(v6VIP, cfg, deps, false, t0)
-	m.group.event(evLinkUp, t0)
+	m := newVIPMachine(v6VIP, cfg, deps, false, fiptest.T0)
+	m.group.event(evLinkUp, fiptest.T0)
 	return m, lan
 }
 
@@ -237,12 +242,12 @@ func wire(t *testing.T, b []byte, src net.HardwareAddr) *arpFrame {
 func TestMachineIPv6FromWire(t *testing.T) {
 	holderNA, _ := unsolicitedNA(macA, v6VIP) // the kernel's answer to a DAD probe has this form
 	m, lan := newTestMachine6(t, 100, macB)
-	now := advance(m, t0, t0.Add(5*time.Second), func(time.Time) *arpFrame { return wire(t, holderNA, macA) })
-	if m.state != stateStandby || lan.adds != 0 || !macEqual(m.holder, macA) {
+	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), func(time.Time) *arpFrame { return wire(t, holderNA, macA) })
+	if m.state != event.Standby || lan.adds != 0 || !bytes.Equal(m.holder, macA) {
 		t.Fatalf("with a live holder: state %v, adds %d, holder %s", m.state, lan.adds, m.holder)
 	}
 	advance(m, now, now.Add(time.Second), nil)
-	if m.state != stateActive || lan.adds != 1 {
+	if m.state != event.Active || lan.adds != 1 {
 		t.Fatalf("after the holder fell silent: state %v, adds %d", m.state, lan.adds)
 	}
 
@@ -250,8 +255,8 @@ func TestMachineIPv6FromWire(t *testing.T) {
 	// NA (Override, to all nodes: it re-points the neighbours), and the
 	// loser releases at once.
 	loser, llan := newTestMachine6(t, 100, macB)
-	now = advance(loser, t0, t0.Add(time.Second), nil)
-	if loser.state != stateActive {
+	now = advance(loser, fiptest.T0, fiptest.T0.Add(time.Second), nil)
+	if loser.state != event.Active {
 		t.Fatal("setup: not active")
 	}
 	selfCheck, _ := probeNS(v6VIP, &peerTag{priority: 200, flags: flagHolder})
@@ -261,7 +266,7 @@ func TestMachineIPv6FromWire(t *testing.T) {
 	}
 	// The winner's kernel answers our introduction a round trip later.
 	loser.onFrame(*wire(t, holderNA, macA), now.Add(ms(3)))
-	if loser.state != stateStandby || llan.configured {
+	if loser.state != event.Standby || llan.configured {
 		t.Fatalf("after the winner's self-check and NA: state %v, configured %v", loser.state, llan.configured)
 	}
 	// A plain DAD probe from a host that is not floatip is no holder evidence.
@@ -280,17 +285,17 @@ func TestMachineIPv6LoserCountsItsKernelsAnswer(t *testing.T) {
 	winnerNA, _ := unsolicitedNA(macA, v6VIP)
 	winnerCheck, _ := probeNS(v6VIP, &peerTag{priority: 200, flags: flagHolder})
 	loser, lan := newTestMachine6(t, 100, macB)
-	now := advance(loser, t0, t0.Add(5*time.Second), nil) // its claim announcements are past
-	if loser.state != stateActive {
+	now := advance(loser, fiptest.T0, fiptest.T0.Add(5*time.Second), nil) // its claim announcements are past
+	if loser.state != event.Active {
 		t.Fatal("setup: not active")
 	}
 	loser.onFrame(*wire(t, winnerCheck, macA), now)
 	loser.onFrame(*wire(t, winnerNA, macA), now.Add(500*time.Microsecond))
-	if !lan.configured || loser.state != stateYielding {
+	if !lan.configured || loser.state != event.Yielding {
 		t.Fatalf("an announcement 0.5 ms after the winner's self-check: state %v, configured %v (want yielding, still configured)", loser.state, lan.configured)
 	}
 	loser.onFrame(*wire(t, winnerNA, macA), now.Add(150*time.Millisecond))
-	if lan.configured || loser.state != stateStandby {
+	if lan.configured || loser.state != event.Standby {
 		t.Fatalf("after the winner's next announcement: state %v, configured %v", loser.state, lan.configured)
 	}
 }
@@ -304,13 +309,13 @@ func TestMachineIPv6NoSelfCheckRightAfterAnnouncing(t *testing.T) {
 	m, lan := newTestMachine6(t, 100, macB)
 	var lastAnnounce time.Time
 	checks := 0
-	driveGroup(m.group, t0, t0.Add(10*time.Second), func(now time.Time) {
+	driveGroup(m.group, fiptest.T0, fiptest.T0.Add(10*time.Second), func(now time.Time) {
 		for _, what := range lan.sent {
 			switch what {
 			case "announce":
 				lastAnnounce = now
 			case "probe":
-				if m.state != stateActive {
+				if m.state != event.Active {
 					continue // a standby's probe: no VIP of ours to answer for
 				}
 				checks++

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"time"
 
+	"floatip/internal/privilege"
+
 	"github.com/vishvananda/netlink"
 )
 
@@ -27,7 +29,7 @@ func openInterface(name string) (*net.Interface, error) {
 	if ifi.Flags&net.FlagUp == 0 {
 		return nil, fmt.Errorf("interface %s is down", name)
 	}
-	if err := checkPrivileges(); err != nil {
+	if err := privilege.Check(); err != nil {
 		return nil, err
 	}
 	return ifi, nil

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // TestLabHealthCheck: the holder's service stops → the VIP moves to a
@@ -44,7 +46,7 @@ func TestLabHealthCheck(t *testing.T) {
 	}
 	// Now h2's service stops too: nobody is healthy, nobody holds the VIP.
 	os.Remove(ok("h2"))
-	waitFor(t, 3*time.Second, "nobody holds the VIP", func() bool { return len(holders(l, 2)) == 0 })
+	fiptest.WaitFor(t, 3*time.Second, "nobody holds the VIP", func() bool { return len(holders(l, 2)) == 0 })
 	c1, c2 := claims(h1), claims(h2)
 	time.Sleep(3 * time.Second)
 	if hs := holders(l, 2); len(hs) != 0 || claims(h1) != c1 || claims(h2) != c2 {
@@ -77,7 +79,7 @@ func TestLabHooksAndFencing(t *testing.T) {
 			l.script("cut", "h1")
 			if fenceOK {
 				waitActive(t, l, "h2", 5*time.Second)
-				waitFor(t, 5*time.Second, "the on-change hook ran for active", func() bool {
+				fiptest.WaitFor(t, 5*time.Second, "the on-change hook ran for active", func() bool {
 					b, _ := os.ReadFile(events)
 					return strings.Contains(string(b), "claiming>active "+labVIP+" eth0")
 				})
@@ -117,7 +119,7 @@ func TestLabUnprivilegedWithCapabilities(t *testing.T) {
 		"--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw", bin, "-i", "eth0", labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
 	d.signal(syscall.SIGTERM)
-	if code, err := d.wait(5 * time.Second); err != nil || code != 0 {
+	if code, err := d.Wait(5 * time.Second); err != nil || code != 0 {
 		t.Fatalf("exit %d, %v:\n%s", code, err, d.logs())
 	}
 	if l.hostHasAddr("h1", labVIP+"/32") {
@@ -181,7 +183,7 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 	}
 
 	d.signal(syscall.SIGUSR1)
-	waitFor(t, 2*time.Second, "a status line on SIGUSR1", func() bool { return strings.Contains(d.logs(), "status: 192.0.2.50 on eth0: active") })
+	fiptest.WaitFor(t, 2*time.Second, "a status line on SIGUSR1", func() bool { return strings.Contains(d.logs(), "status: 192.0.2.50 on eth0: active") })
 
 	// Every log line is JSON, and the decisions are there to grep.
 	for _, line := range strings.Split(strings.TrimSpace(d.logs()), "\n") {
@@ -194,7 +196,7 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 		t.Errorf("no claimed line in the JSON log:\n%s", d.logs())
 	}
 	d.signal(syscall.SIGTERM)
-	if code, err := d.wait(5 * time.Second); err != nil || code != 0 {
+	if code, err := d.Wait(5 * time.Second); err != nil || code != 0 {
 		t.Fatalf("exit %d, %v", code, err)
 	}
 	stopping := false
@@ -296,7 +298,7 @@ func TestLabProductionSetup(t *testing.T) {
 
 	os.Remove(service1) // the service on the holder stops
 	waitSoleHolder(t, l, 2, "h2", 3*time.Second)
-	waitFor(t, 3*time.Second, "h2's hook reports active", func() bool {
+	fiptest.WaitFor(t, 3*time.Second, "h2's hook reports active", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "h2.hook"))
 		return strings.Contains(string(b), "active "+labVIP)
 	})

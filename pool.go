@@ -2,15 +2,15 @@ package main
 
 import (
 	"bytes"
-	"cmp"
-	"encoding/binary"
-	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"floatip/internal/pool"
+
+	"floatip/internal/event"
 )
 
 // Pool mode (--spread): the VIPs of the interface are spread over every
@@ -21,7 +21,7 @@ import (
 // that holds nothing): a member is a confirmed floatip node heard within
 // poolWindow, not standing aside, present continuously for the hold-down,
 // and not found dead by a holder watch. Every node computes the same
-// assignment from the same members (assignPool: a pure function of the
+// assignment from the same members (pool.Assign: a pure function of the
 // members and the VIPs), and a VIP's machine only claims a VIP assigned to
 // its own node; a node moves a VIP held by a live node to itself (make
 // before break) once the membership has been stable for poolSettle; and in
@@ -44,92 +44,6 @@ const (
 	poolProvokeEvery = 500 * time.Millisecond
 )
 
-// poolMember is one node of the assignment: its MAC and its weight (the
-// --priority).
-type poolMember struct {
-	mac    net.HardwareAddr
-	weight int
-}
-
-// poolScore is the rendezvous score of a (node, VIP) pair: FNV-1a over the
-// MAC and the address, finished with a 64-bit mixer so that neighbouring
-// addresses spread. Every node computes the same number.
-func poolScore(mac net.HardwareAddr, vip netip.Addr) uint64 {
-	h := fnv.New64a()
-	h.Write(mac)
-	b := vip.As16()
-	h.Write(b[:])
-	x := h.Sum64()
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
-
-// assignPool spreads vips over members: bounded-load rendezvous hashing.
-// Each member's quota is its weight's share of the VIPs, rounded down, and
-// the remainder (the VIPs that do not divide evenly) goes one each to the
-// members that fill up first. The (VIP, member) pairs are taken in order of
-// falling score, and a pair is kept while its VIP is unassigned and its
-// member has room. With equal weights every member gets ⌊M/N⌋ or ⌈M/N⌉.
-// The result depends only on the members and the VIPs, not on their order
-// or on who holds what, so every node computes the same one, and a whole
-// group restarted puts every VIP back where it was.
-func assignPool(vips []netip.Addr, members []poolMember) map[netip.Addr]net.HardwareAddr {
-	out := make(map[netip.Addr]net.HardwareAddr, len(vips))
-	if len(members) == 0 || len(vips) == 0 {
-		return out
-	}
-	total := 0
-	for _, m := range members {
-		total += max(m.weight, 1)
-	}
-	quota := make([]int, len(members))
-	extra := len(vips)
-	for i, m := range members {
-		quota[i] = len(vips) * max(m.weight, 1) / total
-		extra -= quota[i]
-	}
-	type pair struct {
-		score  uint64
-		member int
-		vip    netip.Addr
-	}
-	pairs := make([]pair, 0, len(vips)*len(members))
-	for i, m := range members {
-		for _, v := range vips {
-			pairs = append(pairs, pair{poolScore(m.mac, v), i, v})
-		}
-	}
-	slices.SortFunc(pairs, func(a, b pair) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
-		}
-		if c := bytes.Compare(members[a.member].mac, members[b.member].mac); c != 0 {
-			return c
-		}
-		return a.vip.Compare(b.vip)
-	})
-	load := make([]int, len(members))
-	for _, p := range pairs {
-		if _, done := out[p.vip]; done {
-			continue
-		}
-		switch {
-		case load[p.member] < quota[p.member]:
-		case load[p.member] == quota[p.member] && extra > 0:
-			extra--
-		default:
-			continue
-		}
-		load[p.member]++
-		out[p.vip] = members[p.member].mac
-	}
-	return out
-}
-
 // poolNode is what this node knows of another node's presence.
 type poolNode struct {
 	since time.Time // start of its continuous presence (zero: not a candidate)
@@ -149,7 +63,7 @@ type poolView struct {
 	nodes       map[string]*poolNode // by MAC bytes
 	started     time.Time            // first tick with the link up
 	selfSince   time.Time            // this node a candidate since (zero: not)
-	members     []poolMember         // sorted by MAC
+	members     []pool.Member        // sorted by MAC
 	changedAt   time.Time            // last change of members
 	assign      map[netip.Addr]net.HardwareAddr
 	reported    map[netip.Addr]string // assignee last told to the observers
@@ -215,7 +129,7 @@ func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		if now.Sub(n.since) < p.holdDown {
 			n.since = now.Add(-p.holdDown)
 		}
-		if !slices.ContainsFunc(p.members, func(m poolMember) bool { return macEqual(m.mac, mac) }) {
+		if !slices.ContainsFunc(p.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) }) {
 			p.recompute(now)
 		}
 	}
@@ -251,10 +165,10 @@ func (p *poolView) self() (linkUp, candidate bool) {
 }
 
 // currentMembers lists the members as this node sees them now, by MAC.
-func (p *poolView) currentMembers(now time.Time) []poolMember {
-	var ms []poolMember
+func (p *poolView) currentMembers(now time.Time) []pool.Member {
+	var ms []pool.Member
 	if !p.selfSince.IsZero() && now.Sub(p.selfSince) >= p.holdDown {
-		ms = append(ms, poolMember{mac: p.group.arp.mac(), weight: int(p.group.cfg.priority)})
+		ms = append(ms, pool.Member{MAC: p.group.arp.mac(), Weight: int(p.group.cfg.priority)})
 	}
 	for key, n := range p.nodes {
 		mac := net.HardwareAddr(key)
@@ -262,27 +176,27 @@ func (p *poolView) currentMembers(now time.Time) []poolMember {
 		if !ok || n.dead || n.since.IsZero() || now.Sub(n.last) > poolWindow || now.Sub(n.since) < p.holdDown {
 			continue
 		}
-		ms = append(ms, poolMember{mac: mac, weight: int(r.priority)})
+		ms = append(ms, pool.Member{MAC: mac, Weight: int(r.priority)})
 	}
-	slices.SortFunc(ms, func(a, b poolMember) int { return bytes.Compare(a.mac, b.mac) })
+	slices.SortFunc(ms, func(a, b pool.Member) int { return bytes.Compare(a.MAC, b.MAC) })
 	return ms
 }
 
 // recompute refreshes the members and, when they changed, the assignment.
 func (p *poolView) recompute(now time.Time) {
 	ms := p.currentMembers(now)
-	if slices.EqualFunc(ms, p.members, func(a, b poolMember) bool { return macEqual(a.mac, b.mac) && a.weight == b.weight }) {
+	if slices.EqualFunc(ms, p.members, func(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }) {
 		return
 	}
 	p.members, p.changedAt = ms, now
-	p.assign = assignPool(p.vips, ms)
+	p.assign = pool.Assign(p.vips, ms)
 	names := make([]string, len(ms))
 	for i, m := range ms {
-		names[i] = m.mac.String()
+		names[i] = m.MAC.String()
 	}
 	mine := 0
 	for _, mac := range p.assign {
-		if macEqual(mac, p.group.arp.mac()) {
+		if bytes.Equal(mac, p.group.arp.mac()) {
 			mine++
 		}
 	}
@@ -302,7 +216,7 @@ func (p *poolView) sendChecks(now time.Time) {
 	for len(p.checks) > 0 && p.group.pacer.take(now) {
 		m := p.checks[0]
 		p.checks = p.checks[1:]
-		if m.state == stateActive {
+		if m.state == event.Active {
 			m.selfCheck(now) // held back right after an IPv6 announcement: the rotation checks later
 		}
 	}
@@ -317,8 +231,8 @@ func (p *poolView) report(now time.Time) {
 		}
 		p.reported[vip] = a
 		if m := p.group.machines[vip]; m != nil {
-			if po, ok := m.obs.(poolObserver); ok {
-				po.assigned(vip, p.assign[vip], macEqual(p.assign[vip], p.group.arp.mac()))
+			if po, ok := m.obs.(event.PoolObserver); ok {
+				po.Assigned(vip, p.assign[vip], bytes.Equal(p.assign[vip], p.group.arp.mac()))
 			}
 		}
 	}
@@ -329,7 +243,7 @@ func (p *poolView) assignee(vip netip.Addr) net.HardwareAddr { return p.assign[v
 
 func (p *poolView) mine(vip netip.Addr) bool {
 	a := p.assign[vip]
-	return a != nil && macEqual(a, p.group.arp.mac())
+	return a != nil && bytes.Equal(a, p.group.arp.mac())
 }
 
 // mayClaim decides whether a free VIP may be claimed here: it is assigned
@@ -359,9 +273,9 @@ func (p *poolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank confli
 	switch a := p.assign[vip]; {
 	case a == nil:
 		return byRank
-	case macEqual(a, p.group.arp.mac()):
+	case bytes.Equal(a, p.group.arp.mac()):
 		return defend
-	case macEqual(a, other):
+	case bytes.Equal(a, other):
 		return yield
 	}
 	return byRank
@@ -417,7 +331,7 @@ func (p *poolView) presence(now time.Time) {
 // come before ours, so that the clients' caches end on the winner.
 func (p *poolView) provoke(now time.Time) {
 	for _, m := range p.group.machines {
-		if m.state == stateYielding && now.Sub(m.lastIntroduce) >= poolProvokeEvery && p.group.pacer.take(now) {
+		if m.state == event.Yielding && now.Sub(m.lastIntroduce) >= poolProvokeEvery && p.group.pacer.take(now) {
 			m.selfCheck(now)
 		}
 	}
@@ -434,7 +348,7 @@ func (p *poolView) moves(now time.Time) {
 	}
 	for _, vip := range p.vips {
 		m := g.machines[vip]
-		if m == nil || m.state != stateStandby || m.follow == nil || !p.mine(vip) {
+		if m == nil || m.state != event.Standby || m.follow == nil || !p.mine(vip) {
 			continue
 		}
 		if m.follow.deb.missedInRow > 0 || !m.refs.reachable(now, m.deb.deadTime()) {
@@ -447,39 +361,4 @@ func (p *poolView) moves(now time.Time) {
 		m.claim(now, "claimed VIP (pool rebalance)", "pool move")
 		g.touch(m)
 	}
-}
-
-// maxRangeVIPs bounds a range on the command line.
-const maxRangeVIPs = 4096
-
-// expandVIPRanges turns "A-B" arguments (IPv4, A ≤ B) into the addresses
-// from A to B; other arguments pass unchanged.
-func expandVIPRanges(args []string) ([]string, error) {
-	var out []string
-	for _, s := range args {
-		lo, hi, isRange := strings.Cut(s, "-")
-		if !isRange {
-			out = append(out, s)
-			continue
-		}
-		a, errA := netip.ParseAddr(lo)
-		b, errB := netip.ParseAddr(hi)
-		if errA != nil || errB != nil || !a.Is4() || !b.Is4() {
-			return nil, fmt.Errorf("%q is not a range of IPv4 addresses (want e.g. 192.0.2.50-192.0.2.57)", s)
-		}
-		x, y := binary.BigEndian.Uint32(a.AsSlice()), binary.BigEndian.Uint32(b.AsSlice())
-		switch {
-		case x > y:
-			return nil, fmt.Errorf("range %q runs backwards", s)
-		case y-x >= maxRangeVIPs:
-			return nil, fmt.Errorf("range %q has %d addresses; at most %d", s, uint64(y-x)+1, maxRangeVIPs)
-		}
-		for v := x; ; v++ {
-			out = append(out, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String())
-			if v == y {
-				break
-			}
-		}
-	}
-	return out, nil
 }

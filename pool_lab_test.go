@@ -17,6 +17,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
+
+	"floatip/internal/pool"
 )
 
 // poolLab is a lab of n hosts running --spread over 198.51.100.1 and up.
@@ -43,19 +47,19 @@ func (pl *poolLab) start(i int, extra ...string) {
 	pl.daemons[h] = pl.startDaemon(h, append(args, "198.51.100.1-"+pl.vips[len(pl.vips)-1])...)
 }
 
-// assignment is assignPool over the given hosts (all at the default priority).
+// assignment is pool.Assign over the given hosts (all at the default priority).
 func (pl *poolLab) assignment(hosts ...int) map[string]string {
-	var ms []poolMember
+	var ms []pool.Member
 	for _, i := range hosts {
 		mac, _ := net.ParseMAC(hostMAC(i))
-		ms = append(ms, poolMember{mac: mac, weight: 100})
+		ms = append(ms, pool.Member{MAC: mac, Weight: 100})
 	}
 	var vips []netip.Addr
 	for _, v := range pl.vips {
 		vips = append(vips, netip.MustParseAddr(v))
 	}
 	out := map[string]string{}
-	for v, mac := range assignPool(vips, ms) {
+	for v, mac := range pool.Assign(vips, ms) {
 		out[v.String()] = mac.String()
 	}
 	return out
@@ -144,11 +148,11 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	t.Parallel()
 	pl := newPoolLab(t, 5, 16)
 	all := []int{1, 2, 3, 4, 5}
-	waitFor(t, 20*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
+	fiptest.WaitFor(t, 20*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
 	want5 := pl.assignment(all...)
 	pl.checkAssignmentShown(want5)
 	pl.onAssignees("start", want5)
-	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 	before := pl.holderOf()
 
 	// h3 dies (its link is cut): its VIPs go to the survivors.
@@ -156,7 +160,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	want4 := pl.assignment(survivors...)
 	cut := time.Now()
 	pl.script("cut", "h3")
-	waitFor(t, 10*time.Second, "h3's VIPs to be held by the survivors", func() bool {
+	fiptest.WaitFor(t, 10*time.Second, "h3's VIPs to be held by the survivors", func() bool {
 		holder := pl.holderOf()
 		for v, h := range before {
 			if h == "h3" && (holder[v] == "" || holder[v] == "many" || holder[v] == "h3") {
@@ -166,7 +170,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 		return true
 	})
 	t.Logf("h3's %d VIPs held again %v after the cut", len(heldOf(before, "h3")), time.Since(cut).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "16 VIPs balanced over 4 hosts", func() bool { return pl.balancedOn(survivors...) })
+	fiptest.WaitFor(t, 10*time.Second, "16 VIPs balanced over 4 hosts", func() bool { return pl.balancedOn(survivors...) })
 	pl.onAssignees("after h3's death", want4)
 	after := pl.holderOf()
 	cascade := 0
@@ -179,7 +183,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 		}
 	}
 	t.Logf("besides h3's VIPs, %d moved (the 4-node assignment moves them)", cascade)
-	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 
 	// h3 comes back: nothing moves during its hold-down; then its share
 	// returns, make before break, while a client talks to one of them.
@@ -203,7 +207,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	waitFor(t, 15*time.Second, "16 VIPs balanced over 5 hosts again", func() bool { return pl.balancedOn(all...) })
+	fiptest.WaitFor(t, 15*time.Second, "16 VIPs balanced over 5 hosts again", func() bool { return pl.balancedOn(all...) })
 	t.Logf("rebalanced %v after h3 came back", time.Since(healed).Round(time.Millisecond))
 	pl.onAssignees("after the rejoin", want5)
 	s := <-client
@@ -219,7 +223,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	if move.GapMs > 1000 {
 		t.Errorf("the client of %s saw a %d ms outage on a planned move", back, move.GapMs)
 	}
-	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 	pl.checkRunning()
 }
 
@@ -261,10 +265,10 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	t.Parallel()
 	pl := newPoolLab(t, 5, 16)
 	all := []int{1, 2, 3, 4, 5}
-	waitFor(t, 20*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
+	fiptest.WaitFor(t, 20*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
 
 	pl.partition([]string{"h1", "h2"})
-	waitFor(t, 15*time.Second, "each side of the partition to hold every VIP", func() bool {
+	fiptest.WaitFor(t, 15*time.Second, "each side of the partition to hold every VIP", func() bool {
 		held := heldVIPs(pl.lab, 5, pl.vips)
 		a, b := map[string]bool{}, map[string]bool{}
 		for h, vs := range held {
@@ -280,7 +284,7 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	})
 	// The client, on the side of h3..h5, is served there.
 	var bad []string
-	waitFor(t, 10*time.Second, "the client to reach every VIP on its side of the partition", func() bool {
+	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP on its side of the partition", func() bool {
 		held := heldVIPs(pl.lab, 5, pl.vips)
 		bad = nil
 		for _, h := range []string{"h3", "h4", "h5"} {
@@ -294,11 +298,11 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	time.Sleep(2 * time.Second) // both sides settled
 	healed := time.Now()
 	pl.unpartition()
-	waitFor(t, 15*time.Second, "one holder per VIP, balanced, after the heal", func() bool { return pl.balancedOn(all...) })
+	fiptest.WaitFor(t, 15*time.Second, "one holder per VIP, balanced, after the heal", func() bool { return pl.balancedOn(all...) })
 	t.Logf("one holder per VIP, balanced, %v after the heal", time.Since(healed).Round(time.Millisecond))
 	pl.onAssignees("after the heal", pl.assignment(all...))
 	var unreached []string
-	waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool {
+	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool {
 		unreached = pl.clientReachesAll()
 		if len(unreached) > 0 {
 			t.Logf("not yet: %v; holders %v; client: %s", unreached, pl.holderOf(), pl.mustRun("c", "ip", "neigh", "show", unreached[0]))
@@ -315,13 +319,13 @@ func TestLabPoolSizes(t *testing.T) {
 	for _, vips := range []int{8, 64} {
 		t.Run(fmt.Sprintf("3x%d", vips), func(t *testing.T) {
 			pl := newPoolLab(t, 3, vips)
-			waitFor(t, 20*time.Second, "the VIPs balanced over 3 hosts", func() bool { return pl.balancedOn(1, 2, 3) })
+			fiptest.WaitFor(t, 20*time.Second, "the VIPs balanced over 3 hosts", func() bool { return pl.balancedOn(1, 2, 3) })
 			pl.onAssignees("start", pl.assignment(1, 2, 3))
-			waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+			fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 			pl.script("cut", "h2")
-			waitFor(t, 10*time.Second, "the VIPs balanced over h1 and h3", func() bool { return pl.balancedOn(1, 3) })
+			fiptest.WaitFor(t, 10*time.Second, "the VIPs balanced over h1 and h3", func() bool { return pl.balancedOn(1, 3) })
 			pl.onAssignees("after h2's death", pl.assignment(1, 3))
-			waitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
+			fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
 			pl.checkRunning()
 		})
 	}
@@ -333,7 +337,7 @@ func (pl *poolLab) checkAssignmentShown(want map[string]string) {
 	pl.t.Helper()
 	d := pl.daemons["h1"]
 	d.signal(syscall.SIGUSR1)
-	waitFor(pl.t, 5*time.Second, "h1's status lines", func() bool { return strings.Count(d.logs(), "status: ") >= len(pl.vips) })
+	fiptest.WaitFor(pl.t, 5*time.Second, "h1's status lines", func() bool { return strings.Count(d.logs(), "status: ") >= len(pl.vips) })
 	for _, v := range pl.vips {
 		mac := want[v]
 		if mac == hostMAC(1) {

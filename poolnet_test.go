@@ -4,6 +4,7 @@ package main
 // it: failover of a share, rejoin, health, partition heal, orphan fallback.
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,10 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"floatip/internal/pool"
+
+	"floatip/internal/fiptest"
 
 	"github.com/mdlayher/arp"
 )
@@ -75,7 +80,7 @@ func (a poolTestAddr) remove() error { delete(a.n.held, a.vip); return nil }
 
 func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
 	for _, to := range pn.nodes {
-		if to == from || to.dead || (!macEqual(dst, broadcastMAC) && !macEqual(dst, to.own)) ||
+		if to == from || to.dead || (!bytes.Equal(dst, broadcastMAC) && !bytes.Equal(dst, to.own)) ||
 			(pn.filter != nil && !pn.filter(from, to)) {
 			continue
 		}
@@ -94,7 +99,7 @@ func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr)
 // addNode starts a pool node at the net's current time.
 // newPoolNet starts nodes 1..n of one pool at t0, with the hold-down.
 func newPoolNet(t *testing.T, n int, vips []netip.Addr, holdDown time.Duration) *poolNet {
-	pn := &poolNet{t: t, now: t0}
+	pn := &poolNet{t: t, now: fiptest.T0}
 	for i := 1; i <= n; i++ {
 		pn.addNode(i, vips, holdDown)
 	}
@@ -102,7 +107,7 @@ func newPoolNet(t *testing.T, n int, vips []netip.Addr, holdDown time.Duration) 
 }
 
 func (pn *poolNet) addNode(i int, vips []netip.Addr, holdDown time.Duration) *poolTestNode {
-	n := &poolTestNode{net: pn, own: mustMAC(hostMAC(i)), held: map[netip.Addr]bool{}}
+	n := &poolTestNode{net: pn, own: fiptest.MustMAC(hostMAC(i)), held: map[netip.Addr]bool{}}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -201,7 +206,7 @@ func (pn *poolNet) checkBalanced(what string, vips []netip.Addr) map[netip.Addr]
 // before break (never a VIP without a holder); a whole restart puts every
 // VIP back where it was.
 func TestPoolLANFailoverAndRejoin(t *testing.T) {
-	t.Run("IPv4", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, testVIPs(16)) })
+	t.Run("IPv4", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, fiptest.VIPs(16)) })
 	// A pool of IPv6 VIPs, and a mixed one: the decisions do not depend on
 	// the family (ndp.go hands the machines the same facts).
 	v6 := make([]netip.Addr, 16)
@@ -209,20 +214,20 @@ func TestPoolLANFailoverAndRejoin(t *testing.T) {
 		v6[i] = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", 0x50+i))
 	}
 	t.Run("IPv6", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, v6) })
-	t.Run("mixed", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, append(testVIPs(8), v6[:8]...)) })
+	t.Run("mixed", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, append(fiptest.VIPs(8), v6[:8]...)) })
 }
 
 func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
 	pn := newPoolNet(t, 5, vips, 5*time.Second)
-	pn.run(t0.Add(3 * time.Second))
+	pn.run(fiptest.T0.Add(3 * time.Second))
 	if h := pn.holders(); len(h) != 0 {
 		t.Fatalf("%d VIPs claimed before the hold-down", len(h))
 	}
-	pn.run(t0.Add(8 * time.Second))
+	pn.run(fiptest.T0.Add(8 * time.Second))
 	before := pn.checkBalanced("start", vips)
-	want := assignPool(vips, poolMACs(5))
+	want := pool.Assign(vips, poolMembers(5))
 	for _, v := range vips {
-		if !macEqual(before[v].own, want[v]) {
+		if !bytes.Equal(before[v].own, want[v]) {
 			t.Errorf("%s held by %s, assigned to %s", v, before[v].own, want[v])
 		}
 	}
@@ -243,13 +248,13 @@ func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
 	}
 	t.Logf("share failover: %v", lastBack.Sub(death))
 	after := pn.checkBalanced("after the death", vips)
-	alive := slices.DeleteFunc(poolMACs(5), func(m poolMember) bool { return macEqual(m.mac, dead.own) })
-	want4 := assignPool(vips, alive)
+	alive := slices.DeleteFunc(poolMembers(5), func(m pool.Member) bool { return bytes.Equal(m.MAC, dead.own) })
+	want4 := pool.Assign(vips, alive)
 	for _, v := range vips {
-		if !macEqual(after[v].own, want4[v]) {
+		if !bytes.Equal(after[v].own, want4[v]) {
 			t.Errorf("after the death %s is held by %s, assigned to %s", v, after[v].own, want4[v])
 		}
-		if before[v] != dead && after[v] != before[v] && macEqual(want4[v], before[v].own) {
+		if before[v] != dead && after[v] != before[v] && bytes.Equal(want4[v], before[v].own) {
 			t.Errorf("%s moved from a live node", v)
 		}
 	}
@@ -273,7 +278,7 @@ func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
 		if final[v] != back && before[v] != dead && final[v].own.String() != before[v].own.String() {
 			t.Errorf("%s is on %s, it was on %s before the death", v, final[v].own, before[v].own)
 		}
-		if !macEqual(final[v].own, want[v]) {
+		if !bytes.Equal(final[v].own, want[v]) {
 			t.Errorf("after the rejoin %s is on %s, assigned to %s", v, final[v].own, want[v])
 		}
 	}
@@ -281,9 +286,9 @@ func testPoolLANFailoverAndRejoin(t *testing.T, vips []netip.Addr) {
 
 // A node whose health check fails holds nothing; its share moves.
 func TestPoolLANUnhealthyNodeHoldsNothing(t *testing.T) {
-	vips := testVIPs(8)
+	vips := fiptest.VIPs(8)
 	pn := newPoolNet(t, 3, vips, 2*time.Second)
-	pn.run(t0.Add(5 * time.Second))
+	pn.run(fiptest.T0.Add(5 * time.Second))
 	pn.checkBalanced("start", vips)
 	sick := pn.nodes[0]
 	sick.g.event(evUnhealthy, pn.now)
@@ -307,9 +312,9 @@ func TestPoolLANUnhealthyNodeHoldsNothing(t *testing.T) {
 // A partition heals with VIPs held on both sides: one holder each, the
 // assignee's, within a couple of seconds.
 func TestPoolLANPartitionHeals(t *testing.T) {
-	vips := testVIPs(16)
+	vips := fiptest.VIPs(16)
 	pn := newPoolNet(t, 5, vips, 2*time.Second)
-	pn.run(t0.Add(5 * time.Second))
+	pn.run(fiptest.T0.Add(5 * time.Second))
 	pn.checkBalanced("start", vips)
 	// Partition: h1,h2 | h3,h4,h5, by dropping frames between the sides.
 	side := func(n *poolTestNode) int { return min(int(n.own[5])-1, 2) / 2 }
@@ -354,9 +359,9 @@ func TestPoolLANPartitionHeals(t *testing.T) {
 // is not left without a holder: after the hold-down and the pool window it is
 // claimed by rank, as without --spread.
 func TestPoolLANOrphanFallback(t *testing.T) {
-	vips := testVIPs(6)
+	vips := fiptest.VIPs(6)
 	pn := newPoolNet(t, 3, vips, 2*time.Second)
-	pn.run(t0.Add(4 * time.Second))
+	pn.run(fiptest.T0.Add(4 * time.Second))
 	pn.checkBalanced("start", vips)
 	cut := pn.nodes[0]
 	for _, m := range cut.g.machines {
@@ -380,4 +385,13 @@ func TestPoolLANOrphanFallback(t *testing.T) {
 			t.Fatalf("%s has %d holders after the fallback", v, len(h[v]))
 		}
 	}
+}
+
+// poolMembers is lab hosts 1..n at equal weight.
+func poolMembers(n int) []pool.Member {
+	ms := make([]pool.Member, n)
+	for i := range ms {
+		ms[i] = pool.Member{MAC: fiptest.MustMAC(fiptest.HostMAC(i + 1)), Weight: 100}
+	}
+	return ms
 }

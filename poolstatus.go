@@ -6,23 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+
+	"floatip/internal/event"
 )
 
 // What --spread adds to the status lines and the metrics: each VIP's
 // assignee (pool.go tells the observers when it changes).
-
-// poolObserver is an observer that also shows who a VIP is assigned to.
-type poolObserver interface {
-	assigned(vip netip.Addr, assignee net.HardwareAddr, self bool)
-}
-
-func (obs observers) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
-	for _, o := range obs {
-		if po, ok := o.(poolObserver); ok {
-			po.assigned(vip, assignee, self)
-		}
-	}
-}
 
 // poolAssignee is who a pooled VIP is assigned to, as the board keeps it.
 type poolAssignee struct {
@@ -30,9 +19,9 @@ type poolAssignee struct {
 	self bool             // this node
 }
 
-// assigned records the assignee, shown after the VIP's state on the status
+// Assigned records the assignee, shown after the VIP's state on the status
 // lines and by `floatip status`.
-func (b *statusBoard) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+func (b *statusBoard) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.assign == nil {
@@ -57,8 +46,8 @@ func (b *statusBoard) assignText(vip netip.Addr) string {
 	return ", assigned to " + assigneeName(a.self, mac)
 }
 
-// assigned records a pooled VIP's assignee for floatip_pool_assigned.
-func (m *metrics) assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+// Assigned records a pooled VIP's assignee for floatip_pool_assigned.
+func (m *metrics) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(vip)
@@ -85,7 +74,7 @@ func (m *metrics) writePool(b *bytes.Buffer, vips []netip.Addr) {
 	for _, vip := range pooled {
 		e := m.vips[vip]
 		holder := e.holder
-		if e.state == stateActive {
+		if e.state == event.Active {
 			holder = "this node"
 		}
 		v := 0

@@ -180,7 +180,7 @@ func (t peerTable) known(mac net.HardwareAddr) (rank, bool) {
 func (t peerTable) betterStandby(self rank, holder net.HardwareAddr, now time.Time, window time.Duration) (rank, bool) {
 	var best *peer
 	for _, p := range t {
-		if p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) || macEqual(p.rank.mac, holder) {
+		if p.standAside || now.Sub(p.lastSeen) > window || !p.rank.outranks(self) || bytes.Equal(p.rank.mac, holder) {
 			continue
 		}
 		if best == nil || p.rank.outranks(best.rank) {

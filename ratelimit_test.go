@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 func TestRateLimit(t *testing.T) {
@@ -25,7 +27,7 @@ func TestRateLimit(t *testing.T) {
 		{time.Hour, false, 0},
 	}
 	for i, s := range steps {
-		ok, suppressed := r.allow(t0.Add(s.at))
+		ok, suppressed := r.allow(fiptest.T0.Add(s.at))
 		if ok != s.ok || suppressed != s.suppressed {
 			t.Errorf("step %d at %v: allow = %v, %d; want %v, %d", i, s.at, ok, suppressed, s.ok, s.suppressed)
 		}
@@ -38,7 +40,7 @@ func TestRateLimitSteadyFlood(t *testing.T) {
 	r := newRateLimit(time.Minute, 5)
 	passed := 0
 	for at := time.Duration(0); at < 10*time.Minute; at += 100 * time.Microsecond {
-		if ok, _ := r.allow(t0.Add(at)); ok {
+		if ok, _ := r.allow(fiptest.T0.Add(at)); ok {
 			passed++
 		}
 	}
@@ -51,11 +53,11 @@ func TestLimitedLog(t *testing.T) {
 	var buf bytes.Buffer
 	l := newLimitedLog(slog.New(slog.NewTextHandler(&buf, nil)), time.Minute, 2)
 	for i := range 100 {
-		l.logAt(t0.Add(time.Duration(i)*time.Millisecond), slog.LevelInfo, "noisy", "i", i)
+		l.logAt(fiptest.T0.Add(time.Duration(i)*time.Millisecond), slog.LevelInfo, "noisy", "i", i)
 	}
-	l.logAt(t0, slog.LevelWarn, "other message", "k", "v") // its own share
-	l.logAt(t0.Add(time.Minute), slog.LevelInfo, "noisy", "i", 100)
-	l.logAt(t0, slog.LevelDebug, "below the level")
+	l.logAt(fiptest.T0, slog.LevelWarn, "other message", "k", "v") // its own share
+	l.logAt(fiptest.T0.Add(time.Minute), slog.LevelInfo, "noisy", "i", 100)
+	l.logAt(fiptest.T0, slog.LevelDebug, "below the level")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("%d lines, want 4:\n%s", len(lines), buf.String())

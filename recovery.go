@@ -74,7 +74,7 @@ func (m *vipMachine) adoptTick(now time.Time) {
 	}
 	if m.probeOutstanding {
 		m.deb.missed()
-		m.obs.counted(m.vip, "miss")
+		m.obs.Counted(m.vip, "miss")
 	}
 	m.probeOutstanding = false
 	if m.adoptDecide(now, nil) {
@@ -89,7 +89,7 @@ func (m *vipMachine) adoptTick(now time.Time) {
 		m.nextProbe = now.Add(m.cfg.interval)
 		return
 	}
-	m.obs.counted(m.vip, "probe")
+	m.obs.Counted(m.vip, "probe")
 	m.probeOutstanding = true
 	m.nextProbe = now.Add(fastSpacing(m.cfg.interval))
 }

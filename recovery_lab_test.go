@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // frozen tells whether the process is stopped (SIGSTOP): /proc/PID/stat
@@ -31,7 +33,7 @@ func frozen(pid int) bool {
 func kill9(t *testing.T, d *daemon) {
 	t.Helper()
 	d.signal(syscall.SIGKILL)
-	if _, err := d.wait(5 * time.Second); err != nil {
+	if _, err := d.Wait(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -44,7 +46,7 @@ const freezeSelf = "sh -c 'kill -STOP $PPID'"
 // waitFrozen waits until the daemon stopped itself through freezeSelf.
 func waitFrozen(t *testing.T, d *daemon, within time.Duration) {
 	t.Helper()
-	waitFor(t, within, d.name+" to freeze itself", func() bool { return frozen(d.pid()) })
+	fiptest.WaitFor(t, within, d.name+" to freeze itself", func() bool { return frozen(d.pid()) })
 }
 
 // adopted tells whether a daemon adopted a VIP left by an earlier run.
@@ -83,7 +85,7 @@ func TestLabRestartDropsAStaleCopy(t *testing.T) {
 	if hs := holders(l, 2); len(hs) != 2 {
 		t.Fatalf("setup: holders %v, want both (h1's stale copy and h2)", hs)
 	}
-	waitFor(t, 3*time.Second, "the client to point at h2", func() bool { return l.clientNeighMAC(labVIP) == hostMAC(2) })
+	fiptest.WaitFor(t, 3*time.Second, "the client to point at h2", func() bool { return l.clientNeighMAC(labVIP) == hostMAC(2) })
 
 	summary := l.udpClient(5*time.Second, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
@@ -149,7 +151,7 @@ func TestLabRestartKeepsARightfulVIP(t *testing.T) {
 			time.Sleep(time.Second) // the daemon is dead; the kernel still serves the VIP
 			restart := time.Now()
 			h1b := l.startDaemon("h1", h1Args...)
-			waitFor(t, 5*time.Second, "the restarted h1 to adopt the VIP", func() bool { return adopted(h1b) })
+			fiptest.WaitFor(t, 5*time.Second, "the restarted h1 to adopt the VIP", func() bool { return adopted(h1b) })
 			took := time.Since(restart)
 			s := <-summary
 			close(stop)
@@ -190,7 +192,7 @@ func TestLabKillMidClaimOrRelease(t *testing.T) {
 		l := newLab(t, 2)
 		h1, h2 := startPair(t, l, nil, []string{"--on-up=" + freezeSelf})
 		h1.signal(syscall.SIGTERM)
-		if _, err := h1.wait(5 * time.Second); err != nil {
+		if _, err := h1.Wait(5 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 		waitFrozen(t, h2, 5*time.Second)
@@ -203,7 +205,7 @@ func TestLabKillMidClaimOrRelease(t *testing.T) {
 		h1b := l.startDaemon("h1", h1Args...)
 		waitStandby(t, h1b, 5*time.Second)
 		h2b := l.startDaemon("h2", h2Args...)
-		waitFor(t, 5*time.Second, "h2 to adopt its VIP", func() bool { return adopted(h2b) })
+		fiptest.WaitFor(t, 5*time.Second, "h2 to adopt its VIP", func() bool { return adopted(h2b) })
 		assertSoleHolder(t, l, "h2")
 		if claims(h1b) != 0 {
 			t.Errorf("h1 claimed a VIP that h2's kernel kept answering for")
@@ -226,7 +228,7 @@ func TestLabKillMidClaimOrRelease(t *testing.T) {
 		h2b := l.startDaemon("h2", h2Args...)
 		waitStandby(t, h2b, 5*time.Second) // h1's kernel answers
 		h1b := l.startDaemon("h1", h1Args...)
-		waitFor(t, 5*time.Second, "h1 to adopt its VIP", func() bool { return adopted(h1b) })
+		fiptest.WaitFor(t, 5*time.Second, "h1 to adopt its VIP", func() bool { return adopted(h1b) })
 		assertSoleHolder(t, l, "h1")
 		if claims(h2b) != 0 {
 			t.Errorf("h2 claimed a VIP that h1's kernel kept answering for")

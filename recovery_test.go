@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
 
 	"github.com/mdlayher/arp"
 )
@@ -39,28 +44,28 @@ func TestAdoptionVerdict(t *testing.T) {
 // interface (left by an earlier run); the link is not up yet.
 func newAdoptingMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
 	t.Helper()
-	lan := &fakeLAN{own: mustMAC(own), configured: true}
+	lan := &fakeLAN{own: fiptest.MustMAC(own), configured: true}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
-	return newVIPMachine(testVIP, cfg, deps, true, t0), lan
+	return newVIPMachine(testVIP, cfg, deps, true, fiptest.T0), lan
 }
 
 func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 	m, lan := newAdoptingMachine(t, 100, "02:00:00:00:00:09")
-	if m.state != stateAdopting {
+	if m.state != event.Adopting {
 		t.Fatalf("state %v at start with the VIP configured", m.state)
 	}
 	// Link still down: nothing is sent, nothing changes.
 	if wake := m.nextWake(); wake.Before(time.Now().Add(time.Minute)) {
 		t.Errorf("wakes at %v with the link down", wake)
 	}
-	start := t0.Add(5 * time.Second)
+	start := fiptest.T0.Add(5 * time.Second)
 	m.onEvent(evLinkUp, start)
 	// A standby probing meanwhile (no holder flag) is no sign of a holder.
 	standby := frame(arp.OperationRequest, "02:00:00:00:00:05", zeroIPv4, peerTag{priority: 200}.hardwareAddr().String(), testVIP)
 	now := advance(m, start, start.Add(ms(599)), func(time.Time) *arpFrame { return standby })
-	if m.state != stateAdopting || lan.announces != 0 || lan.removes != 0 || !lan.configured {
+	if m.state != event.Adopting || lan.announces != 0 || lan.removes != 0 || !lan.configured {
 		t.Fatalf("before the dead time: state %v, announces %d, removes %d, configured %v (want: kept, silent)",
 			m.state, lan.announces, lan.removes, lan.configured)
 	}
@@ -73,7 +78,7 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 		t.Errorf("%d probes before adopting, want at least --misses", len(lan.probes))
 	}
 	advance(m, now, start.Add(ms(700)), nil)
-	if m.state != stateActive || lan.announces != 1 || lan.removes != 0 || !lan.configured {
+	if m.state != event.Active || lan.announces != 1 || lan.removes != 0 || !lan.configured {
 		t.Fatalf("after the check: state %v, announces %d, removes %d, configured %v", m.state, lan.announces, lan.removes, lan.configured)
 	}
 	// Adopted means held: SIGTERM removes it and says so.
@@ -96,9 +101,9 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 			// Priority 200: outranking the other holder changes nothing, the
 			// VIP is not ours to take back.
 			m, lan := newAdoptingMachine(t, 200, "02:00:00:00:00:09")
-			m.onEvent(evLinkUp, t0)
-			m.onFrame(*sign, t0.Add(ms(1)))
-			if m.state != stateStandby || lan.configured || lan.removes != 1 || lan.announces != 0 {
+			m.onEvent(evLinkUp, fiptest.T0)
+			m.onFrame(*sign, fiptest.T0.Add(ms(1)))
+			if m.state != event.Standby || lan.configured || lan.removes != 1 || lan.announces != 0 {
 				t.Fatalf("state %v, configured %v, removes %d, announces %d (want: removed at once, standby, silent)",
 					m.state, lan.configured, lan.removes, lan.announces)
 			}
@@ -107,12 +112,12 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 					t.Errorf("sent a release notice for a VIP that another node holds")
 				}
 			}
-			if !macEqual(m.holder, sign.pkt.SenderHardwareAddr) {
+			if !bytes.Equal(m.holder, sign.pkt.SenderHardwareAddr) {
 				t.Errorf("holder %v, want %v", m.holder, sign.pkt.SenderHardwareAddr)
 			}
 			// As a standby it stays one while the holder answers.
-			advance(m, t0.Add(ms(1)), t0.Add(10*time.Second), func(time.Time) *arpFrame { return holderReply(sign.pkt.SenderHardwareAddr.String()) })
-			if lan.adds != 0 || m.state != stateStandby {
+			advance(m, fiptest.T0.Add(ms(1)), fiptest.T0.Add(10*time.Second), func(time.Time) *arpFrame { return holderReply(sign.pkt.SenderHardwareAddr.String()) })
+			if lan.adds != 0 || m.state != event.Standby {
 				t.Errorf("after 10 s: adds %d, state %v", lan.adds, m.state)
 			}
 		})
@@ -121,20 +126,20 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 
 func TestMachineAdoptingLinkDownOrRemoved(t *testing.T) {
 	m, lan := newAdoptingMachine(t, 100, "02:00:00:00:00:09")
-	m.onEvent(evLinkUp, t0)
-	m.onEvent(evLinkDown, t0.Add(ms(100)))
-	if lan.configured || m.state != stateStandby {
+	m.onEvent(evLinkUp, fiptest.T0)
+	m.onEvent(evLinkDown, fiptest.T0.Add(ms(100)))
+	if lan.configured || m.state != event.Standby {
 		t.Errorf("link down while adopting: configured %v, state %v (a holder without carrier gives the VIP up)", lan.configured, m.state)
 	}
 
 	m, lan = newAdoptingMachine(t, 100, "02:00:00:00:00:09")
-	m.onEvent(evLinkUp, t0)
+	m.onEvent(evLinkUp, fiptest.T0)
 	lan.configured = false // `ip addr del` by someone
-	m.onEvent(evAddrRemoved, t0.Add(ms(100)))
-	if m.state != stateStandby || lan.adds != 0 {
+	m.onEvent(evAddrRemoved, fiptest.T0.Add(ms(100)))
+	if m.state != event.Standby || lan.adds != 0 {
 		t.Errorf("VIP removed while adopting: state %v, adds %d (want a plain standby, no re-add)", m.state, lan.adds)
 	}
-	m.shutdown(t0.Add(ms(200)))
+	m.shutdown(fiptest.T0.Add(ms(200)))
 	if lan.removes != 0 {
 		t.Errorf("removed %d times an address it no longer had", lan.removes)
 	}

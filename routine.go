@@ -6,6 +6,8 @@ import (
 	"time"
 	"unsafe"
 
+	"floatip/internal/privilege"
+
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -144,7 +146,7 @@ type routineSocket struct {
 func openRoutineSocket(ifi *net.Interface, standby bool) (*routineSocket, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open routine ARP socket on %s: %w", ifi.Name, privilegeHint(err))
+		return nil, fmt.Errorf("open routine ARP socket on %s: %w", ifi.Name, privilege.Hint(err))
 	}
 	s := &routineSocket{fd: fd, ifindex: ifi.Index, buf: make([]byte, 1500), oob: make([]byte, 64)}
 	// Room for the routine frames between two drains (a holder drains at

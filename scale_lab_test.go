@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // scaleVIPs are n addresses in 198.51.100.0/24 and, past 254, 203.0.113.0/24.
@@ -121,7 +123,7 @@ func TestLabScale256VIPs(t *testing.T) {
 		args := append([]string{"-i", "eth0", "--priority", fmt.Sprint(250 - 50*i)}, vips...)
 		daemons[h] = l.startDaemon(h, args...)
 	}
-	waitFor(t, 30*time.Second, "h1 to hold all 256 VIPs and nobody else any", func() bool {
+	fiptest.WaitFor(t, 30*time.Second, "h1 to hold all 256 VIPs and nobody else any", func() bool {
 		held := heldVIPs(l, hosts, vips)
 		return len(held["h1"]) == len(vips) && len(held["h2"])+len(held["h3"]) == 0
 	})
@@ -131,10 +133,10 @@ func TestLabScale256VIPs(t *testing.T) {
 
 	// The holder dies: h2 takes every VIP, and the client reaches all of them there.
 	l.script("cut", "h1")
-	waitFor(t, 20*time.Second, "h2 to hold all 256 VIPs", func() bool {
+	fiptest.WaitFor(t, 20*time.Second, "h2 to hold all 256 VIPs", func() bool {
 		return len(heldVIPs(l, hosts, vips)["h2"]) == len(vips)
 	})
-	waitFor(t, 20*time.Second, "the client to reach all 256 VIPs at h2", func() bool {
+	fiptest.WaitFor(t, 20*time.Second, "the client to reach all 256 VIPs at h2", func() bool {
 		return len(l.clientUnreached(vips, hostMAC(2))) == 0
 	})
 	if got := len(heldVIPs(l, hosts, vips)["h3"]); got != 0 {
@@ -146,20 +148,20 @@ func TestLabScale256VIPs(t *testing.T) {
 	// carrier up, h1 takes every VIP over, and the heal must leave one
 	// holder per VIP: h1, the better rank.
 	l.script("heal", "h1")
-	waitFor(t, 20*time.Second, "h1 to be back without VIPs", func() bool {
+	fiptest.WaitFor(t, 20*time.Second, "h1 to be back without VIPs", func() bool {
 		held := heldVIPs(l, hosts, vips)
 		return len(held["h1"]) == 0 && len(held["h2"]) == len(vips)
 	})
 	time.Sleep(2 * time.Second) // h1's standby learns the holder
 	l.script("isolate", "h2")
-	waitFor(t, 20*time.Second, "h1 to take every VIP from the isolated h2", func() bool {
+	fiptest.WaitFor(t, 20*time.Second, "h1 to take every VIP from the isolated h2", func() bool {
 		return len(heldVIPs(l, hosts, vips)["h1"]) == len(vips)
 	})
 	if held := heldVIPs(l, hosts, vips); len(held["h2"]) != len(vips) {
 		t.Fatalf("the isolated h2 holds %d VIPs, the test needs a split brain of all of them", len(held["h2"]))
 	}
 	l.script("unisolate", "h2")
-	waitFor(t, 30*time.Second, "one holder per VIP after the heal", func() bool {
+	fiptest.WaitFor(t, 30*time.Second, "one holder per VIP after the heal", func() bool {
 		count := holdersPerVIP(heldVIPs(l, hosts, vips))
 		for _, v := range vips {
 			if count[v] != 1 {
@@ -172,7 +174,7 @@ func TestLabScale256VIPs(t *testing.T) {
 	if len(held["h1"]) != len(vips) {
 		t.Errorf("after the heal h1 (the best) holds %d VIPs, h2 %d, h3 %d", len(held["h1"]), len(held["h2"]), len(held["h3"]))
 	}
-	waitFor(t, 20*time.Second, "the client to reach all 256 VIPs at h1", func() bool {
+	fiptest.WaitFor(t, 20*time.Second, "the client to reach all 256 VIPs at h1", func() bool {
 		return len(l.clientUnreached(vips, hostMAC(1))) == 0
 	})
 	for h, d := range daemons {

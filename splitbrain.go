@@ -5,9 +5,12 @@ package main
 // stranger (defended against as RFC 5227 §2.4(c) says).
 
 import (
+	"bytes"
 	"log/slog"
 	"net"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // conflict handles another node that holds the VIP while we do. Both sides
@@ -32,7 +35,7 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
 	}
 	if verdict == yield {
-		if macEqual(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement &&
+		if bytes.Equal(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement &&
 			m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin && m.lastGratuitousAt.Sub(m.lastKernelAnswer) > kernelAnswerMargin {
 			// The winner has re-pointed the neighbours, clearly after our
 			// own last announcement: removing now leaves no gap.
@@ -42,14 +45,14 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 			m.becomeStandby(now, true, "split brain lost")
 			return
 		}
-		if m.state != stateYielding {
+		if m.state != event.Yielding {
 			m.log.Warn("split brain: another floatip node holds the VIP and outranks us; waiting for its announcement", "winner", other.String())
 			m.yieldTo, m.yieldDeadline = other, now.Add(yieldTimeout)
-			m.setState(stateYielding, "split brain lost", now)
+			m.setState(event.Yielding, "split brain lost", now)
 		}
 		return
 	}
-	if m.state == stateYielding {
+	if m.state == event.Yielding {
 		// We outrank this holder but lose to another one (three holders
 		// after a partition of two heals): an announcement now would pull
 		// the clients to us just before we let go.
@@ -73,7 +76,7 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 	// than its own (announceOrderMargin). When its last one came just
 	// before ours would (the heal met one of its claim rounds), ours would
 	// not count and the loser would wait a whole spacing for the next one.
-	if m.announcementsLeft > 0 && macEqual(m.lastGratuitous, mac) {
+	if m.announcementsLeft > 0 && bytes.Equal(m.lastGratuitous, mac) {
 		if after := m.lastGratuitousAt.Add(announceOrderMargin + fastSpacing(m.cfg.interval)); m.nextAnnounce.Before(after) {
 			m.nextAnnounce = after
 		}
@@ -88,7 +91,7 @@ func (m *vipMachine) conflict(f arpFrame, now time.Time) {
 // makes it more frequent. A stranger that shows up again after a quiet
 // spell gets no second window.
 func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
-	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= defendInterval && !macEqual(m.identifying, mac)) {
+	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= defendInterval && !bytes.Equal(m.identifying, mac)) {
 		m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
 		m.strangerFrames = 0
 		m.lanLog.logAt(now, slog.LevelInfo, "another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())

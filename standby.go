@@ -8,6 +8,8 @@ import (
 	"context"
 	"net"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // standbyProbe closes the previous probe (answered or missed), decides
@@ -17,7 +19,7 @@ import (
 func (m *vipMachine) standbyProbe(now time.Time) {
 	if m.probeOutstanding && !m.answeredSinceProbe {
 		m.deb.missed()
-		m.obs.counted(m.vip, "miss")
+		m.obs.Counted(m.vip, "miss")
 	}
 	m.probeOutstanding = false
 	suspicious := m.deb.missedInRow > 0
@@ -97,7 +99,7 @@ func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 		m.log.Debug("probe not sent", "err", err)
 		return false
 	}
-	m.obs.counted(m.vip, "probe")
+	m.obs.Counted(m.vip, "probe")
 	return true
 }
 
@@ -171,14 +173,14 @@ func (m *vipMachine) preemptDue(now time.Time) bool {
 func (m *vipMachine) startFence(now time.Time) {
 	holder := append(net.HardwareAddr(nil), m.holder...)
 	m.log.Info("holder went silent: fencing it before claiming", "holder", holder.String())
-	m.setState(stateFencing, "fencing the silent holder", now)
+	m.setState(event.Fencing, "fencing the silent holder", now)
 	go func(ctx context.Context, done chan<- fenceResult) {
 		done <- fenceResult{machine: m, err: m.fence(ctx, m.vip, holder)}
 	}(m.ctx, m.fenceDone)
 }
 
 func (m *vipMachine) onFenceDone(err error, now time.Time) {
-	if m.state != stateFencing {
+	if m.state != event.Fencing {
 		return // aborted meanwhile: the holder came back, or the link went down
 	}
 	if err != nil {
@@ -193,7 +195,7 @@ func (m *vipMachine) onFenceDone(err error, now time.Time) {
 
 // startClaim sends one last probe before the VIP is added.
 func (m *vipMachine) startClaim(now time.Time) {
-	m.setState(stateClaiming, "holder silent", now)
+	m.setState(event.Claiming, "holder silent", now)
 	m.answeredSinceProbe = false
 	m.saidIsolated = false
 	if err := m.arp.probe(m.vip, m.tag(0), broadcastMAC); err != nil {

@@ -7,12 +7,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // statusBoard keeps the live state of every VIP for people: SIGUSR1 logs
 // its lines, and systemd's STATUS= shows its summary. It is an observer.
 //
-// A stateChange with From == To updates the facts (initial state, a new
+// A event.Change with From == To updates the facts (initial state, a new
 // holder) without restarting the "since" clock of an unchanged state.
 type statusBoard struct {
 	mu       sync.Mutex
@@ -24,7 +26,7 @@ type statusBoard struct {
 
 type vipStatus struct {
 	iface  string
-	state  vipState
+	state  event.State
 	holder net.HardwareAddr
 	since  time.Time
 }
@@ -35,7 +37,7 @@ func newStatusBoard(onUpdate func(summary string)) *statusBoard {
 	return &statusBoard{vips: map[netip.Addr]*vipStatus{}, onUpdate: onUpdate, now: time.Now}
 }
 
-func (b *statusBoard) stateChanged(c stateChange) {
+func (b *statusBoard) StateChanged(c event.Change) {
 	at := c.At
 	if at.IsZero() {
 		at = b.now()
@@ -54,7 +56,7 @@ func (b *statusBoard) stateChanged(c stateChange) {
 	}
 }
 
-func (b *statusBoard) counted(netip.Addr, string) {}
+func (b *statusBoard) Counted(netip.Addr, string) {}
 
 // lines is one human line per VIP, ordered by address, with the time spent
 // in the current state: for a log line written now.
@@ -110,17 +112,17 @@ func statusLine(vip netip.Addr, s vipStatus, now time.Time, withAge bool) string
 	}
 	sb.WriteString(": " + s.state.String() + " since " + sinceText(s.since, now, withAge))
 	switch {
-	case s.state == stateStandby && s.holder == nil:
+	case s.state == event.Standby && s.holder == nil:
 		sb.WriteString(", no holder seen")
-	case s.state == stateStandby:
+	case s.state == event.Standby:
 		sb.WriteString(", held by " + s.holder.String())
-	case s.state == stateFencing && s.holder != nil:
+	case s.state == event.Fencing && s.holder != nil:
 		sb.WriteString(", silent holder " + s.holder.String())
-	case (s.state == stateClaiming || s.state == stateActive) && s.holder != nil:
+	case (s.state == event.Claiming || s.state == event.Active) && s.holder != nil:
 		// Active: the holder it took over from (a claim reports it);
 		// another holder while active is a split brain, in the log.
 		sb.WriteString(", previous holder " + s.holder.String())
-	case s.state == stateYielding && s.holder != nil:
+	case s.state == event.Yielding && s.holder != nil:
 		sb.WriteString(", yielding to " + s.holder.String())
 	case s.holder != nil:
 		sb.WriteString(", holder " + s.holder.String())
@@ -166,20 +168,4 @@ func (b *statusBoard) snapshot() []vipSnapshot {
 		out = append(out, s)
 	}
 	return out
-}
-
-// observers fans every report out to each observer in order (e.g. status
-// board, metrics, hooks).
-type observers []observer
-
-func (obs observers) stateChanged(c stateChange) {
-	for _, o := range obs {
-		o.stateChanged(c)
-	}
-}
-
-func (obs observers) counted(vip netip.Addr, what string) {
-	for _, o := range obs {
-		o.counted(vip, what)
-	}
 }

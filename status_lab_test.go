@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // labStatus runs `floatip status --json` in host and decodes it.
@@ -140,7 +142,7 @@ func TestLabStatusCommand(t *testing.T) {
 
 	// A second daemon on the same interface: a loud line, and it keeps running.
 	second := l.startDaemon("h2", "-i", "eth0", "--no-reference", "192.0.2.60")
-	waitFor(t, 5*time.Second, "the second daemon's complaint", func() bool {
+	fiptest.WaitFor(t, 5*time.Second, "the second daemon's complaint", func() bool {
 		return strings.Contains(second.logs(), "another floatip daemon already runs on this interface")
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -159,7 +161,7 @@ func TestLabStatusCommand(t *testing.T) {
 	// no second holder).
 	h2.signal(syscall.SIGUSR1)
 	want := "status: " + labVIP + " on eth0: active since "
-	waitFor(t, 5*time.Second, "h2's status line", func() bool { return strings.Contains(h2.logs(), want) })
+	fiptest.WaitFor(t, 5*time.Second, "h2's status line", func() bool { return strings.Contains(h2.logs(), want) })
 	if !strings.Contains(h2.logs(), "previous holder "+hostMAC(1)) {
 		t.Errorf("h2's status line does not name h1 as the previous holder:\n%s", lastLines(h2.logs(), 5))
 	}
@@ -186,7 +188,7 @@ func waitStatus(t *testing.T, timeout time.Duration, what string, check func() s
 func stopDaemon(t *testing.T, d *daemon) {
 	t.Helper()
 	d.signal(syscall.SIGTERM)
-	if _, err := d.wait(5 * time.Second); err != nil {
+	if _, err := d.Wait(5 * time.Second); err != nil {
 		t.Errorf("stopping %s: %v", d.name, err)
 	}
 }
@@ -197,7 +199,7 @@ func TestLabStatusPool(t *testing.T) {
 	hosts := []string{"h1", "h2", "h3"}
 	check := func(what string, up []string, members ...int) {
 		t.Helper()
-		waitFor(t, 20*time.Second, what+": the VIPs balanced", func() bool { return pl.balancedOn(members...) })
+		fiptest.WaitFor(t, 20*time.Second, what+": the VIPs balanced", func() bool { return pl.balancedOn(members...) })
 		want := pl.assignment(members...)
 		waitStatus(t, 10*time.Second, what+": floatip status on every host names the real holder and the assignee", func() string {
 			holder := pl.holderOf()

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
 )
 
 func TestStatusLine(t *testing.T) {
@@ -20,19 +24,19 @@ func TestStatusLine(t *testing.T) {
 		withAge bool
 		want    string
 	}{
-		{vipStatus{"eth0", stateActive, nil, since}, now, true, "192.0.2.50 on eth0: active since 12:03:04 (3m2s)"},
-		{vipStatus{"eth0", stateActive, nil, since}, now, false, "192.0.2.50 on eth0: active since 12:03:04"},
-		{vipStatus{"eth0", stateStandby, mac, since}, now, true, "192.0.2.50 on eth0: standby since 12:03:04 (3m2s), held by 02:00:00:00:00:01"},
-		{vipStatus{"eth0", stateStandby, nil, since}, now, true, "192.0.2.50 on eth0: standby since 12:03:04 (3m2s), no holder seen"},
-		{vipStatus{"eth0", stateClaiming, mac, since}, now, false, "192.0.2.50 on eth0: claiming since 12:03:04, previous holder 02:00:00:00:00:01"},
-		{vipStatus{"eth0", stateFencing, mac, since}, now, false, "192.0.2.50 on eth0: fencing since 12:03:04, silent holder 02:00:00:00:00:01"},
-		{vipStatus{"eth0", stateYielding, mac, since}, now, false, "192.0.2.50 on eth0: yielding since 12:03:04, yielding to 02:00:00:00:00:01"},
-		{vipStatus{"eth0", stateActive, mac, since}, now, false, "192.0.2.50 on eth0: active since 12:03:04, previous holder 02:00:00:00:00:01"},
-		{vipStatus{"", stateActive, nil, since}, now, false, "192.0.2.50: active since 12:03:04"},
+		{vipStatus{"eth0", event.Active, nil, since}, now, true, "192.0.2.50 on eth0: active since 12:03:04 (3m2s)"},
+		{vipStatus{"eth0", event.Active, nil, since}, now, false, "192.0.2.50 on eth0: active since 12:03:04"},
+		{vipStatus{"eth0", event.Standby, mac, since}, now, true, "192.0.2.50 on eth0: standby since 12:03:04 (3m2s), held by 02:00:00:00:00:01"},
+		{vipStatus{"eth0", event.Standby, nil, since}, now, true, "192.0.2.50 on eth0: standby since 12:03:04 (3m2s), no holder seen"},
+		{vipStatus{"eth0", event.Claiming, mac, since}, now, false, "192.0.2.50 on eth0: claiming since 12:03:04, previous holder 02:00:00:00:00:01"},
+		{vipStatus{"eth0", event.Fencing, mac, since}, now, false, "192.0.2.50 on eth0: fencing since 12:03:04, silent holder 02:00:00:00:00:01"},
+		{vipStatus{"eth0", event.Yielding, mac, since}, now, false, "192.0.2.50 on eth0: yielding since 12:03:04, yielding to 02:00:00:00:00:01"},
+		{vipStatus{"eth0", event.Active, mac, since}, now, false, "192.0.2.50 on eth0: active since 12:03:04, previous holder 02:00:00:00:00:01"},
+		{vipStatus{"", event.Active, nil, since}, now, false, "192.0.2.50: active since 12:03:04"},
 		// Another day: the date is shown.
-		{vipStatus{"eth0", stateActive, nil, since}, since.Add(50 * time.Hour), true, "192.0.2.50 on eth0: active since 2026-01-01 12:03:04 (50h0m0s)"},
+		{vipStatus{"eth0", event.Active, nil, since}, since.Add(50 * time.Hour), true, "192.0.2.50 on eth0: active since 2026-01-01 12:03:04 (50h0m0s)"},
 		// A clock that went back never shows a negative age.
-		{vipStatus{"eth0", stateActive, nil, since}, since.Add(-time.Second), true, "192.0.2.50 on eth0: active since 12:03:04 (0s)"},
+		{vipStatus{"eth0", event.Active, nil, since}, since.Add(-time.Second), true, "192.0.2.50 on eth0: active since 12:03:04 (0s)"},
 	}
 	for _, tc := range cases {
 		if got := statusLine(vip, tc.s, tc.now, tc.withAge); got != tc.want {
@@ -44,23 +48,23 @@ func TestStatusLine(t *testing.T) {
 func TestStatusBoard(t *testing.T) {
 	var summaries []string
 	b := newStatusBoard(func(s string) { summaries = append(summaries, s) })
-	clock := t0
+	clock := fiptest.T0
 	b.now = func() time.Time { return clock }
 	if got := b.summary(); got != "starting" {
 		t.Errorf("empty board summary %q", got)
 	}
 	a, z := netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("192.0.2.9")
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
-	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	at := func(s int) time.Time { return fiptest.T0.Add(time.Duration(s) * time.Second) }
 
 	// Initial facts, then a holder update that keeps the clock, then a
 	// transition that restarts it.
-	b.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateStandby, At: at(0)})
-	b.stateChanged(stateChange{VIP: z, Interface: "eth0", From: stateStandby, To: stateStandby, At: at(0)})
-	b.stateChanged(stateChange{VIP: a, Interface: "eth0", From: stateStandby, To: stateStandby, Holder: mac, At: at(5)})
+	b.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Standby, At: at(0)})
+	b.StateChanged(event.Change{VIP: z, Interface: "eth0", From: event.Standby, To: event.Standby, At: at(0)})
+	b.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Standby, Holder: mac, At: at(5)})
 	mac[5] = 9 // the board keeps its own copy
-	b.stateChanged(stateChange{VIP: z, Interface: "eth0", From: stateStandby, To: stateClaiming, At: at(10)})
-	b.stateChanged(stateChange{VIP: z, Interface: "eth0", From: stateClaiming, To: stateActive, At: at(11)})
+	b.StateChanged(event.Change{VIP: z, Interface: "eth0", From: event.Standby, To: event.Claiming, At: at(10)})
+	b.StateChanged(event.Change{VIP: z, Interface: "eth0", From: event.Claiming, To: event.Active, At: at(11)})
 
 	want := []string{
 		"192.0.2.9 on eth0: active since 00:00:11 (49s)",
@@ -84,25 +88,25 @@ func TestStatusBoard(t *testing.T) {
 // recorder is an observer that remembers what it was told.
 type recorder struct{ events []string }
 
-func (r *recorder) stateChanged(c stateChange) {
+func (r *recorder) StateChanged(c event.Change) {
 	r.events = append(r.events, c.VIP.String()+" "+c.From.String()+"→"+c.To.String())
 }
 
-func (r *recorder) counted(vip netip.Addr, what string) {
+func (r *recorder) Counted(vip netip.Addr, what string) {
 	r.events = append(r.events, vip.String()+" "+what)
 }
 
 func TestFanout(t *testing.T) {
 	first, second := &recorder{}, &recorder{}
-	var o observer = observers{first, noObserver{}, second}
+	var o event.Observer = event.Observers{first, event.NoObserver{}, second}
 	vip := netip.MustParseAddr("192.0.2.50")
-	o.stateChanged(stateChange{VIP: vip, From: stateStandby, To: stateClaiming})
-	o.counted(vip, "probe")
+	o.StateChanged(event.Change{VIP: vip, From: event.Standby, To: event.Claiming})
+	o.Counted(vip, "probe")
 	want := []string{"192.0.2.50 standby→claiming", "192.0.2.50 probe"}
 	for _, r := range []*recorder{first, second} {
 		if !reflect.DeepEqual(r.events, want) {
 			t.Errorf("observer got %q, want %q", r.events, want)
 		}
 	}
-	observers(nil).stateChanged(stateChange{}) // an empty fan-out is fine
+	event.Observers(nil).StateChanged(event.Change{}) // an empty fan-out is fine
 }

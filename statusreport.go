@@ -17,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // statusReport is one daemon's answer, the JSON of GET /status.
@@ -86,7 +88,7 @@ func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time
 		break
 	}
 	for _, p := range g.peers {
-		if p.frames < 2 || p.lastSeen.IsZero() || macEqual(p.rank.mac, self) {
+		if p.frames < 2 || p.lastSeen.IsZero() || bytes.Equal(p.rank.mac, self) {
 			continue // unconfirmed (noise, a forgery), or gone with a release notice
 		}
 		r.Peers = append(r.Peers, peerStatus{MAC: p.rank.mac.String(), Priority: int(p.rank.priority),
@@ -95,16 +97,16 @@ func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time
 	slices.SortFunc(r.Peers, func(a, b peerStatus) int { return strings.Compare(a.MAC, b.MAC) })
 	if g.pool != nil {
 		for _, m := range g.pool.members {
-			r.Members = append(r.Members, memberStatus{MAC: m.mac.String(), Priority: m.weight, Self: macEqual(m.mac, self)})
+			r.Members = append(r.Members, memberStatus{MAC: m.MAC.String(), Priority: m.Weight, Self: bytes.Equal(m.MAC, self)})
 		}
 	}
 	for _, s := range board.snapshot() {
 		v := vipReport{VIP: s.vip.String(), State: s.status.state.String(), Since: s.status.since}
 		if h := s.status.holder; h != nil {
 			switch s.status.state {
-			case stateStandby, stateYielding:
+			case event.Standby, event.Yielding:
 				v.Holder = h.String()
-			case stateClaiming, stateFencing:
+			case event.Claiming, event.Fencing:
 				v.SilentHolder = h.String()
 			}
 			// active: the holder it took over from; adopting: none.
@@ -115,7 +117,7 @@ func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time
 			}
 		}
 		switch s.status.state {
-		case stateActive, stateYielding, stateAdopting:
+		case event.Active, event.Yielding, event.Adopting:
 			v.HeldHere = true
 		}
 		if a := s.assign; a != nil {

@@ -8,19 +8,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/pool"
+
+	"floatip/internal/fiptest"
 )
 
 func TestWriteStatusTable(t *testing.T) {
-	now := t0.Add(10 * time.Minute)
+	now := fiptest.T0.Add(10 * time.Minute)
 	reports := []statusReport{{
 		Interface: "eth0", Now: now, MAC: "02:00:00:00:00:02", Priority: 100, Healthy: true,
 		Peers: []peerStatus{{MAC: "02:00:00:00:00:01", Priority: 200, LastHeard: now.Add(-340 * time.Millisecond)}},
 		VIPs: []vipReport{
-			{VIP: "192.0.2.50", State: "standby", Since: t0, Holder: "02:00:00:00:00:01", HolderPriority: 200},
+			{VIP: "192.0.2.50", State: "standby", Since: fiptest.T0, Holder: "02:00:00:00:00:01", HolderPriority: 200},
 			{VIP: "192.0.2.51", State: "active", Since: now.Add(-62 * time.Second), HeldHere: true},
 			{VIP: "192.0.2.52", State: "fencing", Since: now, SilentHolder: "02:00:00:00:00:01"},
 			{VIP: "192.0.2.53", State: "yielding", Since: now, HeldHere: true, Holder: "02:00:00:00:00:03"},
-			{VIP: "192.0.2.54", State: "standby", Since: t0.Add(-25 * time.Hour)},
+			{VIP: "192.0.2.54", State: "standby", Since: fiptest.T0.Add(-25 * time.Hour)},
 		},
 	}, {
 		Interface: "eth1", Now: now, Priority: 100, Pool: true,
@@ -63,12 +67,12 @@ VIP           STATE    SINCE          HOLDER             ASSIGNED TO        AS A
 // The JSON of GET /status and of `floatip status --json` is an interface
 // for scripts: its field names and omissions are fixed here.
 func TestStatusReportJSON(t *testing.T) {
-	r := statusReport{Interface: "eth0", Version: "v1", Now: t0, MAC: "02:00:00:00:00:01", Priority: 100, Healthy: true, Pool: true,
+	r := statusReport{Interface: "eth0", Version: "v1", Now: fiptest.T0, MAC: "02:00:00:00:00:01", Priority: 100, Healthy: true, Pool: true,
 		Members: []memberStatus{{MAC: "02:00:00:00:00:01", Priority: 100, Self: true}},
-		Peers:   []peerStatus{{MAC: "02:00:00:00:00:02", Priority: 100, LastHeard: t0}},
+		Peers:   []peerStatus{{MAC: "02:00:00:00:00:02", Priority: 100, LastHeard: fiptest.T0}},
 		VIPs: []vipReport{
-			{VIP: "198.51.100.1", State: "active", Since: t0, HeldHere: true, Pool: &vipPoolStatus{Assignee: "02:00:00:00:00:01", AssignedHere: true, AsAssigned: true}},
-			{VIP: "198.51.100.2", State: "standby", Since: t0, Holder: "02:00:00:00:00:02", HolderPriority: 100},
+			{VIP: "198.51.100.1", State: "active", Since: fiptest.T0, HeldHere: true, Pool: &vipPoolStatus{Assignee: "02:00:00:00:00:01", AssignedHere: true, AsAssigned: true}},
+			{VIP: "198.51.100.2", State: "standby", Since: fiptest.T0, Holder: "02:00:00:00:00:02", HolderPriority: 100},
 		}}
 	got, err := json.Marshal(r)
 	if err != nil {
@@ -91,8 +95,8 @@ func TestStatusReportJSON(t *testing.T) {
 // The report is the board's per-VIP facts plus the group's node-level
 // ones, read from a real group driven with synthetic time.
 func TestBuildStatusReport(t *testing.T) {
-	vips := testVIPs(3)
-	lan := &groupLAN{own: mustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
+	vips := fiptest.VIPs(3)
+	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: 150, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -100,15 +104,15 @@ func TestBuildStatusReport(t *testing.T) {
 	g := newGroupView(cfg, lan, log)
 	for _, vip := range vips {
 		deps := machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g, obs: board}
-		newVIPMachine(vip, cfg, deps, false, t0)
+		newVIPMachine(vip, cfg, deps, false, fiptest.T0)
 	}
-	g.event(evLinkUp, t0)
+	g.event(evLinkUp, fiptest.T0)
 	// The holder (priority 200, heard through its tags) answers for the
 	// first VIP only: this node claims the others.
-	holder := mustMAC(holderMAC)
-	g.peers.observe(holder, peerTag{priority: 200}, t0)
-	g.peers.observe(holder, peerTag{priority: 200}, t0)
-	now := runGroup(g, lan, t0, t0.Add(5*time.Second), func(p sentProbe) *arpFrame {
+	holder := fiptest.MustMAC(holderMAC)
+	g.peers.observe(holder, peerTag{priority: 200}, fiptest.T0)
+	g.peers.observe(holder, peerTag{priority: 200}, fiptest.T0)
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *arpFrame {
 		if p.vip == vips[0] {
 			return replyFor(holderMAC, p.vip)
 		}
@@ -116,16 +120,16 @@ func TestBuildStatusReport(t *testing.T) {
 	})
 	// A pool's assignment as pool.go reports it.
 	p := newPoolView(g, vips, time.Second)
-	p.members = []poolMember{{mac: holder, weight: 200}, {mac: lan.own, weight: 150}}
-	board.assigned(vips[0], holder, false)
-	board.assigned(vips[1], lan.own, true)
-	board.assigned(vips[2], holder, false)
+	p.members = []pool.Member{{MAC: holder, Weight: 200}, {MAC: lan.own, Weight: 150}}
+	board.Assigned(vips[0], holder, false)
+	board.Assigned(vips[1], lan.own, true)
+	board.Assigned(vips[2], holder, false)
 
 	r := buildStatusReport(g, board, "eth0", now)
 	if r.Interface != "eth0" || r.MAC != "02:00:00:00:00:09" || r.Priority != 150 || !r.Healthy || !r.Pool || !r.Now.Equal(now) {
 		t.Errorf("node: %+v", r)
 	}
-	if len(r.Peers) != 1 || r.Peers[0] != (peerStatus{MAC: holderMAC, Priority: 200, LastHeard: t0}) {
+	if len(r.Peers) != 1 || r.Peers[0] != (peerStatus{MAC: holderMAC, Priority: 200, LastHeard: fiptest.T0}) {
 		t.Errorf("peers: %+v", r.Peers)
 	}
 	if len(r.Members) != 2 || r.Members[0].Self || !r.Members[1].Self || r.Members[0].Priority != 200 {

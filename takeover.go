@@ -1,43 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"time"
+
+	"floatip/internal/event"
 )
-
-// vipState is where one VIP's state machine stands.
-type vipState int
-
-const (
-	stateStandby  vipState = iota // someone else holds the VIP, or nobody yet: probe
-	stateClaiming                 // the holder is silent: one last check before adding
-	stateActive                   // this node holds the VIP
-	stateYielding                 // split brain lost: wait for the winner's announcement, then remove
-	stateFencing                  // the holder went silent: the --fence command runs before the claim
-	stateAdopting                 // the VIP was on the interface at start: does another node hold it?
-)
-
-func (s vipState) String() string {
-	switch s {
-	case stateStandby:
-		return "standby"
-	case stateClaiming:
-		return "claiming"
-	case stateActive:
-		return "active"
-	case stateYielding:
-		return "yielding"
-	case stateFencing:
-		return "fencing"
-	case stateAdopting:
-		return "adopting"
-	}
-	return fmt.Sprintf("vipState(%d)", int(s))
-}
 
 const (
 	// selfCheckEvery is how often an active node probes its own VIP, so a
@@ -90,7 +62,7 @@ type vipMachine struct {
 	ctx  context.Context // of the daemon, for the fencing command
 	slot int             // its place in the group's wakeQueue
 
-	state   vipState
+	state   event.State
 	healthy bool
 	linkUp  bool
 	added   bool // the address is configured by us and must be removed on exit
@@ -147,7 +119,7 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 		deps.refs = everReachable{}
 	}
 	if deps.obs == nil {
-		deps.obs = noObserver{}
+		deps.obs = event.NoObserver{}
 	}
 	if deps.group == nil {
 		deps.group = newGroupView(cfg, deps.arp, deps.log)
@@ -166,7 +138,7 @@ func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bo
 		// The VIP/32 is already on the interface, most likely left by a run
 		// that did not exit cleanly: keep it while finding out whether it is
 		// still ours (recovery.go).
-		m.state, m.added = stateAdopting, true
+		m.state, m.added = event.Adopting, true
 		m.log.Warn("VIP already configured as /32 (left by an earlier run?): keeping it while checking that no other node holds it")
 	}
 	deps.group.add(m)
@@ -191,27 +163,27 @@ func (m *vipMachine) tag(flags uint8) peerTag {
 func (m *vipMachine) queueSlot() *int { return &m.slot }
 
 // setState moves the machine and tells the observer.
-func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
+func (m *vipMachine) setState(to event.State, reason string, now time.Time) {
 	from := m.state
 	m.state = to
-	if (from == stateStandby) != (to == stateStandby) {
-		if to == stateStandby {
+	if (from == event.Standby) != (to == event.Standby) {
+		if to == event.Standby {
 			m.group.notStandby--
 		} else {
 			m.group.notStandby++
 		}
 	}
-	if to != stateStandby {
+	if to != event.Standby {
 		m.group.unfollow(m)
 		m.watchCheckedAt = time.Time{}
 	}
-	if to == stateActive {
+	if to == event.Active {
 		m.group.held.add(m, now)
-	} else if from == stateActive {
+	} else if from == event.Active {
 		m.group.held.remove(m)
 	}
 	if from != to {
-		m.obs.stateChanged(stateChange{VIP: m.vip, Interface: m.ifname, From: from, To: to,
+		m.obs.StateChanged(event.Change{VIP: m.vip, Interface: m.ifname, From: from, To: to,
 			Holder: m.holder, Reason: reason, At: now})
 	}
 }
@@ -219,7 +191,7 @@ func (m *vipMachine) setState(to vipState, reason string, now time.Time) {
 // report tells the observer the current facts without a transition
 // (From == To): the state at start, a new holder seen from standby.
 func (m *vipMachine) report(reason string, now time.Time) {
-	m.obs.stateChanged(stateChange{VIP: m.vip, Interface: m.ifname, From: m.state, To: m.state,
+	m.obs.StateChanged(event.Change{VIP: m.vip, Interface: m.ifname, From: m.state, To: m.state,
 		Holder: m.holder, Reason: reason, At: now})
 }
 
@@ -230,7 +202,7 @@ func (m *vipMachine) nextWake() time.Time {
 		return far
 	}
 	switch m.state {
-	case stateStandby:
+	case event.Standby:
 		if m.follow != nil {
 			// The holder's watch checks it for us; only a preemption
 			// needs a wake-up of our own.
@@ -240,15 +212,15 @@ func (m *vipMachine) nextWake() time.Time {
 			return far
 		}
 		return m.nextProbe
-	case stateClaiming:
+	case event.Claiming:
 		return m.claimDeadline
-	case stateYielding:
+	case event.Yielding:
 		return m.yieldDeadline
-	case stateFencing:
+	case event.Fencing:
 		return far // woken by the command's result
-	case stateAdopting:
+	case event.Adopting:
 		return m.nextProbe
-	case stateActive:
+	case event.Active:
 		wake := far
 		if m.announcementsLeft > 0 {
 			wake = m.nextAnnounce
@@ -266,7 +238,7 @@ func (m *vipMachine) onTick(now time.Time) {
 		return
 	}
 	switch m.state {
-	case stateStandby:
+	case event.Standby:
 		if m.follow != nil {
 			if m.preemptDue(now) {
 				m.preemptClaim(now)
@@ -276,19 +248,19 @@ func (m *vipMachine) onTick(now time.Time) {
 		if !now.Before(m.nextProbe) {
 			m.standbyProbe(now)
 		}
-	case stateClaiming:
+	case event.Claiming:
 		if !now.Before(m.claimDeadline) {
 			m.finishClaim(now)
 		}
-	case stateYielding:
+	case event.Yielding:
 		if !now.Before(m.yieldDeadline) {
 			m.log.Warn("split brain: the winner did not announce in time; releasing anyway", "winner", m.yieldTo.String())
 			m.release(false)
 			m.becomeStandby(now, true, "split brain lost")
 		}
-	case stateActive:
+	case event.Active:
 		m.activeTick(now)
-	case stateAdopting:
+	case event.Adopting:
 		m.adoptTick(now)
 	}
 }
@@ -310,7 +282,7 @@ func (m *vipMachine) claim(now time.Time, msg, reason string) {
 }
 
 func (m *vipMachine) becomeActive(now time.Time, reason string) {
-	m.setState(stateActive, reason, now)
+	m.setState(event.Active, reason, now)
 	m.holder = nil
 	m.lowerHolderSince = time.Time{}
 	m.identifying = nil
@@ -343,7 +315,7 @@ func (m *vipMachine) announceDue(now time.Time, why string) {
 // becomeStandby returns to probing. holderAlive says whether a holder was
 // just seen, in which case the dead time starts again from now.
 func (m *vipMachine) becomeStandby(now time.Time, holderAlive bool, reason string) {
-	m.setState(stateStandby, reason, now)
+	m.setState(event.Standby, reason, now)
 	m.probeOutstanding = false
 	m.watchCheckedAt = time.Time{}
 	if holderAlive {
@@ -372,7 +344,7 @@ func (m *vipMachine) announce(why string, now time.Time) {
 		return
 	}
 	m.lastOwnAnnounce = now
-	m.obs.counted(m.vip, "announce")
+	m.obs.Counted(m.vip, "announce")
 }
 
 // selfCheck probes our own VIP: another holder's kernel answers it, and the
@@ -415,7 +387,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			if m.group.pool != nil {
 				m.group.pool.heard(p.SenderHardwareAddr, tag, now)
 			}
-			if macEqual(m.lastGratuitous, p.SenderHardwareAddr) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
+			if bytes.Equal(m.lastGratuitous, p.SenderHardwareAddr) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
 				m.group.peers.heard(p.SenderHardwareAddr) // it announced just before its tag
 			}
 		}
@@ -438,10 +410,10 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 	}
 
 	switch m.state {
-	case stateStandby:
+	case event.Standby:
 		if holderSign {
 			m.sawHolder(f, now)
-		} else if releasing && (m.holder == nil || macEqual(m.holder, p.SenderHardwareAddr)) {
+		} else if releasing && (m.holder == nil || bytes.Equal(m.holder, p.SenderHardwareAddr)) {
 			m.log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
 			m.group.unfollow(m)
 			m.holderReleased = true
@@ -450,7 +422,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.lowerHolderSince = time.Time{}
 			m.nextProbe = now
 		}
-	case stateClaiming, stateFencing:
+	case event.Claiming, event.Fencing:
 		if holderSign {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
@@ -459,12 +431,12 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
-	case stateActive, stateYielding:
+	case event.Active, event.Yielding:
 		if holderSign {
-			m.obs.counted(m.vip, "conflict")
+			m.obs.Counted(m.vip, "conflict")
 			m.conflict(f, now)
 		}
-	case stateAdopting:
+	case event.Adopting:
 		if holderSign {
 			m.adoptDecide(now, &f)
 		}
@@ -479,13 +451,13 @@ func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
 	m.deb.answered(now)
 	m.holderReleased = false
 	m.watchCheckedAt = time.Time{}
-	if !macEqual(m.holder, mac) {
+	if !bytes.Equal(m.holder, mac) {
 		m.holder = append(net.HardwareAddr(nil), mac...)
 		m.lowerHolderSince = time.Time{}
 		m.lanLog.logAt(now, slog.LevelInfo, "VIP is held", "holder", m.holder.String())
 		m.report("holder seen", now)
 	}
-	if m.state == stateStandby {
+	if m.state == event.Standby {
 		m.group.follow(m, mac, now)
 	}
 	if r, known := m.group.peers.known(mac); known && m.self().outranks(r) {
@@ -501,7 +473,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 	switch ev {
 	case evLinkUp:
 		m.linkUp = true
-		if m.state == stateAdopting {
+		if m.state == event.Adopting {
 			// A VIP found at start: ask who holds it before announcing.
 			m.startAdopting(now)
 			return
@@ -512,7 +484,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		m.nextProbe = now
 	case evLinkDown:
 		m.linkUp = false
-		if m.state == stateActive || m.state == stateYielding || m.added {
+		if m.state == event.Active || m.state == event.Yielding || m.added {
 			// A holder without carrier cannot serve the VIP: give it up so
 			// the address can move, and come back as a standby.
 			m.log.Warn("link down: releasing the VIP")
@@ -520,14 +492,14 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		}
 		m.holder = nil
 		m.group.unfollow(m)
-		m.setState(stateStandby, "link down", now)
+		m.setState(event.Standby, "link down", now)
 	case evAddrRemoved:
-		if m.state == stateAdopting {
+		if m.state == event.Adopting {
 			m.added = false
 			m.becomeStandby(now, false, "VIP removed while adopting")
 			return
 		}
-		if m.state == stateActive && m.added {
+		if m.state == event.Active && m.added {
 			m.log.Warn("VIP was removed behind floatip's back: adding it again")
 			if err := m.addr.add(); err != nil {
 				m.log.Error("cannot add the VIP again", "err", err)
@@ -536,7 +508,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 			m.becomeActive(now, "re-added")
 		}
 	case evAddrAdded:
-		if m.added || m.state != stateStandby {
+		if m.added || m.state != event.Standby {
 			return // ours: the echo of a claim's or an adoption's add, or a holder's re-add
 		}
 		// Added by hand (or by another tool) while we stand by: the kernel
@@ -544,12 +516,12 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		// holds it. Treat it as a copy found at start (recovery.go).
 		m.log.Warn("VIP was added to the interface outside floatip: checking that no other node holds it")
 		m.added = true
-		m.setState(stateAdopting, "VIP added by hand", now)
+		m.setState(event.Adopting, "VIP added by hand", now)
 		if m.linkUp {
 			m.startAdopting(now)
 		} // else at link up
 	case evResync:
-		if m.state == stateActive && m.added {
+		if m.state == event.Active && m.added {
 			if err := m.addr.add(); err != nil {
 				m.log.Error("cannot re-add the VIP", "err", err)
 			}
@@ -558,11 +530,11 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		m.healthy, m.saidUnhealthy = true, false
 	case evUnhealthy:
 		m.healthy = false
-		if m.state == stateActive || m.state == stateYielding {
+		if m.state == event.Active || m.state == event.Yielding {
 			// Hand over gracefully: the release notice makes a healthy
 			// standby claim at once.
 			m.log.Warn("health check fails: releasing the VIP to a healthy standby")
-			m.release(m.state == stateActive)
+			m.release(m.state == event.Active)
 			m.becomeStandby(now, false, "health check failed")
 		}
 	}
@@ -590,10 +562,6 @@ func (m *vipMachine) release(notify bool) {
 // shutdown runs when the daemon stops. Only a sole holder announces that
 // the VIP is free; a yielding loser leaves it to the winner.
 func (m *vipMachine) shutdown(now time.Time) {
-	m.release(m.state == stateActive)
-	m.setState(stateStandby, "shutdown", now)
-}
-
-func macEqual(a, b net.HardwareAddr) bool {
-	return len(a) == len(b) && string(a) == string(b)
+	m.release(m.state == event.Active)
+	m.setState(event.Standby, "shutdown", now)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
+
 	"github.com/mdlayher/arp"
 )
-
-var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
@@ -44,9 +47,9 @@ func TestDebouncer(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newDebouncer(ms(200), 3, t0)
+			d := newDebouncer(ms(200), 3, fiptest.T0)
 			for i, s := range tc.steps {
-				now := t0.Add(ms(s.at))
+				now := fiptest.T0.Add(ms(s.at))
 				if s.answered {
 					d.answered(now)
 				} else {
@@ -64,26 +67,26 @@ func TestDebouncer(t *testing.T) {
 }
 
 func TestDebouncerBootWaitsADeadTime(t *testing.T) {
-	d := newDebouncer(ms(200), 3, t0)
+	d := newDebouncer(ms(200), 3, fiptest.T0)
 	for range 10 {
 		d.missed()
 	}
-	if d.free(t0.Add(ms(599))) {
+	if d.free(fiptest.T0.Add(ms(599))) {
 		t.Error("free before a whole dead time since start")
 	}
-	if !d.free(t0.Add(ms(600))) {
+	if !d.free(fiptest.T0.Add(ms(600))) {
 		t.Error("not free after a dead time of silence")
 	}
-	d2 := newDebouncer(ms(200), 3, t0)
-	d2.forceFree(t0.Add(ms(10)))
-	if !d2.free(t0.Add(ms(10))) {
+	d2 := newDebouncer(ms(200), 3, fiptest.T0)
+	d2.forceFree(fiptest.T0.Add(ms(10)))
+	if !d2.free(fiptest.T0.Add(ms(10))) {
 		t.Error("forceFree did not free")
 	}
 }
 
 func TestRank(t *testing.T) {
-	a := mustMAC("02:00:00:00:00:01")
-	b := mustMAC("02:00:00:00:00:02")
+	a := fiptest.MustMAC("02:00:00:00:00:01")
+	b := fiptest.MustMAC("02:00:00:00:00:02")
 	cases := []struct {
 		x, y rank
 		want bool
@@ -102,17 +105,17 @@ func TestRank(t *testing.T) {
 }
 
 func TestResolveConflict(t *testing.T) {
-	self := rank{100, mustMAC("02:00:00:00:00:02")}
+	self := rank{100, fiptest.MustMAC("02:00:00:00:00:02")}
 	cases := []struct {
 		name    string
 		other   rank
 		floatip bool
 		want    conflictAction
 	}{
-		{"better floatip node", rank{150, mustMAC("02:00:00:00:00:09")}, true, yield},
-		{"equal priority, lower MAC", rank{100, mustMAC("02:00:00:00:00:01")}, true, yield},
-		{"equal priority, higher MAC", rank{100, mustMAC("02:00:00:00:00:03")}, true, defend},
-		{"worse floatip node", rank{50, mustMAC("02:00:00:00:00:01")}, true, defend},
+		{"better floatip node", rank{150, fiptest.MustMAC("02:00:00:00:00:09")}, true, yield},
+		{"equal priority, lower MAC", rank{100, fiptest.MustMAC("02:00:00:00:00:01")}, true, yield},
+		{"equal priority, higher MAC", rank{100, fiptest.MustMAC("02:00:00:00:00:03")}, true, defend},
+		{"worse floatip node", rank{50, fiptest.MustMAC("02:00:00:00:00:01")}, true, defend},
 		{"not floatip", rank{}, false, defend},
 	}
 	for _, tc := range cases {
@@ -129,30 +132,30 @@ func TestResolveConflict(t *testing.T) {
 }
 
 func TestBetterStandby(t *testing.T) {
-	self := rank{100, mustMAC("02:00:00:00:00:05")}
+	self := rank{100, fiptest.MustMAC("02:00:00:00:00:05")}
 	peers := peerTable{}
-	peers.observe(mustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, t0) // worse
-	holder := mustMAC("02:00:00:00:00:02")
-	peers.observe(holder, peerTag{priority: 200, flags: flagHolder}, t0) // the VIP's holder, not a standby
-	if _, ok := peers.betterStandby(self, holder, t0, ms(600)); ok {
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, fiptest.T0) // worse
+	holder := fiptest.MustMAC("02:00:00:00:00:02")
+	peers.observe(holder, peerTag{priority: 200, flags: flagHolder}, fiptest.T0) // the VIP's holder, not a standby
+	if _, ok := peers.betterStandby(self, holder, fiptest.T0, ms(600)); ok {
 		t.Fatal("found a better standby among a worse one and the VIP's holder")
 	}
-	if r, ok := peers.betterStandby(self, nil, t0, ms(600)); !ok || !macEqual(r.mac, holder) {
+	if r, ok := peers.betterStandby(self, nil, fiptest.T0, ms(600)); !ok || !bytes.Equal(r.mac, holder) {
 		t.Fatal("a node holding other VIPs is a standby for this one")
 	}
-	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150}, t0)
-	if r, ok := peers.betterStandby(self, holder, t0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), peerTag{priority: 150}, fiptest.T0)
+	if r, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
 		t.Fatalf("better standby: %v %v", r, ok)
 	}
-	if _, ok := peers.betterStandby(self, holder, t0.Add(ms(601)), ms(600)); ok {
+	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(601)), ms(600)); ok {
 		t.Error("a standby silent for longer than the window still counts")
 	}
-	peers.observe(mustMAC("02:00:00:00:00:03"), peerTag{priority: 150, flags: flagReleasing}, t0.Add(ms(100)))
-	if _, ok := peers.betterStandby(self, holder, t0.Add(ms(100)), ms(600)); ok {
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), peerTag{priority: 150, flags: flagReleasing}, fiptest.T0.Add(ms(100)))
+	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(100)), ms(600)); ok {
 		t.Error("a leaving node still counts as a standby")
 	}
-	peers.observe(mustMAC("02:00:00:00:00:04"), peerTag{priority: 250, flags: flagStandAside}, t0.Add(ms(100)))
-	if _, ok := peers.betterStandby(self, holder, t0.Add(ms(100)), ms(600)); ok {
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:04"), peerTag{priority: 250, flags: flagStandAside}, fiptest.T0.Add(ms(100)))
+	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(100)), ms(600)); ok {
 		t.Error("an unhealthy node that stands aside still counts as a better standby")
 	}
 }
@@ -206,13 +209,13 @@ func newTestMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fak
 
 func newTestMachineWith(t *testing.T, priority uint8, own string, refs reachability, change func(*machineConfig)) (*vipMachine, *fakeLAN) {
 	t.Helper()
-	lan := &fakeLAN{own: mustMAC(own)}
+	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
 		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
 	change(&cfg)
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, refs: refs}
-	m := newVIPMachine(testVIP, cfg, deps, false, t0)
-	m.group.event(evLinkUp, t0)
+	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m.group.event(evLinkUp, fiptest.T0)
 	return m, lan
 }
 
@@ -252,7 +255,7 @@ func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpF
 
 func frame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *arpFrame {
 	return &arpFrame{pkt: &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
-		Operation: op, SenderHardwareAddr: mustMAC(sha), SenderIP: spa, TargetHardwareAddr: mustMAC(tha), TargetIP: tpa}}
+		Operation: op, SenderHardwareAddr: fiptest.MustMAC(sha), SenderIP: spa, TargetHardwareAddr: fiptest.MustMAC(tha), TargetIP: tpa}}
 }
 
 // holderReply is the kernel's answer of a live holder to a probe.
@@ -262,16 +265,16 @@ func holderReply(mac string) *arpFrame {
 
 func TestMachineClaimsAnEmptyNetwork(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
-	now := advance(m, t0, t0.Add(ms(599)), nil)
-	if m.state != stateStandby || lan.configured {
+	now := advance(m, fiptest.T0, fiptest.T0.Add(ms(599)), nil)
+	if m.state != event.Standby || lan.configured {
 		t.Fatalf("claimed before a dead time: state %v", m.state)
 	}
-	advance(m, now, t0.Add(ms(800)), nil)
-	if m.state != stateActive || !lan.configured || lan.announces != 1 {
+	advance(m, now, fiptest.T0.Add(ms(800)), nil)
+	if m.state != event.Active || !lan.configured || lan.announces != 1 {
 		t.Fatalf("after 800ms of silence: state %v, configured %v, announces %d", m.state, lan.configured, lan.announces)
 	}
 	// The announcement repeats count-1 more times, 1.1 s apart.
-	advance(m, t0.Add(ms(800)), t0.Add(ms(800+2*1100+50)), nil)
+	advance(m, fiptest.T0.Add(ms(800)), fiptest.T0.Add(ms(800+2*1100+50)), nil)
 	if lan.announces != 3 {
 		t.Errorf("announcements %d, want 3", lan.announces)
 	}
@@ -279,11 +282,11 @@ func TestMachineClaimsAnEmptyNetwork(t *testing.T) {
 
 func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
 	m, lan := newTestMachine(t, 200, "02:00:00:00:00:09")
-	advance(m, t0, t0.Add(time.Minute), func(time.Time) *arpFrame { return holderReply("02:00:00:00:00:01") })
-	if m.state != stateStandby || lan.adds != 0 {
+	advance(m, fiptest.T0, fiptest.T0.Add(time.Minute), func(time.Time) *arpFrame { return holderReply("02:00:00:00:00:01") })
+	if m.state != event.Standby || lan.adds != 0 {
 		t.Fatalf("state %v, adds %d", m.state, lan.adds)
 	}
-	if !macEqual(m.holder, mustMAC("02:00:00:00:00:01")) {
+	if !bytes.Equal(m.holder, fiptest.MustMAC("02:00:00:00:00:01")) {
 		t.Errorf("holder %v", m.holder)
 	}
 }
@@ -294,7 +297,7 @@ func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
 func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	rng := rand.New(rand.NewPCG(1, 2))
-	advance(m, t0, t0.Add(10*time.Minute), func(time.Time) *arpFrame {
+	advance(m, fiptest.T0, fiptest.T0.Add(10*time.Minute), func(time.Time) *arpFrame {
 		if rng.Float64() < 1-0.95*0.95 {
 			return nil
 		}
@@ -307,19 +310,19 @@ func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
 
 func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
-	death := t0.Add(5 * time.Second)
+	death := fiptest.T0.Add(5 * time.Second)
 	alive := func(at time.Time) *arpFrame {
 		if at.Before(death) {
 			return holderReply("02:00:00:00:00:01")
 		}
 		return nil
 	}
-	now := advance(m, t0, death.Add(ms(399)), alive)
+	now := advance(m, fiptest.T0, death.Add(ms(399)), alive)
 	if lan.adds != 0 {
 		t.Fatal("claimed too early")
 	}
 	advance(m, now, death.Add(ms(700)), alive)
-	if m.state != stateActive {
+	if m.state != event.Active {
 		t.Fatalf("state %v 700ms after the holder died (dead time 600ms + claim check)", m.state)
 	}
 }
@@ -327,11 +330,11 @@ func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
 func TestMachineReleaseNoticeMeansImmediateClaim(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	holder := "02:00:00:00:00:01"
-	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
 	notice := frame(arp.OperationRequest, holder, zeroIPv4, peerTag{priority: 100, flags: flagReleasing}.hardwareAddr().String(), testVIP)
 	m.onFrame(*notice, now)
 	advance(m, now, now.Add(ms(60)), nil)
-	if m.state != stateActive || lan.adds != 1 {
+	if m.state != event.Active || lan.adds != 1 {
 		t.Fatalf("60ms after a release notice: state %v", m.state)
 	}
 }
@@ -340,15 +343,15 @@ func TestMachineLeavesTheClaimToABetterStandby(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	better := peerTag{priority: 200}.hardwareAddr().String()
 	// The better standby keeps probing; nobody holds the VIP.
-	advance(m, t0, t0.Add(3*time.Second), func(time.Time) *arpFrame {
+	advance(m, fiptest.T0, fiptest.T0.Add(3*time.Second), func(time.Time) *arpFrame {
 		return frame(arp.OperationRequest, "02:00:00:00:00:05", zeroIPv4, better, testVIP)
 	})
 	if lan.adds != 0 {
 		t.Fatal("claimed although a better standby was alive")
 	}
 	// It falls silent too: now this node is the best alive.
-	advance(m, t0.Add(3*time.Second), t0.Add(4*time.Second), nil)
-	if m.state != stateActive {
+	advance(m, fiptest.T0.Add(3*time.Second), fiptest.T0.Add(4*time.Second), nil)
+	if m.state != event.Active {
 		t.Fatalf("state %v after the better standby fell silent", m.state)
 	}
 }
@@ -360,8 +363,8 @@ func TestMachineSplitBrain(t *testing.T) {
 	// The loser learns the winner's rank from its self-check, waits for its
 	// announcement, and only then removes the address.
 	loser, lan := newTestMachine(t, 100, loserMAC)
-	now := advance(loser, t0, t0.Add(time.Second), nil)
-	if loser.state != stateActive {
+	now := advance(loser, fiptest.T0, fiptest.T0.Add(time.Second), nil)
+	if loser.state != event.Active {
 		t.Fatal("setup: not active")
 	}
 	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, zeroIPv4, winnerTag, testVIP), now)
@@ -371,22 +374,22 @@ func TestMachineSplitBrain(t *testing.T) {
 	// A tag in one frame is not enough for a verdict; the winner's kernel
 	// answering the loser's introduction confirms it.
 	loser.onFrame(*frame(arp.OperationReply, winnerMAC, testVIP, loserMAC, zeroIPv4), now.Add(ms(1)))
-	if loser.state != stateYielding || !lan.configured {
+	if loser.state != event.Yielding || !lan.configured {
 		t.Fatalf("after the winner's self-check and answer: state %v, configured %v (must keep it until the winner announces)", loser.state, lan.configured)
 	}
 	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
-	if loser.state != stateStandby || lan.configured {
+	if loser.state != event.Standby || lan.configured {
 		t.Fatalf("after the winner's announcement: state %v, configured %v", loser.state, lan.configured)
 	}
 
 	// The winner, seeing the loser's self-check, re-announces and keeps it.
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
-	now = advance(winner, t0, t0.Add(4500*time.Millisecond), nil) // its claim announcements are past
+	now = advance(winner, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
 	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
 	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now)
 	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, zeroIPv4), now.Add(ms(1)))
-	if winner.state != stateActive || wlan.announces != before {
+	if winner.state != event.Active || wlan.announces != before {
 		t.Fatalf("winner: state %v, announces %d (want %d: not at once, TestMachineSplitBrainThreeHolders)", winner.state, wlan.announces, before)
 	}
 	now = advance(winner, now, now.Add(60*time.Millisecond), nil)
@@ -409,7 +412,7 @@ func TestMachineSplitBrain(t *testing.T) {
 	if got := wlan.announces - before; got != 1 {
 		t.Errorf("defended %d times in 5s against a non-floatip holder, want 1", got)
 	}
-	if winner.state != stateActive {
+	if winner.state != event.Active {
 		t.Errorf("yielded to a non-floatip holder")
 	}
 }
@@ -422,7 +425,7 @@ func TestMachineSplitBrainWinnerAnnouncesAfterTheLoser(t *testing.T) {
 	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
 	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
-	now := advance(winner, t0, t0.Add(4500*time.Millisecond), nil) // its claim announcements are past
+	now := advance(winner, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
 	loserAnnounced := now
 	winner.onFrame(*frame(arp.OperationRequest, loserMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), loserAnnounced)
@@ -440,7 +443,7 @@ func TestMachineSplitBrainWinnerAnnouncesAfterTheLoser(t *testing.T) {
 
 func TestMachineRestoresARemovedVIP(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
-	now := advance(m, t0, t0.Add(time.Second), nil)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	lan.configured = false // someone ran `ip addr del`
 	m.onEvent(evAddrRemoved, now)
 	if !lan.configured || lan.adds != 2 {
@@ -450,9 +453,9 @@ func TestMachineRestoresARemovedVIP(t *testing.T) {
 
 func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
-	now := advance(m, t0, t0.Add(time.Second), nil)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	m.onEvent(evLinkDown, now)
-	if lan.configured || m.state != stateStandby {
+	if lan.configured || m.state != event.Standby {
 		t.Fatalf("link down: configured %v, state %v", lan.configured, m.state)
 	}
 	m.onEvent(evLinkUp, now)
@@ -475,7 +478,7 @@ func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
 func TestMachineProbesTheHolderByUnicast(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	holder := "02:00:00:00:00:01"
-	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
 	n := len(lan.probeDsts)
 	if n < 5 || lan.probeDsts[n-1] != holder || lan.probeDsts[n-2] != holder {
 		t.Fatalf("probes went to %v, want the holder's MAC once known", lan.probeDsts)
@@ -491,7 +494,7 @@ func TestMachineProbesTheHolderByUnicast(t *testing.T) {
 func TestMachineIsolatedNeverClaims(t *testing.T) {
 	refs := &fakeRefs{ok: false}
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
-	now := advance(m, t0, t0.Add(10*time.Second), nil)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(10*time.Second), nil)
 	if lan.adds != 0 {
 		t.Fatal("an isolated standby claimed the VIP")
 	}
@@ -500,7 +503,7 @@ func TestMachineIsolatedNeverClaims(t *testing.T) {
 	}
 	refs.ok = true // back in touch, and still nobody holds the VIP
 	advance(m, now, now.Add(ms(100)), nil)
-	if m.state != stateActive {
+	if m.state != event.Active {
 		t.Fatalf("state %v once the references answer", m.state)
 	}
 }
@@ -510,7 +513,7 @@ func TestMachinePreemption(t *testing.T) {
 	holderTag := peerTag{priority: 50, flags: flagHolder}.hardwareAddr().String()
 	// The lower-priority holder's self-check (its rank), then its kernel's replies.
 	lowerHolder := func(at time.Time) *arpFrame {
-		if at.Sub(t0)%time.Second < ms(200) {
+		if at.Sub(fiptest.T0)%time.Second < ms(200) {
 			return frame(arp.OperationRequest, holder, zeroIPv4, holderTag, testVIP)
 		}
 		return holderReply(holder)
@@ -519,12 +522,12 @@ func TestMachinePreemption(t *testing.T) {
 		m, lan := newTestMachineWith(t, 200, "02:00:00:00:00:09", nil, func(c *machineConfig) {
 			c.preempt, c.preemptDelay = preempt, 3*time.Second
 		})
-		now := advance(m, t0, t0.Add(2*time.Second), lowerHolder)
+		now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), lowerHolder)
 		if lan.adds != 0 {
 			t.Fatalf("preempt=%v: took the VIP before the hold-down", preempt)
 		}
-		advance(m, now, t0.Add(6*time.Second), lowerHolder)
-		if got := m.state == stateActive; got != preempt {
+		advance(m, now, fiptest.T0.Add(6*time.Second), lowerHolder)
+		if got := m.state == event.Active; got != preempt {
 			t.Errorf("preempt=%v: active=%v after the hold-down", preempt, got)
 		}
 	}
@@ -535,7 +538,7 @@ func TestMachinePreemption(t *testing.T) {
 // rank was learnt still makes the loser yield at once.
 func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:02")
-	now := advance(m, t0, t0.Add(time.Second), nil)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	before := lan.announces
 	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, "02:00:00:00:00:02", zeroIPv4)
 	m.onFrame(*stranger, now)
@@ -551,7 +554,7 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	}
 
 	loser, llan := newTestMachine(t, 100, "02:00:00:00:00:02")
-	now = advance(loser, t0, t0.Add(time.Second), nil)
+	now = advance(loser, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	winner := "02:00:00:00:00:01"
 	loser.onFrame(*frame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now)
 	if !llan.configured {
@@ -559,7 +562,7 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	}
 	winnerTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
 	loser.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
-	if llan.configured || loser.state != stateStandby {
+	if llan.configured || loser.state != event.Standby {
 		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
 	}
 }
@@ -578,7 +581,7 @@ func TestMachineSplitBrainThreeHolders(t *testing.T) {
 	worst := frame(arp.OperationRequest, worstMAC, zeroIPv4, worstTag, testVIP)
 	for _, order := range [][]*arpFrame{{best, worst}, {worst, best}} {
 		m, lan := newTestMachine(t, 150, "02:00:00:00:00:02")
-		now := advance(m, t0, t0.Add(4500*time.Millisecond), nil)
+		now := advance(m, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil)
 		before := lan.announces
 		// Each holder's self-check, then its kernel's answer to ours: a
 		// floatip node heard in two frames gets a verdict.
@@ -587,7 +590,7 @@ func TestMachineSplitBrainThreeHolders(t *testing.T) {
 			m.onFrame(*f, at)
 			m.onFrame(*frame(arp.OperationReply, f.pkt.SenderHardwareAddr.String(), testVIP, "02:00:00:00:00:02", zeroIPv4), at.Add(ms(1)))
 		}
-		if m.state != stateYielding {
+		if m.state != event.Yielding {
 			t.Fatalf("state %v after both holders' self-checks, want yielding", m.state)
 		}
 		advance(m, now.Add(ms(3)), now.Add(ms(200)), nil)
@@ -595,7 +598,7 @@ func TestMachineSplitBrainThreeHolders(t *testing.T) {
 			t.Fatalf("the middle holder announced (%d announcements, want %d)", lan.announces, before)
 		}
 		m.onFrame(*frame(arp.OperationRequest, bestMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(210)))
-		if m.state != stateStandby || lan.configured {
+		if m.state != event.Standby || lan.configured {
 			t.Fatalf("after the best holder's announcement: state %v, configured %v", m.state, lan.configured)
 		}
 	}
@@ -616,14 +619,14 @@ func TestMachineFencing(t *testing.T) {
 			}
 			return nil
 		}
-		death := t0.Add(2 * time.Second)
-		now := advance(m, t0, death.Add(time.Second), func(at time.Time) *arpFrame {
+		death := fiptest.T0.Add(2 * time.Second)
+		now := advance(m, fiptest.T0, death.Add(time.Second), func(at time.Time) *arpFrame {
 			if at.Before(death) {
 				return holderReply("02:00:00:00:00:01")
 			}
 			return nil
 		})
-		if m.state != stateFencing || lan.adds != 0 {
+		if m.state != event.Fencing || lan.adds != 0 {
 			t.Fatalf("fence ok=%v: state %v, adds %d before the fence finished", fenceOK, m.state, lan.adds)
 		}
 		r := <-fenceDone
@@ -644,21 +647,21 @@ func TestMachineFencing(t *testing.T) {
 // TestMachineHealthGate: a node whose check has not passed never claims; an
 // active node whose check fails hands the VIP over with a release notice.
 func TestMachineHealthGate(t *testing.T) {
-	lan := &fakeLAN{own: mustMAC("02:00:00:00:00:09")}
+	lan := &fakeLAN{own: fiptest.MustMAC("02:00:00:00:00:09")}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 1, announceSpacing: ms(1100), announceForm: formRequest}
-	m := newVIPMachine(testVIP, cfg, machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, checked: true}, false, t0)
-	m.onEvent(evLinkUp, t0)
-	now := advance(m, t0, t0.Add(5*time.Second), nil)
+	m := newVIPMachine(testVIP, cfg, machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, checked: true}, false, fiptest.T0)
+	m.onEvent(evLinkUp, fiptest.T0)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
 	if lan.adds != 0 {
 		t.Fatal("claimed before the health check passed")
 	}
 	m.onEvent(evHealthy, now)
 	now = advance(m, now, now.Add(ms(300)), nil)
-	if m.state != stateActive {
+	if m.state != event.Active {
 		t.Fatalf("state %v once healthy on an empty network", m.state)
 	}
 	m.onEvent(evUnhealthy, now)
-	if lan.configured || m.state != stateStandby {
+	if lan.configured || m.state != event.Standby {
 		t.Fatalf("unhealthy holder kept the VIP: state %v", m.state)
 	}
 	if last := lan.probes[len(lan.probes)-1]; last.flags != flagReleasing {
@@ -702,11 +705,11 @@ func TestMachineReleaseNoticeWithReferences(t *testing.T) {
 	refs := &gatewayRefs{delay: ms(2)}
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
 	holder := "02:00:00:00:00:01"
-	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
 	notice := frame(arp.OperationRequest, holder, zeroIPv4, peerTag{priority: 100, flags: flagReleasing}.hardwareAddr().String(), testVIP)
 	m.onFrame(*notice, now)
 	advance(m, now, now.Add(ms(60)+referenceAnswerWait), nil)
-	if m.state != stateActive || lan.adds != 1 {
+	if m.state != event.Active || lan.adds != 1 {
 		t.Fatalf("%v after a release notice: state %v, adds %d (references asked %d times)", ms(60)+referenceAnswerWait, m.state, lan.adds, len(refs.asks))
 	}
 	if m.saidIsolated {
@@ -720,9 +723,9 @@ func TestMachineUnansweredReferencesAfterAHolderDeath(t *testing.T) {
 	refs := &gatewayRefs{delay: time.Hour} // never answers
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
 	holder := "02:00:00:00:00:01"
-	now := advance(m, t0, t0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
 	advance(m, now, now.Add(3*time.Second), nil) // the holder dies
-	if lan.adds != 0 || m.state != stateStandby {
+	if lan.adds != 0 || m.state != event.Standby {
 		t.Fatalf("claimed with no reference host answering: state %v, adds %d", m.state, lan.adds)
 	}
 	if !m.saidIsolated || len(refs.asks) == 0 {

@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // notifyListener is a stand-in for systemd's notify socket.
@@ -58,11 +60,11 @@ func TestNotifierPathSocket(t *testing.T) {
 		send func() error
 		want string
 	}{
-		{n.ready, "READY=1"},
+		{n.Ready, "READY=1"},
 		{func() error { return n.status("192.0.2.50 on eth0: active since 12:03:04") }, "STATUS=192.0.2.50 on eth0: active since 12:03:04"},
 		{func() error { return n.status("a: active\nb: standby\n") }, "STATUS=a: active; b: standby"},
 		{func() error { return n.status("x\nREADY=1") }, "STATUS=x; READY=1"}, // no injected assignment
-		{n.stopping, "STOPPING=1"},
+		{n.Stopping, "STOPPING=1"},
 	}
 	for _, s := range steps {
 		if err := s.send(); err != nil {
@@ -78,7 +80,7 @@ func TestNotifierAbstractSocket(t *testing.T) {
 	name := fmt.Sprintf("@floatip-test-%d-%d", os.Getpid(), rand.Uint64())
 	l := listenNotify(t, name)
 	n := notifierFromEnv(envOf(map[string]string{"NOTIFY_SOCKET": name}), os.Getpid(), slog.New(slog.DiscardHandler))
-	if err := n.ready(); err != nil {
+	if err := n.Ready(); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.next(time.Second); got != "READY=1" {
@@ -98,16 +100,16 @@ func TestNotifierWithoutSystemd(t *testing.T) {
 			t.Errorf("env %v: got a notifier, want nil", env)
 		}
 		// Every method of a nil notifier is a no-op.
-		if err := n.ready(); err != nil {
+		if err := n.Ready(); err != nil {
 			t.Error(err)
 		}
 		if err := n.status("x"); err != nil {
 			t.Error(err)
 		}
-		if err := n.stopping(); err != nil {
+		if err := n.Stopping(); err != nil {
 			t.Error(err)
 		}
-		n.post("x")
+		n.Post("x")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		if err := n.Run(ctx); err != nil || ctx.Err() == nil {
 			t.Errorf("nil Run returned %v before ctx ended (%v)", err, ctx.Err())
@@ -162,8 +164,8 @@ func TestNotifierRunPingsAndPostsStatus(t *testing.T) {
 	}
 
 	// Posted statuses reach systemd from Run; posting never blocks.
-	n.post("first")
-	n.post("second")
+	n.Post("first")
+	n.Post("second")
 	var statuses []string
 	// Pings keep coming: read for a while, keeping the statuses.
 	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
@@ -198,10 +200,10 @@ func TestNotifierRunWithoutWatchdogSendsNoPings(t *testing.T) {
 }
 
 func TestNotifierReportsAFailureOnce(t *testing.T) {
-	var logs syncBuffer
+	var logs fiptest.SyncBuffer
 	dir := t.TempDir()
 	n := notifierFromEnv(envOf(map[string]string{"NOTIFY_SOCKET": filepath.Join(dir, "gone"), "WATCHDOG_USEC": "40000"}), os.Getpid(), slog.New(slog.NewTextHandler(&logs, nil)))
-	if err := n.ready(); err == nil || !strings.Contains(err.Error(), "gone") {
+	if err := n.Ready(); err == nil || !strings.Contains(err.Error(), "gone") {
 		t.Errorf("ready to a missing socket: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)

@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"context"
@@ -6,16 +6,16 @@ import (
 	"time"
 )
 
-// runFence runs the fencing command (STONITH: power off or isolate the
+// RunFence runs the fencing command (STONITH: power off or isolate the
 // silent holder) before a standby claims its address. It returns nil only
 // if the command exited 0: anything else means the old holder may still be
 // serving, and claiming would risk two holders. env is added to the
-// daemon's environment (changeEnv builds the FLOATIP_* variables). The
+// daemon's environment (ChangeEnv builds the FLOATIP_* variables). The
 // error says what happened — not found, exit status, signal, timeout or
 // interrupted by ctx — with the tail of the command's output; it wraps
 // exec.ErrNotFound, *exec.ExitError or context.DeadlineExceeded as the case
 // may be.
-func runFence(ctx context.Context, argv []string, env []string, timeout time.Duration) error {
+func RunFence(ctx context.Context, argv []string, env []string, timeout time.Duration) error {
 	res := runCommand(ctx, argv, env, timeout)
 	if res.err == nil {
 		return nil

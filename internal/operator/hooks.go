@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"context"
@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"floatip/internal/event"
 )
 
 // hookRunner runs the operator's --on-up, --on-down and --on-change
-// commands on state changes. It is an observer: stateChanged only records
+// commands on state changes. It is an observer: StateChanged only records
 // the change and starts a goroutine, so a slow or failing hook never delays
 // failover.
 //
@@ -24,7 +26,7 @@ import (
 // skip is logged). A coalesced change that ends where it started (active →
 // standby → active during an on-up) runs nothing.
 //
-// A stateChange with From == To is an update of the facts (the initial
+// A event.Change with From == To is an update of the facts (the initial
 // state, a new holder), not a transition: it runs no hook.
 type hookRunner struct {
 	onUp, onDown, onChange []string
@@ -51,12 +53,12 @@ type hookLaneKey struct {
 
 type hookLane struct {
 	busy    bool
-	pending *stateChange // coalesced changes that came while busy
+	pending *event.Change // coalesced changes that came while busy
 }
 
-// newHookRunner makes a runner; a nil or empty argv means no such hook.
+// NewHookRunner makes a runner; a nil or empty argv means no such hook.
 // Each run is killed (with its process group) after timeout.
-func newHookRunner(onUp, onDown, onChange []string, timeout time.Duration, log *slog.Logger) *hookRunner {
+func NewHookRunner(onUp, onDown, onChange []string, timeout time.Duration, log *slog.Logger) *hookRunner {
 	return &hookRunner{
 		onUp:     nonEmpty(onUp),
 		onDown:   nonEmpty(onDown),
@@ -75,16 +77,16 @@ func nonEmpty(argv []string) []string {
 }
 
 // pickHook is the hook a lane runs for a change: name and argv, or nil argv.
-func (r *hookRunner) pickHook(kind hookLaneKind, c stateChange) (string, []string) {
+func (r *hookRunner) pickHook(kind hookLaneKind, c event.Change) (string, []string) {
 	if c.From == c.To {
 		return "", nil
 	}
 	switch kind {
 	case laneUpDown:
-		if c.To == stateActive {
+		if c.To == event.Active {
 			return "on-up", r.onUp
 		}
-		if c.From == stateActive {
+		if c.From == event.Active {
 			return "on-down", r.onDown
 		}
 	case laneChange:
@@ -105,8 +107,8 @@ func (r *hookRunner) laneKinds() []hookLaneKind {
 	return kinds
 }
 
-// stateChanged implements observer; it never blocks on a hook.
-func (r *hookRunner) stateChanged(c stateChange) {
+// StateChanged implements observer; it never blocks on a hook.
+func (r *hookRunner) StateChanged(c event.Change) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -149,7 +151,7 @@ func (r *hookRunner) stateChanged(c stateChange) {
 
 // drain runs the lane's hook for c, then for the pending change, until
 // nothing is pending.
-func (r *hookRunner) drain(kind hookLaneKind, lane *hookLane, c stateChange) {
+func (r *hookRunner) drain(kind hookLaneKind, lane *hookLane, c event.Change) {
 	defer r.inFlight.Done()
 	for {
 		if name, argv := r.pickHook(kind, c); argv != nil {
@@ -169,8 +171,8 @@ func (r *hookRunner) drain(kind hookLaneKind, lane *hookLane, c stateChange) {
 // runHook runs one hook and logs its outcome in one line. Shutdown does not
 // cut it short: the hook that reports a release at exit must still run, and
 // its timeout bounds it.
-func (r *hookRunner) runHook(name string, argv []string, c stateChange) {
-	res := runCommand(context.Background(), argv, changeEnv(c), r.timeout)
+func (r *hookRunner) runHook(name string, argv []string, c event.Change) {
+	res := runCommand(context.Background(), argv, ChangeEnv(c), r.timeout)
 	attrs := []any{"hook", name, "vip", c.VIP.String(), "state", c.To.String(), "previous_state", c.From.String(),
 		"exit", res.exitCode, "duration", res.duration.Round(time.Millisecond).String(), "output", res.output}
 	switch {
@@ -183,24 +185,24 @@ func (r *hookRunner) runHook(name string, argv []string, c stateChange) {
 	}
 }
 
-// counted implements observer: hooks do not care about counts.
-func (r *hookRunner) counted(netip.Addr, string) {}
+// Counted implements observer: hooks do not care about counts.
+func (r *hookRunner) Counted(netip.Addr, string) {}
 
-// wait stops accepting changes and returns when every running or pending
+// Wait stops accepting changes and returns when every running or pending
 // hook has finished; each is bounded by the timeout, so wait returns within
 // two hook timeouts (a running run, then the pending one; lanes run in
 // parallel). Call it after the machines have stopped, so that the hooks for
 // the releases at exit are started before.
-func (r *hookRunner) wait() {
+func (r *hookRunner) Wait() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	r.inFlight.Wait()
 }
 
-// changeEnv is the environment of a hook (or fence) for a change, added to
+// ChangeEnv is the environment of a hook (or fence) for a change, added to
 // the daemon's own.
-func changeEnv(c stateChange) []string {
+func ChangeEnv(c event.Change) []string {
 	holder := ""
 	if c.Holder != nil {
 		holder = c.Holder.String()

@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 func TestHealthCounter(t *testing.T) {
@@ -91,8 +93,8 @@ func (h *healthChanges) list() []bool {
 
 func TestHealthCheckRun(t *testing.T) {
 	probe := newHealthProbe(t)
-	var logs syncBuffer
-	h := newHealthCheck(probe.argv(), 20*time.Millisecond, time.Second, 2, 3, slog.New(slog.NewTextHandler(&logs, nil)))
+	var logs fiptest.SyncBuffer
+	h := NewHealthCheck(probe.argv(), 20*time.Millisecond, time.Second, 2, 3, slog.New(slog.NewTextHandler(&logs, nil)))
 	var changes healthChanges
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -104,10 +106,10 @@ func TestHealthCheckRun(t *testing.T) {
 		t.Fatalf("onChange%v while the check fails from the start", got)
 	}
 	probe.set(0)
-	waitFor(t, 2*time.Second, "healthy", func() bool { return len(changes.list()) == 1 })
+	fiptest.WaitFor(t, 2*time.Second, "healthy", func() bool { return len(changes.list()) == 1 })
 	time.Sleep(100 * time.Millisecond) // more passes: no more calls
 	probe.set(1)
-	waitFor(t, 2*time.Second, "unhealthy", func() bool { return len(changes.list()) == 2 })
+	fiptest.WaitFor(t, 2*time.Second, "unhealthy", func() bool { return len(changes.list()) == 2 })
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	select {
@@ -141,8 +143,8 @@ func TestHealthCheckRun(t *testing.T) {
 }
 
 func TestHealthCheckTimeoutIsAFailure(t *testing.T) {
-	var logs syncBuffer
-	h := newHealthCheck([]string{"sleep", "10"}, 10*time.Millisecond, 50*time.Millisecond, 1, 1, slog.New(slog.NewTextHandler(&logs, nil)))
+	var logs fiptest.SyncBuffer
+	h := NewHealthCheck([]string{"sleep", "10"}, 10*time.Millisecond, 50*time.Millisecond, 1, 1, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	called := false
@@ -158,7 +160,7 @@ func TestHealthCheckTimeoutIsAFailure(t *testing.T) {
 }
 
 func TestHealthCheckStopsARunningCheck(t *testing.T) {
-	h := newHealthCheck([]string{"sleep", "30"}, time.Second, 30*time.Second, 1, 1, slog.New(slog.DiscardHandler))
+	h := NewHealthCheck([]string{"sleep", "30"}, time.Second, 30*time.Second, 1, 1, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
@@ -171,7 +173,7 @@ func TestHealthCheckStopsARunningCheck(t *testing.T) {
 }
 
 func TestHealthCheckWithoutCommand(t *testing.T) {
-	h := newHealthCheck(nil, time.Second, time.Second, 1, 1, slog.New(slog.DiscardHandler))
+	h := NewHealthCheck(nil, time.Second, time.Second, 1, 1, slog.New(slog.DiscardHandler))
 	if err := h.Run(context.Background(), func(bool) {}); err == nil {
 		t.Fatal("Run without a command returned nil")
 	}

@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"log/slog"
@@ -9,32 +9,36 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
+
+	"floatip/internal/event"
 )
 
 var hookVIP = netip.MustParseAddr("192.0.2.50")
 
-func hookChange(from, to vipState) stateChange {
-	return stateChange{VIP: hookVIP, Interface: "eth0", From: from, To: to, Reason: "test", At: t0}
+func hookChange(from, to event.State) event.Change {
+	return event.Change{VIP: hookVIP, Interface: "eth0", From: from, To: to, Reason: "test", At: fiptest.T0}
 }
 
 func TestHookPick(t *testing.T) {
-	r := newHookRunner([]string{"up"}, []string{"down"}, []string{"change"}, time.Second, slog.New(slog.DiscardHandler))
+	r := NewHookRunner([]string{"up"}, []string{"down"}, []string{"change"}, time.Second, slog.New(slog.DiscardHandler))
 	cases := []struct {
-		from, to       vipState
+		from, to       event.State
 		upDown, onChng string // hook names, "" for none
 	}{
-		{stateStandby, stateClaiming, "", "on-change"},
-		{stateStandby, stateFencing, "", "on-change"},
-		{stateFencing, stateClaiming, "", "on-change"},
-		{stateFencing, stateActive, "on-up", "on-change"},
-		{stateClaiming, stateActive, "on-up", "on-change"},
-		{stateStandby, stateActive, "on-up", "on-change"},
-		{stateActive, stateStandby, "on-down", "on-change"},
-		{stateActive, stateYielding, "on-down", "on-change"},
-		{stateYielding, stateStandby, "", "on-change"},
-		{stateClaiming, stateStandby, "", "on-change"},
-		{stateActive, stateActive, "", ""}, // a fact update, not a transition
-		{stateStandby, stateStandby, "", ""},
+		{event.Standby, event.Claiming, "", "on-change"},
+		{event.Standby, event.Fencing, "", "on-change"},
+		{event.Fencing, event.Claiming, "", "on-change"},
+		{event.Fencing, event.Active, "on-up", "on-change"},
+		{event.Claiming, event.Active, "on-up", "on-change"},
+		{event.Standby, event.Active, "on-up", "on-change"},
+		{event.Active, event.Standby, "on-down", "on-change"},
+		{event.Active, event.Yielding, "on-down", "on-change"},
+		{event.Yielding, event.Standby, "", "on-change"},
+		{event.Claiming, event.Standby, "", "on-change"},
+		{event.Active, event.Active, "", ""}, // a fact update, not a transition
+		{event.Standby, event.Standby, "", ""},
 	}
 	for _, tc := range cases {
 		c := hookChange(tc.from, tc.to)
@@ -46,20 +50,20 @@ func TestHookPick(t *testing.T) {
 		}
 	}
 	// A hook that is not configured is not run.
-	r = newHookRunner(nil, []string{}, nil, time.Second, slog.New(slog.DiscardHandler))
+	r = NewHookRunner(nil, []string{}, nil, time.Second, slog.New(slog.DiscardHandler))
 	if len(r.laneKinds()) != 0 {
 		t.Errorf("no hooks configured, but lanes %v", r.laneKinds())
 	}
-	if _, argv := r.pickHook(laneUpDown, hookChange(stateClaiming, stateActive)); argv != nil {
+	if _, argv := r.pickHook(laneUpDown, hookChange(event.Claiming, event.Active)); argv != nil {
 		t.Errorf("unconfigured on-up picked: %q", argv)
 	}
 }
 
 func TestHookEnvironment(t *testing.T) {
-	c := hookChange(stateClaiming, stateActive)
+	c := hookChange(event.Claiming, event.Active)
 	c.Holder = net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	c.Reason = "holder silent"
-	got := strings.Join(changeEnv(c), "\n")
+	got := strings.Join(ChangeEnv(c), "\n")
 	want := strings.Join([]string{
 		"FLOATIP_STATE=active",
 		"FLOATIP_PREVIOUS_STATE=claiming",
@@ -72,7 +76,7 @@ func TestHookEnvironment(t *testing.T) {
 		t.Errorf("env:\n%s\nwant:\n%s", got, want)
 	}
 	c.Holder = nil
-	if env := changeEnv(c); env[4] != "FLOATIP_HOLDER=" {
+	if env := ChangeEnv(c); env[4] != "FLOATIP_HOLDER=" {
 		t.Errorf("no holder: %q, want empty FLOATIP_HOLDER", env[4])
 	}
 }
@@ -101,16 +105,16 @@ func readHookLines(t *testing.T, file string) []string {
 func TestHookRunsOnUpDownChange(t *testing.T) {
 	dir := t.TempDir()
 	updown, changes := filepath.Join(dir, "updown"), filepath.Join(dir, "change")
-	var logs syncBuffer
-	r := newHookRunner(hookScript(updown, "up", "0"), hookScript(updown, "down", "0"), hookScript(changes, "change", "0"),
+	var logs fiptest.SyncBuffer
+	r := NewHookRunner(hookScript(updown, "up", "0"), hookScript(updown, "down", "0"), hookScript(changes, "change", "0"),
 		5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
 
-	up := hookChange(stateClaiming, stateActive)
+	up := hookChange(event.Claiming, event.Active)
 	up.Holder = net.HardwareAddr{2, 0, 0, 0, 0, 9}
-	r.stateChanged(up)
-	waitFor(t, 5*time.Second, "on-up and on-change", func() bool { return len(readHookLines(t, updown)) == 1 && len(readHookLines(t, changes)) == 1 })
-	r.stateChanged(hookChange(stateActive, stateStandby))
-	r.wait()
+	r.StateChanged(up)
+	fiptest.WaitFor(t, 5*time.Second, "on-up and on-change", func() bool { return len(readHookLines(t, updown)) == 1 && len(readHookLines(t, changes)) == 1 })
+	r.StateChanged(hookChange(event.Active, event.Standby))
+	r.Wait()
 
 	if got, want := strings.Join(readHookLines(t, updown), "\n"),
 		"up active claiming 192.0.2.50 eth0 02:00:00:00:00:09 test\ndown standby active 192.0.2.50 eth0  test"; got != want {
@@ -128,7 +132,7 @@ func TestHookRunsOnUpDownChange(t *testing.T) {
 	}
 
 	// After wait, nothing runs any more.
-	r.stateChanged(hookChange(stateStandby, stateActive))
+	r.StateChanged(hookChange(event.Standby, event.Active))
 	time.Sleep(100 * time.Millisecond)
 	if n := len(readHookLines(t, updown)); n != 2 {
 		t.Errorf("a hook ran after wait: %d runs", n)
@@ -136,14 +140,14 @@ func TestHookRunsOnUpDownChange(t *testing.T) {
 }
 
 func TestHookNeverBlocksAndTimesOut(t *testing.T) {
-	var logs syncBuffer
-	r := newHookRunner([]string{"sh", "-c", "echo starting; sleep 30"}, nil, nil, 300*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+	var logs fiptest.SyncBuffer
+	r := NewHookRunner([]string{"sh", "-c", "echo starting; sleep 30"}, nil, nil, 300*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 	start := time.Now()
-	r.stateChanged(hookChange(stateClaiming, stateActive))
+	r.StateChanged(hookChange(event.Claiming, event.Active))
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("stateChanged blocked for %v", d)
 	}
-	r.wait()
+	r.Wait()
 	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
 		t.Errorf("wait returned after %v; want the 300ms timeout", d)
 	}
@@ -153,18 +157,18 @@ func TestHookNeverBlocksAndTimesOut(t *testing.T) {
 }
 
 func TestHookFailureIsLogged(t *testing.T) {
-	var logs syncBuffer
-	r := newHookRunner(nil, nil, []string{"sh", "-c", "echo oops >&2; exit 3"}, 5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
-	r.stateChanged(hookChange(stateStandby, stateClaiming))
-	r.wait()
+	var logs fiptest.SyncBuffer
+	r := NewHookRunner(nil, nil, []string{"sh", "-c", "echo oops >&2; exit 3"}, 5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
+	r.StateChanged(hookChange(event.Standby, event.Claiming))
+	r.Wait()
 	if l := logs.String(); !strings.Contains(l, `msg="hook failed" hook=on-change`) || !strings.Contains(l, "exit=3") || !strings.Contains(l, "output=oops") {
 		t.Errorf("failure not logged with exit and output:\n%s", l)
 	}
 
-	logs = syncBuffer{}
-	r = newHookRunner([]string{"/nonexistent/hook"}, nil, nil, 5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
-	r.stateChanged(hookChange(stateClaiming, stateActive))
-	r.wait()
+	logs = fiptest.SyncBuffer{}
+	r = NewHookRunner([]string{"/nonexistent/hook"}, nil, nil, 5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
+	r.StateChanged(hookChange(event.Claiming, event.Active))
+	r.Wait()
 	if l := logs.String(); !strings.Contains(l, "hook failed") || !strings.Contains(l, "/nonexistent/hook") {
 		t.Errorf("missing hook not logged:\n%s", l)
 	}
@@ -175,14 +179,14 @@ func TestHookFailureIsLogged(t *testing.T) {
 func TestHookCoalescesABurst(t *testing.T) {
 	dir := t.TempDir()
 	changes, updown := filepath.Join(dir, "change"), filepath.Join(dir, "updown")
-	var logs syncBuffer
-	r := newHookRunner(hookScript(updown, "up", "0.3"), hookScript(updown, "down", "0"), hookScript(changes, "change", "0.3"),
+	var logs fiptest.SyncBuffer
+	r := NewHookRunner(hookScript(updown, "up", "0.3"), hookScript(updown, "down", "0"), hookScript(changes, "change", "0.3"),
 		5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
-	r.stateChanged(hookChange(stateClaiming, stateActive)) // runs at once: on-up, on-change
-	r.stateChanged(hookChange(stateActive, stateYielding)) // pending
-	r.stateChanged(hookChange(stateYielding, stateStandby))
-	r.stateChanged(hookChange(stateStandby, stateClaiming)) // pending is now active→claiming
-	r.wait()
+	r.StateChanged(hookChange(event.Claiming, event.Active)) // runs at once: on-up, on-change
+	r.StateChanged(hookChange(event.Active, event.Yielding)) // pending
+	r.StateChanged(hookChange(event.Yielding, event.Standby))
+	r.StateChanged(hookChange(event.Standby, event.Claiming)) // pending is now active→claiming
+	r.Wait()
 
 	if got, want := strings.Join(readHookLines(t, changes), "\n"),
 		"change active claiming 192.0.2.50 eth0  test\nchange claiming active 192.0.2.50 eth0  test"; got != want {
@@ -202,11 +206,11 @@ func TestHookCoalescesABurst(t *testing.T) {
 // on-up leaves the lane where the last run left it.
 func TestHookCoalescedRoundTripRunsNothing(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "updown")
-	r := newHookRunner(hookScript(file, "up", "0.3"), hookScript(file, "down", "0"), nil, 5*time.Second, slog.New(slog.DiscardHandler))
-	r.stateChanged(hookChange(stateStandby, stateActive))
-	r.stateChanged(hookChange(stateActive, stateStandby))
-	r.stateChanged(hookChange(stateStandby, stateActive))
-	r.wait()
+	r := NewHookRunner(hookScript(file, "up", "0.3"), hookScript(file, "down", "0"), nil, 5*time.Second, slog.New(slog.DiscardHandler))
+	r.StateChanged(hookChange(event.Standby, event.Active))
+	r.StateChanged(hookChange(event.Active, event.Standby))
+	r.StateChanged(hookChange(event.Standby, event.Active))
+	r.Wait()
 	if got := readHookLines(t, file); len(got) != 1 || !strings.HasPrefix(got[0], "up active standby") {
 		t.Errorf("runs %q, want only the first on-up", got)
 	}
@@ -217,13 +221,13 @@ func TestHookCoalescedRoundTripRunsNothing(t *testing.T) {
 func TestHookLanesOfVIPsAreIndependent(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "up")
 	argv := []string{"sh", "-c", `[ "$FLOATIP_VIP" = 192.0.2.50 ] && sleep 2; echo "$FLOATIP_VIP" >> "$1"`, "sh", file}
-	r := newHookRunner(argv, nil, nil, 5*time.Second, slog.New(slog.DiscardHandler))
-	defer r.wait()
-	r.stateChanged(hookChange(stateClaiming, stateActive))
-	other := hookChange(stateClaiming, stateActive)
+	r := NewHookRunner(argv, nil, nil, 5*time.Second, slog.New(slog.DiscardHandler))
+	defer r.Wait()
+	r.StateChanged(hookChange(event.Claiming, event.Active))
+	other := hookChange(event.Claiming, event.Active)
 	other.VIP = netip.MustParseAddr("192.0.2.51")
-	r.stateChanged(other)
-	waitFor(t, time.Second, "the other VIP's hook", func() bool { return len(readHookLines(t, file)) == 1 })
+	r.StateChanged(other)
+	fiptest.WaitFor(t, time.Second, "the other VIP's hook", func() bool { return len(readHookLines(t, file)) == 1 })
 	if got := readHookLines(t, file); got[0] != "192.0.2.51" {
 		t.Errorf("first run for %s, want 192.0.2.51", got[0])
 	}

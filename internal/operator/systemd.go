@@ -1,15 +1,16 @@
-package main
+package operator
 
 import (
 	"context"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // notifier speaks systemd's notify protocol (sd_notify(3)) without
@@ -28,10 +29,10 @@ type notifier struct {
 	failing bool          // the last send failed (logged once until one works)
 }
 
-// newNotifier reads the environment systemd set for this process. It
+// NewNotifier reads the environment systemd set for this process. It
 // returns nil when not started by systemd with Type=notify, or when
 // NOTIFY_SOCKET is of a kind not supported here (vsock), which is logged.
-func newNotifier(log *slog.Logger) *notifier {
+func NewNotifier(log *slog.Logger) *notifier {
 	return notifierFromEnv(os.Getenv, os.Getpid(), log)
 }
 
@@ -83,8 +84,8 @@ func (n *notifier) send(msg string) error {
 	return nil
 }
 
-// ready tells systemd that start-up is complete (Type=notify).
-func (n *notifier) ready() error {
+// Ready tells systemd that start-up is complete (Type=notify).
+func (n *notifier) Ready() error {
 	if n == nil {
 		return nil
 	}
@@ -105,17 +106,17 @@ func statusAssignment(s string) string {
 	return "STATUS=" + strings.ReplaceAll(s, "\n", "; ")
 }
 
-// stopping tells systemd that the shutdown has begun.
-func (n *notifier) stopping() error {
+// Stopping tells systemd that the shutdown has begun.
+func (n *notifier) Stopping() error {
 	if n == nil {
 		return nil
 	}
 	return n.send("STOPPING=1")
 }
 
-// post hands a status to Run without blocking: for observers, which must
+// Post hands a status to Run without blocking: for observers, which must
 // never block. Only the latest posted status is sent.
-func (n *notifier) post(s string) {
+func (n *notifier) Post(s string) {
 	if n == nil {
 		return
 	}

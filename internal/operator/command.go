@@ -1,4 +1,11 @@
-package main
+// Package operator runs what the operator plugs into floatip: the health
+// check (--check), the hooks (--on-up, --on-down, --on-change), fencing
+// (--fence), and systemd's notify protocol. Commands run without a shell,
+// in a process group of their own, with a bounded tail of their output.
+//
+// It must not know about frames, the interface's loop or how a VIP's
+// machine decides: it learns of state changes as an event.Observer.
+package operator
 
 import (
 	"context"
@@ -142,12 +149,12 @@ func (b *tailBuffer) String() string {
 	return s
 }
 
-// splitCommand turns an operator's command (--check, --on-up, --fence ...)
+// SplitCommand turns an operator's command (--check, --on-up, --fence ...)
 // into argv without a shell: words split on blanks, 'single' and "double"
 // quotes group words, a backslash escapes the next character (inside double
 // quotes only before " \ $ `). Pipes, redirections and variables need an
 // explicit `sh -c '...'`, so nothing is interpreted behind the operator's back.
-func splitCommand(s string) ([]string, error) {
+func SplitCommand(s string) ([]string, error) {
 	var (
 		args    []string
 		word    strings.Builder

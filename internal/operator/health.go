@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"context"
@@ -50,9 +50,9 @@ type healthCheck struct {
 	log        *slog.Logger
 }
 
-// newHealthCheck makes a check; the caller validates the numbers (rise and
+// NewHealthCheck makes a check; the caller validates the numbers (rise and
 // fall at least 1, interval and timeout positive).
-func newHealthCheck(argv []string, interval, timeout time.Duration, rise, fall int, log *slog.Logger) *healthCheck {
+func NewHealthCheck(argv []string, interval, timeout time.Duration, rise, fall int, log *slog.Logger) *healthCheck {
 	return &healthCheck{argv: argv, interval: interval, timeout: timeout, rise: rise, fall: fall, log: log}
 }
 

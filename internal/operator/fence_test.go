@@ -1,4 +1,4 @@
-package main
+package operator
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 func TestFenceOutcomes(t *testing.T) {
@@ -38,7 +40,7 @@ func TestFenceOutcomes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			err := runFence(context.Background(), tc.argv, nil, tc.timeout)
+			err := RunFence(context.Background(), tc.argv, nil, tc.timeout)
 			if d := time.Since(start); d > tc.timeout+2*time.Second {
 				t.Errorf("took %v with a %v timeout", d, tc.timeout)
 			}
@@ -68,7 +70,7 @@ func TestFenceGetsItsEnvironment(t *testing.T) {
 	t.Setenv("FLOATIP_TEST_INHERITED", "yes")
 	env := []string{"FLOATIP_VIP=192.0.2.50", "FLOATIP_HOLDER=02:00:00:00:00:01"}
 	script := `[ "$FLOATIP_VIP" = 192.0.2.50 ] && [ "$FLOATIP_HOLDER" = 02:00:00:00:00:01 ] && [ "$FLOATIP_TEST_INHERITED" = yes ] && [ -z "${NOTIFY_SOCKET+x}" ]`
-	if err := runFence(context.Background(), []string{"sh", "-c", script}, env, 5*time.Second); err != nil {
+	if err := RunFence(context.Background(), []string{"sh", "-c", script}, env, 5*time.Second); err != nil {
 		t.Fatalf("fence did not see FLOATIP_* and the daemon's environment without NOTIFY_SOCKET: %v", err)
 	}
 }
@@ -77,7 +79,7 @@ func TestFenceGetsItsEnvironment(t *testing.T) {
 func TestFenceTimeoutKillsTheProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	argv := []string{"sh", "-c", `sleep 30 & echo $! > "$1"; wait`, "sh", pidFile}
-	err := runFence(context.Background(), argv, nil, 300*time.Millisecond)
+	err := RunFence(context.Background(), argv, nil, 300*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
@@ -89,7 +91,7 @@ func TestFenceTimeoutKillsTheProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "the background sleep to die", func() bool { return !processAlive(pid) })
+	fiptest.WaitFor(t, 2*time.Second, "the background sleep to die", func() bool { return !processAlive(pid) })
 }
 
 // processAlive: the process exists and is not a zombie (an orphan may wait
@@ -109,7 +111,7 @@ func processAlive(pid int) bool {
 func TestFenceInterruptedByShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := runFence(ctx, []string{"sleep", "30"}, nil, 30*time.Second)
+	err := RunFence(ctx, []string{"sleep", "30"}, nil, 30*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "sleep interrupted") {
 		t.Fatalf("err = %v, want 'interrupted'", err)
 	}
@@ -119,7 +121,7 @@ func TestFenceInterruptedByShutdown(t *testing.T) {
 // child holding its output succeeds, without waiting for the child.
 func TestFenceBackgroundChildDoesNotHoldIt(t *testing.T) {
 	start := time.Now()
-	err := runFence(context.Background(), []string{"sh", "-c", "sleep 3 & echo done"}, nil, 10*time.Second)
+	err := RunFence(context.Background(), []string{"sh", "-c", "sleep 3 & echo done"}, nil, 10*time.Second)
 	if err != nil {
 		t.Fatalf("err = %v, want nil", err)
 	}
@@ -155,7 +157,7 @@ func TestFenceOutputTail(t *testing.T) {
 		}
 	}
 	// A command's output is cut to outputTail bytes, keeping the end.
-	err := runFence(context.Background(), []string{"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a; echo END; exit 1"}, nil, 5*time.Second)
+	err := RunFence(context.Background(), []string{"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a; echo END; exit 1"}, nil, 5*time.Second)
 	if err == nil || !strings.Contains(err.Error(), `aaaaEND"`) || len(err.Error()) > outputTail+200 {
 		t.Errorf("err (%d bytes) should end with the output's last KiB: %.200q", len(err.Error()), err)
 	}

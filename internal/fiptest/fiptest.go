@@ -1,0 +1,43 @@
+// Package fiptest holds the helpers that floatip's tests share: the lab's
+// names and addresses, and small constructors that panic on bad input
+// (a test's literal, never an operator's).
+//
+// It must not import any other floatip package, so that every package's
+// own tests can import it.
+package fiptest
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// MustMAC parses a MAC address literal.
+func MustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// HostMAC is the MAC of lab host I (lab.sh: 02:00:00:00:00:<I in hex>).
+func HostMAC(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i) }
+
+// VIPs is n addresses from 198.51.100.1 on.
+func VIPs(n int) []netip.Addr {
+	vips := make([]netip.Addr, n)
+	for i := range vips {
+		vips[i] = netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+	}
+	return vips
+}
+
+// Loads counts the VIPs per holder of an assignment.
+func Loads(a map[netip.Addr]net.HardwareAddr) map[string]int {
+	l := map[string]int{}
+	for _, mac := range a {
+		l[mac.String()]++
+	}
+	return l
+}
