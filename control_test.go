@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/fiptest"
 
 	"floatip/internal/event"
@@ -59,7 +61,7 @@ func serveTestControl(t *testing.T, name string, loop bool) *fiptest.SyncBuffer 
 	g, _ := newTestGroup(t, "02:00:00:00:00:09", 150, fiptest.VIPs(2), false)
 	board := newStatusBoard(nil)
 	board.StateChanged(event.Change{VIP: fiptest.VIPs(1)[0], Interface: name, From: event.Standby, To: event.Active, At: fiptest.T0})
-	d := newIfaceDaemon(name, log, &arpPort{}, g)
+	d := newIfaceDaemon(name, log, &wire.Port{}, g)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

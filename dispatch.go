@@ -7,6 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"floatip/internal/system"
+
+	"floatip/internal/wire"
 )
 
 // ifaceDaemon runs every VIP of one interface in ONE goroutine: it opens the
@@ -19,18 +23,18 @@ import (
 type ifaceDaemon struct {
 	ifname string
 	log    *slog.Logger
-	port   *arpPort
+	port   *wire.Port
 	refs   *referenceWatch // nil: no reference hosts
 	group  *groupView      // the VIP machines and what they share
-	// index is the interface's while its socket is open, for the VIPs'
+	// Index is the interface's while its socket is open, for the VIPs'
 	// netlink requests.
-	index linkIndex
+	index system.LinkIndex
 	// ipv6 lists the IPv6 VIPs and reference hosts: with any, an NDP socket
 	// (ndp.go) is opened beside the ARP socket, joined to their
 	// solicited-node groups.
 	ipv6 []netip.Addr
 
-	frames    chan arpFrame            // the socket reader → the loop
+	frames    chan wire.Frame          // the socket reader → the loop
 	health    chan machineEvent        // the health check → the loop
 	fenceDone chan fenceResult         // fencing commands → the loop
 	calls     chan func(now time.Time) // a look at the group from outside (call)
@@ -40,13 +44,13 @@ type ifaceDaemon struct {
 // frames are dropped (and counted) rather than block the socket reader.
 const frameBacklog = 4096
 
-func newIfaceDaemon(ifname string, log *slog.Logger, port *arpPort, group *groupView) *ifaceDaemon {
+func newIfaceDaemon(ifname string, log *slog.Logger, port *wire.Port, group *groupView) *ifaceDaemon {
 	return &ifaceDaemon{
 		ifname:    ifname,
 		log:       log,
 		port:      port,
 		group:     group,
-		frames:    make(chan arpFrame, frameBacklog),
+		frames:    make(chan wire.Frame, frameBacklog),
 		health:    make(chan machineEvent, 4),
 		fenceDone: make(chan fenceResult, 16),
 		calls:     make(chan func(time.Time)),
@@ -84,17 +88,17 @@ func (d *ifaceDaemon) call(ctx context.Context, fn func(now time.Time)) bool {
 func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	g := d.group
 	var (
-		sock        *arpSocket
-		nd          *ndpSocket // with IPv6 VIPs, opened and closed with sock
+		sock        *wire.ARPSocket
+		nd          *wire.NDPSocket // with IPv6 VIPs, opened and closed with sock
 		sockIndex   int
 		stopReader  context.CancelFunc = func() {}
 		readerDone                     = make(chan error, 2)
 		retry       <-chan time.Time
-		last        linkStatus
+		last        system.LinkStatus
 		saidWaiting bool
 	)
 	// Deferred calls run last first: the machines release their VIPs (and
-	// send their release notices) before the socket closes.
+	// Send their release notices) before the socket closes.
 	defer func() {
 		stopReader()
 		if sock != nil {
@@ -119,8 +123,8 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	}
 	g.queue.refresh()
 
-	events := make(chan watchEvent, 16)
-	watcher := &linkWatcher{ifname: d.ifname, log: d.log}
+	events := make(chan system.WatchEvent, 16)
+	watcher := system.NewLinkWatcher(d.ifname, d.log)
 	watcherCtx, stopWatcher := context.WithCancel(ctx)
 	defer stopWatcher()
 	go func() { _ = watcher.Run(watcherCtx, events) }()
@@ -131,9 +135,9 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			return
 		}
 		stopReader()
-		d.port.set(nil)
-		d.index.set(0)
-		d.port.setND(nil)
+		d.port.Set(nil)
+		d.index.Set(0)
+		d.port.SetND(nil)
 		_ = sock.Close()
 		sock = nil
 		if nd != nil {
@@ -143,12 +147,12 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		broadcast(evLinkDown)
 	}
 	openSocket := func() {
-		ifi, err := net.InterfaceByIndex(last.index)
+		ifi, err := net.InterfaceByIndex(last.Index)
 		if err == nil {
-			sock, err = openSplitARPSocket(ifi, g.allStandby())
+			sock, err = wire.OpenSplitARPSocket(ifi, g.allStandby())
 		}
 		if err == nil && len(d.ipv6) > 0 {
-			if nd, err = openNDPSocket(ifi, d.ipv6); err != nil {
+			if nd, err = wire.OpenNDPSocket(ifi, d.ipv6); err != nil {
 				_ = sock.Close()
 				sock = nil
 			}
@@ -158,15 +162,15 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			retry = time.After(time.Second)
 			return
 		}
-		sockIndex = last.index
-		d.index.set(last.index)
+		sockIndex = last.Index
+		d.index.Set(last.Index)
 		readerCtx, cancel := context.WithCancel(ctx)
 		stopReader = cancel
-		go func(s *arpSocket) { readerDone <- s.Run(readerCtx, d.receive) }(sock)
-		d.port.set(sock)
+		go func(s *wire.ARPSocket) { readerDone <- s.Run(readerCtx, d.receive) }(sock)
+		d.port.Set(sock)
 		if nd != nil {
-			go func(s *ndpSocket) { readerDone <- s.Run(readerCtx, d.receive) }(nd)
-			d.port.setND(nd)
+			go func(s *wire.NDPSocket) { readerDone <- s.Run(readerCtx, d.receive) }(nd)
+			d.port.SetND(nd)
 		}
 		d.log.Info("interface is up", "mac", ifi.HardwareAddr.String())
 		saidWaiting = false
@@ -174,17 +178,17 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	}
 	apply := func() {
 		switch {
-		case !last.usable:
+		case !last.Usable:
 			closeSocket()
 			if !saidWaiting {
 				reason := "to appear"
-				if last.exists {
+				if last.Exists {
 					reason = "to come up (no carrier or administratively down)"
 				}
 				d.log.Warn("waiting for interface " + reason)
 				saidWaiting = true
 			}
-		case sock == nil || sockIndex != last.index:
+		case sock == nil || sockIndex != last.Index:
 			closeSocket()
 			openSocket()
 		}
@@ -192,40 +196,40 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 
 	// handle takes a frame from either socket; a routine frame is handled
 	// as of its receive time.
-	handle := func(f arpFrame, now time.Time) {
+	handle := func(f wire.Frame, now time.Time) {
 		if d.refs != nil {
 			d.refs.saw(f)
 		}
 		g.dispatch(f, now)
 	}
-	routine := func(f arpFrame) { handle(f, f.received) }
+	routine := func(f wire.Frame) { handle(f, f.Received) }
 	// drain handles the routine frames that arrived before whatever woke
 	// the loop, so that it acts on them in order.
 	drain := func(limit time.Time) {
 		if sock != nil {
-			sock.drainRoutine(limit, routine)
+			sock.DrainRoutine(limit, routine)
 		}
 	}
 
-	timer, err := newWakeTimer()
+	timer, err := system.NewWakeTimer()
 	if err != nil {
 		return err
 	}
 	defer timer.Close()
 	for {
 		if sock != nil {
-			if err := sock.setStandby(g.allStandby()); err != nil {
+			if err := sock.SetStandby(g.allStandby()); err != nil {
 				d.log.Warn("socket failed; reopening", "err", err)
 				closeSocket()
 				retry = time.After(200 * time.Millisecond)
 			}
 		}
-		timer.reset(time.Until(g.next()))
+		timer.Reset(time.Until(g.next()))
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-d.frames:
-			drain(f.received)
+			drain(f.Received)
 			handle(f, time.Now())
 		case <-timer.C: // possibly with nothing due: tick runs only what is
 			now := time.Now()
@@ -241,17 +245,17 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			fn(time.Now())
 		case ev := <-events:
 			drain(time.Now())
-			if ev.link != nil {
-				last = *ev.link
+			if ev.Link != nil {
+				last = *ev.Link
 				apply()
 			}
-			if ev.addrRemoved.IsValid() {
-				g.eventFor(ev.addrRemoved, evAddrRemoved, time.Now())
+			if ev.AddrRemoved.IsValid() {
+				g.eventFor(ev.AddrRemoved, evAddrRemoved, time.Now())
 			}
-			if ev.addrAdded.IsValid() {
-				g.eventFor(ev.addrAdded, evAddrAdded, time.Now())
+			if ev.AddrAdded.IsValid() {
+				g.eventFor(ev.AddrAdded, evAddrAdded, time.Now())
 			}
-			if ev.resync {
+			if ev.Resync {
 				broadcast(evResync)
 			}
 		case err := <-readerDone:
@@ -270,7 +274,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 
 // receive is the socket reader's hand-off to the loop; it never blocks the
 // reader: when the loop is 4096 frames behind (a flood), frames are dropped.
-func (d *ifaceDaemon) receive(f arpFrame) {
+func (d *ifaceDaemon) receive(f wire.Frame) {
 	select {
 	case d.frames <- f:
 	default:

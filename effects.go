@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/event"
 )
 
@@ -22,32 +24,32 @@ type machineConfig struct {
 	misses          int
 	announceCount   int
 	announceSpacing time.Duration
-	announceForm    announceForm
+	announceForm    wire.AnnounceForm
 	refresh         time.Duration // 0: no periodic re-announcement
 	preempt         bool          // take the VIP from a lower-ranked holder
 	preemptDelay    time.Duration // ... after seeing it continuously this long
 }
 
-// arpSender sends the ARP packets of a VIP; arpPort implements it.
+// arpSender sends the ARP packets of a VIP; wire.Port implements it.
 type arpSender interface {
-	mac() net.HardwareAddr
-	probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error
-	announce(vip netip.Addr, form announceForm) error
+	MAC() net.HardwareAddr
+	Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr) error
+	Announce(vip netip.Addr, form wire.AnnounceForm) error
 }
 
 // vipAddress adds and removes the VIP on the interface; netlinkAddress
 // implements it.
 type vipAddress interface {
-	add() error
-	remove() error
+	Add() error
+	Remove() error
 }
 
 // reachability tells whether this node can reach a reference host (its
 // gateway, or --reference): a node that cannot is the one cut off, and must
 // not claim. referenceWatch implements it.
 type reachability interface {
-	// probe asks the reference hosts whether they are there; rate-limited.
-	probe(now time.Time)
+	// Probe asks the reference hosts whether they are there; rate-limited.
+	Probe(now time.Time)
 	// reachable reports whether one answered within window (true when there
 	// are no reference hosts to ask).
 	reachable(now time.Time, window time.Duration) bool
@@ -59,7 +61,7 @@ type reachability interface {
 // everReachable is the reachability of a node with no reference hosts.
 type everReachable struct{}
 
-func (everReachable) probe(time.Time)                         {}
+func (everReachable) Probe(time.Time)                         {}
 func (everReachable) reachable(time.Time, time.Duration) bool { return true }
 func (everReachable) heardAt(time.Time) (time.Time, bool)     { return time.Time{}, false }
 

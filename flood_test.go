@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/fiptest"
 
 	"floatip/internal/event"
@@ -36,7 +38,7 @@ func randomMAC(r *rand.Rand) string {
 // new random MAC: announcements and replies claiming the VIP, and probes
 // with floatip tags that outrank the holder, that it outranks, that say
 // "releasing", or that are invalid (bad version, priority 0).
-func floodFrame(r *rand.Rand, i int, own string) *arpFrame {
+func floodFrame(r *rand.Rand, i int, own string) *wire.Frame {
 	mac := randomMAC(r)
 	tag := func(version, priority, flags byte) string {
 		return net.HardwareAddr{'f', 'i', 'p', version, priority, flags}.String()
@@ -47,17 +49,17 @@ func floodFrame(r *rand.Rand, i int, own string) *arpFrame {
 	case 1:
 		return frame(arp.OperationReply, mac, testVIP, mac, testVIP)
 	case 2:
-		return frame(arp.OperationReply, mac, testVIP, own, zeroIPv4)
+		return frame(arp.OperationReply, mac, testVIP, own, wire.ZeroIPv4)
 	case 3:
-		return frame(arp.OperationRequest, mac, zeroIPv4, tag(tagVersion, 255, flagHolder), testVIP)
+		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 255, wire.FlagHolder), testVIP)
 	case 4:
-		return frame(arp.OperationRequest, mac, zeroIPv4, tag(tagVersion, 1, flagHolder), testVIP)
+		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 1, wire.FlagHolder), testVIP)
 	case 5:
-		return frame(arp.OperationRequest, mac, zeroIPv4, tag(tagVersion, 200, flagReleasing), testVIP)
+		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 200, wire.FlagReleasing), testVIP)
 	case 6:
-		return frame(arp.OperationRequest, mac, zeroIPv4, tag(tagVersion+1, 255, flagHolder), testVIP)
+		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion+1, 255, wire.FlagHolder), testVIP)
 	default:
-		return frame(arp.OperationRequest, mac, zeroIPv4, tag(tagVersion, 0, flagHolder), testVIP)
+		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 0, wire.FlagHolder), testVIP)
 	}
 }
 
@@ -66,7 +68,7 @@ func TestMachineUnderFlood(t *testing.T) {
 	var logs bytes.Buffer
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest} // no refresh: every announcement below is a defence
+		announceSpacing: ms(1100), announceForm: wire.FormRequest} // no refresh: every announcement below is a defence
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
 	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
 	m.onEvent(evLinkUp, fiptest.T0)
@@ -127,11 +129,11 @@ func TestMachineUnderFlood(t *testing.T) {
 
 	// A real floatip node that outranks us still gets its verdict amid the
 	// flood: its self-check, its kernel's answer, its announcement.
-	winner, winnerTag := "02:00:00:00:00:01", peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
+	winner, winnerTag := "02:00:00:00:00:01", wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
 	m.onFrame(*floodFrame(r, 0, own), now)
-	m.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(1)))
+	m.onFrame(*frame(arp.OperationRequest, winner, wire.ZeroIPv4, winnerTag, testVIP), now.Add(ms(1)))
 	m.onFrame(*floodFrame(r, 3, own), now.Add(ms(2)))
-	m.onFrame(*frame(arp.OperationReply, winner, testVIP, own, zeroIPv4), now.Add(ms(3)))
+	m.onFrame(*frame(arp.OperationReply, winner, testVIP, own, wire.ZeroIPv4), now.Add(ms(3)))
 	m.onFrame(*floodFrame(r, 1, own), now.Add(ms(4)))
 	m.onFrame(*frame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
 	if m.state != event.Standby || lan.configured {
@@ -144,7 +146,7 @@ func TestMachineUnderFlood(t *testing.T) {
 func TestPeerTableBounded(t *testing.T) {
 	peers := peerTable{}
 	real := fiptest.MustMAC("02:00:00:00:00:01")
-	peers.observe(real, peerTag{priority: 150}, fiptest.T0)
+	peers.observe(real, wire.Tag{Priority: 150}, fiptest.T0)
 	if _, ok := peers.confirmed(real); ok {
 		t.Fatal("confirmed after one frame")
 	}
@@ -154,7 +156,7 @@ func TestPeerTableBounded(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 100_000 {
-		peers.observe(fiptest.MustMAC(randomMAC(r)), peerTag{priority: 200, flags: flagHolder}, fiptest.T0.Add(ms(i/100)))
+		peers.observe(fiptest.MustMAC(randomMAC(r)), wire.Tag{Priority: 200, Flags: wire.FlagHolder}, fiptest.T0.Add(ms(i/100)))
 		if len(peers) > maxPeers {
 			t.Fatalf("%d peers after %d random MACs", len(peers), i+1)
 		}
@@ -165,7 +167,7 @@ func TestPeerTableBounded(t *testing.T) {
 	// Long silent peers go when room is needed.
 	later := fiptest.T0.Add(ms(1000) + peerForget + time.Second)
 	for range maxPeers {
-		peers.observe(fiptest.MustMAC(randomMAC(r)), peerTag{priority: 200}, later)
+		peers.observe(fiptest.MustMAC(randomMAC(r)), wire.Tag{Priority: 200}, later)
 	}
 	if _, ok := peers.known(real); ok {
 		t.Error("a peer silent for longer than peerForget was kept")
@@ -175,10 +177,10 @@ func TestPeerTableBounded(t *testing.T) {
 	full := peerTable{}
 	for i := range maxPeers {
 		mac := fiptest.MustMAC(fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256))
-		full.observe(mac, peerTag{priority: 1}, fiptest.T0)
+		full.observe(mac, wire.Tag{Priority: 1}, fiptest.T0)
 		full.heard(mac)
 	}
-	full.observe(fiptest.MustMAC("02:00:00:00:ff:ff"), peerTag{priority: 1}, fiptest.T0)
+	full.observe(fiptest.MustMAC("02:00:00:00:ff:ff"), wire.Tag{Priority: 1}, fiptest.T0)
 	if len(full) != maxPeers {
 		t.Errorf("%d peers, want at most %d", len(full), maxPeers)
 	}
@@ -191,7 +193,7 @@ func TestStandbyUnderFlood(t *testing.T) {
 	const own, holder = "02:00:00:00:00:05", "02:00:00:00:00:01"
 	var logs bytes.Buffer
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
-	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3, announceSpacing: ms(1100), announceForm: formRequest}
+	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3, announceSpacing: ms(1100), announceForm: wire.FormRequest}
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
 	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
 	m.group.event(evLinkUp, fiptest.T0)
@@ -208,7 +210,7 @@ func TestStandbyUnderFlood(t *testing.T) {
 		if len(lan.probes) > probes {
 			probes = len(lan.probes)
 			if dst := lan.probeDsts[probes-1]; holderAlive && (dst == holder || dst == "ff:ff:ff:ff:ff:ff") {
-				g.dispatch(*frame(arp.OperationReply, holder, testVIP, own, zeroIPv4), now)
+				g.dispatch(*frame(arp.OperationReply, holder, testVIP, own, wire.ZeroIPv4), now)
 			}
 		}
 		if flooding {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/event"
 )
 
@@ -151,13 +153,13 @@ func (g *groupView) fenceDone(r fenceResult, now time.Time) {
 // dispatch routes a frame to the machines of the VIPs it names, as sender
 // (replies, announcements) or as target (probes): two map look-ups, however
 // many VIPs there are.
-func (g *groupView) dispatch(f arpFrame, now time.Time) {
-	if m := g.machines[f.pkt.SenderIP]; m != nil {
+func (g *groupView) dispatch(f wire.Frame, now time.Time) {
+	if m := g.machines[f.Packet.SenderIP]; m != nil {
 		m.onFrame(f, now)
 		g.touch(m)
 	}
-	if f.pkt.TargetIP != f.pkt.SenderIP {
-		if m := g.machines[f.pkt.TargetIP]; m != nil {
+	if f.Packet.TargetIP != f.Packet.SenderIP {
+		if m := g.machines[f.Packet.TargetIP]; m != nil {
 			m.onFrame(f, now)
 			g.touch(m)
 		}
@@ -334,7 +336,7 @@ func (w *holderWatch) onTick(now time.Time) {
 		if !w.claimCheck {
 			// One last broadcast probe, as a single VIP's claim check.
 			w.claimCheck, w.claimCheckAt = true, now
-			w.send(now, broadcastMAC)
+			w.Send(now, wire.BroadcastMAC)
 			w.nextProbe = now.Add(fastSpacing(g.cfg.interval))
 			return
 		}
@@ -344,14 +346,14 @@ func (w *holderWatch) onTick(now time.Time) {
 	dst := w.mac
 	if w.deb.missedInRow > 0 {
 		// Suspicious: broadcast, so the other standbys hear our rank.
-		dst = broadcastMAC
+		dst = wire.BroadcastMAC
 	}
-	w.send(now, dst)
+	w.Send(now, dst)
 	w.nextProbe = now.Add(w.deb.spacing())
 }
 
-// send probes the next VIP in turn.
-func (w *holderWatch) send(now time.Time, dst net.HardwareAddr) {
+// Send probes the next VIP in turn.
+func (w *holderWatch) Send(now time.Time, dst net.HardwareAddr) {
 	w.turn %= len(w.machines)
 	m := w.machines[w.turn]
 	w.turn++
@@ -454,7 +456,7 @@ func (h *heldRotation) onTick(now time.Time) {
 	}
 	if h.group.cfg.refresh > 0 && !now.Before(h.nextRefresh) {
 		h.refreshTurn %= len(h.machines)
-		h.machines[h.refreshTurn].announce("refresh", now)
+		h.machines[h.refreshTurn].Announce("refresh", now)
 		h.refreshTurn++
 		h.nextRefresh = now.Add(h.group.cfg.refresh)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/fiptest"
 
 	"floatip/internal/event"
@@ -28,17 +30,20 @@ type groupLAN struct {
 
 type sentProbe struct {
 	vip netip.Addr
-	tag peerTag
+	tag wire.Tag
 	dst string
 	at  time.Time
 }
 
-func (l *groupLAN) mac() net.HardwareAddr { return l.own }
-func (l *groupLAN) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error {
+func (l *groupLAN) MAC() net.HardwareAddr { return l.own }
+func (l *groupLAN) Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr) error {
 	l.probes = append(l.probes, sentProbe{vip: vip, tag: tag, dst: dst.String()})
 	return nil
 }
-func (l *groupLAN) announce(vip netip.Addr, _ announceForm) error { l.announced[vip]++; return nil }
+func (l *groupLAN) Announce(vip netip.Addr, _ wire.AnnounceForm) error {
+	l.announced[vip]++
+	return nil
+}
 
 // groupAddr is one VIP's address on the fake node.
 type groupAddr struct {
@@ -46,15 +51,15 @@ type groupAddr struct {
 	vip netip.Addr
 }
 
-func (a groupAddr) add() error    { a.lan.adds[a.vip]++; return nil }
-func (a groupAddr) remove() error { a.lan.removes[a.vip]++; return nil }
+func (a groupAddr) Add() error    { a.lan.adds[a.vip]++; return nil }
+func (a groupAddr) Remove() error { a.lan.removes[a.vip]++; return nil }
 
 // newTestGroup builds a node with one machine per VIP sharing a group.
 func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*groupView, *groupLAN) {
 	t.Helper()
 	lan := &groupLAN{own: fiptest.MustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := newGroupView(cfg, lan, log)
 	for _, vip := range vips {
@@ -67,7 +72,7 @@ func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, a
 
 // runGroup drives the group's loop from now to until; after every tick,
 // respond may answer each probe sent in it (the holder's kernel).
-func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *arpFrame) time.Time {
+func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *wire.Frame) time.Time {
 	seen := len(lan.probes)
 	return driveGroup(g, now, until, func(now time.Time) {
 		for ; seen < len(lan.probes); seen++ {
@@ -82,8 +87,8 @@ func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p 
 	})
 }
 
-func replyFor(mac string, vip netip.Addr) *arpFrame {
-	return frame(arp.OperationReply, mac, vip, "02:00:00:00:00:09", zeroIPv4)
+func replyFor(mac string, vip netip.Addr) *wire.Frame {
+	return frame(arp.OperationReply, mac, vip, "02:00:00:00:00:09", wire.ZeroIPv4)
 }
 
 const holderMAC = "02:00:00:00:00:01"
@@ -93,7 +98,7 @@ const holderMAC = "02:00:00:00:00:01"
 func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(64)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-	answer := func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) }
+	answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
 	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(time.Minute), answer)
 
 	perVIP := map[netip.Addr]int{}
@@ -132,7 +137,7 @@ func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(256)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 	death := fiptest.T0.Add(10 * time.Second)
-	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
+	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) })
 	before := len(lan.probes)
 	runGroup(g, lan, now, death.Add(ms(799)), nil)
 	for _, vip := range vips {
@@ -157,7 +162,7 @@ func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
 	gone := vips[5]
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 	from := fiptest.T0.Add(5 * time.Second)
-	runGroup(g, lan, fiptest.T0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *arpFrame {
+	runGroup(g, lan, fiptest.T0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *wire.Frame {
 		if p.vip == gone && p.at.After(from) {
 			return nil
 		}
@@ -182,7 +187,7 @@ func TestGroupHolderSelfChecksInTurn(t *testing.T) {
 	checks := map[netip.Addr]int{}
 	n := 0
 	for _, p := range lan.probes {
-		if p.tag.flags&flagHolder != 0 && p.dst == broadcastMAC.String() {
+		if p.tag.Flags&wire.FlagHolder != 0 && p.dst == wire.BroadcastMAC.String() {
 			checks[p.vip]++
 			n++
 		}
@@ -207,12 +212,12 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	// self-check, then its kernel's answer to ours: a floatip node heard
 	// twice).
 	before := len(lan.probes)
-	g.dispatch(*frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[3]), now)
+	g.dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[3]), now)
 	g.dispatch(*replyFor(other, vips[3]), now)
 	runGroup(g, lan, now, now.Add(ms(200)), nil)
 	to := map[netip.Addr]bool{}
 	for _, p := range lan.probes[before:] {
-		if p.dst == other && p.tag.flags&flagHolder != 0 {
+		if p.dst == other && p.tag.Flags&wire.FlagHolder != 0 {
 			to[p.vip] = true
 		}
 	}
@@ -221,7 +226,7 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	}
 	// Not again at once: rate-limited per node.
 	before = len(lan.probes)
-	g.dispatch(*frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[4]), now.Add(ms(300)))
+	g.dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[4]), now.Add(ms(300)))
 	runGroup(g, lan, now.Add(ms(300)), now.Add(ms(600)), nil)
 	if n := len(lan.probes) - before; n > 2 {
 		t.Errorf("a second reconcile right away sent %d probes", n)
@@ -285,7 +290,7 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(32)
 	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: 200, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second,
+		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second,
 		preempt: true, preemptDelay: 5 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := newGroupView(cfg, lan, log)
@@ -295,8 +300,8 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 	g.event(evLinkUp, fiptest.T0)
 	lower := "02:00:00:00:00:01"
 	// The lower-ranked holder introduces itself, then answers every probe.
-	g.dispatch(*frame(arp.OperationRequest, lower, zeroIPv4, peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String(), vips[0]), fiptest.T0)
-	answer := func(p sentProbe) *arpFrame { return replyFor(lower, p.vip) }
+	g.dispatch(*frame(arp.OperationRequest, lower, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[0]), fiptest.T0)
+	answer := func(p sentProbe) *wire.Frame { return replyFor(lower, p.vip) }
 	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(4*time.Second), answer)
 	for _, vip := range vips {
 		if lan.adds[vip] != 0 {
@@ -321,11 +326,11 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 	const better = "02:00:00:00:00:03"
 	death := fiptest.T0.Add(10 * time.Second)
-	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) })
+	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) })
 	// The better standby's broadcast probes while it suspects the holder too.
 	for at := death.Add(ms(250)); at.Before(death.Add(ms(900))); at = at.Add(ms(100)) {
 		now = runGroup(g, lan, now, at, nil)
-		g.dispatch(*frame(arp.OperationRequest, better, zeroIPv4, peerTag{priority: 200}.hardwareAddr().String(), vips[0]), now)
+		g.dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), vips[0]), now)
 	}
 	now = runGroup(g, lan, now, death.Add(ms(950)), nil)
 	for _, vip := range vips {
@@ -337,14 +342,14 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	for _, vip := range vips {
 		g.dispatch(*frame(arp.OperationRequest, better, vip, "00:00:00:00:00:00", vip), now)
 	}
-	now = runGroup(g, lan, now, now.Add(3*time.Second), func(p sentProbe) *arpFrame { return replyFor(better, p.vip) })
+	now = runGroup(g, lan, now, now.Add(3*time.Second), func(p sentProbe) *wire.Frame { return replyFor(better, p.vip) })
 	if g.machines[vips[0]].watchCheckFresh(now) {
 		t.Fatal("the watch's claim check is still taken as fresh seconds later")
 	}
 	// It releases vips[0] with a notice.
-	g.dispatch(*frame(arp.OperationRequest, better, zeroIPv4, peerTag{priority: 200, flags: flagReleasing}.hardwareAddr().String(), vips[0]), now)
+	g.dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200, Flags: wire.FlagReleasing}.HardwareAddr().String(), vips[0]), now)
 	before := len(lan.probes)
-	runGroup(g, lan, now, now.Add(ms(5)), func(p sentProbe) *arpFrame {
+	runGroup(g, lan, now, now.Add(ms(5)), func(p sentProbe) *wire.Frame {
 		if p.vip == vips[0] {
 			return nil
 		}
@@ -356,7 +361,7 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	}
 	claimProbe := false
 	for _, p := range lan.probes[before:] {
-		claimProbe = claimProbe || (p.vip == vips[0] && p.dst == broadcastMAC.String() && p.tag.flags == 0)
+		claimProbe = claimProbe || (p.vip == vips[0] && p.dst == wire.BroadcastMAC.String() && p.tag.Flags == 0)
 	}
 	if !claimProbe {
 		t.Error("no broadcast claim probe after the release notice")
@@ -369,7 +374,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 	vips := fiptest.VIPs(2)
 	t.Run("held elsewhere", func(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-		answer := func(p sentProbe) *arpFrame { return replyFor(holderMAC, p.vip) }
+		answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), answer)
 		g.eventFor(vips[1], evAddrAdded, now)
 		if m := g.machines[vips[1]]; m.state != event.Adopting {

@@ -120,7 +120,7 @@ func (h *heldRotation) referenceRound(now time.Time) {
 		return
 	}
 	if now.Sub(last) >= spacing/2 {
-		g.refs.probe(now)
+		g.refs.Probe(now)
 	}
 }
 

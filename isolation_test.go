@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/fiptest"
 
 	"floatip/internal/event"
@@ -59,7 +61,7 @@ type lossyRefs struct {
 	probes int
 }
 
-func (r *lossyRefs) probe(now time.Time) {
+func (r *lossyRefs) Probe(now time.Time) {
 	r.probes++
 	if r.up && r.rng.Float64() >= r.loss && r.rng.Float64() >= r.loss {
 		r.last = now.Add(ms(1))
@@ -96,7 +98,7 @@ func newHolderWorld(t *testing.T, loss float64, seed uint64) *holderWorld {
 	return w
 }
 
-var standbyProbe = frame(arp.OperationRequest, "02:00:00:00:00:02", zeroIPv4, peerTag{priority: 100}.hardwareAddr().String(), testVIP)
+var standbyProbe = frame(arp.OperationRequest, "02:00:00:00:00:02", wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), testVIP)
 
 func (w *holderWorld) run(d time.Duration) {
 	end := w.now.Add(d)
@@ -144,7 +146,7 @@ func TestMachineIsolatedHolderReleases(t *testing.T) {
 	t.Logf("released %v after the cut", w.released.Sub(cut))
 	notices := 0
 	for _, tag := range w.lan.probes[probes:] {
-		if tag.flags == flagReleasing {
+		if tag.Flags == wire.FlagReleasing {
 			notices++
 		}
 	}
@@ -180,7 +182,7 @@ func TestMachineHolderKeepsTheVIP(t *testing.T) {
 	t.Run("only standbys that stand aside", func(t *testing.T) {
 		w := newHolderWorld(t, 0, 6)
 		// The standby's health check fails: it says it will not take the VIP.
-		unhealthy := frame(arp.OperationRequest, "02:00:00:00:00:02", zeroIPv4, peerTag{priority: 100, flags: flagStandAside}.hardwareAddr().String(), testVIP)
+		unhealthy := frame(arp.OperationRequest, "02:00:00:00:00:02", wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagStandAside}.HardwareAddr().String(), testVIP)
 		w.m.onFrame(*unhealthy, w.now)
 		w.standbyUp = false
 		for range 600 { // a minute of its probes, then the cut
@@ -226,7 +228,7 @@ func TestMachineIsolationLossDoesNotRelease(t *testing.T) {
 
 type countingSender struct{ sent []netip.Addr }
 
-func (c *countingSender) probeAddress(ip netip.Addr) error {
+func (c *countingSender) ProbeAddress(ip netip.Addr) error {
 	c.sent = append(c.sent, ip)
 	return nil
 }
@@ -239,16 +241,16 @@ func TestReferenceWatchHeardAt(t *testing.T) {
 	if at, asked := r.heardAt(fiptest.T0); !asked || !at.IsZero() {
 		t.Fatalf("before any answer: %v %v, want zero, asked", at, asked)
 	}
-	r.probe(fiptest.T0)
-	r.probe(fiptest.T0.Add(ms(10))) // rate-limited
+	r.Probe(fiptest.T0)
+	r.Probe(fiptest.T0.Add(ms(10))) // rate-limited
 	if len(sender.sent) != 1 || sender.sent[0] != ref {
 		t.Errorf("probes sent %v, want one to %s", sender.sent, ref)
 	}
-	answer := frame(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", zeroIPv4)
-	answer.received = fiptest.T0.Add(ms(1))
+	answer := frame(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", wire.ZeroIPv4)
+	answer.Received = fiptest.T0.Add(ms(1))
 	r.saw(*answer)
-	other := frame(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", zeroIPv4)
-	other.received = fiptest.T0.Add(ms(5))
+	other := frame(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", wire.ZeroIPv4)
+	other.Received = fiptest.T0.Add(ms(5))
 	r.saw(*other) // not a reference
 	if at, asked := r.heardAt(fiptest.T0.Add(ms(10))); !asked || !at.Equal(fiptest.T0.Add(ms(1))) {
 		t.Errorf("after the answer: %v %v, want %v, asked", at, asked, fiptest.T0.Add(ms(1)))
@@ -265,7 +267,7 @@ type failingRemove struct {
 	attempts int
 }
 
-func (f *failingRemove) remove() error {
+func (f *failingRemove) Remove() error {
 	f.attempts++
 	return errors.New("operation not permitted")
 }

@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"floatip/internal/system"
+
+	"floatip/internal/wire"
+
 	"floatip/internal/privilege"
 
 	"floatip/internal/operator"
@@ -222,10 +226,10 @@ func (r *runCmd) run(e *env) error {
 		return err
 	}
 	nl.EnableErrorMessageReporting = true
-	if err := checkIPv6Enabled(cfg.ifname, cfg.vips); err != nil {
+	if err := system.CheckIPv6Enabled(cfg.ifname, cfg.vips); err != nil {
 		return err
 	}
-	adopt, err := checkExistingAddresses(cfg.ifname, cfg.vips)
+	adopt, err := system.CheckExistingAddresses(cfg.ifname, cfg.vips)
 	if err != nil {
 		return err
 	}
@@ -267,7 +271,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	hooks := operator.NewHookRunner(cfg.onUp, cfg.onDown, cfg.onChange, cfg.hookTimeout, log)
 	obs := event.Observers{board, met, hooks}
 
-	port := &arpPort{}
+	port := &wire.Port{}
 	d := newIfaceDaemon(cfg.ifname, log, port, newGroupView(cfg.machine, port, log))
 	for _, ip := range append(slices.Clone(cfg.vips), cfg.references...) {
 		if ip.Is6() {
@@ -288,15 +292,15 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 			return operator.RunFence(ctx, cfg.fence, env, cfg.fenceTimeout)
 		}
 	}
-	var resetter *connResetter
+	var resetter *system.ConnResetter
 	if cfg.resetConns {
-		resetter = newConnResetter(cfg.ifname, log)
+		resetter = system.NewConnResetter(cfg.ifname, log)
 	}
 	now := time.Now()
 	for _, vip := range cfg.vips {
-		var addr vipAddress = &netlinkAddress{ifname: cfg.ifname, vip: vip, label: cfg.label, index: &d.index}
+		var addr vipAddress = system.NewAddress(cfg.ifname, vip, cfg.label, &d.index)
 		if resetter != nil {
-			addr = withConnReset(addr, resetter, vip)
+			addr = system.WithConnReset(addr, resetter, vip)
 		}
 		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs, obs: obs, fence: fence,
 			fenceDone: d.fenceDone, group: d.group, checked: cfg.check != nil, addr: addr}

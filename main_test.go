@@ -3,14 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"floatip/internal/wire"
 
 	"floatip/internal/fiptest"
 )
@@ -142,7 +142,7 @@ func TestRunDefaults(t *testing.T) {
 	// `run` is the default command: the rc.local one-liner.
 	cfg := parseRun(t, "-i", "eth0", "192.0.2.50", "198.51.100.7")
 	want := machineConfig{priority: 100, interval: 200 * time.Millisecond, misses: 3, announceCount: 5,
-		announceSpacing: 1100 * time.Millisecond, announceForm: formRequest, refresh: 100 * time.Second,
+		announceSpacing: 1100 * time.Millisecond, announceForm: wire.FormRequest, refresh: 100 * time.Second,
 		preemptDelay: 5 * time.Second}
 	if cfg.machine != want {
 		t.Errorf("defaults %+v, want %+v", cfg.machine, want)
@@ -174,7 +174,7 @@ func TestRunFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("FLOATIP_INTERVAL", "20ms")
 	cfg := parseRun(t, "--priority", "250", "--announce-form", "both", "--label", "bond0:db", "run", "192.0.2.50")
 	if cfg.ifname != "bond0" || cfg.machine.interval != 20*time.Millisecond || cfg.machine.priority != 250 ||
-		cfg.machine.announceForm != formBoth || cfg.label != "bond0:db" {
+		cfg.machine.announceForm != wire.FormBoth || cfg.label != "bond0:db" {
 		t.Errorf("got %+v", cfg)
 	}
 	// The command line beats the environment.
@@ -210,86 +210,6 @@ func TestParseMixedRun(t *testing.T) {
 	}
 	if len(cfg.references) != 1 || !cfg.references[0].Is6() {
 		t.Errorf("references %v", cfg.references)
-	}
-}
-
-// The ARP payloads as iputils arping sends them (and as FIELD-NOTES.md's
-// table gives them), for MAC 02:00:00:00:00:01 and 192.0.2.50:
-// htype 1, ptype 0x0800, hlen 6, plen 4, op, SHA, SPA, THA, TPA.
-func TestPacketsMatchArping(t *testing.T) {
-	mac := fiptest.MustMAC("02:00:00:00:00:01")
-	vip := netip.MustParseAddr("192.0.2.50")
-	const head = "0001" + "0800" + "06" + "04"
-	cases := []struct {
-		name string
-		pkt  func() ([]byte, error)
-		want string
-	}{
-		{"arping -U", func() ([]byte, error) { p, _ := announcePacket(mac, vip, false); return p.MarshalBinary() },
-			head + "0001" + "020000000001" + "c0000232" + "ffffffffffff" + "c0000232"},
-		{"arping -A", func() ([]byte, error) { p, _ := announcePacket(mac, vip, true); return p.MarshalBinary() },
-			head + "0002" + "020000000001" + "c0000232" + "020000000001" + "c0000232"},
-		{"RFC 5227 probe", func() ([]byte, error) { p, _ := probePacket(mac, vip, nil); return p.MarshalBinary() },
-			head + "0001" + "020000000001" + "00000000" + "000000000000" + "c0000232"},
-		{"floatip tagged probe", func() ([]byte, error) {
-			p, _ := probePacket(mac, vip, &peerTag{priority: 200, flags: flagHolder})
-			return p.MarshalBinary()
-		}, head + "0001" + "020000000001" + "00000000" + "666970" + "01" + "c8" + "01" + "c0000232"},
-	}
-	for _, tc := range cases {
-		b, err := tc.pkt()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := hex.EncodeToString(b); got != tc.want {
-			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
-		}
-		if len(b) != 28 {
-			t.Errorf("%s: %d bytes, want 28 (42 with the Ethernet header)", tc.name, len(b))
-		}
-	}
-}
-
-func TestAnnouncementForms(t *testing.T) {
-	mac := fiptest.MustMAC("02:00:00:00:00:01")
-	vip := netip.MustParseAddr("192.0.2.50")
-	for form, ops := range map[announceForm][]uint16{formRequest: {1}, formReply: {2}, formBoth: {1, 2}} {
-		pkts, err := announcePackets(mac, vip, form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(pkts) != len(ops) {
-			t.Fatalf("%s: %d packets, want %d", form, len(pkts), len(ops))
-		}
-		for i, p := range pkts {
-			if uint16(p.Operation) != ops[i] || p.SenderIP != vip || p.TargetIP != vip {
-				t.Errorf("%s packet %d: %+v", form, i, p)
-			}
-		}
-	}
-	if _, err := announcePackets(mac, vip, "loud"); err == nil {
-		t.Error("unknown form accepted")
-	}
-}
-
-func TestPeerTag(t *testing.T) {
-	tag := peerTag{priority: 7, flags: flagReleasing}
-	got, ok := parsePeerTag(tag.hardwareAddr())
-	if !ok || got != tag {
-		t.Errorf("round trip: %+v %v", got, ok)
-	}
-	for _, tha := range []string{"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "66:69:70:02:07:00", "66:69:70:01:00:00"} {
-		if _, ok := parsePeerTag(fiptest.MustMAC(tha)); ok {
-			t.Errorf("THA %s taken for a floatip tag", tha)
-		}
-	}
-}
-
-func TestLastAddr(t *testing.T) {
-	for prefix, want := range map[string]string{"192.0.2.11/24": "192.0.2.255", "198.51.100.5/30": "198.51.100.7", "203.0.113.0/25": "203.0.113.127"} {
-		if got := lastAddr(netip.MustParsePrefix(prefix)); got.String() != want {
-			t.Errorf("lastAddr(%s) = %s, want %s", prefix, got, want)
-		}
 	}
 }
 
@@ -340,56 +260,13 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	}
 }
 
-// TestParseARPSkipsMalformedFrames: whatever the LAN sends, the read loop
-// gets a packet or a skip, never a panic.
-func TestParseARPSkipsMalformedFrames(t *testing.T) {
-	good, _ := announcePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), false)
-	b, _ := good.MarshalBinary()
-	if p, ok := parseARP(append(b, make([]byte, 18)...)); !ok || p.SenderIP != netip.MustParseAddr("192.0.2.50") {
-		t.Fatalf("a padded announcement did not parse: %v %v", p, ok)
-	}
-	mutate := func(f func(c []byte) []byte) []byte { return f(append([]byte(nil), b...)) }
-	for name, frame := range map[string][]byte{
-		"empty":        {},
-		"truncated":    b[:20],
-		"header only":  b[:8],
-		"IPv6 ptype":   mutate(func(c []byte) []byte { c[2], c[3] = 0x86, 0xdd; return c }),
-		"hlen 8":       mutate(func(c []byte) []byte { c[4] = 8; return c }),
-		"plen 16":      mutate(func(c []byte) []byte { c[5] = 16; return c }),
-		"plen 0":       mutate(func(c []byte) []byte { c[5] = 0; return c }),
-		"not Ethernet": mutate(func(c []byte) []byte { c[1] = 6; return c }),
-	} {
-		if _, ok := parseARP(frame); ok {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
 func FuzzParseARP(f *testing.F) {
-	good, _ := announcePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), true)
+	good, _ := wire.AnnouncePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), true)
 	b, _ := good.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		if p, ok := parseARP(frame); ok && (!p.SenderIP.Is4() || len(p.SenderHardwareAddr) != 6) {
+		if p, ok := wire.ParseARP(frame); ok && (!p.SenderIP.Is4() || len(p.SenderHardwareAddr) != 6) {
 			t.Errorf("accepted a packet that is not Ethernet/IPv4 ARP: %+v", p)
 		}
 	})
-}
-
-func TestIsDefaultRoute(t *testing.T) {
-	mustNet := func(s string) *net.IPNet {
-		_, n, err := net.ParseCIDR(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	for _, tc := range []struct {
-		dst  *net.IPNet
-		want bool
-	}{{nil, true}, {mustNet("0.0.0.0/0"), true}, {mustNet("192.0.2.0/24"), false}, {mustNet("0.0.0.0/8"), false}} {
-		if got := isDefaultRoute(tc.dst); got != tc.want {
-			t.Errorf("isDefaultRoute(%v) = %v, want %v", tc.dst, got, tc.want)
-		}
-	}
 }

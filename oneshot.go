@@ -11,9 +11,11 @@ import (
 	"net/netip"
 	"time"
 
-	"floatip/internal/privilege"
+	"floatip/internal/system"
 
-	"github.com/vishvananda/netlink"
+	"floatip/internal/wire"
+
+	"floatip/internal/privilege"
 )
 
 // openInterface checks an interface that must exist and be up now (the
@@ -39,7 +41,7 @@ func openInterface(name string) (*net.Interface, error) {
 // address's family.
 type oneShotSocket struct {
 	mac      net.HardwareAddr
-	run      func(ctx context.Context, deliver func(arpFrame)) error
+	run      func(ctx context.Context, deliver func(wire.Frame)) error
 	probe    func() error // one plain probe for the address
 	announce func() error // one announcement of the address
 	close    func() error
@@ -47,31 +49,31 @@ type oneShotSocket struct {
 
 func openOneShot(ifi *net.Interface, ip netip.Addr, reply bool) (*oneShotSocket, error) {
 	if ip.Is6() {
-		nd, err := openNDPSocket(ifi, nil)
+		nd, err := wire.OpenNDPSocket(ifi, nil)
 		if err != nil {
 			return nil, err
 		}
-		return &oneShotSocket{mac: nd.mac, run: nd.Run, close: nd.Close,
-			probe:    func() error { return nd.probe(ip, nil, broadcastMAC) },
-			announce: func() error { return nd.announce(ip) }}, nil
+		return &oneShotSocket{mac: nd.MAC, run: nd.Run, close: nd.Close,
+			probe:    func() error { return nd.Probe(ip, nil, wire.BroadcastMAC) },
+			announce: func() error { return nd.Announce(ip) }}, nil
 	}
-	sock, err := openARPSocket(ifi)
+	sock, err := wire.OpenARPSocket(ifi)
 	if err != nil {
 		return nil, err
 	}
-	probe, err := probePacket(sock.mac, ip, nil)
+	probe, err := wire.ProbePacket(sock.MAC, ip, nil)
 	if err != nil {
 		_ = sock.Close()
 		return nil, fmt.Errorf("build probe for %s: %w", ip, err)
 	}
-	ann, err := announcePacket(sock.mac, ip, reply)
+	ann, err := wire.AnnouncePacket(sock.MAC, ip, reply)
 	if err != nil {
 		_ = sock.Close()
 		return nil, err
 	}
-	return &oneShotSocket{mac: sock.mac, run: sock.Run, close: sock.Close,
-		probe:    func() error { return sock.send(probe, broadcastMAC) },
-		announce: func() error { return sock.send(ann, broadcastMAC) }}, nil
+	return &oneShotSocket{mac: sock.MAC, run: sock.Run, close: sock.Close,
+		probe:    func() error { return sock.Send(probe, wire.BroadcastMAC) },
+		announce: func() error { return sock.Send(ann, wire.BroadcastMAC) }}, nil
 }
 
 func (p *probeCmd) run(e *env) (held bool, err error) {
@@ -92,7 +94,7 @@ func (p *probeCmd) run(e *env) (held bool, err error) {
 	}
 	defer sock.close()
 	// Our own kernel never answers our probe: look at the host first.
-	if local, err := hasAddress(p.Interface, vip); err != nil {
+	if local, err := system.HasAddress(p.Interface, vip); err != nil {
 		return false, err
 	} else if local {
 		fmt.Fprintln(e.stdout, sock.mac)
@@ -126,7 +128,7 @@ func (a *announceCmd) run(e *env) error {
 	if err != nil {
 		return err
 	}
-	local, err := hasAddress(a.Interface, vip)
+	local, err := system.HasAddress(a.Interface, vip)
 	if err != nil {
 		return err
 	}
@@ -151,22 +153,4 @@ func (a *announceCmd) run(e *env) error {
 		}
 	}
 	return nil
-}
-
-// hasAddress reports whether ip is configured on the interface, any prefix.
-func hasAddress(ifname string, ip netip.Addr) (bool, error) {
-	link, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return false, fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
-	if err != nil {
-		return false, fmt.Errorf("list addresses of %s: %w", ifname, err)
-	}
-	for _, a := range addrs {
-		if got, ok := addrFromNetlink(a.IP); ok && got == ip {
-			return true, nil
-		}
-	}
-	return false, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/pool"
 
 	"floatip/internal/event"
@@ -89,7 +91,7 @@ func (p *poolView) queueSlot() *int { return &p.slot }
 func (p *poolView) nextWake() time.Time { return p.nextTick }
 
 // heard records a tagged frame from another node (any VIP of the pool).
-func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
+func (p *poolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 	key := string(mac)
 	n := p.nodes[key]
 	if n == nil {
@@ -102,7 +104,7 @@ func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		n = &poolNode{}
 		p.nodes[key] = n
 	}
-	if tag.flags&(flagReleasing|flagStandAside) != 0 {
+	if tag.Flags&(wire.FlagReleasing|wire.FlagStandAside) != 0 {
 		// Leaving or unhealthy: out at once, so that the VIP it frees
 		// goes to its new assignee without waiting for a window.
 		was := n.since
@@ -122,7 +124,7 @@ func (p *poolView) heard(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		}
 	}
 	n.last = now
-	if tag.flags&flagHolder != 0 {
+	if tag.Flags&wire.FlagHolder != 0 {
 		// It holds VIPs: a member already (the other side of a healed
 		// partition, a holder wrongly found dead), not a newcomer, which
 		// holds nothing until its hold-down is over.
@@ -168,7 +170,7 @@ func (p *poolView) self() (linkUp, candidate bool) {
 func (p *poolView) currentMembers(now time.Time) []pool.Member {
 	var ms []pool.Member
 	if !p.selfSince.IsZero() && now.Sub(p.selfSince) >= p.holdDown {
-		ms = append(ms, pool.Member{MAC: p.group.arp.mac(), Weight: int(p.group.cfg.priority)})
+		ms = append(ms, pool.Member{MAC: p.group.arp.MAC(), Weight: int(p.group.cfg.priority)})
 	}
 	for key, n := range p.nodes {
 		mac := net.HardwareAddr(key)
@@ -196,7 +198,7 @@ func (p *poolView) recompute(now time.Time) {
 	}
 	mine := 0
 	for _, mac := range p.assign {
-		if bytes.Equal(mac, p.group.arp.mac()) {
+		if bytes.Equal(mac, p.group.arp.MAC()) {
 			mine++
 		}
 	}
@@ -232,7 +234,7 @@ func (p *poolView) report(now time.Time) {
 		p.reported[vip] = a
 		if m := p.group.machines[vip]; m != nil {
 			if po, ok := m.obs.(event.PoolObserver); ok {
-				po.Assigned(vip, p.assign[vip], bytes.Equal(p.assign[vip], p.group.arp.mac()))
+				po.Assigned(vip, p.assign[vip], bytes.Equal(p.assign[vip], p.group.arp.MAC()))
 			}
 		}
 	}
@@ -243,7 +245,7 @@ func (p *poolView) assignee(vip netip.Addr) net.HardwareAddr { return p.assign[v
 
 func (p *poolView) mine(vip netip.Addr) bool {
 	a := p.assign[vip]
-	return a != nil && bytes.Equal(a, p.group.arp.mac())
+	return a != nil && bytes.Equal(a, p.group.arp.MAC())
 }
 
 // mayClaim decides whether a free VIP may be claimed here: it is assigned
@@ -273,7 +275,7 @@ func (p *poolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank confli
 	switch a := p.assign[vip]; {
 	case a == nil:
 		return byRank
-	case bytes.Equal(a, p.group.arp.mac()):
+	case bytes.Equal(a, p.group.arp.MAC()):
 		return defend
 	case bytes.Equal(a, other):
 		return yield
@@ -318,9 +320,9 @@ func (p *poolView) presence(now time.Time) {
 	}
 	var flags uint8
 	if !m.healthy {
-		flags = flagStandAside
+		flags = wire.FlagStandAside
 	}
-	if err := g.arp.probe(m.vip, m.tag(flags), broadcastMAC); err == nil {
+	if err := g.arp.Probe(m.vip, m.tag(flags), wire.BroadcastMAC); err == nil {
 		p.lastPresent = now
 	}
 }

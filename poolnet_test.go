@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/pool"
 
 	"floatip/internal/fiptest"
@@ -36,7 +38,7 @@ type poolNet struct {
 type poolDelivery struct {
 	at  time.Time
 	to  *poolTestNode
-	frm arpFrame
+	frm wire.Frame
 }
 
 type poolTestNode struct {
@@ -48,25 +50,25 @@ type poolTestNode struct {
 	adds int
 }
 
-func (n *poolTestNode) mac() net.HardwareAddr { return n.own }
+func (n *poolTestNode) MAC() net.HardwareAddr { return n.own }
 
-func (n *poolTestNode) probe(vip netip.Addr, tag peerTag, dst net.HardwareAddr) error {
+func (n *poolTestNode) Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr) error {
 	if n.dead {
 		return nil
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
-		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: zeroIPv4, TargetHardwareAddr: tag.hardwareAddr(), TargetIP: vip}
-	n.net.send(n, p, dst)
+		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: wire.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
+	n.net.Send(n, p, dst)
 	return nil
 }
 
-func (n *poolTestNode) announce(vip netip.Addr, _ announceForm) error {
+func (n *poolTestNode) Announce(vip netip.Addr, _ wire.AnnounceForm) error {
 	if n.dead {
 		return nil
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
-		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: vip, TargetHardwareAddr: broadcastMAC, TargetIP: vip}
-	n.net.send(n, p, broadcastMAC)
+		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: vip, TargetHardwareAddr: wire.BroadcastMAC, TargetIP: vip}
+	n.net.Send(n, p, wire.BroadcastMAC)
 	return nil
 }
 
@@ -75,23 +77,23 @@ type poolTestAddr struct {
 	vip netip.Addr
 }
 
-func (a poolTestAddr) add() error    { a.n.held[a.vip] = true; a.n.adds++; return nil }
-func (a poolTestAddr) remove() error { delete(a.n.held, a.vip); return nil }
+func (a poolTestAddr) Add() error    { a.n.held[a.vip] = true; a.n.adds++; return nil }
+func (a poolTestAddr) Remove() error { delete(a.n.held, a.vip); return nil }
 
-func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
+func (pn *poolNet) Send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
 	for _, to := range pn.nodes {
-		if to == from || to.dead || (!bytes.Equal(dst, broadcastMAC) && !bytes.Equal(dst, to.own)) ||
+		if to == from || to.dead || (!bytes.Equal(dst, wire.BroadcastMAC) && !bytes.Equal(dst, to.own)) ||
 			(pn.filter != nil && !pn.filter(from, to)) {
 			continue
 		}
-		pn.pending = append(pn.pending, poolDelivery{pn.now.Add(100 * time.Microsecond), to, arpFrame{pkt: p}})
+		pn.pending = append(pn.pending, poolDelivery{pn.now.Add(100 * time.Microsecond), to, wire.Frame{Packet: p}})
 		// The receiver's kernel answers a probe for an address it holds.
 		if p.SenderIP.IsUnspecified() && to.held[p.TargetIP] {
 			// (An IPv6 VIP's facts, as ndp.go translates them: the same
 			// reply with IPv6 addresses.)
 			r := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 				Operation: arp.OperationReply, SenderHardwareAddr: to.own, SenderIP: p.TargetIP, TargetHardwareAddr: from.own, TargetIP: p.SenderIP}
-			pn.pending = append(pn.pending, poolDelivery{pn.now.Add(200 * time.Microsecond), from, arpFrame{pkt: r}})
+			pn.pending = append(pn.pending, poolDelivery{pn.now.Add(200 * time.Microsecond), from, wire.Frame{Packet: r}})
 		}
 	}
 }
@@ -109,7 +111,7 @@ func newPoolNet(t *testing.T, n int, vips []netip.Addr, holdDown time.Duration) 
 func (pn *poolNet) addNode(i int, vips []netip.Addr, holdDown time.Duration) *poolTestNode {
 	n := &poolTestNode{net: pn, own: fiptest.MustMAC(hostMAC(i)), held: map[netip.Addr]bool{}}
 	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n.g = newGroupView(cfg, n, log)
 	for _, vip := range vips {
@@ -150,7 +152,7 @@ func (pn *poolNet) run(until time.Time) {
 			d := pn.pending[di]
 			pn.pending = slices.Delete(pn.pending, di, di+1)
 			if !d.to.dead {
-				d.frm.received = pn.now
+				d.frm.Received = pn.now
 				d.to.g.dispatch(d.frm, pn.now)
 			}
 			continue

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"floatip/internal/system"
+
+	"floatip/internal/wire"
 )
 
 // debouncer decides when a silent VIP is free. A standby probes every
@@ -112,7 +114,7 @@ const (
 )
 
 // observe records a tagged probe from mac.
-func (t peerTable) observe(mac net.HardwareAddr, tag peerTag, now time.Time) {
+func (t peerTable) observe(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 	key := mac.String()
 	p := t[key]
 	if p == nil {
@@ -125,10 +127,10 @@ func (t peerTable) observe(mac net.HardwareAddr, tag peerTag, now time.Time) {
 		t[key] = p
 	}
 	p.frames++
-	p.rank.priority = tag.priority
-	p.standAside = tag.flags&flagStandAside != 0
+	p.rank.priority = tag.Priority
+	p.standAside = tag.Flags&wire.FlagStandAside != 0
 	p.lastSeen = now
-	if tag.flags&flagReleasing != 0 {
+	if tag.Flags&wire.FlagReleasing != 0 {
 		// A leaving node is no standby any more.
 		p.lastSeen = time.Time{}
 	}
@@ -213,16 +215,6 @@ func resolveConflict(self rank, other rank, otherIsFloatip bool) conflictAction 
 	return defend
 }
 
-// holderEvidence reports whether an ARP packet shows that a node other than
-// own holds vip: any request or reply with vip as the sender address.
-func holderEvidence(f arpFrame, vip netip.Addr, own net.HardwareAddr) bool {
-	return f.pkt.SenderIP == vip && f.fromOther(own)
-}
-
-// isGratuitous reports whether the packet announces its sender address
-// (SPA = TPA): the form of arping -U/-A and of floatip's own claims.
-func isGratuitous(f arpFrame) bool { return f.pkt.SenderIP == f.pkt.TargetIP }
-
 // probeRound sends up to count plain RFC 5227 probes for vip, spaced by
 // wait, and returns the MAC of the first node that answers, or nil if none
 // did. It is the one-shot check behind `floatip probe`.
@@ -232,10 +224,10 @@ func probeRound(ctx context.Context, sock *oneShotSocket, vip netip.Addr, count 
 	answers := make(chan net.HardwareAddr, 1)
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- sock.run(ctx, func(f arpFrame) {
-			if holderEvidence(f, vip, sock.mac) {
+		readErr <- sock.run(ctx, func(f wire.Frame) {
+			if wire.HolderEvidence(f, vip, sock.mac) {
 				select {
-				case answers <- f.pkt.SenderHardwareAddr:
+				case answers <- f.Packet.SenderHardwareAddr:
 				default:
 				}
 			}
@@ -278,7 +270,7 @@ type referenceWatch struct {
 	explicit   []netip.Addr // --reference; nil means the default gateway
 	useGateway bool
 	ipv6       bool // IPv6 VIPs: without an IPv4 default route, the IPv6 one's gateway
-	sender     interface{ probeAddress(netip.Addr) error }
+	sender     interface{ ProbeAddress(netip.Addr) error }
 	minGap     time.Duration // between two rounds of reference probes
 	log        *slog.Logger
 
@@ -303,7 +295,7 @@ func (r *referenceWatch) refs(now time.Time) []netip.Addr {
 	}
 	if now.Sub(r.resolvedAt) >= referenceRefresh || r.resolvedAt.IsZero() {
 		r.resolvedAt = now
-		gw, err := defaultGateway(r.ifname, r.ipv6)
+		gw, err := system.DefaultGateway(r.ifname, r.ipv6)
 		switch {
 		case err != nil:
 			r.log.Debug("cannot look up the default gateway", "err", err)
@@ -324,7 +316,7 @@ func (r *referenceWatch) refs(now time.Time) []netip.Addr {
 	return r.current
 }
 
-func (r *referenceWatch) probe(now time.Time) {
+func (r *referenceWatch) Probe(now time.Time) {
 	r.mu.Lock()
 	if now.Sub(r.lastProbe) < r.minGap {
 		r.mu.Unlock()
@@ -334,7 +326,7 @@ func (r *referenceWatch) probe(now time.Time) {
 	refs := r.refs(now)
 	r.mu.Unlock()
 	for _, ip := range refs {
-		if err := r.sender.probeAddress(ip); err != nil {
+		if err := r.sender.ProbeAddress(ip); err != nil {
 			r.log.Debug("reference probe not sent", "reference", ip.String(), "err", err)
 		}
 	}
@@ -350,53 +342,13 @@ func (r *referenceWatch) reachable(now time.Time, window time.Duration) bool {
 }
 
 // saw records a frame from the LAN; one sent by a reference is an answer.
-func (r *referenceWatch) saw(f arpFrame) {
+func (r *referenceWatch) saw(f wire.Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ip := range r.current {
-		if f.pkt.SenderIP == ip {
-			r.lastAnswer = f.received
+		if f.Packet.SenderIP == ip {
+			r.lastAnswer = f.Received
 			return
 		}
 	}
-}
-
-// isDefaultRoute: netlink gives a default route's destination as nil or as
-// 0.0.0.0/0.
-func isDefaultRoute(dst *net.IPNet) bool {
-	if dst == nil {
-		return true
-	}
-	ones, _ := dst.Mask.Size()
-	return ones == 0 && dst.IP.IsUnspecified()
-}
-
-// defaultGateway returns the gateway of the IPv4 default route through
-// ifname, or with ipv6, when there is none, that of the IPv6 default route
-// (usually a router's link-local address, probed the same way); an invalid
-// address when there is none.
-func defaultGateway(ifname string, ipv6 bool) (netip.Addr, error) {
-	link, err := netlink.LinkByName(ifname)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("look up %s: %w", ifname, err)
-	}
-	families := []int{netlink.FAMILY_V4}
-	if ipv6 {
-		families = append(families, netlink.FAMILY_V6)
-	}
-	for _, family := range families {
-		routes, err := netlink.RouteList(link, family)
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("list routes of %s: %w", ifname, err)
-		}
-		for _, rt := range routes {
-			if !isDefaultRoute(rt.Dst) || rt.Gw == nil {
-				continue
-			}
-			if gw, ok := addrFromNetlink(rt.Gw); ok && gw.Is4() == (family == netlink.FAMILY_V4) {
-				return gw, nil
-			}
-		}
-	}
-	return netip.Addr{}, nil
 }

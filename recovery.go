@@ -3,6 +3,8 @@ package main
 import (
 	"net"
 	"time"
+
+	"floatip/internal/wire"
 )
 
 // Crash recovery. A daemon killed with -9 (or by the OOM killer, or a
@@ -84,7 +86,7 @@ func (m *vipMachine) adoptTick(now time.Time) {
 		m.nextProbe = m.group.pacer.nextToken(now) // many VIPs found at once
 		return
 	}
-	if err := m.arp.probe(m.vip, m.tag(flagStandAside), broadcastMAC); err != nil {
+	if err := m.arp.Probe(m.vip, m.tag(wire.FlagStandAside), wire.BroadcastMAC); err != nil {
 		m.log.Debug("adopting probe not sent", "err", err)
 		m.nextProbe = now.Add(m.cfg.interval)
 		return
@@ -96,7 +98,7 @@ func (m *vipMachine) adoptTick(now time.Time) {
 
 // adoptDecide applies adoptionVerdict; holder is the frame that showed
 // another holder, if any. It reports whether the check is over.
-func (m *vipMachine) adoptDecide(now time.Time, holder *arpFrame) bool {
+func (m *vipMachine) adoptDecide(now time.Time, holder *wire.Frame) bool {
 	// The debouncer starts as if answered when the check began.
 	elapsed := now.Sub(m.deb.lastAnswer)
 	switch adoptionVerdict(holder != nil, m.deb.missedInRow, elapsed, m.cfg.misses, m.deb.deadTime()) {
@@ -105,7 +107,7 @@ func (m *vipMachine) adoptDecide(now time.Time, holder *arpFrame) bool {
 		m.becomeActive(now, "adopted")
 		return true
 	case adoptDrop:
-		mac := append(net.HardwareAddr(nil), holder.pkt.SenderHardwareAddr...)
+		mac := append(net.HardwareAddr(nil), holder.Packet.SenderHardwareAddr...)
 		m.log.Warn("another node holds the VIP: removing the stale copy left by an earlier run", "holder", mac.String())
 		// No release notice: the VIP is not free.
 		m.release(false)

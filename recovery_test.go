@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/fiptest"
 
 	"floatip/internal/event"
@@ -46,7 +48,7 @@ func newAdoptingMachine(t *testing.T, priority uint8, own string) (*vipMachine, 
 	t.Helper()
 	lan := &fakeLAN{own: fiptest.MustMAC(own), configured: true}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
 	return newVIPMachine(testVIP, cfg, deps, true, fiptest.T0), lan
 }
@@ -63,15 +65,15 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 	start := fiptest.T0.Add(5 * time.Second)
 	m.onEvent(evLinkUp, start)
 	// A standby probing meanwhile (no holder flag) is no sign of a holder.
-	standby := frame(arp.OperationRequest, "02:00:00:00:00:05", zeroIPv4, peerTag{priority: 200}.hardwareAddr().String(), testVIP)
-	now := advance(m, start, start.Add(ms(599)), func(time.Time) *arpFrame { return standby })
+	standby := frame(arp.OperationRequest, "02:00:00:00:00:05", wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), testVIP)
+	now := advance(m, start, start.Add(ms(599)), func(time.Time) *wire.Frame { return standby })
 	if m.state != event.Adopting || lan.announces != 0 || lan.removes != 0 || !lan.configured {
 		t.Fatalf("before the dead time: state %v, announces %d, removes %d, configured %v (want: kept, silent)",
 			m.state, lan.announces, lan.removes, lan.configured)
 	}
 	for i, tag := range lan.probes {
-		if tag.flags != flagStandAside || lan.probeDsts[i] != "ff:ff:ff:ff:ff:ff" {
-			t.Errorf("probe %d: flags %#x to %s, want stand-aside, broadcast", i, tag.flags, lan.probeDsts[i])
+		if tag.Flags != wire.FlagStandAside || lan.probeDsts[i] != "ff:ff:ff:ff:ff:ff" {
+			t.Errorf("probe %d: flags %#x to %s, want stand-aside, broadcast", i, tag.Flags, lan.probeDsts[i])
 		}
 	}
 	if len(lan.probes) < 3 {
@@ -83,16 +85,16 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 	}
 	// Adopted means held: SIGTERM removes it and says so.
 	m.shutdown(start.Add(time.Second))
-	if lan.configured || lan.probes[len(lan.probes)-1].flags != flagReleasing {
+	if lan.configured || lan.probes[len(lan.probes)-1].Flags != wire.FlagReleasing {
 		t.Errorf("shutdown after adopting: configured %v, last probe %+v", lan.configured, lan.probes[len(lan.probes)-1])
 	}
 }
 
 func TestMachineDropsAStaleCopy(t *testing.T) {
 	other := "02:00:00:00:00:01"
-	signs := map[string]*arpFrame{
+	signs := map[string]*wire.Frame{
 		"its kernel answers":    holderReply(other),
-		"its self-check":        frame(arp.OperationRequest, other, zeroIPv4, peerTag{priority: 50, flags: flagHolder}.hardwareAddr().String(), testVIP),
+		"its self-check":        frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 50, Flags: wire.FlagHolder}.HardwareAddr().String(), testVIP),
 		"its announcement":      frame(arp.OperationRequest, other, testVIP, "ff:ff:ff:ff:ff:ff", testVIP),
 		"a host not running it": holderReply("02:00:00:00:00:77"),
 	}
@@ -108,15 +110,15 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 					m.state, lan.configured, lan.removes, lan.announces)
 			}
 			for _, tag := range lan.probes {
-				if tag.flags&flagReleasing != 0 {
+				if tag.Flags&wire.FlagReleasing != 0 {
 					t.Errorf("sent a release notice for a VIP that another node holds")
 				}
 			}
-			if !bytes.Equal(m.holder, sign.pkt.SenderHardwareAddr) {
-				t.Errorf("holder %v, want %v", m.holder, sign.pkt.SenderHardwareAddr)
+			if !bytes.Equal(m.holder, sign.Packet.SenderHardwareAddr) {
+				t.Errorf("holder %v, want %v", m.holder, sign.Packet.SenderHardwareAddr)
 			}
 			// As a standby it stays one while the holder answers.
-			advance(m, fiptest.T0.Add(ms(1)), fiptest.T0.Add(10*time.Second), func(time.Time) *arpFrame { return holderReply(sign.pkt.SenderHardwareAddr.String()) })
+			advance(m, fiptest.T0.Add(ms(1)), fiptest.T0.Add(10*time.Second), func(time.Time) *wire.Frame { return holderReply(sign.Packet.SenderHardwareAddr.String()) })
 			if lan.adds != 0 || m.state != event.Standby {
 				t.Errorf("after 10 s: adds %d, state %v", lan.adds, m.state)
 			}

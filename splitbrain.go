@@ -10,6 +10,8 @@ import (
 	"net"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/event"
 )
 
@@ -18,8 +20,8 @@ import (
 // reach the same verdict without talking: the loser removes its copy only
 // after the winner has announced (make before break). Only a confirmed
 // floatip node gets a verdict; anything else is a stranger.
-func (m *vipMachine) conflict(f arpFrame, now time.Time) {
-	mac := f.pkt.SenderHardwareAddr
+func (m *vipMachine) conflict(f wire.Frame, now time.Time) {
+	mac := f.Packet.SenderHardwareAddr
 	other, isFloatip := m.group.peers.confirmed(mac)
 	if !isFloatip {
 		m.stranger(mac, now)
@@ -109,7 +111,7 @@ func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
 		m.lanLog.logAt(now, slog.LevelWarn, "address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)",
 			"other_mac", mac.String(), "frames", m.strangerFrames)
 		m.strangerFrames = 0
-		m.announce("defend", now)
+		m.Announce("defend", now)
 		m.lastDefense = now
 	}
 }

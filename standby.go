@@ -9,6 +9,8 @@ import (
 	"net"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/event"
 )
 
@@ -76,7 +78,7 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 		m.nextProbe = m.group.pacer.nextToken(now) // many VIPs probe at once
 		return
 	}
-	dst := broadcastMAC
+	dst := wire.BroadcastMAC
 	if !suspicious && m.holder != nil {
 		dst = m.holder
 	}
@@ -93,9 +95,9 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 	var flags uint8
 	if !m.healthy {
-		flags = flagStandAside // so that no standby waits for us to claim
+		flags = wire.FlagStandAside // so that no standby waits for us to claim
 	}
-	if err := m.arp.probe(m.vip, m.tag(flags), dst); err != nil {
+	if err := m.arp.Probe(m.vip, m.tag(flags), dst); err != nil {
 		m.log.Debug("probe not sent", "err", err)
 		return false
 	}
@@ -107,7 +109,7 @@ func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 // probes); the wait for their answer runs from the first question of an
 // episode, not from every probe's.
 func (m *vipMachine) askReferences(now time.Time) {
-	m.refs.probe(now)
+	m.refs.Probe(now)
 	if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
 		m.refsAskedAt = now
 	}
@@ -149,7 +151,7 @@ func (m *vipMachine) reconcileCheck(mac net.HardwareAddr, now time.Time) {
 		return
 	}
 	m.reconcileWith = nil
-	if err := m.arp.probe(m.vip, m.tag(flagHolder), mac); err != nil {
+	if err := m.arp.Probe(m.vip, m.tag(wire.FlagHolder), mac); err != nil {
 		m.log.Debug("reconcile probe not sent", "err", err)
 	}
 }
@@ -198,7 +200,7 @@ func (m *vipMachine) startClaim(now time.Time) {
 	m.setState(event.Claiming, "holder silent", now)
 	m.answeredSinceProbe = false
 	m.saidIsolated = false
-	if err := m.arp.probe(m.vip, m.tag(0), broadcastMAC); err != nil {
+	if err := m.arp.Probe(m.vip, m.tag(0), wire.BroadcastMAC); err != nil {
 		m.log.Debug("claim probe not sent", "err", err)
 		m.becomeStandby(now, false, "claim probe not sent")
 		return

@@ -77,7 +77,7 @@ type vipPoolStatus struct {
 // buildStatusReport reads the group and the board; only the interface's
 // loop may call it (the group is the loop's alone).
 func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time.Time) statusReport {
-	self := g.arp.mac()
+	self := g.arp.MAC()
 	r := statusReport{Interface: ifname, Version: version, Now: now, Priority: int(g.cfg.priority),
 		Pool: g.pool != nil, Peers: []peerStatus{}, VIPs: []vipReport{}}
 	if self != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/pool"
 
 	"floatip/internal/fiptest"
@@ -98,7 +100,7 @@ func TestBuildStatusReport(t *testing.T) {
 	vips := fiptest.VIPs(3)
 	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
 	cfg := machineConfig{priority: 150, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	board := newStatusBoard(nil)
 	g := newGroupView(cfg, lan, log)
@@ -110,9 +112,9 @@ func TestBuildStatusReport(t *testing.T) {
 	// The holder (priority 200, heard through its tags) answers for the
 	// first VIP only: this node claims the others.
 	holder := fiptest.MustMAC(holderMAC)
-	g.peers.observe(holder, peerTag{priority: 200}, fiptest.T0)
-	g.peers.observe(holder, peerTag{priority: 200}, fiptest.T0)
-	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *arpFrame {
+	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
+	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *wire.Frame {
 		if p.vip == vips[0] {
 			return replyFor(holderMAC, p.vip)
 		}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/event"
 )
 
@@ -153,11 +155,11 @@ func (m *vipMachine) start(ctx context.Context, now time.Time) {
 }
 
 func (m *vipMachine) self() rank {
-	return rank{priority: m.cfg.priority, mac: m.arp.mac()}
+	return rank{priority: m.cfg.priority, mac: m.arp.MAC()}
 }
 
-func (m *vipMachine) tag(flags uint8) peerTag {
-	return peerTag{priority: m.cfg.priority, flags: flags}
+func (m *vipMachine) tag(flags uint8) wire.Tag {
+	return wire.Tag{Priority: m.cfg.priority, Flags: flags}
 }
 
 func (m *vipMachine) queueSlot() *int { return &m.slot }
@@ -266,7 +268,7 @@ func (m *vipMachine) onTick(now time.Time) {
 }
 
 func (m *vipMachine) claim(now time.Time, msg, reason string) {
-	if err := m.addr.add(); err != nil {
+	if err := m.addr.Add(); err != nil {
 		m.log.Error("claim failed: cannot add the VIP", "err", err)
 		m.becomeStandby(now, false, "add failed")
 		m.nextProbe = now.Add(time.Second) // do not hammer netlink with a failing add
@@ -307,7 +309,7 @@ func (m *vipMachine) announceDue(now time.Time, why string) {
 		m.nextAnnounce = m.group.pacer.nextToken(now)
 		return
 	}
-	m.announce(why, now)
+	m.Announce(why, now)
 	m.announcementsLeft--
 	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
 }
@@ -338,8 +340,8 @@ func (m *vipMachine) activeTick(now time.Time) {
 	}
 }
 
-func (m *vipMachine) announce(why string, now time.Time) {
-	if err := m.arp.announce(m.vip, m.cfg.announceForm); err != nil {
+func (m *vipMachine) Announce(why string, now time.Time) {
+	if err := m.arp.Announce(m.vip, m.cfg.announceForm); err != nil {
 		m.log.Warn("announcement not sent", "why", why, "err", err)
 		return
 	}
@@ -354,7 +356,7 @@ func (m *vipMachine) selfCheck(now time.Time) bool {
 	if m.checkWouldOverrideAnnouncement(now) {
 		return false
 	}
-	if err := m.arp.probe(m.vip, m.tag(flagHolder), broadcastMAC); err != nil {
+	if err := m.arp.Probe(m.vip, m.tag(wire.FlagHolder), wire.BroadcastMAC); err != nil {
 		m.log.Debug("self-check not sent", "err", err)
 	}
 	m.lastIntroduce = now
@@ -371,17 +373,17 @@ func (m *vipMachine) checkWouldOverrideAnnouncement(now time.Time) bool {
 	return m.vip.Is6() && !m.lastOwnAnnounce.IsZero() && now.Sub(m.lastOwnAnnounce) < announceOrderMargin
 }
 
-func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
-	own := m.arp.mac()
-	if own == nil || !f.fromOther(own) {
+func (m *vipMachine) onFrame(f wire.Frame, now time.Time) {
+	own := m.arp.MAC()
+	if own == nil || !f.FromOther(own) {
 		return
 	}
-	p := f.pkt
+	p := f.Packet
 	isProbeForVIP := p.Operation == 1 && p.SenderIP.IsUnspecified() && p.TargetIP == m.vip
-	var tag peerTag
+	var tag wire.Tag
 	tagged := false
 	if isProbeForVIP {
-		tag, tagged = parsePeerTag(p.TargetHardwareAddr)
+		tag, tagged = wire.ParseTag(p.TargetHardwareAddr)
 		if tagged {
 			m.group.peers.observe(p.SenderHardwareAddr, tag, now)
 			if m.group.pool != nil {
@@ -392,15 +394,15 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			}
 		}
 	}
-	holderSign := holderEvidence(f, m.vip, own) || (tagged && tag.flags&flagHolder != 0)
-	releasing := tagged && tag.flags&flagReleasing != 0
+	holderSign := wire.HolderEvidence(f, m.vip, own) || (tagged && tag.Flags&wire.FlagHolder != 0)
+	releasing := tagged && tag.Flags&wire.FlagReleasing != 0
 	if holderSign && !tagged {
 		m.group.peers.heard(p.SenderHardwareAddr)
 	}
 	if holderSign {
 		m.group.sawHolderNode(p.SenderHardwareAddr, now)
 	}
-	if holderSign && isGratuitous(f) {
+	if holderSign && wire.IsGratuitous(f) {
 		m.lastGratuitous, m.lastGratuitousAt = append(net.HardwareAddr(nil), p.SenderHardwareAddr...), now
 	}
 	if isProbeForVIP && m.vip.Is6() && m.added {
@@ -427,7 +429,7 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 			m.sawHolder(f, now)
 			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, true, "claim aborted: held")
-		} else if tagged && !releasing && tag.flags&flagStandAside == 0 && m.group.pool == nil && (rank{priority: tag.priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+		} else if tagged && !releasing && tag.Flags&wire.FlagStandAside == 0 && m.group.pool == nil && (rank{priority: tag.Priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
 			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
@@ -445,8 +447,8 @@ func (m *vipMachine) onFrame(f arpFrame, now time.Time) {
 
 // sawHolder records a sign of life of the holder, and for preemption
 // whether it is one this node outranks.
-func (m *vipMachine) sawHolder(f arpFrame, now time.Time) {
-	mac := f.pkt.SenderHardwareAddr
+func (m *vipMachine) sawHolder(f wire.Frame, now time.Time) {
+	mac := f.Packet.SenderHardwareAddr
 	m.answeredSinceProbe = true
 	m.deb.answered(now)
 	m.holderReleased = false
@@ -501,7 +503,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		}
 		if m.state == event.Active && m.added {
 			m.log.Warn("VIP was removed behind floatip's back: adding it again")
-			if err := m.addr.add(); err != nil {
+			if err := m.addr.Add(); err != nil {
 				m.log.Error("cannot add the VIP again", "err", err)
 				return
 			}
@@ -522,7 +524,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 		} // else at link up
 	case evResync:
 		if m.state == event.Active && m.added {
-			if err := m.addr.add(); err != nil {
+			if err := m.addr.Add(); err != nil {
 				m.log.Error("cannot re-add the VIP", "err", err)
 			}
 		}
@@ -545,7 +547,7 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 // so that their claim check is not answered by our own kernel).
 func (m *vipMachine) release(notify bool) {
 	if m.added {
-		if err := m.addr.remove(); err != nil {
+		if err := m.addr.Remove(); err != nil {
 			m.log.Error("cannot remove the VIP", "err", err)
 			return
 		}
@@ -553,7 +555,7 @@ func (m *vipMachine) release(notify bool) {
 		m.log.Info("released VIP")
 	}
 	if notify && m.linkUp {
-		if err := m.arp.probe(m.vip, m.tag(flagReleasing), broadcastMAC); err != nil {
+		if err := m.arp.Probe(m.vip, m.tag(wire.FlagReleasing), wire.BroadcastMAC); err != nil {
 			m.log.Debug("release notice not sent", "err", err)
 		}
 	}

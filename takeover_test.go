@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire"
+
 	"floatip/internal/fiptest"
 
 	"floatip/internal/event"
@@ -134,27 +136,27 @@ func TestResolveConflict(t *testing.T) {
 func TestBetterStandby(t *testing.T) {
 	self := rank{100, fiptest.MustMAC("02:00:00:00:00:05")}
 	peers := peerTable{}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:01"), peerTag{priority: 50}, fiptest.T0) // worse
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:01"), wire.Tag{Priority: 50}, fiptest.T0) // worse
 	holder := fiptest.MustMAC("02:00:00:00:00:02")
-	peers.observe(holder, peerTag{priority: 200, flags: flagHolder}, fiptest.T0) // the VIP's holder, not a standby
+	peers.observe(holder, wire.Tag{Priority: 200, Flags: wire.FlagHolder}, fiptest.T0) // the VIP's holder, not a standby
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0, ms(600)); ok {
 		t.Fatal("found a better standby among a worse one and the VIP's holder")
 	}
 	if r, ok := peers.betterStandby(self, nil, fiptest.T0, ms(600)); !ok || !bytes.Equal(r.mac, holder) {
 		t.Fatal("a node holding other VIPs is a standby for this one")
 	}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), peerTag{priority: 150}, fiptest.T0)
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), wire.Tag{Priority: 150}, fiptest.T0)
 	if r, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
 		t.Fatalf("better standby: %v %v", r, ok)
 	}
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(601)), ms(600)); ok {
 		t.Error("a standby silent for longer than the window still counts")
 	}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), peerTag{priority: 150, flags: flagReleasing}, fiptest.T0.Add(ms(100)))
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), wire.Tag{Priority: 150, Flags: wire.FlagReleasing}, fiptest.T0.Add(ms(100)))
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(100)), ms(600)); ok {
 		t.Error("a leaving node still counts as a standby")
 	}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:04"), peerTag{priority: 250, flags: flagStandAside}, fiptest.T0.Add(ms(100)))
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:04"), wire.Tag{Priority: 250, Flags: wire.FlagStandAside}, fiptest.T0.Add(ms(100)))
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(100)), ms(600)); ok {
 		t.Error("an unhealthy node that stands aside still counts as a better standby")
 	}
@@ -164,7 +166,7 @@ func TestBetterStandby(t *testing.T) {
 // machine sends and configures.
 type fakeLAN struct {
 	own        net.HardwareAddr
-	probes     []peerTag
+	probes     []wire.Tag
 	probeDsts  []string
 	announces  int
 	sent       []string // "probe" and "announce", in the order sent
@@ -173,20 +175,20 @@ type fakeLAN struct {
 	removes    int
 }
 
-func (f *fakeLAN) mac() net.HardwareAddr { return f.own }
-func (f *fakeLAN) probe(_ netip.Addr, tag peerTag, dst net.HardwareAddr) error {
+func (f *fakeLAN) MAC() net.HardwareAddr { return f.own }
+func (f *fakeLAN) Probe(_ netip.Addr, tag wire.Tag, dst net.HardwareAddr) error {
 	f.probes = append(f.probes, tag)
 	f.probeDsts = append(f.probeDsts, dst.String())
 	f.sent = append(f.sent, "probe")
 	return nil
 }
-func (f *fakeLAN) announce(netip.Addr, announceForm) error {
+func (f *fakeLAN) Announce(netip.Addr, wire.AnnounceForm) error {
 	f.announces++
 	f.sent = append(f.sent, "announce")
 	return nil
 }
-func (f *fakeLAN) add() error    { f.configured = true; f.adds++; return nil }
-func (f *fakeLAN) remove() error { f.configured = false; f.removes++; return nil }
+func (f *fakeLAN) Add() error    { f.configured = true; f.adds++; return nil }
+func (f *fakeLAN) Remove() error { f.configured = false; f.removes++; return nil }
 
 var testVIP = netip.MustParseAddr("192.0.2.50")
 
@@ -198,7 +200,7 @@ type fakeRefs struct {
 	none   bool
 }
 
-func (f *fakeRefs) probe(time.Time)                         { f.probes++ }
+func (f *fakeRefs) Probe(time.Time)                         { f.probes++ }
 func (f *fakeRefs) reachable(time.Time, time.Duration) bool { return f.ok }
 func (f *fakeRefs) heardAt(time.Time) (time.Time, bool)     { return f.last, !f.none }
 
@@ -211,7 +213,7 @@ func newTestMachineWith(t *testing.T, priority uint8, own string, refs reachabil
 	t.Helper()
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: formRequest, refresh: 100 * time.Second}
+		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
 	change(&cfg)
 	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, refs: refs}
 	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
@@ -242,7 +244,7 @@ func driveGroup(g *groupView, now, until time.Time, afterTick func(now time.Time
 
 // advance runs the machine's group up to until; after each tick, reply
 // decides whether the holder answers the probe just sent.
-func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpFrame) time.Time {
+func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *wire.Frame) time.Time {
 	g := m.group
 	return driveGroup(g, now, until, func(now time.Time) {
 		if reply != nil {
@@ -253,14 +255,14 @@ func advance(m *vipMachine, now, until time.Time, reply func(at time.Time) *arpF
 	})
 }
 
-func frame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *arpFrame {
-	return &arpFrame{pkt: &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
+func frame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *wire.Frame {
+	return &wire.Frame{Packet: &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 		Operation: op, SenderHardwareAddr: fiptest.MustMAC(sha), SenderIP: spa, TargetHardwareAddr: fiptest.MustMAC(tha), TargetIP: tpa}}
 }
 
 // holderReply is the kernel's answer of a live holder to a probe.
-func holderReply(mac string) *arpFrame {
-	return frame(arp.OperationReply, mac, testVIP, "02:00:00:00:00:09", zeroIPv4)
+func holderReply(mac string) *wire.Frame {
+	return frame(arp.OperationReply, mac, testVIP, "02:00:00:00:00:09", wire.ZeroIPv4)
 }
 
 func TestMachineClaimsAnEmptyNetwork(t *testing.T) {
@@ -282,7 +284,7 @@ func TestMachineClaimsAnEmptyNetwork(t *testing.T) {
 
 func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
 	m, lan := newTestMachine(t, 200, "02:00:00:00:00:09")
-	advance(m, fiptest.T0, fiptest.T0.Add(time.Minute), func(time.Time) *arpFrame { return holderReply("02:00:00:00:00:01") })
+	advance(m, fiptest.T0, fiptest.T0.Add(time.Minute), func(time.Time) *wire.Frame { return holderReply("02:00:00:00:00:01") })
 	if m.state != event.Standby || lan.adds != 0 {
 		t.Fatalf("state %v, adds %d", m.state, lan.adds)
 	}
@@ -297,7 +299,7 @@ func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
 func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	rng := rand.New(rand.NewPCG(1, 2))
-	advance(m, fiptest.T0, fiptest.T0.Add(10*time.Minute), func(time.Time) *arpFrame {
+	advance(m, fiptest.T0, fiptest.T0.Add(10*time.Minute), func(time.Time) *wire.Frame {
 		if rng.Float64() < 1-0.95*0.95 {
 			return nil
 		}
@@ -311,7 +313,7 @@ func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
 func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	death := fiptest.T0.Add(5 * time.Second)
-	alive := func(at time.Time) *arpFrame {
+	alive := func(at time.Time) *wire.Frame {
 		if at.Before(death) {
 			return holderReply("02:00:00:00:00:01")
 		}
@@ -330,8 +332,8 @@ func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
 func TestMachineReleaseNoticeMeansImmediateClaim(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
-	notice := frame(arp.OperationRequest, holder, zeroIPv4, peerTag{priority: 100, flags: flagReleasing}.hardwareAddr().String(), testVIP)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
+	notice := frame(arp.OperationRequest, holder, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagReleasing}.HardwareAddr().String(), testVIP)
 	m.onFrame(*notice, now)
 	advance(m, now, now.Add(ms(60)), nil)
 	if m.state != event.Active || lan.adds != 1 {
@@ -341,10 +343,10 @@ func TestMachineReleaseNoticeMeansImmediateClaim(t *testing.T) {
 
 func TestMachineLeavesTheClaimToABetterStandby(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
-	better := peerTag{priority: 200}.hardwareAddr().String()
+	better := wire.Tag{Priority: 200}.HardwareAddr().String()
 	// The better standby keeps probing; nobody holds the VIP.
-	advance(m, fiptest.T0, fiptest.T0.Add(3*time.Second), func(time.Time) *arpFrame {
-		return frame(arp.OperationRequest, "02:00:00:00:00:05", zeroIPv4, better, testVIP)
+	advance(m, fiptest.T0, fiptest.T0.Add(3*time.Second), func(time.Time) *wire.Frame {
+		return frame(arp.OperationRequest, "02:00:00:00:00:05", wire.ZeroIPv4, better, testVIP)
 	})
 	if lan.adds != 0 {
 		t.Fatal("claimed although a better standby was alive")
@@ -358,7 +360,7 @@ func TestMachineLeavesTheClaimToABetterStandby(t *testing.T) {
 
 func TestMachineSplitBrain(t *testing.T) {
 	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
-	winnerTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
+	winnerTag := wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
 
 	// The loser learns the winner's rank from its self-check, waits for its
 	// announcement, and only then removes the address.
@@ -367,13 +369,13 @@ func TestMachineSplitBrain(t *testing.T) {
 	if loser.state != event.Active {
 		t.Fatal("setup: not active")
 	}
-	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, zeroIPv4, winnerTag, testVIP), now)
-	if !lan.configured || lan.probes[len(lan.probes)-1].flags != flagHolder {
+	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, wire.ZeroIPv4, winnerTag, testVIP), now)
+	if !lan.configured || lan.probes[len(lan.probes)-1].Flags != wire.FlagHolder {
 		t.Fatalf("after the winner's self-check: configured %v, last probe %+v (must introduce itself and keep the VIP)", lan.configured, lan.probes[len(lan.probes)-1])
 	}
 	// A tag in one frame is not enough for a verdict; the winner's kernel
 	// answering the loser's introduction confirms it.
-	loser.onFrame(*frame(arp.OperationReply, winnerMAC, testVIP, loserMAC, zeroIPv4), now.Add(ms(1)))
+	loser.onFrame(*frame(arp.OperationReply, winnerMAC, testVIP, loserMAC, wire.ZeroIPv4), now.Add(ms(1)))
 	if loser.state != event.Yielding || !lan.configured {
 		t.Fatalf("after the winner's self-check and answer: state %v, configured %v (must keep it until the winner announces)", loser.state, lan.configured)
 	}
@@ -386,9 +388,9 @@ func TestMachineSplitBrain(t *testing.T) {
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
 	now = advance(winner, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
-	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
-	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now)
-	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, zeroIPv4), now.Add(ms(1)))
+	loserTag := wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String()
+	winner.onFrame(*frame(arp.OperationRequest, loserMAC, wire.ZeroIPv4, loserTag, testVIP), now)
+	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, wire.ZeroIPv4), now.Add(ms(1)))
 	if winner.state != event.Active || wlan.announces != before {
 		t.Fatalf("winner: state %v, announces %d (want %d: not at once, TestMachineSplitBrainThreeHolders)", winner.state, wlan.announces, before)
 	}
@@ -404,7 +406,7 @@ func TestMachineSplitBrain(t *testing.T) {
 	}
 
 	// A holder that is not floatip is defended against at most once per 10 s.
-	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, winnerMAC, zeroIPv4)
+	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, winnerMAC, wire.ZeroIPv4)
 	before = wlan.announces
 	for i := range 50 {
 		winner.onFrame(*stranger, now.Add(ms(100*i)))
@@ -423,14 +425,14 @@ func TestMachineSplitBrain(t *testing.T) {
 // spacing for the next one (the lab's split-brain heal took over 2 s).
 func TestMachineSplitBrainWinnerAnnouncesAfterTheLoser(t *testing.T) {
 	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
-	loserTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
+	loserTag := wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String()
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
 	now := advance(winner, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
 	loserAnnounced := now
 	winner.onFrame(*frame(arp.OperationRequest, loserMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), loserAnnounced)
-	winner.onFrame(*frame(arp.OperationRequest, loserMAC, zeroIPv4, loserTag, testVIP), now.Add(ms(2)))
-	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, zeroIPv4), now.Add(ms(3)))
+	winner.onFrame(*frame(arp.OperationRequest, loserMAC, wire.ZeroIPv4, loserTag, testVIP), now.Add(ms(2)))
+	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, wire.ZeroIPv4), now.Add(ms(3)))
 	now = advance(winner, now.Add(ms(3)), loserAnnounced.Add(announceOrderMargin), nil)
 	if wlan.announces != before {
 		t.Fatalf("winner announced %d times within %v of the loser's announcement; the loser would not count it", wlan.announces-before, announceOrderMargin)
@@ -468,7 +470,7 @@ func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
 	if lan.configured {
 		t.Fatal("shutdown left the VIP configured")
 	}
-	if len(lan.probes) != probes+1 || lan.probes[probes].flags != flagReleasing {
+	if len(lan.probes) != probes+1 || lan.probes[probes].Flags != wire.FlagReleasing {
 		t.Errorf("no release notice after removal: %+v", lan.probes[probes:])
 	}
 }
@@ -478,7 +480,7 @@ func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
 func TestMachineProbesTheHolderByUnicast(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
 	n := len(lan.probeDsts)
 	if n < 5 || lan.probeDsts[n-1] != holder || lan.probeDsts[n-2] != holder {
 		t.Fatalf("probes went to %v, want the holder's MAC once known", lan.probeDsts)
@@ -510,11 +512,11 @@ func TestMachineIsolatedNeverClaims(t *testing.T) {
 
 func TestMachinePreemption(t *testing.T) {
 	holder := "02:00:00:00:00:01"
-	holderTag := peerTag{priority: 50, flags: flagHolder}.hardwareAddr().String()
+	holderTag := wire.Tag{Priority: 50, Flags: wire.FlagHolder}.HardwareAddr().String()
 	// The lower-priority holder's self-check (its rank), then its kernel's replies.
-	lowerHolder := func(at time.Time) *arpFrame {
+	lowerHolder := func(at time.Time) *wire.Frame {
 		if at.Sub(fiptest.T0)%time.Second < ms(200) {
-			return frame(arp.OperationRequest, holder, zeroIPv4, holderTag, testVIP)
+			return frame(arp.OperationRequest, holder, wire.ZeroIPv4, holderTag, testVIP)
 		}
 		return holderReply(holder)
 	}
@@ -540,12 +542,12 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:02")
 	now := advance(m, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	before := lan.announces
-	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, "02:00:00:00:00:02", zeroIPv4)
+	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, "02:00:00:00:00:02", wire.ZeroIPv4)
 	m.onFrame(*stranger, now)
 	if lan.announces != before {
 		t.Fatal("defended before giving the other holder a chance to identify itself")
 	}
-	if last := lan.probes[len(lan.probes)-1]; last.flags != flagHolder {
+	if last := lan.probes[len(lan.probes)-1]; last.Flags != wire.FlagHolder {
 		t.Errorf("did not introduce itself with a tagged self-check: %+v", last)
 	}
 	m.onFrame(*stranger, now.Add(identifyTimeout))
@@ -560,8 +562,8 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	if !llan.configured {
 		t.Fatal("released to a holder of unknown rank")
 	}
-	winnerTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
-	loser.onFrame(*frame(arp.OperationRequest, winner, zeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
+	winnerTag := wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
+	loser.onFrame(*frame(arp.OperationRequest, winner, wire.ZeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
 	if llan.configured || loser.state != event.Standby {
 		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
 	}
@@ -575,11 +577,11 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 // on a MAC without the VIP for 2.4 s).
 func TestMachineSplitBrainThreeHolders(t *testing.T) {
 	bestMAC, worstMAC := "02:00:00:00:00:01", "02:00:00:00:00:03"
-	bestTag := peerTag{priority: 200, flags: flagHolder}.hardwareAddr().String()
-	worstTag := peerTag{priority: 100, flags: flagHolder}.hardwareAddr().String()
-	best := frame(arp.OperationRequest, bestMAC, zeroIPv4, bestTag, testVIP)
-	worst := frame(arp.OperationRequest, worstMAC, zeroIPv4, worstTag, testVIP)
-	for _, order := range [][]*arpFrame{{best, worst}, {worst, best}} {
+	bestTag := wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
+	worstTag := wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String()
+	best := frame(arp.OperationRequest, bestMAC, wire.ZeroIPv4, bestTag, testVIP)
+	worst := frame(arp.OperationRequest, worstMAC, wire.ZeroIPv4, worstTag, testVIP)
+	for _, order := range [][]*wire.Frame{{best, worst}, {worst, best}} {
 		m, lan := newTestMachine(t, 150, "02:00:00:00:00:02")
 		now := advance(m, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil)
 		before := lan.announces
@@ -588,7 +590,7 @@ func TestMachineSplitBrainThreeHolders(t *testing.T) {
 		for i, f := range order {
 			at := now.Add(time.Duration(3*i) * time.Millisecond)
 			m.onFrame(*f, at)
-			m.onFrame(*frame(arp.OperationReply, f.pkt.SenderHardwareAddr.String(), testVIP, "02:00:00:00:00:02", zeroIPv4), at.Add(ms(1)))
+			m.onFrame(*frame(arp.OperationReply, f.Packet.SenderHardwareAddr.String(), testVIP, "02:00:00:00:00:02", wire.ZeroIPv4), at.Add(ms(1)))
 		}
 		if m.state != event.Yielding {
 			t.Fatalf("state %v after both holders' self-checks, want yielding", m.state)
@@ -620,7 +622,7 @@ func TestMachineFencing(t *testing.T) {
 			return nil
 		}
 		death := fiptest.T0.Add(2 * time.Second)
-		now := advance(m, fiptest.T0, death.Add(time.Second), func(at time.Time) *arpFrame {
+		now := advance(m, fiptest.T0, death.Add(time.Second), func(at time.Time) *wire.Frame {
 			if at.Before(death) {
 				return holderReply("02:00:00:00:00:01")
 			}
@@ -648,7 +650,7 @@ func TestMachineFencing(t *testing.T) {
 // active node whose check fails hands the VIP over with a release notice.
 func TestMachineHealthGate(t *testing.T) {
 	lan := &fakeLAN{own: fiptest.MustMAC("02:00:00:00:00:09")}
-	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 1, announceSpacing: ms(1100), announceForm: formRequest}
+	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 1, announceSpacing: ms(1100), announceForm: wire.FormRequest}
 	m := newVIPMachine(testVIP, cfg, machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan, checked: true}, false, fiptest.T0)
 	m.onEvent(evLinkUp, fiptest.T0)
 	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
@@ -664,7 +666,7 @@ func TestMachineHealthGate(t *testing.T) {
 	if lan.configured || m.state != event.Standby {
 		t.Fatalf("unhealthy holder kept the VIP: state %v", m.state)
 	}
-	if last := lan.probes[len(lan.probes)-1]; last.flags != flagReleasing {
+	if last := lan.probes[len(lan.probes)-1]; last.Flags != wire.FlagReleasing {
 		t.Errorf("no release notice: %+v", last)
 	}
 	advance(m, now, now.Add(5*time.Second), nil)
@@ -680,7 +682,7 @@ type gatewayRefs struct {
 	asks  []time.Time
 }
 
-func (g *gatewayRefs) probe(now time.Time) { g.asks = append(g.asks, now) }
+func (g *gatewayRefs) Probe(now time.Time) { g.asks = append(g.asks, now) }
 
 // heardAt is its last answer by now.
 func (g *gatewayRefs) heardAt(now time.Time) (time.Time, bool) {
@@ -705,8 +707,8 @@ func TestMachineReleaseNoticeWithReferences(t *testing.T) {
 	refs := &gatewayRefs{delay: ms(2)}
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
-	notice := frame(arp.OperationRequest, holder, zeroIPv4, peerTag{priority: 100, flags: flagReleasing}.hardwareAddr().String(), testVIP)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
+	notice := frame(arp.OperationRequest, holder, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagReleasing}.HardwareAddr().String(), testVIP)
 	m.onFrame(*notice, now)
 	advance(m, now, now.Add(ms(60)+referenceAnswerWait), nil)
 	if m.state != event.Active || lan.adds != 1 {
@@ -723,7 +725,7 @@ func TestMachineUnansweredReferencesAfterAHolderDeath(t *testing.T) {
 	refs := &gatewayRefs{delay: time.Hour} // never answers
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*machineConfig) {})
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *arpFrame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
 	advance(m, now, now.Add(3*time.Second), nil) // the holder dies
 	if lan.adds != 0 || m.state != event.Standby {
 		t.Fatalf("claimed with no reference host answering: state %v, adds %d", m.state, lan.adds)

@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"net"
@@ -48,7 +48,7 @@ func TestRoutineFilter(t *testing.T) {
 		}
 		return b
 	}
-	probe := func(tag *peerTag) []byte { return marshal(probePacket(peer, vip, tag)) }
+	probe := func(tag *Tag) []byte { return marshal(ProbePacket(peer, vip, tag)) }
 	host, bcast := uint32(unix.PACKET_HOST), uint32(unix.PACKET_BROADCAST)
 	cases := []struct {
 		name             string
@@ -56,22 +56,22 @@ func TestRoutineFilter(t *testing.T) {
 		frame            []byte
 		standby, holding bool // routine while every VIP is in standby / while holding one
 	}{
-		{"standby probe to us", host, probe(&peerTag{priority: 100}), true, true},
-		{"standby probe broadcast (suspicious)", bcast, probe(&peerTag{priority: 100}), false, false},
-		{"holder self-check", bcast, probe(&peerTag{priority: 200, flags: flagHolder}), true, false},
-		{"holder check to us (reconcile)", host, probe(&peerTag{priority: 200, flags: flagHolder}), true, false},
-		{"release notice", host, probe(&peerTag{priority: 200, flags: flagReleasing}), false, false},
-		{"release notice broadcast", bcast, probe(&peerTag{priority: 200, flags: flagReleasing}), false, false},
-		{"holder releasing", bcast, probe(&peerTag{priority: 200, flags: flagHolder | flagReleasing}), false, false},
-		{"holder standing aside", bcast, probe(&peerTag{priority: 200, flags: flagHolder | flagStandAside}), false, false},
-		{"tag with priority 0", host, probe(&peerTag{priority: 0}), false, false},
-		{"stand-aside probe", host, probe(&peerTag{priority: 100, flags: flagStandAside}), false, false},
+		{"standby probe to us", host, probe(&Tag{Priority: 100}), true, true},
+		{"standby probe broadcast (suspicious)", bcast, probe(&Tag{Priority: 100}), false, false},
+		{"holder self-check", bcast, probe(&Tag{Priority: 200, Flags: FlagHolder}), true, false},
+		{"holder check to us (reconcile)", host, probe(&Tag{Priority: 200, Flags: FlagHolder}), true, false},
+		{"release notice", host, probe(&Tag{Priority: 200, Flags: FlagReleasing}), false, false},
+		{"release notice broadcast", bcast, probe(&Tag{Priority: 200, Flags: FlagReleasing}), false, false},
+		{"holder releasing", bcast, probe(&Tag{Priority: 200, Flags: FlagHolder | FlagReleasing}), false, false},
+		{"holder standing aside", bcast, probe(&Tag{Priority: 200, Flags: FlagHolder | FlagStandAside}), false, false},
+		{"tag with priority 0", host, probe(&Tag{Priority: 0}), false, false},
+		{"stand-aside probe", host, probe(&Tag{Priority: 100, Flags: FlagStandAside}), false, false},
 		{"plain probe (arping -D)", host, probe(nil), false, false},
-		{"reply to our probe", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, zeroIPv4)), true, false},
-		{"reply to another's probe, broadcast", bcast, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, zeroIPv4)), false, false},
+		{"reply to our probe", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, ZeroIPv4)), true, false},
+		{"reply to another's probe, broadcast", bcast, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, ZeroIPv4)), false, false},
 		{"reply with a sender address (ARP answer)", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, netip.MustParseAddr("198.51.100.9"))), false, false},
-		{"announcement request", bcast, marshal(announcePacket(peer, vip, false)), false, false},
-		{"announcement reply to us", host, marshal(announcePacket(peer, vip, true)), false, false},
+		{"announcement request", bcast, marshal(AnnouncePacket(peer, vip, false)), false, false},
+		{"announcement reply to us", host, marshal(AnnouncePacket(peer, vip, true)), false, false},
 		{"short frame", host, []byte{0, 1, 8, 0, 6, 4, 0, 2}, false, false},
 	}
 	for _, c := range cases {
@@ -109,7 +109,7 @@ func TestRoutineDrain(t *testing.T) {
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	var sent []time.Time
 	for i := 1; i <= 3; i++ {
-		p, err := probePacket(mac, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), &peerTag{priority: 100})
+		p, err := ProbePacket(mac, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), &Tag{Priority: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,13 +125,13 @@ func TestRoutineDrain(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	var got []arpFrame
-	collect := func(f arpFrame) { got = append(got, f) }
+	var got []Frame
+	collect := func(f Frame) { got = append(got, f) }
 	s.drain(sent[1].Add(-5*time.Millisecond), collect)
-	if len(got) != 1 || got[0].pkt.TargetIP != netip.MustParseAddr("198.51.100.1") {
+	if len(got) != 1 || got[0].Packet.TargetIP != netip.MustParseAddr("198.51.100.1") {
 		t.Fatalf("first drain (limit before the second frame): got %d frames, want the first only", len(got))
 	}
-	if d := got[0].received.Sub(sent[0]); d < -time.Millisecond || d > 10*time.Millisecond {
+	if d := got[0].Received.Sub(sent[0]); d < -time.Millisecond || d > 10*time.Millisecond {
 		t.Errorf("first frame stamped %v after it was sent, want its receive time (0 to 10ms)", d)
 	}
 	s.drain(time.Now(), collect)
@@ -139,11 +139,11 @@ func TestRoutineDrain(t *testing.T) {
 		t.Fatalf("second drain: %d frames in all, want 3", len(got))
 	}
 	for i, f := range got {
-		if want := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}); f.pkt.TargetIP != want {
-			t.Errorf("frame %d is for %s, want %s (arrival order)", i, f.pkt.TargetIP, want)
+		if want := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}); f.Packet.TargetIP != want {
+			t.Errorf("frame %d is for %s, want %s (arrival order)", i, f.Packet.TargetIP, want)
 		}
-		if i > 0 && !f.received.After(got[i-1].received) {
-			t.Errorf("frame %d stamped %v, not after frame %d's %v", i, f.received, i-1, got[i-1].received)
+		if i > 0 && !f.Received.After(got[i-1].Received) {
+			t.Errorf("frame %d stamped %v, not after frame %d's %v", i, f.Received, i-1, got[i-1].Received)
 		}
 	}
 	s.drain(time.Now(), collect)

@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"bytes"
@@ -49,7 +49,7 @@ import (
 // messages; the 40-byte IPv6 header around them is built and checked here.
 //
 // Each NDP message is handed to the VIP machines as the ARP facts they read
-// (see ndpFrame), so their decisions are the same for both families.
+// (see NDPFrame), so their decisions are the same for both families.
 
 const (
 	tagOptionType = 253 // RFC 4727: "RFC3692-style Experiment 1" ND option
@@ -103,8 +103,8 @@ func multicastMAC(group netip.Addr) net.HardwareAddr {
 }
 
 // tagOption is the floatip tag as an ND option.
-func tagOption(t peerTag) *ndp.RawOption {
-	return &ndp.RawOption{Type: tagOptionType, Length: 1, Value: t.hardwareAddr()}
+func tagOption(t Tag) *ndp.RawOption {
+	return &ndp.RawOption{Type: tagOptionType, Length: 1, Value: t.HardwareAddr()}
 }
 
 // ipv6Packet returns an IPv6 header with payload (an ICMPv6 message whose
@@ -130,9 +130,9 @@ func ndpPacket(m ndp.Message, src, dst netip.Addr) ([]byte, error) {
 	return ipv6Packet(src, dst, icmp), nil
 }
 
-// probeNS builds a DAD-style NS for target (source ::, to its
+// ProbeNS builds a DAD-style NS for target (source ::, to its
 // solicited-node group), with the floatip tag when tag is not nil.
-func probeNS(target netip.Addr, tag *peerTag) ([]byte, error) {
+func ProbeNS(target netip.Addr, tag *Tag) ([]byte, error) {
 	ns := &ndp.NeighborSolicitation{TargetAddress: target}
 	if tag != nil {
 		ns.Options = []ndp.Option{tagOption(*tag)}
@@ -141,9 +141,9 @@ func probeNS(target netip.Addr, tag *peerTag) ([]byte, error) {
 	return ndpPacket(ns, zeroIPv6, group)
 }
 
-// unsolicitedNA builds the announcement of vip: as the kernel's own
+// UnsolicitedNA builds the announcement of vip: as the kernel's own
 // unsolicited NA (RFC 4861 §7.2.6), source vip, to all-nodes, Override set.
-func unsolicitedNA(mac net.HardwareAddr, vip netip.Addr) ([]byte, error) {
+func UnsolicitedNA(mac net.HardwareAddr, vip netip.Addr) ([]byte, error) {
 	na := &ndp.NeighborAdvertisement{
 		Override:      true,
 		TargetAddress: vip,
@@ -152,7 +152,7 @@ func unsolicitedNA(mac net.HardwareAddr, vip netip.Addr) ([]byte, error) {
 	return ndpPacket(na, vip, allNodes)
 }
 
-// ndpFrame translates one received IPv6 packet (from the Ethernet source
+// NDPFrame translates one received IPv6 packet (from the Ethernet source
 // src) into the ARP facts the VIP machines read; ok is false for anything
 // but a valid NS or NA (RFC 4861 §7.1: hop limit 255, code 0, a correct
 // checksum, no NS from :: to a unicast address). The translation:
@@ -161,7 +161,7 @@ func unsolicitedNA(mac net.HardwareAddr, vip netip.Addr) ([]byte, error) {
 //	NS from S for T       op request, SHA its source link-layer option (or src), SPA S, TPA T
 //	NA for T, unsolicited op reply, SHA its target link-layer option (or src), SPA T, TPA T: an announcement
 //	NA for T, solicited   the same with TPA :: (an answer, as the kernel's ARP reply to a probe)
-func ndpFrame(b []byte, src net.HardwareAddr) (*arp.Packet, error) {
+func NDPFrame(b []byte, src net.HardwareAddr) (*arp.Packet, error) {
 	if len(b) < ipv6HeaderLen+4 || b[0]>>4 != 6 || b[6] != unix.IPPROTO_ICMPV6 || b[7] != ndpHopLimit {
 		return nil, errNotNDP
 	}
@@ -245,21 +245,21 @@ func icmpChecksum(src, dst netip.Addr, icmp []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// ndpSocket is the IPv6 counterpart of arpSocket: one per interface, shared
+// NDPSocket is the IPv6 counterpart of ARPSocket: one per interface, shared
 // by every IPv6 VIP on it. It also holds the node's memberships of the
 // VIPs' solicited-node groups, so that the NIC's filter and MLD-snooping
 // switches deliver the other nodes' probes to a standby too (a holder's
 // kernel joins the group of an address it has itself).
-type ndpSocket struct {
+type NDPSocket struct {
 	conn   *packet.Conn
 	groups []int // UDP sockets holding the multicast memberships
-	mac    net.HardwareAddr
+	MAC    net.HardwareAddr
 	name   string
 }
 
-// openNDPSocket opens the socket and joins the solicited-node group of
+// OpenNDPSocket opens the socket and joins the solicited-node group of
 // every address in join (the IPv6 VIPs and reference hosts).
-func openNDPSocket(ifi *net.Interface, join []netip.Addr) (*ndpSocket, error) {
+func OpenNDPSocket(ifi *net.Interface, join []netip.Addr) (*NDPSocket, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address: floatip needs an Ethernet-like link", ifi.Name)
 	}
@@ -267,7 +267,7 @@ func openNDPSocket(ifi *net.Interface, join []netip.Addr) (*ndpSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open IPv6 neighbour discovery socket on %s: %w", ifi.Name, privilege.Hint(err))
 	}
-	s := &ndpSocket{conn: conn, mac: ifi.HardwareAddr, name: ifi.Name}
+	s := &NDPSocket{conn: conn, MAC: ifi.HardwareAddr, name: ifi.Name}
 	if err := s.join(ifi, join); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -279,7 +279,7 @@ func openNDPSocket(ifi *net.Interface, join []netip.Addr) (*ndpSocket, error) {
 // A socket's memberships are bounded by net.core.optmem_max (56 bytes each:
 // about 360 with an older kernel's 20 kB): when one is full (ENOMEM),
 // another is opened.
-func (s *ndpSocket) join(ifi *net.Interface, addrs []netip.Addr) error {
+func (s *NDPSocket) join(ifi *net.Interface, addrs []netip.Addr) error {
 	fd := -1
 	joined := map[netip.Addr]bool{}
 	for _, a := range addrs {
@@ -309,7 +309,7 @@ func (s *ndpSocket) join(ifi *net.Interface, addrs []netip.Addr) error {
 	return nil
 }
 
-func (s *ndpSocket) Close() error {
+func (s *NDPSocket) Close() error {
 	for _, fd := range s.groups {
 		_ = unix.Close(fd)
 	}
@@ -317,48 +317,48 @@ func (s *ndpSocket) Close() error {
 	return s.conn.Close()
 }
 
-// send writes one IPv6 packet to the Ethernet address dst.
-func (s *ndpSocket) send(b []byte, dst net.HardwareAddr) error {
+// Send writes one IPv6 packet to the Ethernet address dst.
+func (s *NDPSocket) Send(b []byte, dst net.HardwareAddr) error {
 	if _, err := s.conn.WriteTo(b, &packet.Addr{HardwareAddr: dst}); err != nil {
 		return fmt.Errorf("send neighbour discovery on %s: %w", s.name, err)
 	}
 	return nil
 }
 
-// probe sends a DAD-style NS for target, tagged when tag is not nil, to its
+// Probe sends a DAD-style NS for target, tagged when tag is not nil, to its
 // solicited-node group, or to dst when dst is a MAC other than broadcast
 // (the known holder).
-func (s *ndpSocket) probe(target netip.Addr, tag *peerTag, dst net.HardwareAddr) error {
-	b, err := probeNS(target, tag)
+func (s *NDPSocket) Probe(target netip.Addr, tag *Tag, dst net.HardwareAddr) error {
+	b, err := ProbeNS(target, tag)
 	if err != nil {
 		return fmt.Errorf("build probe for %s: %w", target, err)
 	}
-	if dst == nil || bytes.Equal(dst, broadcastMAC) {
+	if dst == nil || bytes.Equal(dst, BroadcastMAC) {
 		_, dst = solicitedNode(target)
 	}
-	return s.send(b, dst)
+	return s.Send(b, dst)
 }
 
-// announce sends one unsolicited NA for vip to all-nodes.
-func (s *ndpSocket) announce(vip netip.Addr) error {
-	b, err := unsolicitedNA(s.mac, vip)
+// Announce sends one unsolicited NA for vip to all-nodes.
+func (s *NDPSocket) Announce(vip netip.Addr) error {
+	b, err := UnsolicitedNA(s.MAC, vip)
 	if err != nil {
 		return fmt.Errorf("build announcement for %s: %w", vip, err)
 	}
-	return s.send(b, allNodesMAC)
+	return s.Send(b, allNodesMAC)
 }
 
 // Run reads packets and hands each valid NS or NA to deliver, translated
-// (ndpFrame), until ctx ends (then it returns nil) or the socket fails for
+// (NDPFrame), until ctx ends (then it returns nil) or the socket fails for
 // good. A malformed packet from the LAN is skipped, never fatal.
-func (s *ndpSocket) Run(ctx context.Context, deliver func(arpFrame)) error {
+func (s *NDPSocket) Run(ctx context.Context, deliver func(Frame)) error {
 	return readPackets(ctx, s.conn, "neighbour discovery", s.name, func(b []byte, from net.Addr) {
 		addr, ok := from.(*packet.Addr)
 		if !ok || len(addr.HardwareAddr) != 6 {
 			return
 		}
-		if pkt, err := ndpFrame(b, append(net.HardwareAddr(nil), addr.HardwareAddr...)); err == nil {
-			deliver(arpFrame{pkt: pkt, received: time.Now()})
+		if pkt, err := NDPFrame(b, append(net.HardwareAddr(nil), addr.HardwareAddr...)); err == nil {
+			deliver(Frame{Packet: pkt, Received: time.Now()})
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package main
+package system
 
 // Connection reset on release: a client idle in read on a moved VIP never
 // learns that its server is gone (it sends nothing, so nobody answers it
@@ -95,24 +95,24 @@ type vipGate interface {
 	reopen(vip netip.Addr) error
 }
 
-// connResetter resets a VIP's TCP connections. One serves every VIP of the
+// ConnResetter resets a VIP's TCP connections. One serves every VIP of the
 // daemon; the VIP machines call it concurrently.
-type connResetter struct {
+type ConnResetter struct {
 	log     *slog.Logger
 	sockets socketTable
 	gate    vipGate
 	off     atomic.Bool // unavailable here: said once, not tried again
 }
 
-func newConnResetter(ifname string, log *slog.Logger) *connResetter {
-	return &connResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname}}
+func NewConnResetter(ifname string, log *slog.Logger) *ConnResetter {
+	return &ConnResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname}}
 }
 
-// reset closes the gate of vip and destroys its TCP connections, and logs
+// Reset closes the gate of vip and destroys its TCP connections, and logs
 // one line with the count. It never fails the release: without support it
 // says so once and does nothing from then on. It reports whether the gate
 // was closed (then the caller must remove the VIP, or reopen it).
-func (r *connResetter) reset(vip netip.Addr) (closed bool) {
+func (r *ConnResetter) Reset(vip netip.Addr) (closed bool) {
 	if r.off.Load() {
 		return false
 	}
@@ -140,13 +140,13 @@ func (r *connResetter) reset(vip netip.Addr) (closed bool) {
 
 // reopen undoes the gate of a VIP that could not be removed after all: it
 // stays configured, so it must be served.
-func (r *connResetter) reopen(vip netip.Addr) {
+func (r *ConnResetter) reopen(vip netip.Addr) {
 	if err := r.gate.reopen(vip); err != nil {
 		r.log.Error("cannot restore the VIP's local route after a failed removal", "vip", vip.String(), "err", err)
 	}
 }
 
-func (r *connResetter) resetPasses(vip netip.Addr) (int, error) {
+func (r *ConnResetter) resetPasses(vip netip.Addr) (int, error) {
 	tab := r.sockets
 	total := 0
 	for range maxResetPasses {
@@ -177,27 +177,27 @@ func (r *connResetter) resetPasses(vip netip.Addr) (int, error) {
 	return total, nil
 }
 
-// resetThenRemove is a vipAddress whose remove first resets the VIP's TCP
+// resetThenRemove is a address whose remove first resets the VIP's TCP
 // connections: every release path (SIGTERM, handover, failed check, split
 // brain, link loss) goes through remove.
 type resetThenRemove struct {
-	vipAddress
-	r   *connResetter
+	address
+	r   *ConnResetter
 	vip netip.Addr
 }
 
-func (a resetThenRemove) remove() error {
-	closed := a.r.reset(a.vip)
-	err := a.vipAddress.remove()
+func (a resetThenRemove) Remove() error {
+	closed := a.r.Reset(a.vip)
+	err := a.address.Remove()
 	if err != nil && closed {
 		a.r.reopen(a.vip)
 	}
 	return err
 }
 
-// withConnReset wraps addr so that its removal resets vip's connections first.
-func withConnReset(addr vipAddress, r *connResetter, vip netip.Addr) vipAddress {
-	return resetThenRemove{vipAddress: addr, r: r, vip: vip}
+// WithConnReset wraps addr so that its removal resets vip's connections first.
+func WithConnReset(addr address, r *ConnResetter, vip netip.Addr) address {
+	return resetThenRemove{address: addr, r: r, vip: vip}
 }
 
 // localRouteGate deletes the VIP's route in the local table, which the

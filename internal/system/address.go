@@ -1,4 +1,4 @@
-package main
+package system
 
 // The VIP on the interface: adding and removing it through netlink (the
 // vipAddress side effect of a machine), and the look at the host's
@@ -17,40 +17,53 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netlinkAddress manages the VIP as a /32 with a label on one interface,
+// NetlinkAddress manages the VIP as a /32 with a label on one interface,
 // an IPv6 VIP as a /128 with IFA_F_NODAD (the kernel's own DAD would hold
 // it tentative for a second, and could refuse it) and no label (IPv6
 // addresses have none). The link is the one the interface's loop has open
 // (index), or, while it has none, looked up by name: it may have been
 // recreated. Not looking it up for every add keeps a claim of hundreds of
 // VIPs to one netlink round trip each.
-type netlinkAddress struct {
+// address is a VIP's address on the interface, as a machine adds and
+// removes it (NetlinkAddress, and resetThenRemove around it).
+type address interface {
+	Add() error
+	Remove() error
+}
+
+type NetlinkAddress struct {
 	ifname string
 	vip    netip.Addr
 	label  string
-	index  *linkIndex // nil or 0: look the link up by name
+	index  *LinkIndex // nil or 0: look the link up by name
 }
 
-// linkIndex is the index of the interface while its socket is open.
-type linkIndex struct{ v atomic.Int32 }
+// LinkIndex is the index of the interface while its socket is open.
+type LinkIndex struct{ v atomic.Int32 }
 
-func (l *linkIndex) set(i int) { l.v.Store(int32(i)) }
+func (l *LinkIndex) Set(i int) { l.v.Store(int32(i)) }
 
-func (l *linkIndex) get() int {
+func (l *LinkIndex) get() int {
 	if l == nil {
 		return 0
 	}
 	return int(l.v.Load())
 }
 
-func (a *netlinkAddress) link() (netlink.Link, error) {
+// NewAddress is vip on the interface ifname with an address label ("" for
+// none); index, when set, saves the look-up of the link by name.
+func NewAddress(ifname string, vip netip.Addr, label string, index *LinkIndex) *NetlinkAddress {
+	return &NetlinkAddress{ifname: ifname, vip: vip, label: label, index: index}
+}
+
+func (a *NetlinkAddress) link() (netlink.Link, error) {
 	if i := a.index.get(); i > 0 {
 		return &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: i, Name: a.ifname}}, nil
 	}
 	return netlink.LinkByName(a.ifname)
 }
 
-func (a *netlinkAddress) netlinkAddr() *netlink.Addr {
+func (a *NetlinkAddress) netlinkAddr() *netlink.Addr {
 	if a.vip.Is6() {
 		return &netlink.Addr{
 			IPNet: &net.IPNet{IP: a.vip.AsSlice(), Mask: net.CIDRMask(128, 128)},
@@ -64,7 +77,7 @@ func (a *netlinkAddress) netlinkAddr() *netlink.Addr {
 }
 
 // add configures the VIP/32 (/128); it is idempotent (RTM_NEWADDR with replace).
-func (a *netlinkAddress) add() error {
+func (a *NetlinkAddress) Add() error {
 	link, err := a.link()
 	if err != nil {
 		return fmt.Errorf("add %s to %s: %w", hostPrefix(a.vip), a.ifname, err)
@@ -76,7 +89,7 @@ func (a *netlinkAddress) add() error {
 }
 
 // remove deletes the VIP/32 (/128); an address or interface already gone is fine.
-func (a *netlinkAddress) remove() error {
+func (a *NetlinkAddress) Remove() error {
 	link, err := a.link()
 	if err != nil {
 		var notFound netlink.LinkNotFoundError
@@ -86,7 +99,7 @@ func (a *netlinkAddress) remove() error {
 		return fmt.Errorf("remove %s from %s: %w", hostPrefix(a.vip), a.ifname, err)
 	}
 	// By address and prefix only, whatever its label: the kernel matches a
-	// label given in a delete, so a copy added by hand or by a run with
+	// Label given in a delete, so a copy added by hand or by a run with
 	// another --label would stay while we thought it gone.
 	addr := a.netlinkAddr()
 	addr.Label = ""
@@ -99,12 +112,12 @@ func (a *netlinkAddress) remove() error {
 // hostPrefix is ip/32 or ip/128.
 func hostPrefix(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, ip.BitLen()) }
 
-// checkExistingAddresses looks at the host's addresses before anything
+// CheckExistingAddresses looks at the host's addresses before anything
 // is changed. A VIP that is this host's own address (another prefix on
 // ifname, or any address on another interface) is refused; a VIP/32
 // (/128) already on ifname is returned for adoption; a VIP that is the network or
 // broadcast address of a subnet on ifname is refused.
-func checkExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bool, error) {
+func CheckExistingAddresses(ifname string, vips []netip.Addr) (map[netip.Addr]bool, error) {
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
@@ -156,4 +169,22 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// HasAddress reports whether ip is configured on the interface, any prefix.
+func HasAddress(ifname string, ip netip.Addr) (bool, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return false, fmt.Errorf("list addresses of %s: %w", ifname, err)
+	}
+	for _, a := range addrs {
+		if got, ok := addrFromNetlink(a.IP); ok && got == ip {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestWakeTimer(t *testing.T) {
-	w, err := newWakeTimer()
+	w, err := NewWakeTimer()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,19 +25,19 @@ func TestWakeTimer(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	w.reset(30 * time.Millisecond)
+	w.Reset(30 * time.Millisecond)
 	expect("armed for 30ms", true, 2*time.Second)
 	if d := time.Since(start); d < 30*time.Millisecond {
 		t.Errorf("fired after %v, before its 30ms", d)
 	}
-	w.reset(time.Hour)
-	w.reset(10 * time.Millisecond)
+	w.Reset(time.Hour)
+	w.Reset(10 * time.Millisecond)
 	expect("re-armed from 1h to 10ms", true, 2*time.Second)
-	w.reset(50 * time.Millisecond)
-	w.reset(time.Hour)
+	w.Reset(50 * time.Millisecond)
+	w.Reset(time.Hour)
 	expect("re-armed from 50ms to 1h", false, 200*time.Millisecond)
-	w.reset(0)
+	w.Reset(0)
 	expect("armed for 0 (at once)", true, 2*time.Second)
-	w.reset(-time.Second)
+	w.Reset(-time.Second)
 	expect("armed for the past (at once)", true, 2*time.Second)
 }

@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"context"
@@ -13,31 +13,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// linkStatus is what the daemon needs to know about its interface.
-type linkStatus struct {
-	exists bool
-	usable bool // administratively up with carrier
-	index  int
+// LinkStatus is what the daemon needs to know about its interface.
+type LinkStatus struct {
+	Exists bool
+	Usable bool // administratively up with carrier
+	Index  int
 }
 
-// watchEvent is one change seen through netlink.
-type watchEvent struct {
-	link        *linkStatus
-	addrRemoved netip.Addr // a /32 (/128) deleted from our interface
-	addrAdded   netip.Addr // a /32 (/128) added to our interface (by us, or by hand)
-	resync      bool       // the subscription was (re)established: state may have been missed
+// WatchEvent is one change seen through netlink.
+type WatchEvent struct {
+	Link        *LinkStatus
+	AddrRemoved netip.Addr // a /32 (/128) deleted from our interface
+	AddrAdded   netip.Addr // a /32 (/128) added to our interface (by us, or by hand)
+	Resync      bool       // the subscription was (re)established: state may have been missed
 }
 
-// linkWatcher follows one interface by name through netlink subscriptions
+// LinkWatcher follows one interface by name through netlink subscriptions
 // (no polling): it appears, goes up or down, is deleted, loses addresses.
-type linkWatcher struct {
+type LinkWatcher struct {
 	ifname string
 	log    *slog.Logger
 }
 
 // Run sends events to out until ctx ends, then returns nil. A failed
 // subscription is re-established after a pause, followed by a resync.
-func (w *linkWatcher) Run(ctx context.Context, out chan<- watchEvent) error {
+// NewLinkWatcher watches the interface ifname, which may not exist yet.
+func NewLinkWatcher(ifname string, log *slog.Logger) *LinkWatcher {
+	return &LinkWatcher{ifname: ifname, log: log}
+}
+
+func (w *LinkWatcher) Run(ctx context.Context, out chan<- WatchEvent) error {
 	for {
 		err := w.subscribeOnce(ctx, out)
 		if ctx.Err() != nil {
@@ -52,7 +57,7 @@ func (w *linkWatcher) Run(ctx context.Context, out chan<- watchEvent) error {
 	}
 }
 
-func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) error {
+func (w *LinkWatcher) subscribeOnce(ctx context.Context, out chan<- WatchEvent) error {
 	done := make(chan struct{})
 	links := make(chan netlink.LinkUpdate, 64)
 	addrs := make(chan netlink.AddrUpdate, 64)
@@ -85,7 +90,7 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 	// Subscribed first, then read the current state: nothing falls between.
 	status := w.current()
 	first := status // a copy: the loop reads it after status changes
-	if !send(ctx, out, watchEvent{link: &first, resync: true}) {
+	if !send(ctx, out, WatchEvent{Link: &first, Resync: true}) {
 		return nil
 	}
 	for {
@@ -98,12 +103,12 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 			if !ok {
 				return errors.New("link subscription closed")
 			}
-			if u.Attrs().Name != w.ifname && u.Attrs().Index != status.index {
+			if u.Attrs().Name != w.ifname && u.Attrs().Index != status.Index {
 				continue
 			}
 			status = statusFromUpdate(u, w.ifname)
 			sent := status // the loop reads it after we overwrite status
-			if !send(ctx, out, watchEvent{link: &sent}) {
+			if !send(ctx, out, WatchEvent{Link: &sent}) {
 				return nil
 			}
 		case u, ok := <-addrs:
@@ -112,12 +117,12 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 			}
 			ones, _ := u.LinkAddress.Mask.Size()
 			ip, valid := addrFromNetlink(u.LinkAddress.IP)
-			if !valid || ones != ip.BitLen() || u.LinkIndex != status.index {
+			if !valid || ones != ip.BitLen() || u.LinkIndex != status.Index {
 				continue
 			}
-			ev := watchEvent{addrRemoved: ip}
+			ev := WatchEvent{AddrRemoved: ip}
 			if u.NewAddr {
-				ev = watchEvent{addrAdded: ip}
+				ev = WatchEvent{AddrAdded: ip}
 			}
 			if !send(ctx, out, ev) {
 				return nil
@@ -126,7 +131,7 @@ func (w *linkWatcher) subscribeOnce(ctx context.Context, out chan<- watchEvent) 
 	}
 }
 
-func send(ctx context.Context, out chan<- watchEvent, ev watchEvent) bool {
+func send(ctx context.Context, out chan<- WatchEvent, ev WatchEvent) bool {
 	select {
 	case out <- ev:
 		return true
@@ -136,19 +141,19 @@ func send(ctx context.Context, out chan<- watchEvent, ev watchEvent) bool {
 }
 
 // current reads the interface's state by name.
-func (w *linkWatcher) current() linkStatus {
+func (w *LinkWatcher) current() LinkStatus {
 	link, err := netlink.LinkByName(w.ifname)
 	if err != nil {
-		return linkStatus{}
+		return LinkStatus{}
 	}
-	return linkStatus{exists: true, usable: linkUsable(link.Attrs()), index: link.Attrs().Index}
+	return LinkStatus{Exists: true, Usable: linkUsable(link.Attrs()), Index: link.Attrs().Index}
 }
 
-func statusFromUpdate(u netlink.LinkUpdate, ifname string) linkStatus {
+func statusFromUpdate(u netlink.LinkUpdate, ifname string) LinkStatus {
 	if u.Header.Type == unix.RTM_DELLINK || u.Attrs().Name != ifname {
-		return linkStatus{} // deleted, or renamed away from the name we follow
+		return LinkStatus{} // deleted, or renamed away from the name we follow
 	}
-	return linkStatus{exists: true, usable: linkUsable(u.Attrs()), index: u.Attrs().Index}
+	return LinkStatus{Exists: true, Usable: linkUsable(u.Attrs()), Index: u.Attrs().Index}
 }
 
 // linkUsable: up, and with carrier (operstate up, or unknown for devices

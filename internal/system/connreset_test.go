@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"bytes"
@@ -10,12 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"floatip/internal/fiptest"
-
-	"floatip/internal/event"
-
 	"golang.org/x/sys/unix"
 )
+
+var testVIP = netip.MustParseAddr("192.0.2.50")
 
 func conn(local, remote string, state uint8) tcpConn {
 	return tcpConn{local: netip.MustParseAddrPort(local), remote: netip.MustParseAddrPort(remote), state: state}
@@ -90,20 +88,20 @@ func (g worldGate) reopen(netip.Addr) error {
 
 type worldAddr struct{ w *world }
 
-func (a worldAddr) add() error {
+func (a worldAddr) Add() error {
 	a.w.events = append(a.w.events, "add")
 	return nil
 }
 
-func (a worldAddr) remove() error {
+func (a worldAddr) Remove() error {
 	a.w.events = append(a.w.events, "remove")
 	return a.w.removeErr
 }
 
-func newWorld(conns ...[]tcpConn) (*world, *connResetter, *bytes.Buffer) {
+func newWorld(conns ...[]tcpConn) (*world, *ConnResetter, *bytes.Buffer) {
 	w := &world{conns: conns}
 	var logs bytes.Buffer
-	r := &connResetter{log: slog.New(slog.NewTextHandler(&logs, nil)), gate: worldGate{w},
+	r := &ConnResetter{log: slog.New(slog.NewTextHandler(&logs, nil)), gate: worldGate{w},
 		sockets: w}
 	return w, r, &logs
 }
@@ -118,8 +116,8 @@ var (
 // delivery, reset, then remove the address.
 func TestResetThenRemove(t *testing.T) {
 	w, r, logs := newWorld([]tcpConn{c1, other, c2}, []tcpConn{other})
-	addr := withConnReset(worldAddr{w}, r, testVIP)
-	if err := addr.remove(); err != nil {
+	addr := WithConnReset(worldAddr{w}, r, testVIP)
+	if err := addr.Remove(); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"gate closed", "list", "destroy 192.0.2.100:40000", "destroy 192.0.2.101:40001", "list", "remove"}
@@ -131,7 +129,7 @@ func TestResetThenRemove(t *testing.T) {
 	}
 	// Adding is untouched.
 	w.events = nil
-	if err := addr.add(); err != nil || !slices.Equal(w.events, []string{"add"}) {
+	if err := addr.Add(); err != nil || !slices.Equal(w.events, []string{"add"}) {
 		t.Errorf("add: %v, events %q", err, w.events)
 	}
 }
@@ -140,13 +138,13 @@ func TestResetThenRemove(t *testing.T) {
 // are bounded.
 func TestResetPasses(t *testing.T) {
 	w, r, _ := newWorld([]tcpConn{c1}, []tcpConn{c2}, nil)
-	r.reset(testVIP)
+	r.Reset(testVIP)
 	want := []string{"gate closed", "list", "destroy 192.0.2.100:40000", "list", "destroy 192.0.2.101:40001", "list"}
 	if !slices.Equal(w.events, want) {
 		t.Errorf("events %q\nwant   %q", w.events, want)
 	}
 	w, r, _ = newWorld([]tcpConn{c1}) // the kernel keeps listing it
-	r.reset(testVIP)
+	r.Reset(testVIP)
 	if w.lists != maxResetPasses {
 		t.Errorf("%d listings, want at most %d", w.lists, maxResetPasses)
 	}
@@ -155,8 +153,8 @@ func TestResetPasses(t *testing.T) {
 func TestResetFailedRemovalReopens(t *testing.T) {
 	w, r, _ := newWorld(nil)
 	w.removeErr = errors.New("netlink says no")
-	addr := withConnReset(worldAddr{w}, r, testVIP)
-	if err := addr.remove(); err == nil {
+	addr := WithConnReset(worldAddr{w}, r, testVIP)
+	if err := addr.Remove(); err == nil {
 		t.Fatal("the removal error was swallowed")
 	}
 	want := []string{"gate closed", "list", "remove", "gate reopened"}
@@ -166,7 +164,7 @@ func TestResetFailedRemovalReopens(t *testing.T) {
 	// A gate that could not close is not reopened, and the reset goes on.
 	w, r, logs := newWorld([]tcpConn{c1})
 	w.gateErr, w.removeErr = errors.New("no route"), errors.New("netlink says no")
-	_ = withConnReset(worldAddr{w}, r, testVIP).remove()
+	_ = WithConnReset(worldAddr{w}, r, testVIP).Remove()
 	if slices.Contains(w.events, "gate reopened") || !slices.Contains(w.events, "destroy 192.0.2.100:40000") {
 		t.Errorf("events %q", w.events)
 	}
@@ -182,9 +180,9 @@ func TestResetUnavailable(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			w, r, logs := newWorld([]tcpConn{c1})
 			w.destroyErr = fmt.Errorf("netlink: %w", errno)
-			addr := withConnReset(worldAddr{w}, r, testVIP)
+			addr := WithConnReset(worldAddr{w}, r, testVIP)
 			for range 3 {
-				if err := addr.remove(); err != nil {
+				if err := addr.Remove(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -202,37 +200,8 @@ func TestResetUnavailable(t *testing.T) {
 	// A socket closed between the listing and the destroy is no failure.
 	w, r, logs := newWorld([]tcpConn{c1}, nil)
 	w.destroyErr = unix.ENOENT
-	r.reset(testVIP)
+	r.Reset(testVIP)
 	if !strings.Contains(logs.String(), "connections=0") || strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("ENOENT on destroy:\n%s", logs.String())
-	}
-}
-
-// Every release path of the machine goes through the reset before the
-// removal: shutdown (SIGTERM), a failed health check, carrier loss.
-func TestMachineReleasesResetFirst(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		release func(m *vipMachine)
-	}{
-		{"shutdown", func(m *vipMachine) { m.shutdown(fiptest.T0.Add(ms(2000))) }},
-		{"health check fails", func(m *vipMachine) { m.onEvent(evUnhealthy, fiptest.T0.Add(ms(2000))) }},
-		{"link down", func(m *vipMachine) { m.onEvent(evLinkDown, fiptest.T0.Add(ms(2000))) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m, _ := newTestMachine(t, 100, "02:00:00:00:00:09")
-			w, r, _ := newWorld([]tcpConn{c1}, nil)
-			m.addr = withConnReset(worldAddr{w}, r, testVIP)
-			advance(m, fiptest.T0, fiptest.T0.Add(ms(1000)), nil)
-			if m.state != event.Active {
-				t.Fatalf("setup: state %v", m.state)
-			}
-			w.events = nil
-			tc.release(m)
-			want := []string{"gate closed", "list", "destroy 192.0.2.100:40000", "list", "remove"}
-			if !slices.Equal(w.events, want) {
-				t.Errorf("events %q\nwant   %q", w.events, want)
-			}
-		})
 	}
 }

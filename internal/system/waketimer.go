@@ -1,4 +1,4 @@
-package main
+package system
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ type wakeTimer struct {
 	C    chan struct{}
 }
 
-func newWakeTimer() (*wakeTimer, error) {
+func NewWakeTimer() (*wakeTimer, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("create timerfd: %w", err)
@@ -67,10 +67,10 @@ func (t *wakeTimer) run() {
 	}
 }
 
-// reset arms the timer to expire after d (at once if d <= 0), replacing any
+// Reset arms the timer to expire after d (at once if d <= 0), replacing any
 // earlier setting. An expiry already passed to C stays there: the loop
 // must tolerate a wake-up with nothing due.
-func (t *wakeTimer) reset(d time.Duration) {
+func (t *wakeTimer) Reset(d time.Duration) {
 	if d <= 0 {
 		d = 1 // zero would disarm it
 	}

@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"fmt"
@@ -56,7 +56,7 @@ func routineFilter(standby, routine bool) []bpf.Instruction {
 		offTPA = 24
 		never  = 0x10000 // no 16-bit field has this value
 	)
-	replyOp, holderFlags := uint32(2), uint32(flagHolder)
+	replyOp, holderFlags := uint32(2), uint32(FlagHolder)
 	if !standby {
 		replyOp, holderFlags = never, never
 	}
@@ -71,7 +71,7 @@ func routineFilter(standby, routine bool) []bpf.Instruction {
 		{ins: bpf.LoadAbsolute{Off: offSPA, Size: 4}}, // a probe: sender IP 0.0.0.0 ...
 		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0}, to: "no"},
 		{ins: bpf.LoadAbsolute{Off: offTHA, Size: 4}}, // ... with a floatip tag ...
-		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 'f'<<24 | 'i'<<16 | 'p'<<8 | tagVersion}, to: "no"},
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 'f'<<24 | 'i'<<16 | 'p'<<8 | TagVersion}, to: "no"},
 		{ins: bpf.LoadAbsolute{Off: offTHA + 4, Size: 2}}, // ... priority (not 0) and flags
 		{ins: bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 0x0100}, to: "no"},
 		{ins: bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xff}},
@@ -140,7 +140,7 @@ type routineSocket struct {
 	ifindex int
 	buf     []byte
 	oob     []byte
-	pending *arpFrame // read past a drain's limit: the next drain's first
+	pending *Frame // read past a drain's limit: the next drain's first
 }
 
 func openRoutineSocket(ifi *net.Interface, standby bool) (*routineSocket, error) {
@@ -193,7 +193,7 @@ func (s *routineSocket) Close() error { return unix.Close(s.fd) }
 // drain hands handle the frames received up to limit, oldest first; a
 // frame received after limit is kept for the next drain, so that frames
 // from both sockets are handled in the order they arrived.
-func (s *routineSocket) drain(limit time.Time, handle func(arpFrame)) {
+func (s *routineSocket) drain(limit time.Time, handle func(Frame)) {
 	for {
 		if s.pending == nil {
 			f, ok := s.read()
@@ -202,7 +202,7 @@ func (s *routineSocket) drain(limit time.Time, handle func(arpFrame)) {
 			}
 			s.pending = &f
 		}
-		if s.pending.received.After(limit) {
+		if s.pending.Received.After(limit) {
 			return
 		}
 		f := *s.pending
@@ -215,7 +215,7 @@ func (s *routineSocket) drain(limit time.Time, handle func(arpFrame)) {
 // waiting (or the socket failed: the main socket's reader reports that).
 // A raw system call: it never blocks, and the runtime's syscall.Syscall
 // would wake sysmon (waketimer.go).
-func (s *routineSocket) read() (arpFrame, bool) {
+func (s *routineSocket) read() (Frame, bool) {
 	for {
 		iov := unix.Iovec{Base: &s.buf[0]}
 		iov.SetLen(len(s.buf))
@@ -226,19 +226,19 @@ func (s *routineSocket) read() (arpFrame, bool) {
 			continue
 		}
 		if e != 0 {
-			return arpFrame{}, false
+			return Frame{}, false
 		}
-		pkt, ok := parseARP(s.buf[:n])
+		pkt, ok := ParseARP(s.buf[:n])
 		if !ok {
 			continue
 		}
-		return arpFrame{pkt: pkt, received: receivedAt(s.oob[:msg.Controllen], time.Now())}, true
+		return Frame{Packet: pkt, Received: receivedAt(s.oob[:msg.Controllen], time.Now())}, true
 	}
 }
 
-// send writes an ARP payload to dst with a raw, non-blocking system call
+// Send writes an ARP payload to dst with a raw, non-blocking system call
 // (see read); errAgain when the send buffer is full.
-func (s *routineSocket) send(b []byte, dst net.HardwareAddr) error {
+func (s *routineSocket) Send(b []byte, dst net.HardwareAddr) error {
 	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_ARP), Ifindex: int32(s.ifindex), Halen: uint8(len(dst))}
 	copy(sa.Addr[:], dst)
 	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),

@@ -1,0 +1,121 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// Port is the sending side of the interface's ARP socket as the VIP
+// machines see it. The socket underneath is replaced when the link comes
+// back after a flap or is recreated; while there is none, sends fail with
+// errLinkDown and the machines hold still.
+type Port struct {
+	mu   sync.Mutex
+	sock *ARPSocket
+	nd   *NDPSocket // IPv6 VIPs' neighbour discovery (ndp.go); nil without IPv6 VIPs
+}
+
+var errLinkDown = errors.New("link is down")
+
+func (p *Port) Set(s *ARPSocket) {
+	p.mu.Lock()
+	p.sock = s
+	p.mu.Unlock()
+}
+
+func (p *Port) current() *ARPSocket {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sock
+}
+
+func (p *Port) SetND(s *NDPSocket) {
+	p.mu.Lock()
+	p.nd = s
+	p.mu.Unlock()
+}
+
+func (p *Port) currentND() *NDPSocket {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nd
+}
+
+// MAC is the interface's MAC, or nil while the link is down.
+func (p *Port) MAC() net.HardwareAddr {
+	if s := p.current(); s != nil {
+		return s.MAC
+	}
+	return nil
+}
+
+// Probe sends an RFC 5227 probe for vip carrying tag, to dst (broadcast,
+// or the known holder's MAC); for an IPv6 VIP, a DAD-style NS (ndp.go).
+func (p *Port) Probe(vip netip.Addr, tag Tag, dst net.HardwareAddr) error {
+	if vip.Is6() {
+		nd := p.currentND()
+		if nd == nil {
+			return errLinkDown
+		}
+		return nd.Probe(vip, &tag, dst)
+	}
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkt, err := ProbePacket(s.MAC, vip, &tag)
+	if err != nil {
+		return fmt.Errorf("build probe for %s: %w", vip, err)
+	}
+	return s.Send(pkt, dst)
+}
+
+// ProbeAddress sends a plain RFC 5227 probe (no tag) for ip, broadcast: it
+// asks a reference host whether it is there.
+func (p *Port) ProbeAddress(ip netip.Addr) error {
+	if ip.Is6() {
+		nd := p.currentND()
+		if nd == nil {
+			return errLinkDown
+		}
+		return nd.Probe(ip, nil, BroadcastMAC)
+	}
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkt, err := ProbePacket(s.MAC, ip, nil)
+	if err != nil {
+		return fmt.Errorf("build probe for %s: %w", ip, err)
+	}
+	return s.Send(pkt, BroadcastMAC)
+}
+
+// Announce sends one round of unsolicited ARP for vip; for an IPv6 VIP,
+// one unsolicited NA (form is ARP's: an NA has one form only).
+func (p *Port) Announce(vip netip.Addr, form AnnounceForm) error {
+	if vip.Is6() {
+		nd := p.currentND()
+		if nd == nil {
+			return errLinkDown
+		}
+		return nd.Announce(vip)
+	}
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkts, err := announcePackets(s.MAC, vip, form)
+	if err != nil {
+		return err
+	}
+	for _, pkt := range pkts {
+		if err := s.Send(pkt, BroadcastMAC); err != nil {
+			return err
+		}
+	}
+	return nil
+}
