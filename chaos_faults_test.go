@@ -29,9 +29,9 @@ func (c *chaos) checkExits() {
 		c.extra = append(c.extra, violation{At: now, Kind: "exit",
 			Detail: fmt.Sprintf("%s (pid %d) exited unexpectedly with %d; last lines:\n%s", d.name, d.pid(), code, lastLines(d.logs(), 15))})
 		c.mu.Unlock()
-		c.event(now, i, condRunning, false)
+		c.Broadcast(now, i, condRunning, false)
 		c.startDaemon(i)
-		c.event(time.Now(), i, condRunning, true)
+		c.Broadcast(time.Now(), i, condRunning, true)
 	}
 }
 
@@ -117,7 +117,7 @@ func (c *chaos) inject(n int, p plan) {
 	case faultKill9, faultTerm:
 		d := c.daemons[h]
 		c.killed[h] = true
-		c.event(start, h, condRunning, false)
+		c.Broadcast(start, h, condRunning, false)
 		if p.kind == faultKill9 {
 			d.signal(syscall.SIGKILL)
 			if _, err := d.Wait(5 * time.Second); err != nil {
@@ -140,21 +140,21 @@ func (c *chaos) inject(n int, p plan) {
 		c.sleep(p.hold)
 		f.Restored = time.Now()
 		c.startDaemon(h)
-		c.event(f.Restored, h, condRunning, true)
+		c.Broadcast(f.Restored, h, condRunning, true)
 	case faultStop:
 		c.daemons[h].signal(syscall.SIGSTOP)
-		c.event(start, h, condAwake, false)
+		c.Broadcast(start, h, condAwake, false)
 		time.Sleep(p.hold) // not c.sleep: a stopped daemon is not an exit
 		f.Restored = time.Now()
 		c.daemons[h].signal(syscall.SIGCONT)
-		c.event(f.Restored, h, condAwake, true)
+		c.Broadcast(f.Restored, h, condAwake, true)
 	case faultCut:
 		c.l.script("cut", c.host(h))
-		c.event(start, h, condConnected, false)
+		c.Broadcast(start, h, condConnected, false)
 		c.sleep(p.hold)
 		c.l.script("heal", c.host(h))
 		f.Restored = time.Now()
-		c.event(f.Restored, h, condConnected, true)
+		c.Broadcast(f.Restored, h, condConnected, true)
 	case faultPartition:
 		hs := []int{h}
 		if p.host2 != 0 && p.host2 != h {
@@ -163,7 +163,7 @@ func (c *chaos) inject(n int, p plan) {
 		}
 		for _, x := range hs {
 			c.l.script("isolate", c.host(x))
-			c.event(time.Now(), x, condConnected, false)
+			c.Broadcast(time.Now(), x, condConnected, false)
 		}
 		c.sleep(p.hold)
 		for _, x := range hs {
@@ -171,7 +171,7 @@ func (c *chaos) inject(n int, p plan) {
 		}
 		f.Restored = time.Now()
 		for _, x := range hs {
-			c.event(f.Restored, x, condConnected, true)
+			c.Broadcast(f.Restored, x, condConnected, true)
 		}
 	case faultLoss:
 		f.Detail = fmt.Sprintf("%d%%", p.pct)
@@ -197,13 +197,13 @@ func (c *chaos) inject(n int, p plan) {
 		if err := os.WriteFile(c.failFile(h), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c.event(start, h, condHealthy, false)
+		c.Broadcast(start, h, condHealthy, false)
 		c.sleep(p.hold)
 		f.Restored = time.Now()
 		if err := os.Remove(c.failFile(h)); err != nil {
 			t.Fatal(err)
 		}
-		c.event(f.Restored, h, condHealthy, true)
+		c.Broadcast(f.Restored, h, condHealthy, true)
 	}
 	c.mu.Lock()
 	c.faults = append(c.faults, f)

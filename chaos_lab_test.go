@@ -141,7 +141,7 @@ func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 	for i := 0; i < r.vips; i++ {
 		c.vips = append(c.vips, fmt.Sprintf("192.0.2.%d", 50+i))
 	}
-	claim := chaosInterval / 4 // the last check before adding (fastSpacing)
+	claim := chaosInterval / 4 // the last check before adding (engine.FastSpacing)
 	riseDelay := time.Duration(chaosRise+1)*chaosCheckInterval + 200*time.Millisecond
 	c.bounds = chaosBounds{
 		NoHolder:   (time.Duration(chaosMisses)*chaosInterval + claim) * 12 / 10,
@@ -181,7 +181,7 @@ func (c *chaos) startDaemon(i int) {
 	c.all = append(c.all, c.daemons[i])
 }
 
-func (c *chaos) event(at time.Time, host int, cond nodeCond, up bool) {
+func (c *chaos) Broadcast(at time.Time, host int, cond nodeCond, up bool) {
 	c.mu.Lock()
 	c.events = append(c.events, nodeEvent{At: at, Host: host, Cond: cond, Up: up})
 	c.mu.Unlock()

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"floatip/internal/engine"
+
 	"floatip/internal/wire"
 
 	"floatip/internal/operator"
@@ -126,7 +128,7 @@ type config struct {
 	jsonLogs    bool
 	references  []netip.Addr // --reference; empty: the default gateway
 	noReference bool
-	machine     machineConfig
+	machine     engine.Config
 
 	check                       []string // nil: no health check
 	checkInterval, checkTimeout time.Duration
@@ -280,16 +282,16 @@ func (r *runCmd) config() (*config, error) {
 		level:         level,
 		references:    refs,
 		noReference:   r.NoReference,
-		machine: machineConfig{
-			priority:        uint8(r.Priority),
-			interval:        r.Interval,
-			misses:          r.Misses,
-			announceCount:   r.AnnounceCount,
-			announceSpacing: r.AnnounceSpacing,
-			announceForm:    wire.AnnounceForm(r.AnnounceForm),
-			refresh:         r.Refresh,
-			preempt:         r.Preempt,
-			preemptDelay:    r.PreemptDelay,
+		machine: engine.Config{
+			Priority:        uint8(r.Priority),
+			Interval:        r.Interval,
+			Misses:          r.Misses,
+			AnnounceCount:   r.AnnounceCount,
+			AnnounceSpacing: r.AnnounceSpacing,
+			AnnounceForm:    wire.AnnounceForm(r.AnnounceForm),
+			Refresh:         r.Refresh,
+			Preempt:         r.Preempt,
+			PreemptDelay:    r.PreemptDelay,
 		},
 	}, nil
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"floatip/internal/engine"
 )
 
 type statusCmd struct {
@@ -69,16 +71,20 @@ func listenControl(ifname string, log *slog.Logger) net.Listener {
 // statusServer answers GET /status on the control socket with the report
 // of its interface, built in the interface's loop.
 type statusServer struct {
-	ifname string
-	daemon *ifaceDaemon
+	ifname, version string
+	// inLoop runs fn in the interface's loop, the only goroutine that may
+	// read the group; false when the loop did not take it before ctx ended.
+	inLoop func(ctx context.Context, fn func(now time.Time)) bool
+	facts  func() engine.Facts // the group's facts; only in the loop
 	board  *statusBoard
 	// busy lets one report be built at a time: a client asking in a tight
 	// loop cannot keep the daemon's loop from its own work.
 	busy chan struct{}
 }
 
-func newStatusServer(ifname string, d *ifaceDaemon, board *statusBoard) *statusServer {
-	return &statusServer{ifname: ifname, daemon: d, board: board, busy: make(chan struct{}, 1)}
+func newStatusServer(ifname, version string, inLoop func(ctx context.Context, fn func(now time.Time)) bool,
+	facts func() engine.Facts, board *statusBoard) *statusServer {
+	return &statusServer{ifname: ifname, version: version, inLoop: inLoop, facts: facts, board: board, busy: make(chan struct{}, 1)}
 }
 
 func (s *statusServer) handler() http.Handler {
@@ -112,7 +118,7 @@ func (s *statusServer) report(ctx context.Context) (statusReport, error) {
 	}
 	defer func() { <-s.busy }()
 	out := make(chan statusReport, 1) // the loop never waits for us
-	if !s.daemon.call(ctx, func(now time.Time) { out <- buildStatusReport(s.daemon.group, s.board, s.ifname, now) }) {
+	if !s.inLoop(ctx, func(now time.Time) { out <- buildStatusReport(s.facts(), s.board, s.ifname, s.version, now) }) {
 		return statusReport{}, ctx.Err()
 	}
 	select {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
+	"floatip/internal/engine"
 
 	"floatip/internal/fiptest"
 
@@ -48,7 +48,7 @@ func controlTestName() string {
 	return fmt.Sprintf("t%d-%d", os.Getpid()%1000000, controlTestN.Add(1))
 }
 
-// serveTestControl runs a status server for a group on a fresh control
+// serveTestControl runs a status server for a node on a fresh control
 // socket; loop says whether the daemon's loop runs (answers calls).
 func serveTestControl(t *testing.T, name string, loop bool) *fiptest.SyncBuffer {
 	t.Helper()
@@ -58,20 +58,30 @@ func serveTestControl(t *testing.T, name string, loop bool) *fiptest.SyncBuffer 
 	if ln == nil {
 		t.Fatalf("no control socket:\n%s", logs)
 	}
-	g, _ := newTestGroup(t, "02:00:00:00:00:09", 150, fiptest.VIPs(2), false)
 	board := newStatusBoard(nil)
 	board.StateChanged(event.Change{VIP: fiptest.VIPs(1)[0], Interface: name, From: event.Standby, To: event.Active, At: fiptest.T0})
-	d := newIfaceDaemon(name, log, &wire.Port{}, g)
+	calls := make(chan func(time.Time)) // the loop's calls, as the daemon's
+	inLoop := func(ctx context.Context, fn func(now time.Time)) bool {
+		select {
+		case calls <- fn:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	facts := func() engine.Facts {
+		return engine.Facts{MAC: fiptest.MustMAC("02:00:00:00:00:09"), Priority: 150, Healthy: true}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serveHTTP(ctx, newHTTPServer(newStatusServer(name, d, board).handler(), log), ln, "control socket")
+		done <- serveHTTP(ctx, newHTTPServer(newStatusServer(name, "test", inLoop, facts, board).handler(), log), ln, "control socket")
 	}()
 	if loop {
 		go func() {
 			for {
 				select {
-				case fn := <-d.calls:
+				case fn := <-calls:
 					fn(fiptest.T0.Add(time.Minute))
 				case <-ctx.Done():
 					return

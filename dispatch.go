@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"time"
 
+	"floatip/internal/engine"
+
 	"floatip/internal/system"
 
 	"floatip/internal/wire"
@@ -25,7 +27,7 @@ type ifaceDaemon struct {
 	log    *slog.Logger
 	port   *wire.Port
 	refs   *referenceWatch // nil: no reference hosts
-	group  *groupView      // the VIP machines and what they share
+	group  *engine.Group   // the VIP machines and what they share
 	// Index is the interface's while its socket is open, for the VIPs'
 	// netlink requests.
 	index system.LinkIndex
@@ -35,8 +37,8 @@ type ifaceDaemon struct {
 	ipv6 []netip.Addr
 
 	frames    chan wire.Frame          // the socket reader → the loop
-	health    chan machineEvent        // the health check → the loop
-	fenceDone chan fenceResult         // fencing commands → the loop
+	health    chan engine.MachineEvent // the health check → the loop
+	fenceDone chan engine.FenceResult  // fencing commands → the loop
 	calls     chan func(now time.Time) // a look at the group from outside (call)
 }
 
@@ -44,24 +46,24 @@ type ifaceDaemon struct {
 // frames are dropped (and counted) rather than block the socket reader.
 const frameBacklog = 4096
 
-func newIfaceDaemon(ifname string, log *slog.Logger, port *wire.Port, group *groupView) *ifaceDaemon {
+func newIfaceDaemon(ifname string, log *slog.Logger, port *wire.Port, group *engine.Group) *ifaceDaemon {
 	return &ifaceDaemon{
 		ifname:    ifname,
 		log:       log,
 		port:      port,
 		group:     group,
 		frames:    make(chan wire.Frame, frameBacklog),
-		health:    make(chan machineEvent, 4),
-		fenceDone: make(chan fenceResult, 16),
+		health:    make(chan engine.MachineEvent, 4),
+		fenceDone: make(chan engine.FenceResult, 16),
 		calls:     make(chan func(time.Time)),
 	}
 }
 
 // setHealthy is called by the health check, from its own goroutine.
 func (d *ifaceDaemon) setHealthy(ctx context.Context, healthy bool) {
-	ev := evUnhealthy
+	ev := engine.EvUnhealthy
 	if healthy {
-		ev = evHealthy
+		ev = engine.EvHealthy
 	}
 	select {
 	case d.health <- ev:
@@ -112,16 +114,9 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error in the VIP state machines of %s: %v", d.ifname, r)
 		}
-		now := time.Now()
-		for _, m := range g.machines {
-			m.shutdown(now)
-		}
+		g.Shutdown(time.Now())
 	}()
-	now := time.Now()
-	for _, m := range g.machines {
-		m.start(ctx, now)
-	}
-	g.queue.refresh()
+	g.Start(ctx, time.Now())
 
 	events := make(chan system.WatchEvent, 16)
 	watcher := system.NewLinkWatcher(d.ifname, d.log)
@@ -129,7 +124,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	defer stopWatcher()
 	go func() { _ = watcher.Run(watcherCtx, events) }()
 
-	broadcast := func(ev machineEvent) { g.event(ev, time.Now()) }
+	broadcast := func(ev engine.MachineEvent) { g.Broadcast(ev, time.Now()) }
 	closeSocket := func() {
 		if sock == nil {
 			return
@@ -144,12 +139,12 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			_ = nd.Close()
 			nd = nil
 		}
-		broadcast(evLinkDown)
+		broadcast(engine.EvLinkDown)
 	}
 	openSocket := func() {
 		ifi, err := net.InterfaceByIndex(last.Index)
 		if err == nil {
-			sock, err = wire.OpenSplitARPSocket(ifi, g.allStandby())
+			sock, err = wire.OpenSplitARPSocket(ifi, g.AllStandby())
 		}
 		if err == nil && len(d.ipv6) > 0 {
 			if nd, err = wire.OpenNDPSocket(ifi, d.ipv6); err != nil {
@@ -174,7 +169,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		}
 		d.log.Info("interface is up", "mac", ifi.HardwareAddr.String())
 		saidWaiting = false
-		broadcast(evLinkUp)
+		broadcast(engine.EvLinkUp)
 	}
 	apply := func() {
 		switch {
@@ -200,7 +195,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		if d.refs != nil {
 			d.refs.saw(f)
 		}
-		g.dispatch(f, now)
+		g.Dispatch(f, now)
 	}
 	routine := func(f wire.Frame) { handle(f, f.Received) }
 	// drain handles the routine frames that arrived before whatever woke
@@ -218,13 +213,13 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	defer timer.Close()
 	for {
 		if sock != nil {
-			if err := sock.SetStandby(g.allStandby()); err != nil {
+			if err := sock.SetStandby(g.AllStandby()); err != nil {
 				d.log.Warn("socket failed; reopening", "err", err)
 				closeSocket()
 				retry = time.After(200 * time.Millisecond)
 			}
 		}
-		timer.Reset(time.Until(g.next()))
+		timer.Reset(time.Until(g.Next()))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -234,13 +229,13 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		case <-timer.C: // possibly with nothing due: tick runs only what is
 			now := time.Now()
 			drain(now)
-			g.tick(now)
+			g.Tick(now)
 		case ev := <-d.health:
 			drain(time.Now())
 			broadcast(ev)
 		case r := <-d.fenceDone:
 			drain(time.Now())
-			g.fenceDone(r, time.Now())
+			g.FenceDone(r, time.Now())
 		case fn := <-d.calls:
 			fn(time.Now())
 		case ev := <-events:
@@ -250,13 +245,13 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 				apply()
 			}
 			if ev.AddrRemoved.IsValid() {
-				g.eventFor(ev.AddrRemoved, evAddrRemoved, time.Now())
+				g.EventFor(ev.AddrRemoved, engine.EvAddrRemoved, time.Now())
 			}
 			if ev.AddrAdded.IsValid() {
-				g.eventFor(ev.AddrAdded, evAddrAdded, time.Now())
+				g.EventFor(ev.AddrAdded, engine.EvAddrAdded, time.Now())
 			}
 			if ev.Resync {
-				broadcast(evResync)
+				broadcast(engine.EvResync)
 			}
 		case err := <-readerDone:
 			if ctx.Err() != nil || err == nil {
@@ -279,10 +274,4 @@ func (d *ifaceDaemon) receive(f wire.Frame) {
 	case d.frames <- f:
 	default:
 	}
-}
-
-// fenceResult is a finished --fence run, for the machine that started it.
-type fenceResult struct {
-	machine *vipMachine
-	err     error
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/engine"
+
 	"floatip/internal/fiptest"
 )
 
@@ -136,7 +138,7 @@ func TestLabForeignARPFlood(t *testing.T) {
 		t.Errorf("client's ARP entry for the VIP is %q, want h1 %s", got, hostMAC(1))
 	}
 	// RFC 5227: it defends, but never more than once per DEFEND_INTERVAL.
-	if max := float64(int(elapsed/defendInterval) + 1); defences < 1 || defences > max {
+	if max := float64(int(elapsed/engine.DefendInterval) + 1); defences < 1 || defences > max {
 		t.Errorf("%v defences in %v of flood, want 1..%v", defences, elapsed, max)
 	}
 	// Logs: a handful of lines, not one per frame or per MAC.

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"floatip/internal/engine"
+
 	"floatip/internal/system"
 
 	"floatip/internal/wire"
@@ -247,8 +249,8 @@ func (r *runCmd) run(e *env) error {
 		runtime.GOMAXPROCS(1)
 	}
 	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
-	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.priority,
-		"interval", cfg.machine.interval.String(), "misses", cfg.machine.misses)
+	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.Priority,
+		"interval", cfg.machine.Interval.String(), "misses", cfg.machine.Misses)
 	control := listenControl(cfg.ifname, log)
 	return runDaemon(e.ctx, cfg, adopt, metricsListener, control, log)
 }
@@ -272,19 +274,19 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	obs := event.Observers{board, met, hooks}
 
 	port := &wire.Port{}
-	d := newIfaceDaemon(cfg.ifname, log, port, newGroupView(cfg.machine, port, log))
+	d := newIfaceDaemon(cfg.ifname, log, port, engine.NewGroup(cfg.machine, port, log))
 	for _, ip := range append(slices.Clone(cfg.vips), cfg.references...) {
 		if ip.Is6() {
 			d.ipv6 = append(d.ipv6, ip)
 		}
 	}
-	var refs reachability = everReachable{}
+	var refs engine.Reachability = engine.EverReachable{}
 	if !cfg.noReference {
 		d.refs = &referenceWatch{ifname: cfg.ifname, explicit: cfg.references, useGateway: len(cfg.references) == 0,
-			ipv6: len(d.ipv6) > 0, sender: port, minGap: fastSpacing(cfg.machine.interval), log: log}
+			ipv6: len(d.ipv6) > 0, sender: port, minGap: engine.FastSpacing(cfg.machine.Interval), log: log}
 		refs = d.refs
 	}
-	var fence fenceFunc
+	var fence engine.FenceFunc
 	if cfg.fence != nil {
 		fence = func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error {
 			env := operator.ChangeEnv(event.Change{VIP: vip, Interface: cfg.ifname, From: event.Standby, To: event.Fencing,
@@ -298,17 +300,17 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	}
 	now := time.Now()
 	for _, vip := range cfg.vips {
-		var addr vipAddress = system.NewAddress(cfg.ifname, vip, cfg.label, &d.index)
+		var addr engine.Address = system.NewAddress(cfg.ifname, vip, cfg.label, &d.index)
 		if resetter != nil {
 			addr = system.WithConnReset(addr, resetter, vip)
 		}
-		deps := machineDeps{ifname: cfg.ifname, log: log, arp: port, refs: refs, obs: obs, fence: fence,
-			fenceDone: d.fenceDone, group: d.group, checked: cfg.check != nil, addr: addr}
-		newVIPMachine(vip, cfg.machine, deps, adopt[vip], now)
+		deps := engine.Deps{Interface: cfg.ifname, Log: log, ARP: port, Refs: refs, Observer: obs, Fence: fence,
+			FenceDone: d.fenceDone, Group: d.group, Checked: cfg.check != nil, Address: addr}
+		engine.NewMachine(vip, cfg.machine, deps, adopt[vip], now)
 	}
 
 	if cfg.spread {
-		newPoolView(d.group, cfg.vips, cfg.poolHoldDown)
+		engine.NewPoolView(d.group, cfg.vips, cfg.poolHoldDown)
 	}
 
 	var background sync.WaitGroup
@@ -322,7 +324,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		})
 	}
 	if control != nil {
-		srv := newHTTPServer(newStatusServer(cfg.ifname, d, board).handler(), log)
+		srv := newHTTPServer(newStatusServer(cfg.ifname, version, d.call, d.group.Facts, board).handler(), log)
 		background.Go(func() {
 			if err := serveHTTP(ctx, srv, control, "control socket"); err != nil {
 				log.Error("control socket stopped", "err", err)

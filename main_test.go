@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/engine"
+
 	"floatip/internal/wire"
 
 	"floatip/internal/fiptest"
@@ -141,9 +143,9 @@ func parseRun(t *testing.T, args ...string) *config {
 func TestRunDefaults(t *testing.T) {
 	// `run` is the default command: the rc.local one-liner.
 	cfg := parseRun(t, "-i", "eth0", "192.0.2.50", "198.51.100.7")
-	want := machineConfig{priority: 100, interval: 200 * time.Millisecond, misses: 3, announceCount: 5,
-		announceSpacing: 1100 * time.Millisecond, announceForm: wire.FormRequest, refresh: 100 * time.Second,
-		preemptDelay: 5 * time.Second}
+	want := engine.Config{Priority: 100, Interval: 200 * time.Millisecond, Misses: 3, AnnounceCount: 5,
+		AnnounceSpacing: 1100 * time.Millisecond, AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second,
+		PreemptDelay: 5 * time.Second}
 	if cfg.machine != want {
 		t.Errorf("defaults %+v, want %+v", cfg.machine, want)
 	}
@@ -173,8 +175,8 @@ func TestRunFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("FLOATIP_INTERFACE", "bond0")
 	t.Setenv("FLOATIP_INTERVAL", "20ms")
 	cfg := parseRun(t, "--priority", "250", "--announce-form", "both", "--label", "bond0:db", "run", "192.0.2.50")
-	if cfg.ifname != "bond0" || cfg.machine.interval != 20*time.Millisecond || cfg.machine.priority != 250 ||
-		cfg.machine.announceForm != wire.FormBoth || cfg.label != "bond0:db" {
+	if cfg.ifname != "bond0" || cfg.machine.Interval != 20*time.Millisecond || cfg.machine.Priority != 250 ||
+		cfg.machine.AnnounceForm != wire.FormBoth || cfg.label != "bond0:db" {
 		t.Errorf("got %+v", cfg)
 	}
 	// The command line beats the environment.

@@ -154,3 +154,45 @@ func (a *announceCmd) run(e *env) error {
 	}
 	return nil
 }
+
+// probeRound sends up to count plain RFC 5227 probes for vip, spaced by
+// wait, and returns the MAC of the first node that answers, or nil if none
+// did. It is the one-shot check behind `floatip probe`.
+func probeRound(ctx context.Context, sock *oneShotSocket, vip netip.Addr, count int, wait time.Duration) (net.HardwareAddr, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan net.HardwareAddr, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- sock.run(ctx, func(f wire.Frame) {
+			if wire.HolderEvidence(f, vip, sock.mac) {
+				select {
+				case answers <- f.Packet.SenderHardwareAddr:
+				default:
+				}
+			}
+		})
+	}()
+	for range count {
+		if err := sock.probe(); err != nil {
+			return nil, err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case mac := <-answers:
+			timer.Stop()
+			return mac, nil
+		case err := <-readErr:
+			timer.Stop()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return nil, err
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+	}
+	return nil, nil
+}

@@ -36,12 +36,12 @@ func newPoolLab(t *testing.T, n, vips int, extra ...string) *poolLab {
 	l.mustRun("c", "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
 	pl := &poolLab{lab: l, n: n, vips: scaleVIPs(vips), daemons: map[string]*daemon{}}
 	for i := 1; i <= n; i++ {
-		pl.start(i, extra...)
+		pl.Start(i, extra...)
 	}
 	return pl
 }
 
-func (pl *poolLab) start(i int, extra ...string) {
+func (pl *poolLab) Start(i int, extra ...string) {
 	h := fmt.Sprintf("h%d", i)
 	args := append([]string{"-i", "eth0", "--spread"}, extra...)
 	pl.daemons[h] = pl.startDaemon(h, append(args, "198.51.100.1-"+pl.vips[len(pl.vips)-1])...)

@@ -4,7 +4,7 @@ package main
 // floatip nodes it hears, and per VIP its state, who holds it and (with
 // --spread) who should. The report is built in the interface's loop from
 // the status board (per VIP: the same facts as the SIGUSR1 lines) and the
-// group view (this node, its peers, the pool's members), so one report is
+// Group view (this node, its peers, the pool's members), so one report is
 // one moment. It travels as JSON over the control socket (control.go) and
 // is printed as a table by the command.
 
@@ -17,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"floatip/internal/engine"
 
 	"floatip/internal/event"
 )
@@ -74,31 +76,20 @@ type vipPoolStatus struct {
 	AsAssigned bool `json:"as_assigned"`
 }
 
-// buildStatusReport reads the group and the board; only the interface's
-// loop may call it (the group is the loop's alone).
-func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time.Time) statusReport {
-	self := g.arp.MAC()
-	r := statusReport{Interface: ifname, Version: version, Now: now, Priority: int(g.cfg.priority),
-		Pool: g.pool != nil, Peers: []peerStatus{}, VIPs: []vipReport{}}
-	if self != nil {
-		r.MAC = self.String()
+// buildStatusReport puts the group's facts and the board's per-VIP ones
+// together, as of now.
+func buildStatusReport(f engine.Facts, board *statusBoard, ifname, version string, now time.Time) statusReport {
+	r := statusReport{Interface: ifname, Version: version, Now: now, Priority: f.Priority, Healthy: f.Healthy,
+		Pool: f.Pool, Peers: []peerStatus{}, VIPs: []vipReport{}}
+	if f.MAC != nil {
+		r.MAC = f.MAC.String()
 	}
-	for _, m := range g.machines {
-		r.Healthy = m.healthy // a node-level fact every machine is told
-		break
-	}
-	for _, p := range g.peers {
-		if p.frames < 2 || p.lastSeen.IsZero() || bytes.Equal(p.rank.mac, self) {
-			continue // unconfirmed (noise, a forgery), or gone with a release notice
-		}
-		r.Peers = append(r.Peers, peerStatus{MAC: p.rank.mac.String(), Priority: int(p.rank.priority),
-			StandAside: p.standAside, LastHeard: p.lastSeen})
+	for _, p := range f.Peers {
+		r.Peers = append(r.Peers, peerStatus{MAC: p.MAC.String(), Priority: p.Priority, StandAside: p.StandAside, LastHeard: p.LastHeard})
 	}
 	slices.SortFunc(r.Peers, func(a, b peerStatus) int { return strings.Compare(a.MAC, b.MAC) })
-	if g.pool != nil {
-		for _, m := range g.pool.members {
-			r.Members = append(r.Members, memberStatus{MAC: m.MAC.String(), Priority: m.Weight, Self: bytes.Equal(m.MAC, self)})
-		}
+	for _, m := range f.Members {
+		r.Members = append(r.Members, memberStatus{MAC: m.MAC.String(), Priority: m.Weight, Self: bytes.Equal(m.MAC, f.MAC)})
 	}
 	for _, s := range board.snapshot() {
 		v := vipReport{VIP: s.vip.String(), State: s.status.state.String(), Since: s.status.since}
@@ -111,8 +102,8 @@ func buildStatusReport(g *groupView, board *statusBoard, ifname string, now time
 			}
 			// active: the holder it took over from; adopting: none.
 			if v.Holder != "" || v.SilentHolder != "" {
-				if rk, ok := g.peers.known(h); ok {
-					v.HolderPriority = int(rk.priority)
+				if prio, ok := f.Priorities[h.String()]; ok {
+					v.HolderPriority = prio
 				}
 			}
 		}

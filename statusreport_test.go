@@ -2,15 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
+	"floatip/internal/engine"
 
+	"floatip/internal/event"
 	"floatip/internal/pool"
 
 	"floatip/internal/fiptest"
@@ -95,43 +93,33 @@ func TestStatusReportJSON(t *testing.T) {
 }
 
 // The report is the board's per-VIP facts plus the group's node-level
-// ones, read from a real group driven with synthetic time.
+// ones.
+const peerMAC = "02:00:00:00:00:01"
+
 func TestBuildStatusReport(t *testing.T) {
 	vips := fiptest.VIPs(3)
-	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
-	cfg := machineConfig{priority: 150, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	self, holder := fiptest.MustMAC("02:00:00:00:00:09"), fiptest.MustMAC(peerMAC)
+	facts := engine.Facts{MAC: self, Priority: 150, Healthy: true, Pool: true,
+		Members:    []pool.Member{{MAC: holder, Weight: 200}, {MAC: self, Weight: 150}},
+		Peers:      []engine.PeerFacts{{MAC: holder, Priority: 200, LastHeard: fiptest.T0}},
+		Priorities: map[string]int{peerMAC: 200}}
 	board := newStatusBoard(nil)
-	g := newGroupView(cfg, lan, log)
-	for _, vip := range vips {
-		deps := machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g, obs: board}
-		newVIPMachine(vip, cfg, deps, false, fiptest.T0)
-	}
-	g.event(evLinkUp, fiptest.T0)
-	// The holder (priority 200, heard through its tags) answers for the
-	// first VIP only: this node claims the others.
-	holder := fiptest.MustMAC(holderMAC)
-	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
-	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
-	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *wire.Frame {
-		if p.vip == vips[0] {
-			return replyFor(holderMAC, p.vip)
-		}
-		return nil
-	})
-	// A pool's assignment as pool.go reports it.
-	p := newPoolView(g, vips, time.Second)
-	p.members = []pool.Member{{MAC: holder, Weight: 200}, {MAC: lan.own, Weight: 150}}
+	board.StateChanged(event.Change{VIP: vips[0], Interface: "eth0", To: event.Standby, Holder: holder, At: fiptest.T0})
+	board.StateChanged(event.Change{VIP: vips[1], Interface: "eth0", To: event.Active, At: fiptest.T0})
+	board.StateChanged(event.Change{VIP: vips[2], Interface: "eth0", To: event.Active, At: fiptest.T0})
 	board.Assigned(vips[0], holder, false)
-	board.Assigned(vips[1], lan.own, true)
+	board.Assigned(vips[1], self, true)
 	board.Assigned(vips[2], holder, false)
+	now := fiptest.T0.Add(5 * time.Second)
 
-	r := buildStatusReport(g, board, "eth0", now)
+	r := buildStatusReport(facts, board, "eth0", "v1", now)
+	if r.Interface != "eth0" || r.Version != "v1" || r.MAC != "02:00:00:00:00:09" || r.Priority != 150 || !r.Healthy || !r.Pool || !r.Now.Equal(now) {
+		t.Errorf("node: %+v", r)
+	}
 	if r.Interface != "eth0" || r.MAC != "02:00:00:00:00:09" || r.Priority != 150 || !r.Healthy || !r.Pool || !r.Now.Equal(now) {
 		t.Errorf("node: %+v", r)
 	}
-	if len(r.Peers) != 1 || r.Peers[0] != (peerStatus{MAC: holderMAC, Priority: 200, LastHeard: fiptest.T0}) {
+	if len(r.Peers) != 1 || r.Peers[0] != (peerStatus{MAC: peerMAC, Priority: 200, LastHeard: fiptest.T0}) {
 		t.Errorf("peers: %+v", r.Peers)
 	}
 	if len(r.Members) != 2 || r.Members[0].Self || !r.Members[1].Self || r.Members[0].Priority != 200 {
@@ -141,8 +129,8 @@ func TestBuildStatusReport(t *testing.T) {
 		t.Fatalf("vips: %+v", r.VIPs)
 	}
 	standby, mine, wrong := r.VIPs[0], r.VIPs[1], r.VIPs[2]
-	if standby.State != "standby" || standby.HeldHere || standby.Holder != holderMAC || standby.HolderPriority != 200 ||
-		*standby.Pool != (vipPoolStatus{Assignee: holderMAC, AsAssigned: true}) {
+	if standby.State != "standby" || standby.HeldHere || standby.Holder != peerMAC || standby.HolderPriority != 200 ||
+		*standby.Pool != (vipPoolStatus{Assignee: peerMAC, AsAssigned: true}) {
 		t.Errorf("the VIP held by the other node: %+v %+v", standby, standby.Pool)
 	}
 	if mine.State != "active" || !mine.HeldHere || mine.Holder != "" ||

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/mdlayher/arp"
 )
 
 // MustMAC parses a MAC address literal.
@@ -40,4 +42,11 @@ func Loads(a map[netip.Addr]net.HardwareAddr) map[string]int {
 		l[mac.String()]++
 	}
 	return l
+}
+
+// ARP is an Ethernet/IPv4 ARP packet with the given operation and
+// addresses, as a test's literal.
+func ARP(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *arp.Packet {
+	return &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
+		Operation: op, SenderHardwareAddr: MustMAC(sha), SenderIP: spa, TargetHardwareAddr: MustMAC(tha), TargetIP: tpa}
 }

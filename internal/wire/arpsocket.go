@@ -3,12 +3,13 @@ package wire
 import (
 	"context"
 	"errors"
-	"floatip/internal/privilege"
 	"fmt"
 	"net"
 	"os"
 	"time"
 	"unsafe"
+
+	"floatip/internal/privilege"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/packet"

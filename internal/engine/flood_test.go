@@ -1,4 +1,4 @@
-package main
+package engine
 
 // Bad input from the LAN, without root: a holder under a flood of foreign
 // ARP for its VIP from changing MACs keeps the VIP, defends at the RFC 5227
@@ -67,11 +67,11 @@ func TestMachineUnderFlood(t *testing.T) {
 	const own = "02:00:00:00:00:05"
 	var logs bytes.Buffer
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
-	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest} // no refresh: every announcement below is a defence
-	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
-	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
-	m.onEvent(evLinkUp, fiptest.T0)
+	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest} // no refresh: every announcement below is a defence
+	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(&logs, nil)), ARP: lan, Address: lan}
+	m := NewMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m.onEvent(EvLinkUp, fiptest.T0)
 	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
 	if m.state != event.Active || lan.announces != 3 {
 		t.Fatalf("setup: state %v, %d announcements", m.state, lan.announces)
@@ -106,11 +106,11 @@ func TestMachineUnderFlood(t *testing.T) {
 		t.Fatalf("first defence at %v, want within %v: %v", defences, identifyTimeout, defences)
 	}
 	for i := 1; i < len(defences); i++ {
-		if gap := defences[i] - defences[i-1]; gap < defendInterval || gap > defendInterval+ms(10) {
-			t.Errorf("defences %v apart (%v), want every %v", gap, defences, defendInterval)
+		if gap := defences[i] - defences[i-1]; gap < DefendInterval || gap > DefendInterval+ms(10) {
+			t.Errorf("defences %v apart (%v), want every %v", gap, defences, DefendInterval)
 		}
 	}
-	if max := int(floodFor/defendInterval) + 1; len(defences) > max {
+	if max := int(floodFor/DefendInterval) + 1; len(defences) > max {
 		t.Errorf("%d defences in %v, at most %d allowed", len(defences), floodFor, max)
 	}
 	// Probes: the self-checks (one per 1.1 s) and introductions during the
@@ -122,10 +122,10 @@ func TestMachineUnderFlood(t *testing.T) {
 	if lines > 2*lanLogBurst+int(floodFor/lanLogEvery)+2 {
 		t.Errorf("%d log lines over %v of flood:\n%s", lines, floodFor, logs.String())
 	}
-	if len(m.group.peers) > maxPeers {
-		t.Errorf("peer table grew to %d entries", len(m.group.peers))
+	if len(m.Group.peers) > maxPeers {
+		t.Errorf("peer table grew to %d entries", len(m.Group.peers))
 	}
-	t.Logf("60 000 frames: %d defences at %v, %d probes, %d log lines, %d peers remembered", len(defences), defences, len(lan.probes)-probes, lines, len(m.group.peers))
+	t.Logf("60 000 frames: %d defences at %v, %d probes, %d log lines, %d peers remembered", len(defences), defences, len(lan.probes)-probes, lines, len(m.Group.peers))
 
 	// A real floatip node that outranks us still gets its verdict amid the
 	// flood: its self-check, its kernel's answer, its announcement.
@@ -193,28 +193,28 @@ func TestStandbyUnderFlood(t *testing.T) {
 	const own, holder = "02:00:00:00:00:05", "02:00:00:00:00:01"
 	var logs bytes.Buffer
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
-	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3, announceSpacing: ms(1100), announceForm: wire.FormRequest}
-	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(&logs, nil)), arp: lan, addr: lan}
-	m := newVIPMachine(testVIP, cfg, deps, false, fiptest.T0)
-	m.group.event(evLinkUp, fiptest.T0)
+	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3, AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest}
+	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(&logs, nil)), ARP: lan, Address: lan}
+	m := NewMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m.Group.Broadcast(EvLinkUp, fiptest.T0)
 	holderAlive := true
 	// step runs 1 ms: the timers, the holder's answer to a probe that
 	// reaches it (broadcast or to its MAC), and a flood frame.
 	r := rand.New(rand.NewPCG(5, 6))
 	probes := 0
-	g := m.group
+	g := m.Group
 	step := func(now time.Time, i int, flooding bool) {
-		if !g.next().After(now) {
-			g.tick(now)
+		if !g.Next().After(now) {
+			g.Tick(now)
 		}
 		if len(lan.probes) > probes {
 			probes = len(lan.probes)
 			if dst := lan.probeDsts[probes-1]; holderAlive && (dst == holder || dst == "ff:ff:ff:ff:ff:ff") {
-				g.dispatch(*frame(arp.OperationReply, holder, testVIP, own, wire.ZeroIPv4), now)
+				g.Dispatch(*frame(arp.OperationReply, holder, testVIP, own, wire.ZeroIPv4), now)
 			}
 		}
 		if flooding {
-			g.dispatch(*floodFrame(r, i, own), now)
+			g.Dispatch(*floodFrame(r, i, own), now)
 		}
 		if m.state != event.Standby && holderAlive {
 			t.Fatalf("%v: state %v while the holder is alive", now.Sub(fiptest.T0), m.state)

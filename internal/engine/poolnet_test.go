@@ -1,4 +1,4 @@
-package main
+package engine
 
 // A simulated LAN of pool nodes (synthetic time) and the tests that run on
 // it: failover of a share, rejoin, health, partition heal, orphan fallback.
@@ -44,7 +44,7 @@ type poolDelivery struct {
 type poolTestNode struct {
 	net  *poolNet
 	own  net.HardwareAddr
-	g    *groupView
+	g    *Group
 	held map[netip.Addr]bool
 	dead bool
 	adds int
@@ -58,7 +58,7 @@ func (n *poolTestNode) Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr)
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: wire.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
-	n.net.Send(n, p, dst)
+	n.net.send(n, p, dst)
 	return nil
 }
 
@@ -68,7 +68,7 @@ func (n *poolTestNode) Announce(vip netip.Addr, _ wire.AnnounceForm) error {
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: vip, TargetHardwareAddr: wire.BroadcastMAC, TargetIP: vip}
-	n.net.Send(n, p, wire.BroadcastMAC)
+	n.net.send(n, p, wire.BroadcastMAC)
 	return nil
 }
 
@@ -80,7 +80,7 @@ type poolTestAddr struct {
 func (a poolTestAddr) Add() error    { a.n.held[a.vip] = true; a.n.adds++; return nil }
 func (a poolTestAddr) Remove() error { delete(a.n.held, a.vip); return nil }
 
-func (pn *poolNet) Send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
+func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
 	for _, to := range pn.nodes {
 		if to == from || to.dead || (!bytes.Equal(dst, wire.BroadcastMAC) && !bytes.Equal(dst, to.own)) ||
 			(pn.filter != nil && !pn.filter(from, to)) {
@@ -109,17 +109,17 @@ func newPoolNet(t *testing.T, n int, vips []netip.Addr, holdDown time.Duration) 
 }
 
 func (pn *poolNet) addNode(i int, vips []netip.Addr, holdDown time.Duration) *poolTestNode {
-	n := &poolTestNode{net: pn, own: fiptest.MustMAC(hostMAC(i)), held: map[netip.Addr]bool{}}
-	cfg := machineConfig{priority: 100, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
+	n := &poolTestNode{net: pn, own: fiptest.MustMAC(fiptest.HostMAC(i)), held: map[netip.Addr]bool{}}
+	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n.g = newGroupView(cfg, n, log)
+	n.g = NewGroup(cfg, n, log)
 	for _, vip := range vips {
-		deps := machineDeps{ifname: "eth0", log: log, arp: n, addr: poolTestAddr{n, vip}, group: n.g}
-		newVIPMachine(vip, cfg, deps, false, pn.now)
+		deps := Deps{Interface: "eth0", Log: log, ARP: n, Address: poolTestAddr{n, vip}, Group: n.g}
+		NewMachine(vip, cfg, deps, false, pn.now)
 	}
-	newPoolView(n.g, vips, holdDown)
-	n.g.event(evLinkUp, pn.now)
+	NewPoolView(n.g, vips, holdDown)
+	n.g.Broadcast(EvLinkUp, pn.now)
 	n.g.queue.refresh()
 	pn.nodes = append(pn.nodes, n)
 	return n
@@ -131,8 +131,8 @@ func (pn *poolNet) run(until time.Time) {
 		var next *poolTestNode
 		at := until
 		for _, n := range pn.nodes {
-			if !n.dead && n.g.next().Before(at) {
-				at, next = n.g.next(), n
+			if !n.dead && n.g.Next().Before(at) {
+				at, next = n.g.Next(), n
 			}
 		}
 		di := -1
@@ -153,11 +153,11 @@ func (pn *poolNet) run(until time.Time) {
 			pn.pending = slices.Delete(pn.pending, di, di+1)
 			if !d.to.dead {
 				d.frm.Received = pn.now
-				d.to.g.dispatch(d.frm, pn.now)
+				d.to.g.Dispatch(d.frm, pn.now)
 			}
 			continue
 		}
-		next.g.tick(pn.now)
+		next.g.Tick(pn.now)
 	}
 }
 
@@ -293,7 +293,7 @@ func TestPoolLANUnhealthyNodeHoldsNothing(t *testing.T) {
 	pn.run(fiptest.T0.Add(5 * time.Second))
 	pn.checkBalanced("start", vips)
 	sick := pn.nodes[0]
-	sick.g.event(evUnhealthy, pn.now)
+	sick.g.Broadcast(EvUnhealthy, pn.now)
 	pn.run(pn.now.Add(2 * time.Second))
 	if len(sick.held) != 0 {
 		t.Fatalf("the unhealthy node holds %d VIPs", len(sick.held))
@@ -367,7 +367,7 @@ func TestPoolLANOrphanFallback(t *testing.T) {
 	pn.checkBalanced("start", vips)
 	cut := pn.nodes[0]
 	for _, m := range cut.g.machines {
-		m.refs = &fakeRefs{ok: false}
+		m.Refs = &fakeRefs{ok: false}
 	}
 	pn.nodes[1].dead = true
 	pn.run(pn.now.Add(2 * time.Second))

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"slices"
@@ -8,7 +8,7 @@ import (
 	"floatip/internal/fiptest"
 )
 
-// addrRecorder is a vipAddress that records its calls. The connection reset
+// addrRecorder is a Address that records its calls. The connection reset
 // sits in Remove (system.WithConnReset, whose own tests check that it resets
 // first), so every release path must remove the address through it.
 type addrRecorder struct{ calls []string }
@@ -22,16 +22,16 @@ func (r *addrRecorder) Remove() error { r.calls = append(r.calls, "remove"); ret
 func TestMachineReleasesThroughRemove(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		release func(m *vipMachine)
+		release func(m *Machine)
 	}{
-		{"shutdown", func(m *vipMachine) { m.shutdown(fiptest.T0.Add(ms(2000))) }},
-		{"health check fails", func(m *vipMachine) { m.onEvent(evUnhealthy, fiptest.T0.Add(ms(2000))) }},
-		{"link down", func(m *vipMachine) { m.onEvent(evLinkDown, fiptest.T0.Add(ms(2000))) }},
+		{"shutdown", func(m *Machine) { m.Shutdown(fiptest.T0.Add(ms(2000))) }},
+		{"health check fails", func(m *Machine) { m.onEvent(EvUnhealthy, fiptest.T0.Add(ms(2000))) }},
+		{"link down", func(m *Machine) { m.onEvent(EvLinkDown, fiptest.T0.Add(ms(2000))) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _ := newTestMachine(t, 100, "02:00:00:00:00:09")
 			rec := &addrRecorder{}
-			m.addr = rec
+			m.Address = rec
 			advance(m, fiptest.T0, fiptest.T0.Add(ms(1000)), nil)
 			if m.state != event.Active || !slices.Equal(rec.calls, []string{"add"}) {
 				t.Fatalf("setup: state %v, calls %q", m.state, rec.calls)

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -25,9 +25,9 @@ const (
 	// identifyTimeout is how long a holder waits for a second holder to
 	// show a floatip tag before treating it as a host that is not floatip.
 	identifyTimeout = 2 * time.Second
-	// defendInterval is RFC 5227's DEFEND_INTERVAL: at most one defending
+	// DefendInterval is RFC 5227's DEFEND_INTERVAL: at most one defending
 	// announcement per 10 s against a holder that is not floatip.
-	defendInterval = 10 * time.Second
+	DefendInterval = 10 * time.Second
 	// winnerAnnounceEvery limits the re-announcements of a split-brain
 	// winner against another floatip node.
 	winnerAnnounceEvery = time.Second
@@ -53,13 +53,13 @@ const (
 	fenceRetry = 5 * time.Second
 )
 
-// vipMachine holds the decisions of one VIP: standby → claim → active →
+// Machine holds the decisions of one VIP: standby → claim → active →
 // release. It owns no goroutine: the interface's loop (ifaceDaemon) calls
 // its handlers, and asks nextWake when it next has something to do.
-type vipMachine struct {
+type Machine struct {
 	vip netip.Addr
-	cfg machineConfig
-	machineDeps
+	cfg Config
+	Deps
 
 	ctx  context.Context // of the daemon, for the fencing command
 	slot int             // its place in the group's wakeQueue
@@ -103,7 +103,7 @@ type vipMachine struct {
 	lastWinnerNotice  time.Time        // against a floatip node we outrank
 	identifying       net.HardwareAddr // the first stranger of an episode; nil: none
 	identifyDeadline  time.Time
-	lastStrangerAt    time.Time // the episode ends after defendInterval without strangers
+	lastStrangerAt    time.Time // the episode ends after DefendInterval without strangers
 	strangerFrames    int       // frames from strangers since the last defence
 	lanLog            *limitedLog
 	lastGratuitous    net.HardwareAddr // who last announced the VIP, and when
@@ -116,89 +116,89 @@ type vipMachine struct {
 	yieldTo       rank
 }
 
-func newVIPMachine(vip netip.Addr, cfg machineConfig, deps machineDeps, adopt bool, now time.Time) *vipMachine {
-	if deps.refs == nil {
-		deps.refs = everReachable{}
+func NewMachine(vip netip.Addr, cfg Config, deps Deps, adopt bool, now time.Time) *Machine {
+	if deps.Refs == nil {
+		deps.Refs = EverReachable{}
 	}
-	if deps.obs == nil {
-		deps.obs = event.NoObserver{}
+	if deps.Observer == nil {
+		deps.Observer = event.NoObserver{}
 	}
-	if deps.group == nil {
-		deps.group = newGroupView(cfg, deps.arp, deps.log)
+	if deps.Group == nil {
+		deps.Group = NewGroup(cfg, deps.ARP, deps.Log)
 	}
-	deps.log = deps.log.With("vip", vip.String())
-	m := &vipMachine{
-		lanLog:      newLimitedLog(deps.log, lanLogEvery, lanLogBurst),
-		vip:         vip,
-		cfg:         cfg,
-		machineDeps: deps,
-		ctx:         context.Background(),
-		healthy:     !deps.checked,
-		deb:         newDebouncer(cfg.interval, cfg.misses, now),
+	deps.Log = deps.Log.With("vip", vip.String())
+	m := &Machine{
+		lanLog:  newLimitedLog(deps.Log, lanLogEvery, lanLogBurst),
+		vip:     vip,
+		cfg:     cfg,
+		Deps:    deps,
+		ctx:     context.Background(),
+		healthy: !deps.Checked,
+		deb:     newDebouncer(cfg.Interval, cfg.Misses, now),
 	}
 	if adopt {
 		// The VIP/32 is already on the interface, most likely left by a run
 		// that did not exit cleanly: keep it while finding out whether it is
 		// still ours (recovery.go).
 		m.state, m.added = event.Adopting, true
-		m.log.Warn("VIP already configured as /32 (left by an earlier run?): keeping it while checking that no other node holds it")
+		m.Log.Warn("VIP already configured as /32 (left by an earlier run?): keeping it while checking that no other node holds it")
 	}
-	deps.group.add(m)
+	deps.Group.add(m)
 	return m
 }
 
-// start tells the observer where the machine stands as the daemon starts;
+// Start tells the observer where the machine stands as the daemon starts;
 // ctx is the daemon's, for the fencing command.
-func (m *vipMachine) start(ctx context.Context, now time.Time) {
+func (m *Machine) Start(ctx context.Context, now time.Time) {
 	m.ctx = ctx
 	m.report("start", now)
 }
 
-func (m *vipMachine) self() rank {
-	return rank{priority: m.cfg.priority, mac: m.arp.MAC()}
+func (m *Machine) self() rank {
+	return rank{priority: m.cfg.Priority, mac: m.ARP.MAC()}
 }
 
-func (m *vipMachine) tag(flags uint8) wire.Tag {
-	return wire.Tag{Priority: m.cfg.priority, Flags: flags}
+func (m *Machine) tag(flags uint8) wire.Tag {
+	return wire.Tag{Priority: m.cfg.Priority, Flags: flags}
 }
 
-func (m *vipMachine) queueSlot() *int { return &m.slot }
+func (m *Machine) queueSlot() *int { return &m.slot }
 
 // setState moves the machine and tells the observer.
-func (m *vipMachine) setState(to event.State, reason string, now time.Time) {
+func (m *Machine) setState(to event.State, reason string, now time.Time) {
 	from := m.state
 	m.state = to
 	if (from == event.Standby) != (to == event.Standby) {
 		if to == event.Standby {
-			m.group.notStandby--
+			m.Group.notStandby--
 		} else {
-			m.group.notStandby++
+			m.Group.notStandby++
 		}
 	}
 	if to != event.Standby {
-		m.group.unfollow(m)
+		m.Group.unfollow(m)
 		m.watchCheckedAt = time.Time{}
 	}
 	if to == event.Active {
-		m.group.held.add(m, now)
+		m.Group.held.add(m, now)
 	} else if from == event.Active {
-		m.group.held.remove(m)
+		m.Group.held.remove(m)
 	}
 	if from != to {
-		m.obs.StateChanged(event.Change{VIP: m.vip, Interface: m.ifname, From: from, To: to,
+		m.Observer.StateChanged(event.Change{VIP: m.vip, Interface: m.Interface, From: from, To: to,
 			Holder: m.holder, Reason: reason, At: now})
 	}
 }
 
 // report tells the observer the current facts without a transition
 // (From == To): the state at start, a new holder seen from standby.
-func (m *vipMachine) report(reason string, now time.Time) {
-	m.obs.StateChanged(event.Change{VIP: m.vip, Interface: m.ifname, From: m.state, To: m.state,
+func (m *Machine) report(reason string, now time.Time) {
+	m.Observer.StateChanged(event.Change{VIP: m.vip, Interface: m.Interface, From: m.state, To: m.state,
 		Holder: m.holder, Reason: reason, At: now})
 }
 
 // nextWake is when onTick has something to do.
-func (m *vipMachine) nextWake() time.Time {
+func (m *Machine) nextWake() time.Time {
 	far := time.Now().Add(time.Hour)
 	if !m.linkUp {
 		return far
@@ -208,8 +208,8 @@ func (m *vipMachine) nextWake() time.Time {
 		if m.follow != nil {
 			// The holder's watch checks it for us; only a preemption
 			// needs a wake-up of our own.
-			if m.cfg.preempt && !m.lowerHolderSince.IsZero() {
-				return m.lowerHolderSince.Add(m.cfg.preemptDelay)
+			if m.cfg.Preempt && !m.lowerHolderSince.IsZero() {
+				return m.lowerHolderSince.Add(m.cfg.PreemptDelay)
 			}
 			return far
 		}
@@ -235,7 +235,7 @@ func (m *vipMachine) nextWake() time.Time {
 	return far
 }
 
-func (m *vipMachine) onTick(now time.Time) {
+func (m *Machine) onTick(now time.Time) {
 	if !m.linkUp {
 		return
 	}
@@ -256,7 +256,7 @@ func (m *vipMachine) onTick(now time.Time) {
 		}
 	case event.Yielding:
 		if !now.Before(m.yieldDeadline) {
-			m.log.Warn("split brain: the winner did not announce in time; releasing anyway", "winner", m.yieldTo.String())
+			m.Log.Warn("split brain: the winner did not announce in time; releasing anyway", "winner", m.yieldTo.String())
 			m.release(false)
 			m.becomeStandby(now, true, "split brain lost")
 		}
@@ -267,9 +267,9 @@ func (m *vipMachine) onTick(now time.Time) {
 	}
 }
 
-func (m *vipMachine) claim(now time.Time, msg, reason string) {
-	if err := m.addr.Add(); err != nil {
-		m.log.Error("claim failed: cannot add the VIP", "err", err)
+func (m *Machine) claim(now time.Time, msg, reason string) {
+	if err := m.Address.Add(); err != nil {
+		m.Log.Error("claim failed: cannot add the VIP", "err", err)
 		m.becomeStandby(now, false, "add failed")
 		m.nextProbe = now.Add(time.Second) // do not hammer netlink with a failing add
 		return
@@ -279,11 +279,11 @@ func (m *vipMachine) claim(now time.Time, msg, reason string) {
 	if m.holder != nil {
 		previous = m.holder.String()
 	}
-	m.log.Info(msg, "previous_holder", previous, "priority", m.cfg.priority)
+	m.Log.Info(msg, "previous_holder", previous, "priority", m.cfg.Priority)
 	m.becomeActive(now, reason)
 }
 
-func (m *vipMachine) becomeActive(now time.Time, reason string) {
+func (m *Machine) becomeActive(now time.Time, reason string) {
 	m.setState(event.Active, reason, now)
 	m.holder = nil
 	m.lowerHolderSince = time.Time{}
@@ -291,47 +291,47 @@ func (m *vipMachine) becomeActive(now time.Time, reason string) {
 	// Rank first, then the announcement: a holder we split-brain with must
 	// know that we outrank it when our announcement reaches it. The rank is
 	// the node's: one introduction serves a claim of many VIPs.
-	if m.group.introduce(now) {
+	if m.Group.introduce(now) {
 		m.selfCheck(now)
 	}
-	m.announcementsLeft = m.cfg.announceCount
+	m.announcementsLeft = m.cfg.AnnounceCount
 	m.nextAnnounce = now
 	m.announceDue(now, "claim")
 }
 
 // announceDue sends the next announcement round if it is due and the pacer
 // lets it (a claim of many VIPs spreads its rounds over ~100 ms per 256).
-func (m *vipMachine) announceDue(now time.Time, why string) {
+func (m *Machine) announceDue(now time.Time, why string) {
 	if m.announcementsLeft == 0 || now.Before(m.nextAnnounce) {
 		return
 	}
-	if !m.group.pacer.take(now) {
-		m.nextAnnounce = m.group.pacer.nextToken(now)
+	if !m.Group.pacer.take(now) {
+		m.nextAnnounce = m.Group.pacer.nextToken(now)
 		return
 	}
 	m.Announce(why, now)
 	m.announcementsLeft--
-	m.nextAnnounce = now.Add(m.cfg.announceSpacing)
+	m.nextAnnounce = now.Add(m.cfg.AnnounceSpacing)
 }
 
 // becomeStandby returns to probing. holderAlive says whether a holder was
 // just seen, in which case the dead time starts again from now.
-func (m *vipMachine) becomeStandby(now time.Time, holderAlive bool, reason string) {
+func (m *Machine) becomeStandby(now time.Time, holderAlive bool, reason string) {
 	m.setState(event.Standby, reason, now)
 	m.probeOutstanding = false
 	m.watchCheckedAt = time.Time{}
 	if holderAlive {
 		m.deb.answered(now)
 		if m.holder != nil {
-			m.group.follow(m, m.holder, now)
+			m.Group.follow(m, m.holder, now)
 		}
 	}
 	m.nextProbe = now.Add(m.deb.spacing())
 }
 
-func (m *vipMachine) activeTick(now time.Time) {
+func (m *Machine) activeTick(now time.Time) {
 	why := "repeat"
-	if m.announcementsLeft == m.cfg.announceCount {
+	if m.announcementsLeft == m.cfg.AnnounceCount {
 		why = "claim" // the first round waited for the pacer
 	}
 	m.announceDue(now, why)
@@ -340,24 +340,24 @@ func (m *vipMachine) activeTick(now time.Time) {
 	}
 }
 
-func (m *vipMachine) Announce(why string, now time.Time) {
-	if err := m.arp.Announce(m.vip, m.cfg.announceForm); err != nil {
-		m.log.Warn("announcement not sent", "why", why, "err", err)
+func (m *Machine) Announce(why string, now time.Time) {
+	if err := m.ARP.Announce(m.vip, m.cfg.AnnounceForm); err != nil {
+		m.Log.Warn("announcement not sent", "why", why, "err", err)
 		return
 	}
 	m.lastOwnAnnounce = now
-	m.obs.Counted(m.vip, "announce")
+	m.Observer.Counted(m.vip, "announce")
 }
 
 // selfCheck probes our own VIP: another holder's kernel answers it, and the
 // tag tells standbys and other holders our rank. It reports false when it
 // held the check back (checkWouldOverrideAnnouncement).
-func (m *vipMachine) selfCheck(now time.Time) bool {
+func (m *Machine) selfCheck(now time.Time) bool {
 	if m.checkWouldOverrideAnnouncement(now) {
 		return false
 	}
-	if err := m.arp.Probe(m.vip, m.tag(wire.FlagHolder), wire.BroadcastMAC); err != nil {
-		m.log.Debug("self-check not sent", "err", err)
+	if err := m.ARP.Probe(m.vip, m.tag(wire.FlagHolder), wire.BroadcastMAC); err != nil {
+		m.Log.Debug("self-check not sent", "err", err)
 	}
 	m.lastIntroduce = now
 	return true
@@ -369,12 +369,12 @@ func (m *vipMachine) selfCheck(now time.Time) bool {
 // the last word the clients hear, from a split-brain loser that releases on
 // our announcement (the lab's IPv6 heal lost the client for 200 ms). Over
 // IPv4 the answer is unicast to us and moves nobody.
-func (m *vipMachine) checkWouldOverrideAnnouncement(now time.Time) bool {
+func (m *Machine) checkWouldOverrideAnnouncement(now time.Time) bool {
 	return m.vip.Is6() && !m.lastOwnAnnounce.IsZero() && now.Sub(m.lastOwnAnnounce) < announceOrderMargin
 }
 
-func (m *vipMachine) onFrame(f wire.Frame, now time.Time) {
-	own := m.arp.MAC()
+func (m *Machine) onFrame(f wire.Frame, now time.Time) {
+	own := m.ARP.MAC()
 	if own == nil || !f.FromOther(own) {
 		return
 	}
@@ -385,22 +385,22 @@ func (m *vipMachine) onFrame(f wire.Frame, now time.Time) {
 	if isProbeForVIP {
 		tag, tagged = wire.ParseTag(p.TargetHardwareAddr)
 		if tagged {
-			m.group.peers.observe(p.SenderHardwareAddr, tag, now)
-			if m.group.pool != nil {
-				m.group.pool.heard(p.SenderHardwareAddr, tag, now)
+			m.Group.peers.observe(p.SenderHardwareAddr, tag, now)
+			if m.Group.pool != nil {
+				m.Group.pool.heard(p.SenderHardwareAddr, tag, now)
 			}
 			if bytes.Equal(m.lastGratuitous, p.SenderHardwareAddr) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement {
-				m.group.peers.heard(p.SenderHardwareAddr) // it announced just before its tag
+				m.Group.peers.heard(p.SenderHardwareAddr) // it announced just before its tag
 			}
 		}
 	}
 	holderSign := wire.HolderEvidence(f, m.vip, own) || (tagged && tag.Flags&wire.FlagHolder != 0)
 	releasing := tagged && tag.Flags&wire.FlagReleasing != 0
 	if holderSign && !tagged {
-		m.group.peers.heard(p.SenderHardwareAddr)
+		m.Group.peers.heard(p.SenderHardwareAddr)
 	}
 	if holderSign {
-		m.group.sawHolderNode(p.SenderHardwareAddr, now)
+		m.Group.sawHolderNode(p.SenderHardwareAddr, now)
 	}
 	if holderSign && wire.IsGratuitous(f) {
 		m.lastGratuitous, m.lastGratuitousAt = append(net.HardwareAddr(nil), p.SenderHardwareAddr...), now
@@ -416,8 +416,8 @@ func (m *vipMachine) onFrame(f wire.Frame, now time.Time) {
 		if holderSign {
 			m.sawHolder(f, now)
 		} else if releasing && (m.holder == nil || bytes.Equal(m.holder, p.SenderHardwareAddr)) {
-			m.log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
-			m.group.unfollow(m)
+			m.Log.Info("holder released the VIP", "holder", p.SenderHardwareAddr.String())
+			m.Group.unfollow(m)
 			m.holderReleased = true
 			m.watchCheckedAt = time.Time{} // a claim check of our own, heard by the other standbys
 			m.deb.forceFree(now)
@@ -427,15 +427,15 @@ func (m *vipMachine) onFrame(f wire.Frame, now time.Time) {
 	case event.Claiming, event.Fencing:
 		if holderSign {
 			m.sawHolder(f, now)
-			m.log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
+			m.Log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, true, "claim aborted: held")
-		} else if tagged && !releasing && tag.Flags&wire.FlagStandAside == 0 && m.group.pool == nil && (rank{priority: tag.Priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
-			m.log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
+		} else if tagged && !releasing && tag.Flags&wire.FlagStandAside == 0 && m.Group.pool == nil && (rank{priority: tag.Priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+			m.Log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
 	case event.Active, event.Yielding:
 		if holderSign {
-			m.obs.Counted(m.vip, "conflict")
+			m.Observer.Counted(m.vip, "conflict")
 			m.conflict(f, now)
 		}
 	case event.Adopting:
@@ -447,7 +447,7 @@ func (m *vipMachine) onFrame(f wire.Frame, now time.Time) {
 
 // sawHolder records a sign of life of the holder, and for preemption
 // whether it is one this node outranks.
-func (m *vipMachine) sawHolder(f wire.Frame, now time.Time) {
+func (m *Machine) sawHolder(f wire.Frame, now time.Time) {
 	mac := f.Packet.SenderHardwareAddr
 	m.answeredSinceProbe = true
 	m.deb.answered(now)
@@ -460,9 +460,9 @@ func (m *vipMachine) sawHolder(f wire.Frame, now time.Time) {
 		m.report("holder seen", now)
 	}
 	if m.state == event.Standby {
-		m.group.follow(m, mac, now)
+		m.Group.follow(m, mac, now)
 	}
-	if r, known := m.group.peers.known(mac); known && m.self().outranks(r) {
+	if r, known := m.Group.peers.known(mac); known && m.self().outranks(r) {
 		if m.lowerHolderSince.IsZero() {
 			m.lowerHolderSince = now
 		}
@@ -471,9 +471,9 @@ func (m *vipMachine) sawHolder(f wire.Frame, now time.Time) {
 	}
 }
 
-func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
+func (m *Machine) onEvent(ev MachineEvent, now time.Time) {
 	switch ev {
-	case evLinkUp:
+	case EvLinkUp:
 		m.linkUp = true
 		if m.state == event.Adopting {
 			// A VIP found at start: ask who holds it before announcing.
@@ -481,61 +481,61 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 			return
 		}
 		// Wait a whole dead time again before claiming.
-		m.deb = newDebouncer(m.cfg.interval, m.cfg.misses, now)
+		m.deb = newDebouncer(m.cfg.Interval, m.cfg.Misses, now)
 		m.becomeStandby(now, false, "link up")
 		m.nextProbe = now
-	case evLinkDown:
+	case EvLinkDown:
 		m.linkUp = false
 		if m.state == event.Active || m.state == event.Yielding || m.added {
 			// A holder without carrier cannot serve the VIP: give it up so
 			// the address can move, and come back as a standby.
-			m.log.Warn("link down: releasing the VIP")
+			m.Log.Warn("link down: releasing the VIP")
 			m.release(false)
 		}
 		m.holder = nil
-		m.group.unfollow(m)
+		m.Group.unfollow(m)
 		m.setState(event.Standby, "link down", now)
-	case evAddrRemoved:
+	case EvAddrRemoved:
 		if m.state == event.Adopting {
 			m.added = false
 			m.becomeStandby(now, false, "VIP removed while adopting")
 			return
 		}
 		if m.state == event.Active && m.added {
-			m.log.Warn("VIP was removed behind floatip's back: adding it again")
-			if err := m.addr.Add(); err != nil {
-				m.log.Error("cannot add the VIP again", "err", err)
+			m.Log.Warn("VIP was removed behind floatip's back: adding it again")
+			if err := m.Address.Add(); err != nil {
+				m.Log.Error("cannot add the VIP again", "err", err)
 				return
 			}
 			m.becomeActive(now, "re-added")
 		}
-	case evAddrAdded:
+	case EvAddrAdded:
 		if m.added || m.state != event.Standby {
 			return // ours: the echo of a claim's or an adoption's add, or a holder's re-add
 		}
 		// Added by hand (or by another tool) while we stand by: the kernel
 		// now answers for it, a second holder on the wire if another node
 		// holds it. Treat it as a copy found at start (recovery.go).
-		m.log.Warn("VIP was added to the interface outside floatip: checking that no other node holds it")
+		m.Log.Warn("VIP was added to the interface outside floatip: checking that no other node holds it")
 		m.added = true
 		m.setState(event.Adopting, "VIP added by hand", now)
 		if m.linkUp {
 			m.startAdopting(now)
 		} // else at link up
-	case evResync:
+	case EvResync:
 		if m.state == event.Active && m.added {
-			if err := m.addr.Add(); err != nil {
-				m.log.Error("cannot re-add the VIP", "err", err)
+			if err := m.Address.Add(); err != nil {
+				m.Log.Error("cannot re-add the VIP", "err", err)
 			}
 		}
-	case evHealthy:
+	case EvHealthy:
 		m.healthy, m.saidUnhealthy = true, false
-	case evUnhealthy:
+	case EvUnhealthy:
 		m.healthy = false
 		if m.state == event.Active || m.state == event.Yielding {
 			// Hand over gracefully: the release notice makes a healthy
 			// standby claim at once.
-			m.log.Warn("health check fails: releasing the VIP to a healthy standby")
+			m.Log.Warn("health check fails: releasing the VIP to a healthy standby")
 			m.release(m.state == event.Active)
 			m.becomeStandby(now, false, "health check failed")
 		}
@@ -545,25 +545,25 @@ func (m *vipMachine) onEvent(ev machineEvent, now time.Time) {
 // release removes the VIP; notify also tells the standbys at once that it
 // is free (a tagged probe with the releasing flag, sent after the removal
 // so that their claim check is not answered by our own kernel).
-func (m *vipMachine) release(notify bool) {
+func (m *Machine) release(notify bool) {
 	if m.added {
-		if err := m.addr.Remove(); err != nil {
-			m.log.Error("cannot remove the VIP", "err", err)
+		if err := m.Address.Remove(); err != nil {
+			m.Log.Error("cannot remove the VIP", "err", err)
 			return
 		}
 		m.added = false
-		m.log.Info("released VIP")
+		m.Log.Info("released VIP")
 	}
 	if notify && m.linkUp {
-		if err := m.arp.Probe(m.vip, m.tag(wire.FlagReleasing), wire.BroadcastMAC); err != nil {
-			m.log.Debug("release notice not sent", "err", err)
+		if err := m.ARP.Probe(m.vip, m.tag(wire.FlagReleasing), wire.BroadcastMAC); err != nil {
+			m.Log.Debug("release notice not sent", "err", err)
 		}
 	}
 }
 
-// shutdown runs when the daemon stops. Only a sole holder announces that
+// Shutdown runs when the daemon stops. Only a sole holder announces that
 // the VIP is free; a yielding loser leaves it to the winner.
-func (m *vipMachine) shutdown(now time.Time) {
+func (m *Machine) Shutdown(now time.Time) {
 	m.release(m.state == event.Active)
 	m.setState(event.Standby, "shutdown", now)
 }

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"net"
@@ -59,8 +59,8 @@ func adoptionVerdict(otherHolder bool, unanswered int, elapsed time.Duration, mi
 
 // startAdopting begins the check of a VIP found on the interface at start,
 // once the link is up.
-func (m *vipMachine) startAdopting(now time.Time) {
-	m.deb = newDebouncer(m.cfg.interval, m.cfg.misses, now)
+func (m *Machine) startAdopting(now time.Time) {
+	m.deb = newDebouncer(m.cfg.Interval, m.cfg.Misses, now)
 	m.probeOutstanding = false
 	m.nextProbe = now
 	m.adoptTick(now)
@@ -70,45 +70,45 @@ func (m *vipMachine) startAdopting(now time.Time) {
 // here: it ends the check at once), decides, and sends the next probe:
 // broadcast, tagged "will not take it", so that no standby waits for this
 // node and no holder takes it for a rival.
-func (m *vipMachine) adoptTick(now time.Time) {
+func (m *Machine) adoptTick(now time.Time) {
 	if now.Before(m.nextProbe) {
 		return
 	}
 	if m.probeOutstanding {
 		m.deb.missed()
-		m.obs.Counted(m.vip, "miss")
+		m.Observer.Counted(m.vip, "miss")
 	}
 	m.probeOutstanding = false
 	if m.adoptDecide(now, nil) {
 		return
 	}
-	if !m.group.pacer.take(now) {
-		m.nextProbe = m.group.pacer.nextToken(now) // many VIPs found at once
+	if !m.Group.pacer.take(now) {
+		m.nextProbe = m.Group.pacer.nextToken(now) // many VIPs found at once
 		return
 	}
-	if err := m.arp.Probe(m.vip, m.tag(wire.FlagStandAside), wire.BroadcastMAC); err != nil {
-		m.log.Debug("adopting probe not sent", "err", err)
-		m.nextProbe = now.Add(m.cfg.interval)
+	if err := m.ARP.Probe(m.vip, m.tag(wire.FlagStandAside), wire.BroadcastMAC); err != nil {
+		m.Log.Debug("adopting probe not sent", "err", err)
+		m.nextProbe = now.Add(m.cfg.Interval)
 		return
 	}
-	m.obs.Counted(m.vip, "probe")
+	m.Observer.Counted(m.vip, "probe")
 	m.probeOutstanding = true
-	m.nextProbe = now.Add(fastSpacing(m.cfg.interval))
+	m.nextProbe = now.Add(FastSpacing(m.cfg.Interval))
 }
 
 // adoptDecide applies adoptionVerdict; holder is the frame that showed
 // another holder, if any. It reports whether the check is over.
-func (m *vipMachine) adoptDecide(now time.Time, holder *wire.Frame) bool {
+func (m *Machine) adoptDecide(now time.Time, holder *wire.Frame) bool {
 	// The debouncer starts as if answered when the check began.
 	elapsed := now.Sub(m.deb.lastAnswer)
-	switch adoptionVerdict(holder != nil, m.deb.missedInRow, elapsed, m.cfg.misses, m.deb.deadTime()) {
+	switch adoptionVerdict(holder != nil, m.deb.missedInRow, elapsed, m.cfg.Misses, m.deb.deadTime()) {
 	case adoptKeep:
-		m.log.Info("no other node holds the VIP: adopting the copy left by an earlier run", "checked_for", elapsed.Round(time.Millisecond).String())
+		m.Log.Info("no other node holds the VIP: adopting the copy left by an earlier run", "checked_for", elapsed.Round(time.Millisecond).String())
 		m.becomeActive(now, "adopted")
 		return true
 	case adoptDrop:
 		mac := append(net.HardwareAddr(nil), holder.Packet.SenderHardwareAddr...)
-		m.log.Warn("another node holds the VIP: removing the stale copy left by an earlier run", "holder", mac.String())
+		m.Log.Warn("another node holds the VIP: removing the stale copy left by an earlier run", "holder", mac.String())
 		// No release notice: the VIP is not free.
 		m.release(false)
 		if m.added {

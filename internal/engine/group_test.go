@@ -1,6 +1,7 @@
-package main
+package engine
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/pool"
 	"floatip/internal/wire"
 
 	"floatip/internal/fiptest"
@@ -55,24 +57,24 @@ func (a groupAddr) Add() error    { a.lan.adds[a.vip]++; return nil }
 func (a groupAddr) Remove() error { a.lan.removes[a.vip]++; return nil }
 
 // newTestGroup builds a node with one machine per VIP sharing a group.
-func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*groupView, *groupLAN) {
+func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*Group, *groupLAN) {
 	t.Helper()
 	lan := &groupLAN{own: fiptest.MustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
-	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
+	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g := newGroupView(cfg, lan, log)
+	g := NewGroup(cfg, lan, log)
 	for _, vip := range vips {
-		deps := machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}
-		newVIPMachine(vip, cfg, deps, adopt, fiptest.T0)
+		deps := Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}
+		NewMachine(vip, cfg, deps, adopt, fiptest.T0)
 	}
-	g.event(evLinkUp, fiptest.T0)
+	g.Broadcast(EvLinkUp, fiptest.T0)
 	return g, lan
 }
 
 // runGroup drives the group's loop from now to until; after every tick,
 // respond may answer each probe sent in it (the holder's kernel).
-func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *wire.Frame) time.Time {
+func runGroup(g *Group, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *wire.Frame) time.Time {
 	seen := len(lan.probes)
 	return driveGroup(g, now, until, func(now time.Time) {
 		for ; seen < len(lan.probes); seen++ {
@@ -81,7 +83,7 @@ func runGroup(g *groupView, lan *groupLAN, now, until time.Time, respond func(p 
 				continue
 			}
 			if f := respond(lan.probes[seen]); f != nil {
-				g.dispatch(*f, now.Add(ms(1)))
+				g.Dispatch(*f, now.Add(ms(1)))
 			}
 		}
 	})
@@ -212,8 +214,8 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	// self-check, then its kernel's answer to ours: a floatip node heard
 	// twice).
 	before := len(lan.probes)
-	g.dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[3]), now)
-	g.dispatch(*replyFor(other, vips[3]), now)
+	g.Dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[3]), now)
+	g.Dispatch(*replyFor(other, vips[3]), now)
 	runGroup(g, lan, now, now.Add(ms(200)), nil)
 	to := map[netip.Addr]bool{}
 	for _, p := range lan.probes[before:] {
@@ -226,7 +228,7 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	}
 	// Not again at once: rate-limited per node.
 	before = len(lan.probes)
-	g.dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[4]), now.Add(ms(300)))
+	g.Dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[4]), now.Add(ms(300)))
 	runGroup(g, lan, now.Add(ms(300)), now.Add(ms(600)), nil)
 	if n := len(lan.probes) - before; n > 2 {
 		t.Errorf("a second reconcile right away sent %d probes", n)
@@ -289,18 +291,18 @@ func (f *fakeScheduled) String() string      { return f.name }
 func TestGroupPreemptsEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(32)
 	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
-	cfg := machineConfig{priority: 200, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second,
-		preempt: true, preemptDelay: 5 * time.Second}
+	cfg := Config{Priority: 200, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second,
+		Preempt: true, PreemptDelay: 5 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g := newGroupView(cfg, lan, log)
+	g := NewGroup(cfg, lan, log)
 	for _, vip := range vips {
-		newVIPMachine(vip, cfg, machineDeps{ifname: "eth0", log: log, arp: lan, addr: groupAddr{lan, vip}, group: g}, false, fiptest.T0)
+		NewMachine(vip, cfg, Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}, false, fiptest.T0)
 	}
-	g.event(evLinkUp, fiptest.T0)
+	g.Broadcast(EvLinkUp, fiptest.T0)
 	lower := "02:00:00:00:00:01"
 	// The lower-ranked holder introduces itself, then answers every probe.
-	g.dispatch(*frame(arp.OperationRequest, lower, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[0]), fiptest.T0)
+	g.Dispatch(*frame(arp.OperationRequest, lower, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[0]), fiptest.T0)
 	answer := func(p sentProbe) *wire.Frame { return replyFor(lower, p.vip) }
 	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(4*time.Second), answer)
 	for _, vip := range vips {
@@ -330,7 +332,7 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	// The better standby's broadcast probes while it suspects the holder too.
 	for at := death.Add(ms(250)); at.Before(death.Add(ms(900))); at = at.Add(ms(100)) {
 		now = runGroup(g, lan, now, at, nil)
-		g.dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), vips[0]), now)
+		g.Dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), vips[0]), now)
 	}
 	now = runGroup(g, lan, now, death.Add(ms(950)), nil)
 	for _, vip := range vips {
@@ -340,14 +342,14 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	}
 	// The better standby claims and announces; then holds for a while.
 	for _, vip := range vips {
-		g.dispatch(*frame(arp.OperationRequest, better, vip, "00:00:00:00:00:00", vip), now)
+		g.Dispatch(*frame(arp.OperationRequest, better, vip, "00:00:00:00:00:00", vip), now)
 	}
 	now = runGroup(g, lan, now, now.Add(3*time.Second), func(p sentProbe) *wire.Frame { return replyFor(better, p.vip) })
 	if g.machines[vips[0]].watchCheckFresh(now) {
 		t.Fatal("the watch's claim check is still taken as fresh seconds later")
 	}
 	// It releases vips[0] with a notice.
-	g.dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200, Flags: wire.FlagReleasing}.HardwareAddr().String(), vips[0]), now)
+	g.Dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200, Flags: wire.FlagReleasing}.HardwareAddr().String(), vips[0]), now)
 	before := len(lan.probes)
 	runGroup(g, lan, now, now.Add(ms(5)), func(p sentProbe) *wire.Frame {
 		if p.vip == vips[0] {
@@ -376,7 +378,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 		answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), answer)
-		g.eventFor(vips[1], evAddrAdded, now)
+		g.EventFor(vips[1], EvAddrAdded, now)
 		if m := g.machines[vips[1]]; m.state != event.Adopting {
 			t.Fatalf("after the VIP was added by hand: state %v, want adopting", m.state)
 		}
@@ -392,7 +394,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 	t.Run("held by nobody", func(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(ms(300)), nil) // before its own dead time
-		g.eventFor(vips[0], evAddrAdded, now)
+		g.EventFor(vips[0], EvAddrAdded, now)
 		runGroup(g, lan, now, now.Add(2*time.Second), nil)
 		m := g.machines[vips[0]]
 		if m.state != event.Active || lan.removes[vips[0]] != 0 || lan.adds[vips[0]] != 0 || lan.announced[vips[0]] == 0 {
@@ -406,30 +408,73 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 		if m := g.machines[vips[0]]; m.state != event.Active {
 			t.Fatalf("setup: state %v, want active", m.state)
 		}
-		g.eventFor(vips[0], evAddrAdded, now) // the netlink echo of our claim
+		g.EventFor(vips[0], EvAddrAdded, now) // the netlink echo of our claim
 		if m := g.machines[vips[0]]; m.state != event.Active {
 			t.Errorf("the echo of our own add moved the holder to %v", m.state)
 		}
 	})
 }
 
-// allStandby decides which frames wait for the next wake-up (routine.go):
+// AllStandby decides which frames wait for the next wake-up (routine.go):
 // it must be false whenever a VIP is anything but a standby, also for a
 // VIP adopted at start, and true again once every VIP is back in standby.
 func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {
 	vips := fiptest.VIPs(2)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
-	if g.allStandby() {
+	if g.AllStandby() {
 		t.Fatal("two VIPs adopting, and allStandby says every VIP is in standby")
 	}
 	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(2*time.Second), nil) // nobody answers: both adopted
-	if g.machines[vips[0]].state != event.Active || g.allStandby() {
-		t.Fatalf("adopted: state %v, allStandby %v", g.machines[vips[0]].state, g.allStandby())
+	if g.machines[vips[0]].state != event.Active || g.AllStandby() {
+		t.Fatalf("adopted: state %v, allStandby %v", g.machines[vips[0]].state, g.AllStandby())
 	}
 	for _, m := range g.machines {
-		m.shutdown(now)
+		m.Shutdown(now)
 	}
-	if !g.allStandby() || g.notStandby != 0 {
-		t.Errorf("every VIP released: allStandby %v, notStandby %d", g.allStandby(), g.notStandby)
+	if !g.AllStandby() || g.notStandby != 0 {
+		t.Errorf("every VIP released: allStandby %v, notStandby %d", g.AllStandby(), g.notStandby)
+	}
+}
+
+// The group's facts for `floatip status`, read from a real group driven
+// with synthetic time.
+func TestGroupFacts(t *testing.T) {
+	vips := fiptest.VIPs(3)
+	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
+	cfg := Config{Priority: 150, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := NewGroup(cfg, lan, log)
+	for _, vip := range vips {
+		deps := Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}
+		NewMachine(vip, cfg, deps, false, fiptest.T0)
+	}
+	g.Broadcast(EvLinkUp, fiptest.T0)
+	// The holder (priority 200, heard through its tags) answers for the
+	// first VIP only: this node claims the others.
+	holder := fiptest.MustMAC(holderMAC)
+	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
+	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
+	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *wire.Frame {
+		if p.vip == vips[0] {
+			return replyFor(holderMAC, p.vip)
+		}
+		return nil
+	})
+	if m := g.machines[vips[0]]; m.state != event.Standby {
+		t.Fatalf("setup: the first VIP is %v, want standby", m.state)
+	}
+	p := NewPoolView(g, vips, time.Second)
+	p.members = []pool.Member{{MAC: holder, Weight: 200}, {MAC: lan.own, Weight: 150}}
+
+	f := g.Facts()
+	if !bytes.Equal(f.MAC, lan.own) || f.Priority != 150 || !f.Healthy || !f.Pool {
+		t.Errorf("node: %+v", f)
+	}
+	if len(f.Peers) != 1 || !bytes.Equal(f.Peers[0].MAC, holder) || f.Peers[0].Priority != 200 || f.Peers[0].StandAside || !f.Peers[0].LastHeard.Equal(fiptest.T0) {
+		t.Errorf("peers: %+v", f.Peers)
+	}
+	if len(f.Members) != 2 || f.Priorities[holderMAC] != 200 {
+		t.Errorf("members %+v, priorities %v", f.Members, f.Priorities)
 	}
 }

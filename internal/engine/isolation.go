@@ -1,4 +1,4 @@
-package main
+package engine
 
 import "time"
 
@@ -90,11 +90,11 @@ func (h *heldRotation) referenceRound(now time.Time) {
 	if now.Before(h.iso.nextRound) {
 		return
 	}
-	last, asked := g.refs.heardAt(now)
+	last, asked := g.refs.HeardAt(now)
 	if !asked {
 		// No reference hosts (--no-reference, no gateway): a holder keeps
 		// its VIPs whatever it hears, as before.
-		h.iso = isolationWatch{nextRound: now.Add(referenceRoundEvery(g.cfg.interval))}
+		h.iso = isolationWatch{nextRound: now.Add(referenceRoundEvery(g.cfg.Interval))}
 		return
 	}
 	if !h.iso.countFrom.IsZero() {
@@ -104,16 +104,16 @@ func (h *heldRotation) referenceRound(now time.Time) {
 			h.iso.missedRounds++
 		}
 	}
-	spacing := h.iso.roundSpacing(g.cfg.interval)
+	spacing := h.iso.roundSpacing(g.cfg.Interval)
 	h.iso.countFrom = now.Add(-spacing / 2)
 	h.iso.nextRound = now.Add(spacing)
 	peer := g.peers.lastHeard()
-	if holderIsolated(isolationFacts{h.iso.missedRounds, last, peer}, now, isolationSilence(g.cfg.interval)) {
+	if holderIsolated(isolationFacts{h.iso.missedRounds, last, peer}, now, isolationSilence(g.cfg.Interval)) {
 		g.log.Warn("isolated: no reference host and no other floatip node heard; releasing the VIPs (a standby that reaches them has most likely taken over)",
 			"references_silent_for", now.Sub(last).Round(time.Millisecond).String(),
 			"group_silent_for", now.Sub(peer).Round(time.Millisecond).String(), "unanswered_rounds", h.iso.missedRounds,
 			"vips", len(h.machines))
-		for _, m := range append([]*vipMachine(nil), h.machines...) {
+		for _, m := range append([]*Machine(nil), h.machines...) {
 			m.stepDownIsolated(now)
 			g.touch(m)
 		}
@@ -128,7 +128,7 @@ func (h *heldRotation) referenceRound(now time.Time) {
 // reaches nobody if the cut is complete; if only our receiving side is cut
 // it makes a standby claim at once. A failed removal (logged) leaves the
 // node the holder, and the next round tries again.
-func (m *vipMachine) stepDownIsolated(now time.Time) {
+func (m *Machine) stepDownIsolated(now time.Time) {
 	m.release(true)
 	if m.added {
 		return
@@ -147,15 +147,4 @@ func (t peerTable) lastHeard() time.Time {
 		}
 	}
 	return last
-}
-
-// heardAt implements reachability for the reference hosts: asked is false
-// when there are none to ask.
-func (r *referenceWatch) heardAt(now time.Time) (at time.Time, asked bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.refs(now)) == 0 {
-		return time.Time{}, false
-	}
-	return r.lastAnswer, true
 }

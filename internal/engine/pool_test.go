@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"fmt"
@@ -14,19 +14,6 @@ import (
 	"github.com/mdlayher/arp"
 )
 
-func TestExpandVIPRanges(t *testing.T) {
-	got, err := expandVIPRanges([]string{"192.0.2.50-192.0.2.52", "198.51.100.7", "192.0.2.255-192.0.3.0"})
-	want := []string{"192.0.2.50", "192.0.2.51", "192.0.2.52", "198.51.100.7", "192.0.2.255", "192.0.3.0"}
-	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("got %v, %v; want %v", got, err, want)
-	}
-	for _, bad := range []string{"192.0.2.9-192.0.2.1", "192.0.2.1-x", "192.0.2.1-", "10.0.0.0-10.1.0.0"} {
-		if _, err := expandVIPRanges([]string{bad}); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 // Membership from what a node hears: a newcomer after the hold-down, a
 // holder at once; out at once on a release notice, a stand-aside tag or a
 // holder watch's verdict, and after poolWindow of silence. The assignment
@@ -34,7 +21,7 @@ func TestExpandVIPRanges(t *testing.T) {
 func TestPoolMembership(t *testing.T) {
 	vips := fiptest.VIPs(8)
 	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-	p := newPoolView(g, vips, 5*time.Second)
+	p := NewPoolView(g, vips, 5*time.Second)
 	now := runGroup(g, &groupLAN{}, fiptest.T0, fiptest.T0.Add(6*time.Second), nil) // past our own hold-down, alone
 	_ = now
 	members := func() []string {
@@ -52,7 +39,7 @@ func TestPoolMembership(t *testing.T) {
 		t.Fatalf("alone: %d VIPs assigned, mine: %v", len(p.assign), p.mine(vips[0]))
 	}
 	hear := func(mac string, flags uint8, at time.Time) {
-		g.dispatch(*frame(arp.OperationRequest, mac, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: flags}.HardwareAddr().String(), vips[1]), at)
+		g.Dispatch(*frame(arp.OperationRequest, mac, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: flags}.HardwareAddr().String(), vips[1]), at)
 	}
 	tick := func(at time.Time) { p.onTick(at) }
 
@@ -113,7 +100,7 @@ func TestPoolMembership(t *testing.T) {
 	}
 
 	// Our own health check fails: we are no member, and we say so.
-	g.event(evUnhealthy, now.Add(8*time.Second))
+	g.Broadcast(EvUnhealthy, now.Add(8*time.Second))
 	tick(now.Add(8 * time.Second))
 	if got := members(); slices.Contains(got, self) {
 		t.Fatalf("unhealthy, this node is still a member: %v", got)
@@ -125,13 +112,13 @@ func TestPoolMembership(t *testing.T) {
 func TestPoolMembershipFlood(t *testing.T) {
 	vips := fiptest.VIPs(4)
 	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
-	p := newPoolView(g, vips, time.Second)
+	p := NewPoolView(g, vips, time.Second)
 	rng := rand.New(rand.NewPCG(3, 4))
 	now := fiptest.T0
 	for i := range 5000 {
 		mac := fmt.Sprintf("06:%02x:%02x:%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256))
 		now = fiptest.T0.Add(time.Duration(i) * time.Millisecond)
-		g.dispatch(*frame(arp.OperationRequest, mac, wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), vips[0]), now)
+		g.Dispatch(*frame(arp.OperationRequest, mac, wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), vips[0]), now)
 	}
 	if len(p.nodes) > maxPeers {
 		t.Fatalf("%d nodes recorded", len(p.nodes))
@@ -139,7 +126,7 @@ func TestPoolMembershipFlood(t *testing.T) {
 	real := "02:00:00:00:00:01"
 	for s := 0; s <= 2; s++ {
 		at := now.Add(time.Duration(s) * time.Second)
-		g.dispatch(*frame(arp.OperationRequest, real, wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), vips[1]), at)
+		g.Dispatch(*frame(arp.OperationRequest, real, wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), vips[1]), at)
 		p.onTick(at)
 	}
 	var got []string

@@ -1,7 +1,7 @@
-package main
+package engine
 
 import (
-	"container/heap"
+	"context"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -26,21 +26,14 @@ import (
 //   - bursts of frames (a claim of many VIPs, a reconcile) go through one
 //     pacer.
 
-// scheduled is something the interface's loop wakes up when it is due.
-type scheduled interface {
-	nextWake() time.Time
-	onTick(now time.Time)
-	queueSlot() *int // its index in the wakeQueue, kept by the queue
-}
-
-// groupView is shared by the VIP machines of one interface; only the
+// Group is shared by the VIP machines of one interface; only the
 // interface's loop touches it.
-type groupView struct {
-	cfg      machineConfig
+type Group struct {
+	cfg      Config
 	arp      arpSender
-	refs     reachability // the reference hosts, from the first machine
+	refs     Reachability // the reference hosts, from the first machine
 	log      *slog.Logger
-	machines map[netip.Addr]*vipMachine
+	machines map[netip.Addr]*Machine
 	peers    peerTable               // node level: rank, stand-aside, last heard
 	holders  map[string]*holderWatch // by holder MAC, for standbys
 	held     *heldRotation           // self-checks and refreshes of held VIPs
@@ -70,12 +63,12 @@ const (
 	reconcileEvery = 2 * time.Second
 )
 
-func newGroupView(cfg machineConfig, arp arpSender, log *slog.Logger) *groupView {
-	g := &groupView{
+func NewGroup(cfg Config, arp arpSender, log *slog.Logger) *Group {
+	g := &Group{
 		cfg:      cfg,
 		arp:      arp,
 		log:      log,
-		machines: map[netip.Addr]*vipMachine{},
+		machines: map[netip.Addr]*Machine{},
 		peers:    peerTable{},
 		holders:  map[string]*holderWatch{},
 		queue:    &wakeQueue{},
@@ -88,9 +81,25 @@ func newGroupView(cfg machineConfig, arp arpSender, log *slog.Logger) *groupView
 	return g
 }
 
-func (g *groupView) add(m *vipMachine) {
+// Start starts every machine, with the daemon's ctx for their fencing
+// commands.
+func (g *Group) Start(ctx context.Context, now time.Time) {
+	for _, m := range g.machines {
+		m.Start(ctx, now)
+	}
+	g.queue.refresh()
+}
+
+// Shutdown releases every VIP this node holds: the daemon is stopping.
+func (g *Group) Shutdown(now time.Time) {
+	for _, m := range g.machines {
+		m.Shutdown(now)
+	}
+}
+
+func (g *Group) add(m *Machine) {
 	if g.refs == nil {
-		g.refs = m.refs
+		g.refs = m.Refs
 	}
 	g.machines[m.vip] = m
 	m.slot = -1
@@ -101,9 +110,9 @@ func (g *groupView) add(m *vipMachine) {
 }
 
 // touch marks an item whose wake-up time may have changed; settle re-reads them.
-func (g *groupView) touch(s scheduled) { g.dirty = append(g.dirty, s) }
+func (g *Group) touch(s scheduled) { g.dirty = append(g.dirty, s) }
 
-func (g *groupView) settle() {
+func (g *Group) settle() {
 	for _, s := range g.dirty {
 		if *s.queueSlot() >= 0 {
 			g.queue.fix(s)
@@ -112,11 +121,11 @@ func (g *groupView) settle() {
 	g.dirty = g.dirty[:0]
 }
 
-// next is when the loop must wake up next.
-func (g *groupView) next() time.Time { return g.queue.next() }
+// Next is when the loop must wake up next.
+func (g *Group) Next() time.Time { return g.queue.next() }
 
-// tick runs everything that is due.
-func (g *groupView) tick(now time.Time) {
+// Tick runs everything that is due.
+func (g *Group) Tick(now time.Time) {
 	for _, s := range g.queue.due(now) {
 		s.onTick(now)
 		g.touch(s)
@@ -124,8 +133,8 @@ func (g *groupView) tick(now time.Time) {
 	g.settle()
 }
 
-// event hands an interface event to every machine.
-func (g *groupView) event(ev machineEvent, now time.Time) {
+// Broadcast hands an interface event to every machine.
+func (g *Group) Broadcast(ev MachineEvent, now time.Time) {
 	for _, m := range g.machines {
 		m.onEvent(ev, now)
 		g.touch(m)
@@ -134,8 +143,8 @@ func (g *groupView) event(ev machineEvent, now time.Time) {
 	g.settle()
 }
 
-// eventFor hands an event to the machine of one VIP, if any.
-func (g *groupView) eventFor(vip netip.Addr, ev machineEvent, now time.Time) {
+// EventFor hands an event to the machine of one VIP, if any.
+func (g *Group) EventFor(vip netip.Addr, ev MachineEvent, now time.Time) {
 	if m := g.machines[vip]; m != nil {
 		m.onEvent(ev, now)
 		g.touch(m)
@@ -143,17 +152,17 @@ func (g *groupView) eventFor(vip netip.Addr, ev machineEvent, now time.Time) {
 	}
 }
 
-// fenceDone hands a fencing result back to its machine.
-func (g *groupView) fenceDone(r fenceResult, now time.Time) {
+// FenceDone hands a fencing result back to its machine.
+func (g *Group) FenceDone(r FenceResult, now time.Time) {
 	r.machine.onFenceDone(r.err, now)
 	g.touch(r.machine)
 	g.settle()
 }
 
-// dispatch routes a frame to the machines of the VIPs it names, as sender
+// Dispatch routes a frame to the machines of the VIPs it names, as sender
 // (replies, announcements) or as target (probes): two map look-ups, however
 // many VIPs there are.
-func (g *groupView) dispatch(f wire.Frame, now time.Time) {
+func (g *Group) Dispatch(f wire.Frame, now time.Time) {
 	if m := g.machines[f.Packet.SenderIP]; m != nil {
 		m.onFrame(f, now)
 		g.touch(m)
@@ -171,7 +180,7 @@ func (g *groupView) dispatch(f wire.Frame, now time.Time) {
 // that was not known as a holder (a healed partition, a node that took some
 // VIPs over) is reconciled with at once when we hold VIPs ourselves. Only
 // confirmed floatip peers count, so the map is as bounded as the peer table.
-func (g *groupView) sawHolderNode(mac net.HardwareAddr, now time.Time) {
+func (g *Group) sawHolderNode(mac net.HardwareAddr, now time.Time) {
 	if _, ok := g.peers.confirmed(mac); !ok {
 		return // a stranger, or a flood of forged frames: no reconcile, no entry
 	}
@@ -187,7 +196,7 @@ func (g *groupView) sawHolderNode(mac net.HardwareAddr, now time.Time) {
 // self-check sent to it alone, which its kernel answers for every VIP it
 // holds too (a split brain, resolved per VIP as usual), and which tells it
 // our rank for each. Rate-limited per node; the probes go through the pacer.
-func (g *groupView) reconcile(mac net.HardwareAddr, now time.Time) {
+func (g *Group) reconcile(mac net.HardwareAddr, now time.Time) {
 	key := string(mac)
 	if last, ok := g.reconAt[key]; ok && now.Sub(last) < reconcileEvery {
 		return
@@ -206,7 +215,7 @@ func (g *groupView) reconcile(mac net.HardwareAddr, now time.Time) {
 // introduce reports whether a claim should tell the LAN our rank now (a
 // tagged self-check): once per introduceEvery for the whole group, so a
 // claim of many VIPs sends one, not one per VIP.
-func (g *groupView) introduce(now time.Time) bool {
+func (g *Group) introduce(now time.Time) bool {
 	if !g.lastIntr.IsZero() && now.Sub(g.lastIntr) < introduceEvery {
 		return false
 	}
@@ -215,7 +224,7 @@ func (g *groupView) introduce(now time.Time) bool {
 }
 
 // follow makes holder mac's watch check the liveness of m's VIP for it.
-func (g *groupView) follow(m *vipMachine, mac net.HardwareAddr, now time.Time) {
+func (g *Group) follow(m *Machine, mac net.HardwareAddr, now time.Time) {
 	key := string(mac)
 	if m.follow != nil {
 		if string(m.follow.mac) == key {
@@ -227,7 +236,7 @@ func (g *groupView) follow(m *vipMachine, mac net.HardwareAddr, now time.Time) {
 	w := g.holders[key]
 	if w == nil {
 		w = &holderWatch{group: g, mac: append(net.HardwareAddr(nil), mac...), slot: -1,
-			deb: newDebouncer(g.cfg.interval, g.cfg.misses, now), nextProbe: now.Add(g.cfg.interval)}
+			deb: newDebouncer(g.cfg.Interval, g.cfg.Misses, now), nextProbe: now.Add(g.cfg.Interval)}
 		g.holders[key] = w
 		g.queue.push(w)
 	}
@@ -238,7 +247,7 @@ func (g *groupView) follow(m *vipMachine, mac net.HardwareAddr, now time.Time) {
 }
 
 // unfollow takes m's VIP off its holder's watch (m probes it itself again).
-func (g *groupView) unfollow(m *vipMachine) {
+func (g *Group) unfollow(m *Machine) {
 	w := m.follow
 	if w == nil {
 		return
@@ -271,19 +280,19 @@ func (g *groupView) unfollow(m *vipMachine) {
 // turn (so each VIP is still checked, at len(VIPs) × interval), with the
 // same debounce as a single VIP.
 type holderWatch struct {
-	group    *groupView
+	group    *Group
 	mac      net.HardwareAddr
-	machines []*vipMachine
+	machines []*Machine
 	slot     int
 
 	deb          *debouncer
 	nextProbe    time.Time
-	turn         int           // rotation over machines
-	probed       *vipMachine   // the VIP of the outstanding probe
-	probedOK     bool          // ... answered for that VIP
-	heardSince   bool          // the holder showed life since the last probe
-	unanswered   []*vipMachine // probes missed while the holder was silent
-	claimCheck   bool          // the holder is silent: one last probe sent
+	turn         int        // rotation over machines
+	probed       *Machine   // the VIP of the outstanding probe
+	probedOK     bool       // ... answered for that VIP
+	heardSince   bool       // the holder showed life since the last probe
+	unanswered   []*Machine // probes missed while the holder was silent
+	claimCheck   bool       // the holder is silent: one last probe sent
 	claimCheckAt time.Time
 }
 
@@ -291,7 +300,7 @@ func (w *holderWatch) queueSlot() *int     { return &w.slot }
 func (w *holderWatch) nextWake() time.Time { return w.nextProbe }
 
 // heard records a sign of life of the holder for m's VIP.
-func (w *holderWatch) heard(m *vipMachine, now time.Time) {
+func (w *holderWatch) heard(m *Machine, now time.Time) {
 	w.deb.answered(now)
 	w.heardSince = true
 	w.claimCheck = false
@@ -321,7 +330,7 @@ func (w *holderWatch) onTick(now time.Time) {
 	if w.heardSince && len(w.unanswered) > 0 {
 		// The holder is alive but did not answer for these VIPs: their
 		// machines check them on their own (one may have been released).
-		suspects := append([]*vipMachine(nil), w.unanswered...)
+		suspects := append([]*Machine(nil), w.unanswered...)
 		w.unanswered = w.unanswered[:0]
 		for _, m := range suspects {
 			g.unfollow(m)
@@ -336,8 +345,8 @@ func (w *holderWatch) onTick(now time.Time) {
 		if !w.claimCheck {
 			// One last broadcast probe, as a single VIP's claim check.
 			w.claimCheck, w.claimCheckAt = true, now
-			w.Send(now, wire.BroadcastMAC)
-			w.nextProbe = now.Add(fastSpacing(g.cfg.interval))
+			w.send(now, wire.BroadcastMAC)
+			w.nextProbe = now.Add(FastSpacing(g.cfg.Interval))
 			return
 		}
 		w.holderGone(now)
@@ -348,12 +357,12 @@ func (w *holderWatch) onTick(now time.Time) {
 		// Suspicious: broadcast, so the other standbys hear our rank.
 		dst = wire.BroadcastMAC
 	}
-	w.Send(now, dst)
+	w.send(now, dst)
 	w.nextProbe = now.Add(w.deb.spacing())
 }
 
 // Send probes the next VIP in turn.
-func (w *holderWatch) Send(now time.Time, dst net.HardwareAddr) {
+func (w *holderWatch) send(now time.Time, dst net.HardwareAddr) {
 	w.turn %= len(w.machines)
 	m := w.machines[w.turn]
 	w.turn++
@@ -367,7 +376,7 @@ func (w *holderWatch) Send(now time.Time, dst net.HardwareAddr) {
 // own, which the watch has just done for all of them.
 func (w *holderWatch) holderGone(now time.Time) {
 	g := w.group
-	machines := append([]*vipMachine(nil), w.machines...)
+	machines := append([]*Machine(nil), w.machines...)
 	g.log.Info("holder silent for the dead time", "holder", w.mac.String(), "vips", len(machines))
 	if g.pool != nil {
 		g.pool.gone(w.mac, now) // the dead node out before its VIPs are decided
@@ -378,16 +387,16 @@ func (w *holderWatch) holderGone(now time.Time) {
 	}
 }
 
-func (g *groupView) countMiss(m *vipMachine) { m.obs.Counted(m.vip, "miss") }
+func (g *Group) countMiss(m *Machine) { m.Observer.Counted(m.vip, "miss") }
 
 // heldRotation self-checks the held VIPs one at a time, one per
 // selfCheckEvery, and refreshes one per --refresh: the broadcast cost of a
 // holder is that of one VIP, however many it holds. It also runs the
 // node's reference rounds while it holds VIPs (isolation.go).
 type heldRotation struct {
-	group       *groupView
+	group       *Group
 	slot        int
-	machines    []*vipMachine
+	machines    []*Machine
 	checkTurn   int
 	refreshTurn int
 	nextCheck   time.Time
@@ -402,7 +411,7 @@ func (h *heldRotation) nextWake() time.Time {
 		return time.Now().Add(time.Hour)
 	}
 	wake := h.nextCheck
-	if h.group.cfg.refresh > 0 && h.nextRefresh.Before(wake) {
+	if h.group.cfg.Refresh > 0 && h.nextRefresh.Before(wake) {
 		wake = h.nextRefresh
 	}
 	if h.iso.nextRound.Before(wake) {
@@ -412,7 +421,7 @@ func (h *heldRotation) nextWake() time.Time {
 }
 
 // add starts the rotation's clocks when the first VIP is held.
-func (h *heldRotation) add(m *vipMachine, now time.Time) {
+func (h *heldRotation) add(m *Machine, now time.Time) {
 	for _, x := range h.machines {
 		if x == m {
 			return
@@ -420,14 +429,14 @@ func (h *heldRotation) add(m *vipMachine, now time.Time) {
 	}
 	if len(h.machines) == 0 {
 		h.nextCheck = now.Add(selfCheckEvery)
-		h.nextRefresh = now.Add(h.group.cfg.refresh)
+		h.nextRefresh = now.Add(h.group.cfg.Refresh)
 		h.iso = isolationWatch{nextRound: now}
 	}
 	h.machines = append(h.machines, m)
 	h.group.touch(h)
 }
 
-func (h *heldRotation) remove(m *vipMachine) {
+func (h *heldRotation) remove(m *Machine) {
 	for i, x := range h.machines {
 		if x == m {
 			h.machines = append(h.machines[:i], h.machines[i+1:]...)
@@ -454,127 +463,14 @@ func (h *heldRotation) onTick(now time.Time) {
 			h.nextCheck = m.lastOwnAnnounce.Add(announceOrderMargin) // after its announcement
 		}
 	}
-	if h.group.cfg.refresh > 0 && !now.Before(h.nextRefresh) {
+	if h.group.cfg.Refresh > 0 && !now.Before(h.nextRefresh) {
 		h.refreshTurn %= len(h.machines)
 		h.machines[h.refreshTurn].Announce("refresh", now)
 		h.refreshTurn++
-		h.nextRefresh = now.Add(h.group.cfg.refresh)
+		h.nextRefresh = now.Add(h.group.cfg.Refresh)
 	}
 }
 
-// pacer is a token bucket for bursts of frames.
-type pacer struct {
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	at     time.Time
-}
-
-func (p *pacer) refill(now time.Time) {
-	if p.at.IsZero() {
-		p.tokens, p.at = p.burst, now
-		return
-	}
-	if now.After(p.at) {
-		p.tokens = min(p.burst, p.tokens+now.Sub(p.at).Seconds()*p.rate)
-		p.at = now
-	}
-}
-
-// take spends one token if there is one.
-func (p *pacer) take(now time.Time) bool {
-	p.refill(now)
-	if p.tokens >= 1 {
-		p.tokens--
-		return true
-	}
-	return false
-}
-
-// nextToken is when take will next succeed.
-func (p *pacer) nextToken(now time.Time) time.Time {
-	p.refill(now)
-	if p.tokens >= 1 {
-		return now
-	}
-	return now.Add(time.Duration((1 - p.tokens) / p.rate * float64(time.Second)))
-}
-
-// wakeQueue orders scheduled items by their wake-up time (a min-heap), so
-// the loop needs one timer for everything.
-type wakeQueue struct {
-	items  []scheduled
-	wakeAt []time.Time
-	dueBuf []scheduled // reused by due: no garbage per tick
-}
-
-func (q *wakeQueue) Len() int           { return len(q.items) }
-func (q *wakeQueue) Less(i, j int) bool { return q.wakeAt[i].Before(q.wakeAt[j]) }
-func (q *wakeQueue) Swap(i, j int) {
-	q.items[i], q.items[j] = q.items[j], q.items[i]
-	q.wakeAt[i], q.wakeAt[j] = q.wakeAt[j], q.wakeAt[i]
-	*q.items[i].queueSlot(), *q.items[j].queueSlot() = i, j
-}
-
-func (q *wakeQueue) Push(x any) {
-	s := x.(scheduled)
-	*s.queueSlot() = len(q.items)
-	q.items = append(q.items, s)
-	q.wakeAt = append(q.wakeAt, s.nextWake())
-}
-
-func (q *wakeQueue) Pop() any {
-	n := len(q.items) - 1
-	s := q.items[n]
-	q.items, q.wakeAt = q.items[:n], q.wakeAt[:n]
-	*s.queueSlot() = -1
-	return s
-}
-
-func (q *wakeQueue) push(s scheduled) { heap.Push(q, s) }
-
-func (q *wakeQueue) remove(s scheduled) {
-	if i := *s.queueSlot(); i >= 0 {
-		heap.Remove(q, i)
-	}
-}
-
-// fix re-reads one item's wake-up time.
-func (q *wakeQueue) fix(s scheduled) {
-	i := *s.queueSlot()
-	q.wakeAt[i] = s.nextWake()
-	heap.Fix(q, i)
-}
-
-// refresh re-reads every item's wake-up time.
-func (q *wakeQueue) refresh() {
-	for i, s := range q.items {
-		q.wakeAt[i] = s.nextWake()
-	}
-	heap.Init(q)
-}
-
-// next is the earliest wake-up (an hour away when nothing is queued).
-func (q *wakeQueue) next() time.Time {
-	if len(q.items) == 0 {
-		return time.Now().Add(time.Hour)
-	}
-	return q.wakeAt[0]
-}
-
-// due returns the items whose time has come, earliest first; each is parked
-// an hour ahead until the caller has run it and fixed it.
-func (q *wakeQueue) due(now time.Time) []scheduled {
-	due := q.dueBuf[:0]
-	for len(q.items) > 0 && !q.wakeAt[0].After(now) {
-		due = append(due, q.items[0])
-		q.wakeAt[0] = now.Add(time.Hour)
-		heap.Fix(q, 0)
-	}
-	q.dueBuf = due
-	return due
-}
-
-// allStandby reports whether every VIP of the interface is in standby:
+// AllStandby reports whether every VIP of the interface is in standby:
 // then replies to probes are routine frames (routine.go).
-func (g *groupView) allStandby() bool { return g.notStandby == 0 }
+func (g *Group) AllStandby() bool { return g.notStandby == 0 }

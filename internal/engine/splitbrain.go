@@ -1,4 +1,4 @@
-package main
+package engine
 
 // Another holder of a VIP this node holds: a floatip node (a split brain,
 // resolved by rank, or by the pool's assignment, make before break) or a
@@ -20,9 +20,9 @@ import (
 // reach the same verdict without talking: the loser removes its copy only
 // after the winner has announced (make before break). Only a confirmed
 // floatip node gets a verdict; anything else is a stranger.
-func (m *vipMachine) conflict(f wire.Frame, now time.Time) {
+func (m *Machine) conflict(f wire.Frame, now time.Time) {
 	mac := f.Packet.SenderHardwareAddr
-	other, isFloatip := m.group.peers.confirmed(mac)
+	other, isFloatip := m.Group.peers.confirmed(mac)
 	if !isFloatip {
 		m.stranger(mac, now)
 		return
@@ -31,24 +31,24 @@ func (m *vipMachine) conflict(f wire.Frame, now time.Time) {
 		m.selfCheck(now)
 	}
 	// The same node may hold more of our VIPs: check them all now.
-	m.group.reconcile(mac, now)
+	m.Group.reconcile(mac, now)
 	verdict := resolveConflict(m.self(), other, true)
-	if m.group.pool != nil {
-		verdict = m.group.pool.resolve(m.vip, mac, verdict) // the assignee wins
+	if m.Group.pool != nil {
+		verdict = m.Group.pool.resolve(m.vip, mac, verdict) // the assignee wins
 	}
 	if verdict == yield {
 		if bytes.Equal(m.lastGratuitous, mac) && now.Sub(m.lastGratuitousAt) <= recentAnnouncement &&
 			m.lastGratuitousAt.Sub(m.lastOwnAnnounce) > announceOrderMargin && m.lastGratuitousAt.Sub(m.lastKernelAnswer) > kernelAnswerMargin {
 			// The winner has re-pointed the neighbours, clearly after our
 			// own last announcement: removing now leaves no gap.
-			m.log.Info("split brain resolved: releasing to the better node", "winner", other.String())
+			m.Log.Info("split brain resolved: releasing to the better node", "winner", other.String())
 			m.release(false)
 			m.holder = append(net.HardwareAddr(nil), mac...)
 			m.becomeStandby(now, true, "split brain lost")
 			return
 		}
 		if m.state != event.Yielding {
-			m.log.Warn("split brain: another floatip node holds the VIP and outranks us; waiting for its announcement", "winner", other.String())
+			m.Log.Warn("split brain: another floatip node holds the VIP and outranks us; waiting for its announcement", "winner", other.String())
 			m.yieldTo, m.yieldDeadline = other, now.Add(yieldTimeout)
 			m.setState(event.Yielding, "split brain lost", now)
 		}
@@ -70,7 +70,7 @@ func (m *vipMachine) conflict(f wire.Frame, now time.Time) {
 		// about to let go. Then once more after the announcement spacing,
 		// so the last word the clients hear is the winner's.
 		m.announcementsLeft = max(m.announcementsLeft, 2)
-		if soon := now.Add(fastSpacing(m.cfg.interval)); m.nextAnnounce.After(soon) || m.nextAnnounce.Before(now) {
+		if soon := now.Add(FastSpacing(m.cfg.Interval)); m.nextAnnounce.After(soon) || m.nextAnnounce.Before(now) {
 			m.nextAnnounce = soon
 		}
 	}
@@ -79,7 +79,7 @@ func (m *vipMachine) conflict(f wire.Frame, now time.Time) {
 	// before ours would (the heal met one of its claim rounds), ours would
 	// not count and the loser would wait a whole spacing for the next one.
 	if m.announcementsLeft > 0 && bytes.Equal(m.lastGratuitous, mac) {
-		if after := m.lastGratuitousAt.Add(announceOrderMargin + fastSpacing(m.cfg.interval)); m.nextAnnounce.Before(after) {
+		if after := m.lastGratuitousAt.Add(announceOrderMargin + FastSpacing(m.cfg.Interval)); m.nextAnnounce.Before(after) {
 			m.nextAnnounce = after
 		}
 	}
@@ -87,13 +87,13 @@ func (m *vipMachine) conflict(f wire.Frame, now time.Time) {
 
 // stranger handles a holder of the VIP that has not shown itself a floatip
 // node: a host that is not floatip, a floatip node not yet heard twice, or
-// noise. An episode of strangers (until defendInterval passes without one)
+// noise. An episode of strangers (until DefendInterval passes without one)
 // gets one identification window, whatever their MACs, then the RFC 5227
 // defence: a flood from changing MACs neither postpones the defence nor
 // makes it more frequent. A stranger that shows up again after a quiet
 // spell gets no second window.
-func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
-	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= defendInterval && !bytes.Equal(m.identifying, mac)) {
+func (m *Machine) stranger(mac net.HardwareAddr, now time.Time) {
+	if m.identifying == nil || (now.Sub(m.lastStrangerAt) >= DefendInterval && !bytes.Equal(m.identifying, mac)) {
 		m.identifying, m.identifyDeadline = append(net.HardwareAddr(nil), mac...), now.Add(identifyTimeout)
 		m.strangerFrames = 0
 		m.lanLog.logAt(now, slog.LevelInfo, "another host answers for the VIP; finding out whether it runs floatip", "other_mac", mac.String())
@@ -107,7 +107,7 @@ func (m *vipMachine) stranger(mac net.HardwareAddr, now time.Time) {
 		}
 		return
 	}
-	if now.Sub(m.lastDefense) >= defendInterval {
+	if now.Sub(m.lastDefense) >= DefendInterval {
 		m.lanLog.logAt(now, slog.LevelWarn, "address conflict: a host that does not run floatip holds the VIP; defending it (RFC 5227 2.4c)",
 			"other_mac", mac.String(), "frames", m.strangerFrames)
 		m.strangerFrames = 0

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -24,14 +24,14 @@ var (
 )
 
 // newTestMachine6 is newTestMachine for an IPv6 VIP.
-func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*vipMachine, *fakeLAN) {
+func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*Machine, *fakeLAN) {
 	t.Helper()
 	lan := &fakeLAN{own: own}
-	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
-	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
-	m := newVIPMachine(v6VIP, cfg, deps, false, fiptest.T0)
-	m.group.event(evLinkUp, fiptest.T0)
+	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan}
+	m := NewMachine(v6VIP, cfg, deps, false, fiptest.T0)
+	m.Group.Broadcast(EvLinkUp, fiptest.T0)
 	return m, lan
 }
 
@@ -118,7 +118,7 @@ func TestMachineIPv6NoSelfCheckRightAfterAnnouncing(t *testing.T) {
 	m, lan := newTestMachine6(t, 100, macB)
 	var lastAnnounce time.Time
 	checks := 0
-	driveGroup(m.group, fiptest.T0, fiptest.T0.Add(10*time.Second), func(now time.Time) {
+	driveGroup(m.Group, fiptest.T0, fiptest.T0.Add(10*time.Second), func(now time.Time) {
 		for _, what := range lan.sent {
 			switch what {
 			case "announce":

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -55,9 +55,9 @@ type poolNode struct {
 
 // poolView is the pool of one interface: membership, the assignment, the
 // presence probes and the planned moves. It is a scheduled item of the
-// group and ticks every --interval.
+// Group and ticks every --interval.
 type poolView struct {
-	group    *groupView
+	group    *Group
 	vips     []netip.Addr // sorted
 	holdDown time.Duration
 	slot     int
@@ -72,10 +72,10 @@ type poolView struct {
 	nextTick    time.Time
 	lastPresent time.Time
 	presTurn    int
-	checks      []*vipMachine // self-checks still to send after a change
+	checks      []*Machine // self-checks still to send after a change
 }
 
-func newPoolView(g *groupView, vips []netip.Addr, holdDown time.Duration) *poolView {
+func NewPoolView(g *Group, vips []netip.Addr, holdDown time.Duration) *poolView {
 	sorted := slices.Clone(vips)
 	slices.SortFunc(sorted, netip.Addr.Compare)
 	p := &poolView{group: g, vips: sorted, holdDown: holdDown, slot: -1, nodes: map[string]*poolNode{},
@@ -170,7 +170,7 @@ func (p *poolView) self() (linkUp, candidate bool) {
 func (p *poolView) currentMembers(now time.Time) []pool.Member {
 	var ms []pool.Member
 	if !p.selfSince.IsZero() && now.Sub(p.selfSince) >= p.holdDown {
-		ms = append(ms, pool.Member{MAC: p.group.arp.MAC(), Weight: int(p.group.cfg.priority)})
+		ms = append(ms, pool.Member{MAC: p.group.arp.MAC(), Weight: int(p.group.cfg.Priority)})
 	}
 	for key, n := range p.nodes {
 		mac := net.HardwareAddr(key)
@@ -233,7 +233,7 @@ func (p *poolView) report(now time.Time) {
 		}
 		p.reported[vip] = a
 		if m := p.group.machines[vip]; m != nil {
-			if po, ok := m.obs.(event.PoolObserver); ok {
+			if po, ok := m.Observer.(event.PoolObserver); ok {
 				po.Assigned(vip, p.assign[vip], bytes.Equal(p.assign[vip], p.group.arp.MAC()))
 			}
 		}
@@ -252,7 +252,7 @@ func (p *poolView) mine(vip netip.Addr) bool {
 // to this node, or it has been free for so long (no member claims it: a
 // member that cannot, or nodes that disagree) that the plain rank rule
 // applies as a safety net.
-func (p *poolView) mayClaim(m *vipMachine, now time.Time) bool {
+func (p *poolView) mayClaim(m *Machine, now time.Time) bool {
 	if p.mine(m.vip) {
 		return true
 	}
@@ -284,7 +284,7 @@ func (p *poolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank confli
 }
 
 func (p *poolView) onTick(now time.Time) {
-	p.nextTick = now.Add(p.group.cfg.interval)
+	p.nextTick = now.Add(p.group.cfg.Interval)
 	up, candidate := p.self()
 	if up && p.started.IsZero() {
 		p.started = now
@@ -353,13 +353,13 @@ func (p *poolView) moves(now time.Time) {
 		if m == nil || m.state != event.Standby || m.follow == nil || !p.mine(vip) {
 			continue
 		}
-		if m.follow.deb.missedInRow > 0 || !m.refs.reachable(now, m.deb.deadTime()) {
+		if m.follow.deb.missedInRow > 0 || !m.Refs.Reachable(now, m.deb.deadTime()) {
 			continue // the holder looks unwell: the failover path decides
 		}
 		if !g.pacer.take(now) {
 			return // the rest on the next tick
 		}
-		m.log.Info("pool: taking the VIP assigned to this node from its holder", "holder", m.holder.String())
+		m.Log.Info("pool: taking the VIP assigned to this node from its holder", "holder", m.holder.String())
 		m.claim(now, "claimed VIP (pool rebalance)", "pool move")
 		g.touch(m)
 	}

@@ -1,11 +1,8 @@
-package main
+package engine
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -67,15 +64,15 @@ func (r *lossyRefs) Probe(now time.Time) {
 		r.last = now.Add(ms(1))
 	}
 }
-func (r *lossyRefs) reachable(now time.Time, window time.Duration) bool {
+func (r *lossyRefs) Reachable(now time.Time, window time.Duration) bool {
 	return r.none || now.Sub(r.last) <= window
 }
-func (r *lossyRefs) heardAt(time.Time) (time.Time, bool) { return r.last, !r.none }
+func (r *lossyRefs) HeardAt(time.Time) (time.Time, bool) { return r.last, !r.none }
 
 // holderWorld runs an active machine in 10 ms steps with a standby that
 // probes it every 200 ms; standbyUp and loss say whether its probes arrive.
 type holderWorld struct {
-	m         *vipMachine
+	m         *Machine
 	lan       *fakeLAN
 	refs      *lossyRefs
 	now       time.Time
@@ -89,7 +86,7 @@ func newHolderWorld(t *testing.T, loss float64, seed uint64) *holderWorld {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	refs := &lossyRefs{rng: rng, loss: loss, up: true}
-	m, lan := newTestMachineWith(t, 200, "02:00:00:00:00:09", refs, func(*machineConfig) {})
+	m, lan := newTestMachineWith(t, 200, "02:00:00:00:00:09", refs, func(*Config) {})
 	w := &holderWorld{m: m, lan: lan, refs: refs, now: fiptest.T0, standbyUp: true, loss: loss, rng: rng}
 	w.run(2 * time.Second)
 	if m.state != event.Active {
@@ -102,14 +99,14 @@ var standbyProbe = frame(arp.OperationRequest, "02:00:00:00:00:02", wire.ZeroIPv
 
 func (w *holderWorld) run(d time.Duration) {
 	end := w.now.Add(d)
-	g := w.m.group
+	g := w.m.Group
 	g.queue.refresh() // the test may have called handlers directly
 	for ; w.now.Before(end); w.now = w.now.Add(ms(10)) {
-		if !w.now.Before(g.next()) {
-			g.tick(w.now)
+		if !w.now.Before(g.Next()) {
+			g.Tick(w.now)
 		}
 		if w.standbyUp && w.now.Sub(fiptest.T0)%ms(200) == 0 && w.rng.Float64() >= w.loss {
-			g.dispatch(*standbyProbe, w.now)
+			g.Dispatch(*standbyProbe, w.now)
 		}
 		if w.released.IsZero() && w.lan.removes > 0 {
 			w.released = w.now
@@ -226,42 +223,7 @@ func TestMachineIsolationLossDoesNotRelease(t *testing.T) {
 	}
 }
 
-type countingSender struct{ sent []netip.Addr }
-
-func (c *countingSender) ProbeAddress(ip netip.Addr) error {
-	c.sent = append(c.sent, ip)
-	return nil
-}
-
-func TestReferenceWatchHeardAt(t *testing.T) {
-	ref := netip.MustParseAddr("192.0.2.1")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sender := &countingSender{}
-	r := &referenceWatch{explicit: []netip.Addr{ref}, sender: sender, minGap: ms(50), log: log}
-	if at, asked := r.heardAt(fiptest.T0); !asked || !at.IsZero() {
-		t.Fatalf("before any answer: %v %v, want zero, asked", at, asked)
-	}
-	r.Probe(fiptest.T0)
-	r.Probe(fiptest.T0.Add(ms(10))) // rate-limited
-	if len(sender.sent) != 1 || sender.sent[0] != ref {
-		t.Errorf("probes sent %v, want one to %s", sender.sent, ref)
-	}
-	answer := frame(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", wire.ZeroIPv4)
-	answer.Received = fiptest.T0.Add(ms(1))
-	r.saw(*answer)
-	other := frame(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", wire.ZeroIPv4)
-	other.Received = fiptest.T0.Add(ms(5))
-	r.saw(*other) // not a reference
-	if at, asked := r.heardAt(fiptest.T0.Add(ms(10))); !asked || !at.Equal(fiptest.T0.Add(ms(1))) {
-		t.Errorf("after the answer: %v %v, want %v, asked", at, asked, fiptest.T0.Add(ms(1)))
-	}
-	none := &referenceWatch{sender: sender, log: log} // --no-reference-like: no gateway, none given
-	if _, asked := none.heardAt(fiptest.T0); asked {
-		t.Error("a watch with no reference hosts says it asked")
-	}
-}
-
-// failingRemove is a vipAddress whose removal fails (netlink refuses).
+// failingRemove is a Address whose removal fails (netlink refuses).
 type failingRemove struct {
 	*fakeLAN
 	attempts int
@@ -277,7 +239,7 @@ func (f *failingRemove) Remove() error {
 func TestMachineIsolatedHolderRemovalFails(t *testing.T) {
 	w := newHolderWorld(t, 0, 8)
 	addr := &failingRemove{fakeLAN: w.lan}
-	w.m.addr = addr
+	w.m.Address = addr
 	w.refs.up, w.standbyUp = false, false
 	w.run(10 * time.Second)
 	if w.m.state != event.Active || !w.m.added {

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 )
 
 func TestAdoptionVerdict(t *testing.T) {
-	// misses 3, dead time 600ms: the same bar as a standby's "holder dead".
+	// Misses 3, dead time 600ms: the same bar as a standby's "holder dead".
 	cases := []struct {
 		name        string
 		otherHolder bool
@@ -44,13 +44,13 @@ func TestAdoptionVerdict(t *testing.T) {
 
 // newAdoptingMachine is a machine started with the VIP already on the
 // interface (left by an earlier run); the link is not up yet.
-func newAdoptingMachine(t *testing.T, priority uint8, own string) (*vipMachine, *fakeLAN) {
+func newAdoptingMachine(t *testing.T, priority uint8, own string) (*Machine, *fakeLAN) {
 	t.Helper()
 	lan := &fakeLAN{own: fiptest.MustMAC(own), configured: true}
-	cfg := machineConfig{priority: priority, interval: ms(200), misses: 3, announceCount: 3,
-		announceSpacing: ms(1100), announceForm: wire.FormRequest, refresh: 100 * time.Second}
-	deps := machineDeps{ifname: "eth0", log: slog.New(slog.NewTextHandler(io.Discard, nil)), arp: lan, addr: lan}
-	return newVIPMachine(testVIP, cfg, deps, true, fiptest.T0), lan
+	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan}
+	return NewMachine(testVIP, cfg, deps, true, fiptest.T0), lan
 }
 
 func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
@@ -63,7 +63,7 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 		t.Errorf("wakes at %v with the link down", wake)
 	}
 	start := fiptest.T0.Add(5 * time.Second)
-	m.onEvent(evLinkUp, start)
+	m.onEvent(EvLinkUp, start)
 	// A standby probing meanwhile (no holder flag) is no sign of a holder.
 	standby := frame(arp.OperationRequest, "02:00:00:00:00:05", wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), testVIP)
 	now := advance(m, start, start.Add(ms(599)), func(time.Time) *wire.Frame { return standby })
@@ -84,7 +84,7 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 		t.Fatalf("after the check: state %v, announces %d, removes %d, configured %v", m.state, lan.announces, lan.removes, lan.configured)
 	}
 	// Adopted means held: SIGTERM removes it and says so.
-	m.shutdown(start.Add(time.Second))
+	m.Shutdown(start.Add(time.Second))
 	if lan.configured || lan.probes[len(lan.probes)-1].Flags != wire.FlagReleasing {
 		t.Errorf("shutdown after adopting: configured %v, last probe %+v", lan.configured, lan.probes[len(lan.probes)-1])
 	}
@@ -103,7 +103,7 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 			// Priority 200: outranking the other holder changes nothing, the
 			// VIP is not ours to take back.
 			m, lan := newAdoptingMachine(t, 200, "02:00:00:00:00:09")
-			m.onEvent(evLinkUp, fiptest.T0)
+			m.onEvent(EvLinkUp, fiptest.T0)
 			m.onFrame(*sign, fiptest.T0.Add(ms(1)))
 			if m.state != event.Standby || lan.configured || lan.removes != 1 || lan.announces != 0 {
 				t.Fatalf("state %v, configured %v, removes %d, announces %d (want: removed at once, standby, silent)",
@@ -128,20 +128,20 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 
 func TestMachineAdoptingLinkDownOrRemoved(t *testing.T) {
 	m, lan := newAdoptingMachine(t, 100, "02:00:00:00:00:09")
-	m.onEvent(evLinkUp, fiptest.T0)
-	m.onEvent(evLinkDown, fiptest.T0.Add(ms(100)))
+	m.onEvent(EvLinkUp, fiptest.T0)
+	m.onEvent(EvLinkDown, fiptest.T0.Add(ms(100)))
 	if lan.configured || m.state != event.Standby {
 		t.Errorf("link down while adopting: configured %v, state %v (a holder without carrier gives the VIP up)", lan.configured, m.state)
 	}
 
 	m, lan = newAdoptingMachine(t, 100, "02:00:00:00:00:09")
-	m.onEvent(evLinkUp, fiptest.T0)
+	m.onEvent(EvLinkUp, fiptest.T0)
 	lan.configured = false // `ip addr del` by someone
-	m.onEvent(evAddrRemoved, fiptest.T0.Add(ms(100)))
+	m.onEvent(EvAddrRemoved, fiptest.T0.Add(ms(100)))
 	if m.state != event.Standby || lan.adds != 0 {
 		t.Errorf("VIP removed while adopting: state %v, adds %d (want a plain standby, no re-add)", m.state, lan.adds)
 	}
-	m.shutdown(fiptest.T0.Add(ms(200)))
+	m.Shutdown(fiptest.T0.Add(ms(200)))
 	if lan.removes != 0 {
 		t.Errorf("removed %d times an address it no longer had", lan.removes)
 	}

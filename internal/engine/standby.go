@@ -1,4 +1,4 @@
-package main
+package engine
 
 // A standby's decisions: when to probe, whether the VIP is free (debounce,
 // a better standby, health, reference hosts, fencing), and the claim check
@@ -18,10 +18,10 @@ import (
 // whether the VIP is free, and sends the next probe: unicast to a holder
 // that answers, broadcast once one probe went unanswered (so the other
 // standbys hear this one's rank before anyone claims).
-func (m *vipMachine) standbyProbe(now time.Time) {
+func (m *Machine) standbyProbe(now time.Time) {
 	if m.probeOutstanding && !m.answeredSinceProbe {
 		m.deb.missed()
-		m.obs.Counted(m.vip, "miss")
+		m.Observer.Counted(m.vip, "miss")
 	}
 	m.probeOutstanding = false
 	suspicious := m.deb.missedInRow > 0
@@ -30,16 +30,16 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 	}
 	switch {
 	case m.deb.free(now):
-		if pool := m.group.pool; pool != nil && !pool.mayClaim(m, now) {
+		if pool := m.Group.pool; pool != nil && !pool.mayClaim(m, now) {
 			// Pool mode: the assignment decides, not the rank.
-		} else if better, ok := m.group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok && pool == nil {
-			m.log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
+		} else if better, ok := m.Group.peers.betterStandby(m.self(), m.holder, now, m.deb.deadTime()); ok && pool == nil {
+			m.Log.Debug("VIP is free but a better standby is alive: leaving the claim to it", "standby", better.String())
 		} else if !m.healthy {
 			if !m.saidUnhealthy {
-				m.log.Warn("VIP is free but this node's health check fails: not claiming")
+				m.Log.Warn("VIP is free but this node's health check fails: not claiming")
 				m.saidUnhealthy = true
 			}
-		} else if !m.refs.reachable(now, m.deb.deadTime()) {
+		} else if !m.Refs.Reachable(now, m.deb.deadTime()) {
 			// Not asked lately (a release notice, a holder that was
 			// answering until now): ask, and decide once a reference on
 			// the LAN has had time to answer, rather than call this node
@@ -52,16 +52,16 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 				return
 			}
 			if !m.saidIsolated {
-				m.log.Warn("VIP looks free but no reference host answers: this node is probably the one cut off; not claiming")
+				m.Log.Warn("VIP looks free but no reference host answers: this node is probably the one cut off; not claiming")
 				m.saidIsolated = true
 			}
-		} else if m.fence != nil && m.holder != nil && !m.holderReleased {
+		} else if m.Fence != nil && m.holder != nil && !m.holderReleased {
 			if !now.Before(m.nextFence) {
 				m.startFence(now)
 				return
 			}
-		} else if !m.group.pacer.take(now) {
-			m.nextProbe = m.group.pacer.nextToken(now) // many VIPs claim at once
+		} else if !m.Group.pacer.take(now) {
+			m.nextProbe = m.Group.pacer.nextToken(now) // many VIPs claim at once
 			return
 		} else if m.watchCheckFresh(now) {
 			m.claim(now, "claimed VIP", "holder silent")
@@ -74,8 +74,8 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 		m.preemptClaim(now)
 		return
 	}
-	if !m.group.pacer.take(now) {
-		m.nextProbe = m.group.pacer.nextToken(now) // many VIPs probe at once
+	if !m.Group.pacer.take(now) {
+		m.nextProbe = m.Group.pacer.nextToken(now) // many VIPs probe at once
 		return
 	}
 	dst := wire.BroadcastMAC
@@ -86,30 +86,30 @@ func (m *vipMachine) standbyProbe(now time.Time) {
 		m.probeOutstanding, m.answeredSinceProbe = true, false
 		m.nextProbe = now.Add(m.deb.spacing())
 	} else {
-		m.nextProbe = now.Add(m.cfg.interval)
+		m.nextProbe = now.Add(m.cfg.Interval)
 	}
 }
 
 // probeFor sends a standby's tagged probe for the VIP to dst (the holder,
 // or broadcast); the holder's watch uses it too.
-func (m *vipMachine) probeFor(now time.Time, dst net.HardwareAddr) bool {
+func (m *Machine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 	var flags uint8
 	if !m.healthy {
 		flags = wire.FlagStandAside // so that no standby waits for us to claim
 	}
-	if err := m.arp.Probe(m.vip, m.tag(flags), dst); err != nil {
-		m.log.Debug("probe not sent", "err", err)
+	if err := m.ARP.Probe(m.vip, m.tag(flags), dst); err != nil {
+		m.Log.Debug("probe not sent", "err", err)
 		return false
 	}
-	m.obs.Counted(m.vip, "probe")
+	m.Observer.Counted(m.vip, "probe")
 	return true
 }
 
 // askReferences asks the reference hosts (their watch rate-limits the
 // probes); the wait for their answer runs from the first question of an
 // episode, not from every probe's.
-func (m *vipMachine) askReferences(now time.Time) {
-	m.refs.Probe(now)
+func (m *Machine) askReferences(now time.Time) {
+	m.Refs.Probe(now)
 	if now.Sub(m.refsAskedAt) > m.deb.deadTime() {
 		m.refsAskedAt = now
 	}
@@ -118,14 +118,14 @@ func (m *vipMachine) askReferences(now time.Time) {
 // watchCheckFresh: the holder's watch did the claim check so recently
 // (within one interval: the pacer may hold a claim of many VIPs back a
 // little) that this machine may claim without one of its own.
-func (m *vipMachine) watchCheckFresh(now time.Time) bool {
-	return !m.watchCheckedAt.IsZero() && now.Sub(m.watchCheckedAt) <= m.cfg.interval
+func (m *Machine) watchCheckFresh(now time.Time) bool {
+	return !m.watchCheckedAt.IsZero() && now.Sub(m.watchCheckedAt) <= m.cfg.Interval
 }
 
 // suspect: the holder's watch found the holder alive but silent for this
 // VIP; the machine checks it on its own, as after one missed probe.
-func (m *vipMachine) suspect(now time.Time) {
-	m.deb.answered(now.Add(-m.cfg.interval))
+func (m *Machine) suspect(now time.Time) {
+	m.deb.answered(now.Add(-m.cfg.Interval))
 	m.deb.missed()
 	m.probeOutstanding = false
 	m.nextProbe = now
@@ -133,7 +133,7 @@ func (m *vipMachine) suspect(now time.Time) {
 
 // holderSilent: the holder's watch found the holder dead; the machine takes
 // over its debounce and decides at once.
-func (m *vipMachine) holderSilent(now time.Time, deb *debouncer) {
+func (m *Machine) holderSilent(now time.Time, deb *debouncer) {
 	d := *deb
 	m.deb = &d
 	m.watchCheckedAt = now
@@ -145,71 +145,71 @@ func (m *vipMachine) holderSilent(now time.Time, deb *debouncer) {
 // reconcile, group.reconcile): its kernel answers if it holds the VIP too.
 // Without a token from the pacer it waits in reconcileWith for the
 // machine's next tick.
-func (m *vipMachine) reconcileCheck(mac net.HardwareAddr, now time.Time) {
-	if !m.group.pacer.take(now) {
-		m.reconcileWith, m.reconcileAt = mac, m.group.pacer.nextToken(now)
+func (m *Machine) reconcileCheck(mac net.HardwareAddr, now time.Time) {
+	if !m.Group.pacer.take(now) {
+		m.reconcileWith, m.reconcileAt = mac, m.Group.pacer.nextToken(now)
 		return
 	}
 	m.reconcileWith = nil
-	if err := m.arp.Probe(m.vip, m.tag(wire.FlagHolder), mac); err != nil {
-		m.log.Debug("reconcile probe not sent", "err", err)
+	if err := m.ARP.Probe(m.vip, m.tag(wire.FlagHolder), mac); err != nil {
+		m.Log.Debug("reconcile probe not sent", "err", err)
 	}
 }
 
 // preemptDue: with --preempt, a holder this node outranks has been seen
 // continuously for the hold-down delay, and the references answer.
-func (m *vipMachine) preemptDue(now time.Time) bool {
+func (m *Machine) preemptDue(now time.Time) bool {
 	deb := m.deb
 	if m.follow != nil {
 		deb = m.follow.deb
 	}
-	if !m.cfg.preempt || m.group.pool != nil || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
+	if !m.cfg.Preempt || m.Group.pool != nil || !m.healthy || m.lowerHolderSince.IsZero() || deb.missedInRow > 0 {
 		return false
 	}
-	return now.Sub(m.lowerHolderSince) >= m.cfg.preemptDelay && m.refs.reachable(now, deb.deadTime())
+	return now.Sub(m.lowerHolderSince) >= m.cfg.PreemptDelay && m.Refs.Reachable(now, deb.deadTime())
 }
 
 // startFence runs the --fence command against the silent holder, in the
 // background: frames keep being handled, and a holder that shows up again
 // aborts the claim whatever the command says.
-func (m *vipMachine) startFence(now time.Time) {
+func (m *Machine) startFence(now time.Time) {
 	holder := append(net.HardwareAddr(nil), m.holder...)
-	m.log.Info("holder went silent: fencing it before claiming", "holder", holder.String())
+	m.Log.Info("holder went silent: fencing it before claiming", "holder", holder.String())
 	m.setState(event.Fencing, "fencing the silent holder", now)
-	go func(ctx context.Context, done chan<- fenceResult) {
-		done <- fenceResult{machine: m, err: m.fence(ctx, m.vip, holder)}
-	}(m.ctx, m.fenceDone)
+	go func(ctx context.Context, done chan<- FenceResult) {
+		done <- FenceResult{machine: m, err: m.Fence(ctx, m.vip, holder)}
+	}(m.ctx, m.FenceDone)
 }
 
-func (m *vipMachine) onFenceDone(err error, now time.Time) {
+func (m *Machine) onFenceDone(err error, now time.Time) {
 	if m.state != event.Fencing {
 		return // aborted meanwhile: the holder came back, or the link went down
 	}
 	if err != nil {
-		m.log.Error("fencing failed: not claiming", "err", err)
+		m.Log.Error("fencing failed: not claiming", "err", err)
 		m.nextFence = now.Add(fenceRetry)
 		m.becomeStandby(now, false, "fencing failed")
 		return
 	}
-	m.log.Info("fencing succeeded")
+	m.Log.Info("fencing succeeded")
 	m.startClaim(now)
 }
 
 // startClaim sends one last probe before the VIP is added.
-func (m *vipMachine) startClaim(now time.Time) {
+func (m *Machine) startClaim(now time.Time) {
 	m.setState(event.Claiming, "holder silent", now)
 	m.answeredSinceProbe = false
 	m.saidIsolated = false
-	if err := m.arp.Probe(m.vip, m.tag(0), wire.BroadcastMAC); err != nil {
-		m.log.Debug("claim probe not sent", "err", err)
+	if err := m.ARP.Probe(m.vip, m.tag(0), wire.BroadcastMAC); err != nil {
+		m.Log.Debug("claim probe not sent", "err", err)
 		m.becomeStandby(now, false, "claim probe not sent")
 		return
 	}
-	m.claimDeadline = now.Add(fastSpacing(m.cfg.interval))
+	m.claimDeadline = now.Add(FastSpacing(m.cfg.Interval))
 }
 
 // finishClaim adds the VIP if the last probe went unanswered too.
-func (m *vipMachine) finishClaim(now time.Time) {
+func (m *Machine) finishClaim(now time.Time) {
 	if m.answeredSinceProbe {
 		m.becomeStandby(now, true, "claim answered")
 		return
@@ -220,7 +220,7 @@ func (m *vipMachine) finishClaim(now time.Time) {
 // preemptClaim takes the VIP from a lower-ranked holder: make before break.
 // Adding and announcing first means the old holder sees a better node's
 // announcement and only then removes its copy, so clients see no gap.
-func (m *vipMachine) preemptClaim(now time.Time) {
-	m.log.Info("preempting a lower-ranked holder", "holder", m.holder.String())
+func (m *Machine) preemptClaim(now time.Time) {
+	m.Log.Info("preempting a lower-ranked holder", "holder", m.holder.String())
 	m.claim(now, "claimed VIP by preemption", "preempt")
 }
