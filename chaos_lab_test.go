@@ -120,9 +120,9 @@ type chaos struct {
 	vips    []string
 	failDir string
 	bounds  chaosBounds
-	daemons []*daemon // current daemon of host i at index i
-	all     []*daemon // every daemon the run started
-	killed  []bool    // its exit is expected
+	daemons []*process // current daemon of host i at index i
+	all     []*process // every daemon the run started
+	killed  []bool     // its exit is expected
 
 	mu      sync.Mutex // guards what follows (the sampler writes samples)
 	samples []holdSample
@@ -137,7 +137,7 @@ type chaos struct {
 func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 	c := &chaos{t: t, hosts: r.hosts, failDir: t.TempDir(), seed: seed,
 		rng:     rand.New(rand.NewPCG(seed, uint64(r.hosts*100+r.vips))),
-		daemons: make([]*daemon, r.hosts+1), killed: make([]bool, r.hosts+1)}
+		daemons: make([]*process, r.hosts+1), killed: make([]bool, r.hosts+1)}
 	for i := 0; i < r.vips; i++ {
 		c.vips = append(c.vips, fmt.Sprintf("192.0.2.%d", 50+i))
 	}

@@ -39,7 +39,7 @@ func (l *lab) startTCPServers() {
 // startIdleClient starts "tcpidle client" in the client namespace and waits
 // until its idle connection is established; it returns the client and the
 // host that answered its first request.
-func (l *lab) startIdleClient(args ...string) (*daemon, string) {
+func (l *lab) startIdleClient(args ...string) (*process, string) {
 	l.t.Helper()
 	argv := append([]string{"client", "-target", fmt.Sprintf("%s:%d", labVIP, labTCPPort)}, args...)
 	d := l.startProcess("c", "tcpidle", buildTCPIdle(l.t), argv...)
@@ -51,7 +51,7 @@ var eventFieldRE = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`)
 
 // clientEvent is the first line of the client's output that starts with
 // name, as its key=value fields.
-func clientEvent(d *daemon, name string) (map[string]string, bool) {
+func clientEvent(d *process, name string) (map[string]string, bool) {
 	for _, line := range strings.Split(d.logs(), "\n") {
 		if first, _, _ := strings.Cut(line, " "); first != name {
 			continue
@@ -70,7 +70,7 @@ func clientEvent(d *daemon, name string) (map[string]string, bool) {
 }
 
 // waitEvent waits for the client's event name; t.Fatal after within.
-func waitEvent(t *testing.T, d *daemon, name string, within time.Duration) map[string]string {
+func waitEvent(t *testing.T, d *process, name string, within time.Duration) map[string]string {
 	t.Helper()
 	var ev map[string]string
 	fiptest.WaitFor(t, within, "the TCP client's "+name+" event", func() bool {
@@ -95,7 +95,7 @@ func eventTime(t *testing.T, ev map[string]string, field string) time.Time {
 }
 
 // logTime is the time of the first line of d's log that contains msg.
-func logTime(t *testing.T, d *daemon, msg string) time.Time {
+func logTime(t *testing.T, d *process, msg string) time.Time {
 	t.Helper()
 	for _, line := range strings.Split(d.logs(), "\n") {
 		if !strings.Contains(line, msg) {
@@ -123,7 +123,7 @@ func TestLabConnResetOnRelease(t *testing.T) {
 			l := newLab(t, 2)
 			l.startTCPServers()
 			var (
-				oldHolder, newHolder *daemon
+				oldHolder, newHolder *process
 				oldName, newName     = "h1", "h2"
 				release              func() time.Time // moves the VIP; returns when the release began
 			)

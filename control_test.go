@@ -8,11 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"floatip/internal/status"
 
 	"floatip/internal/engine"
 
@@ -20,25 +21,6 @@ import (
 
 	"floatip/internal/event"
 )
-
-func TestParseControlSockets(t *testing.T) {
-	// /proc/net/unix: the listening sockets (flags 00010000) of two
-	// daemons, a connection accepted by one (same name, not listening),
-	// and sockets of others.
-	proc := `Num       RefCount Protocol Flags    Type St Inode Path
-0000000000000000: 00000002 00000000 00010000 0001 01 31337 @floatip/eth1
-0000000000000000: 00000002 00000000 00010000 0001 01 31338 @floatip/eth0
-0000000000000000: 00000003 00000000 00000000 0001 03 31339 @floatip/eth0
-0000000000000000: 00000003 00000000 00000000 0001 03 31340 @floatip/br-lan
-0000000000000000: 00000002 00000000 00010000 0001 01 20000 /run/systemd/notify
-0000000000000000: 00000002 00000000 00010000 0001 01 20001 @floatipx/eth2
-0000000000000000: 00000003 00000000 00000000 0001 03 20002
-`
-	got := parseControlSockets(strings.NewReader(proc))
-	if want := []string{"eth0", "eth1"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}
 
 var controlTestN atomic.Int64
 
@@ -54,11 +36,11 @@ func serveTestControl(t *testing.T, name string, loop bool) *fiptest.SyncBuffer 
 	t.Helper()
 	logs := &fiptest.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	ln := listenControl(name, log)
+	ln := status.ListenControl(name, log)
 	if ln == nil {
 		t.Fatalf("no control socket:\n%s", logs)
 	}
-	board := newStatusBoard(nil)
+	board := status.NewBoard(nil)
 	board.StateChanged(event.Change{VIP: fiptest.VIPs(1)[0], Interface: name, From: event.Standby, To: event.Active, At: fiptest.T0})
 	calls := make(chan func(time.Time)) // the loop's calls, as the daemon's
 	inLoop := func(ctx context.Context, fn func(now time.Time)) bool {
@@ -75,7 +57,7 @@ func serveTestControl(t *testing.T, name string, loop bool) *fiptest.SyncBuffer 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serveHTTP(ctx, newHTTPServer(newStatusServer(name, "test", inLoop, facts, board).handler(), log), ln, "control socket")
+		done <- status.ServeHTTP(ctx, status.NewHTTPServer(status.NewServer(name, "test", inLoop, facts, board).Handler(), log), ln, "control socket")
 	}()
 	if loop {
 		go func() {
@@ -107,7 +89,7 @@ func TestStatusOverTheControlSocket(t *testing.T) {
 	if code := run(context.Background(), []string{"status", "-i", name, "--json"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var reps []statusReport
+	var reps []status.Report
 	if err := json.Unmarshal(stdout.Bytes(), &reps); err != nil {
 		t.Fatalf("%v:\n%s", err, stdout.String())
 	}
@@ -123,7 +105,7 @@ func TestStatusOverTheControlSocket(t *testing.T) {
 	}
 
 	// A second daemon on the same interface: one loud line, no socket.
-	if ln := listenControl(name, slog.New(slog.NewTextHandler(logs, nil))); ln != nil {
+	if ln := status.ListenControl(name, slog.New(slog.NewTextHandler(logs, nil))); ln != nil {
 		ln.Close()
 		t.Error("a second control socket of the same name")
 	}
@@ -146,17 +128,17 @@ func TestStatusWithoutADaemon(t *testing.T) {
 	}
 }
 
-// A daemon whose loop does not answer: 503 after statusLoopTimeout, an
+// A daemon whose loop does not answer: 503 after status.LoopTimeout, an
 // error, exit 2.
 func TestStatusLoopNotAnswering(t *testing.T) {
 	name := controlTestName()
 	serveTestControl(t, name, false)
 	start := time.Now()
-	_, err := fetchStatus(context.Background(), name)
+	_, err := status.Fetch(context.Background(), name)
 	if err == nil || !strings.Contains(err.Error(), "503 Service Unavailable") {
 		t.Errorf("got %v, want a 503", err)
 	}
-	if took := time.Since(start); took < statusLoopTimeout || took > statusClientTimeout {
-		t.Errorf("took %v, want the loop's timeout %v", took, statusLoopTimeout)
+	if took := time.Since(start); took < status.LoopTimeout || took > status.ClientTimeout {
+		t.Errorf("took %v, want the loop's timeout %v", took, status.LoopTimeout)
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // claims counts the claims in a daemon's log.
-func claims(d *daemon) int { return strings.Count(d.logs(), "msg=\"claimed VIP") }
+func claims(d *process) int { return strings.Count(d.logs(), "msg=\"claimed VIP") }
 
 // holders lists the hosts (h1..hN) that have the VIP configured.
 func holders(l *lab, n int) []string {
@@ -45,7 +45,7 @@ func TestLabPriorityDecides(t *testing.T) {
 	for _, n := range []int{3, 5} {
 		t.Run(fmt.Sprintf("%d hosts", n), func(t *testing.T) {
 			l := newLab(t, n)
-			daemons := make([]*daemon, n+1)
+			daemons := make([]*process, n+1)
 			// Start them worst first, so start order cannot explain the result.
 			for i := n; i >= 1; i-- {
 				daemons[i] = l.startDaemon(fmt.Sprintf("h%d", i), "-i", "eth0", "--priority", fmt.Sprint(100+10*(n-i)), labVIP)
@@ -232,7 +232,7 @@ func TestLabFlapsAndStalls(t *testing.T) {
 
 	// Paused daemons: the kernel keeps answering ARP for the holder, and a
 	// paused standby counts no misses while it sleeps.
-	for _, d := range []*daemon{h1, h2} {
+	for _, d := range []*process{h1, h2} {
 		d.signal(syscall.SIGSTOP)
 		time.Sleep(time.Second)
 		d.signal(syscall.SIGCONT)

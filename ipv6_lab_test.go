@@ -48,7 +48,7 @@ func holders6(l *lab, n int) []string {
 
 // startPair6 is startPair for labVIP6 (plus extra VIPs, e.g. labVIP for a
 // mixed invocation), with echo servers on [labVIP6]:7007.
-func startPair6(t *testing.T, l *lab, extra ...string) (h1, h2 *daemon) {
+func startPair6(t *testing.T, l *lab, extra ...string) (h1, h2 *process) {
 	t.Helper()
 	l.enableIPv6()
 	for _, h := range []string{"h1", "h2"} {

@@ -25,7 +25,7 @@ func waitActive(t *testing.T, l *lab, host string, within time.Duration) {
 // startPair starts the usual two-host group: h1 (priority 200) takes the
 // VIP, then h2 (default priority) joins as its standby. Extra flags for
 // each go in h1Args and h2Args.
-func startPair(t *testing.T, l *lab, h1Args, h2Args []string) (h1, h2 *daemon) {
+func startPair(t *testing.T, l *lab, h1Args, h2Args []string) (h1, h2 *process) {
 	t.Helper()
 	h1 = l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP}, h1Args...)...)
 	waitActive(t, l, "h1", 5*time.Second)
@@ -35,7 +35,7 @@ func startPair(t *testing.T, l *lab, h1Args, h2Args []string) (h1, h2 *daemon) {
 }
 
 // waitStandby waits until the daemon logged that it sees the holder.
-func waitStandby(t *testing.T, d *daemon, within time.Duration) {
+func waitStandby(t *testing.T, d *process, within time.Duration) {
 	t.Helper()
 	fiptest.WaitFor(t, within, "standby sees the holder", func() bool { return strings.Contains(d.logs(), "VIP is held") })
 }

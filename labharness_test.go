@@ -524,8 +524,8 @@ func (l *lab) captureFrame(filter string, fn func()) string {
 
 // ---------------------------------------------------------------- processes
 
-// daemon is a process running in a lab namespace (floatip, an echo server).
-type daemon struct {
+// process is a process running in a lab namespace (floatip, an echo server).
+type process struct {
 	t       *testing.T
 	name    string
 	cmd     *exec.Cmd
@@ -540,7 +540,7 @@ type daemon struct {
 // in host's namespace. Its output is kept in memory (logs) and in a file.
 // Cleanup stops it if still running and, when the test failed, logs its
 // last 40 lines.
-func (l *lab) startDaemon(host string, args ...string) *daemon {
+func (l *lab) startDaemon(host string, args ...string) *process {
 	l.t.Helper()
 	return l.startProcess(host, "floatip", buildFloatip(l.t), args...)
 }
@@ -553,7 +553,7 @@ func (l *lab) binary() string {
 }
 
 // startProcess starts bin with args in host's namespace (see startDaemon).
-func (l *lab) startProcess(host, name, bin string, args ...string) *daemon {
+func (l *lab) startProcess(host, name, bin string, args ...string) *process {
 	t := l.t
 	t.Helper()
 	ns := l.nsName(host)
@@ -562,7 +562,7 @@ func (l *lab) startProcess(host, name, bin string, args ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, name: host + "/" + name, out: &fiptest.SyncBuffer{}, logPath: logPath, done: make(chan struct{})}
+	d := &process{t: t, name: host + "/" + name, out: &fiptest.SyncBuffer{}, logPath: logPath, done: make(chan struct{})}
 	w := io.MultiWriter(d.out, f)
 	// "ip netns exec" execs bin in place: the pid is bin's own.
 	d.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
@@ -601,12 +601,12 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
+func (d *process) pid() int { return d.cmd.Process.Pid }
 
-func (d *daemon) running() bool { return !d.exited() }
+func (d *process) running() bool { return !d.exited() }
 
 // exited tells whether the process has ended.
-func (d *daemon) exited() bool {
+func (d *process) exited() bool {
 	select {
 	case <-d.done:
 		return true
@@ -616,7 +616,7 @@ func (d *daemon) exited() bool {
 }
 
 // signal sends sig to the process (nothing if it has already exited).
-func (d *daemon) signal(sig os.Signal) {
+func (d *process) signal(sig os.Signal) {
 	if !d.running() {
 		d.t.Logf("%s: not signalled with %v: it already exited", d.name, sig)
 		return
@@ -628,7 +628,7 @@ func (d *daemon) signal(sig os.Signal) {
 
 // Wait waits up to timeout for the process to exit and returns its exit
 // code; a death by signal N gives 128+N, as in a shell.
-func (d *daemon) Wait(timeout time.Duration) (int, error) {
+func (d *process) Wait(timeout time.Duration) (int, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
@@ -646,16 +646,16 @@ func (d *daemon) Wait(timeout time.Duration) (int, error) {
 }
 
 // logs is everything the process wrote to stdout and stderr so far.
-func (d *daemon) logs() string { return d.out.String() }
+func (d *process) logs() string { return d.out.String() }
 
 // ---------------------------------------------------------------- udpecho
 
 // startEchoServers starts "udpecho serve" bound to labDefaultVIP:7007 on every host
 // h1..hN of newLab, each answering with its host name, and waits until each
 // is listening.
-func (l *lab) startEchoServers() []*daemon {
+func (l *lab) startEchoServers() []*process {
 	l.t.Helper()
-	var ds []*daemon
+	var ds []*process
 	for i := 1; i <= l.hosts; i++ {
 		ds = append(ds, l.startEchoServer(fmt.Sprintf("h%d", i), fmt.Sprintf("%s:%d", labDefaultVIP, labEchoPort)))
 	}
@@ -663,7 +663,7 @@ func (l *lab) startEchoServers() []*daemon {
 }
 
 // startEchoServer starts "udpecho serve -listen listen -name host" in host.
-func (l *lab) startEchoServer(host, listen string) *daemon {
+func (l *lab) startEchoServer(host, listen string) *process {
 	l.t.Helper()
 	d := l.startProcess(host, "udpecho", buildUDPEcho(l.t), "serve", "-listen", listen, "-name", host)
 	fiptest.WaitFor(l.t, 5*time.Second, host+"'s echo server to listen on "+listen, func() bool {

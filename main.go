@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"floatip/internal/daemon"
+
+	"floatip/internal/status"
+
 	"floatip/internal/engine"
 
 	"floatip/internal/system"
@@ -85,21 +89,6 @@ type runCmd struct {
 	Spread          bool          `env:"FLOATIP_SPREAD" help:"Pool mode (active-active): spread the VIPs over every healthy node, ⌊M/N⌋ or ⌈M/N⌉ each (weighted by --priority), instead of all going to the best node; a dead node's share moves to the survivors. Run the same line on every node."`
 	PoolHoldDown    time.Duration `default:"5s" env:"FLOATIP_POOL_HOLD_DOWN" help:"With --spread: a node (re)joining the pool takes its share only after being heard continuously this long, so a flapping node moves nothing."`
 	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 and/or IPv6 address(es) to hold, each handled independently; a range A-B (IPv4) stands for every address from A to B."`
-}
-
-type probeCmd struct {
-	Interface string        `short:"i" required:"" placeholder:"IFACE" help:"Interface to probe on."`
-	Count     int           `default:"3" help:"Probes to send (stops at the first answer)."`
-	Wait      time.Duration `default:"500ms" help:"How long to wait for an answer after each probe."`
-	VIP       string        `arg:"" name:"vip" help:"IPv4 or IPv6 address to probe (IPv6: duplicate address detection, as ndisc6 -1 ... but from ::)."`
-}
-
-type announceCmd struct {
-	Interface string        `short:"i" required:"" placeholder:"IFACE" help:"Interface to announce on."`
-	Count     int           `short:"c" default:"3" help:"Announcements to send, the first at once."`
-	Spacing   time.Duration `default:"1s" help:"Time between announcements (arping sends one per second)."`
-	Reply     bool          `help:"Send the reply form, as arping -A (default: the request form, as arping -U)."`
-	VIP       string        `arg:"" name:"vip" help:"IPv4 or IPv6 address to announce; it must be configured on the interface."`
 }
 
 // env is what a command needs from the world outside it.
@@ -251,7 +240,7 @@ func (r *runCmd) run(e *env) error {
 	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
 	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.Priority,
 		"interval", cfg.machine.Interval.String(), "misses", cfg.machine.Misses)
-	control := listenControl(cfg.ifname, log)
+	control := status.ListenControl(cfg.ifname, log)
 	return runDaemon(e.ctx, cfg, adopt, metricsListener, control, log)
 }
 
@@ -268,49 +257,27 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	if notifier != nil {
 		statusUpdate = notifier.Post
 	}
-	board := newStatusBoard(statusUpdate)
-	met := newMetrics(version, log)
+	board := status.NewBoard(statusUpdate)
+	met := status.NewMetrics(version, log)
 	hooks := operator.NewHookRunner(cfg.onUp, cfg.onDown, cfg.onChange, cfg.hookTimeout, log)
 	obs := event.Observers{board, met, hooks}
 
 	port := &wire.Port{}
-	d := newIfaceDaemon(cfg.ifname, log, port, engine.NewGroup(cfg.machine, port, log))
+	group := engine.NewGroup(cfg.machine, port, log)
+	d := daemon.New(cfg.ifname, log, port, group)
 	for _, ip := range append(slices.Clone(cfg.vips), cfg.references...) {
 		if ip.Is6() {
-			d.ipv6 = append(d.ipv6, ip)
+			d.IPv6 = append(d.IPv6, ip)
 		}
 	}
 	var refs engine.Reachability = engine.EverReachable{}
 	if !cfg.noReference {
-		d.refs = &referenceWatch{ifname: cfg.ifname, explicit: cfg.references, useGateway: len(cfg.references) == 0,
-			ipv6: len(d.ipv6) > 0, sender: port, minGap: engine.FastSpacing(cfg.machine.Interval), log: log}
-		refs = d.refs
+		d.Refs = daemon.NewReferences(cfg.ifname, cfg.references, len(d.IPv6) > 0, port, engine.FastSpacing(cfg.machine.Interval), log)
+		refs = d.Refs
 	}
-	var fence engine.FenceFunc
-	if cfg.fence != nil {
-		fence = func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error {
-			env := operator.ChangeEnv(event.Change{VIP: vip, Interface: cfg.ifname, From: event.Standby, To: event.Fencing,
-				Holder: holder, Reason: "holder silent", At: time.Now()})
-			return operator.RunFence(ctx, cfg.fence, env, cfg.fenceTimeout)
-		}
-	}
-	var resetter *system.ConnResetter
-	if cfg.resetConns {
-		resetter = system.NewConnResetter(cfg.ifname, log)
-	}
-	now := time.Now()
-	for _, vip := range cfg.vips {
-		var addr engine.Address = system.NewAddress(cfg.ifname, vip, cfg.label, &d.index)
-		if resetter != nil {
-			addr = system.WithConnReset(addr, resetter, vip)
-		}
-		deps := engine.Deps{Interface: cfg.ifname, Log: log, ARP: port, Refs: refs, Observer: obs, Fence: fence,
-			FenceDone: d.fenceDone, Group: d.group, Checked: cfg.check != nil, Address: addr}
-		engine.NewMachine(vip, cfg.machine, deps, adopt[vip], now)
-	}
-
+	addMachines(cfg, adopt, d, group, port, refs, obs, log)
 	if cfg.spread {
-		engine.NewPoolView(d.group, cfg.vips, cfg.poolHoldDown)
+		engine.NewPoolView(group, cfg.vips, cfg.poolHoldDown)
 	}
 
 	var background sync.WaitGroup
@@ -318,15 +285,15 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	if metricsListener != nil {
 		log.Info("serving metrics", "address", "http://"+metricsListener.Addr().String()+"/metrics")
 		background.Go(func() {
-			if err := met.serve(ctx, metricsListener); err != nil {
+			if err := met.Serve(ctx, metricsListener); err != nil {
 				log.Error("metrics endpoint stopped", "err", err)
 			}
 		})
 	}
 	if control != nil {
-		srv := newHTTPServer(newStatusServer(cfg.ifname, version, d.call, d.group.Facts, board).handler(), log)
+		srv := status.NewHTTPServer(status.NewServer(cfg.ifname, version, d.Call, group.Facts, board).Handler(), log)
 		background.Go(func() {
-			if err := serveHTTP(ctx, srv, control, "control socket"); err != nil {
+			if err := status.ServeHTTP(ctx, srv, control, "control socket"); err != nil {
 				log.Error("control socket stopped", "err", err)
 			}
 		})
@@ -334,23 +301,23 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	if cfg.check != nil {
 		check := operator.NewHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
 		background.Go(func() {
-			err := check.Run(ctx, func(healthy bool) { d.setHealthy(ctx, healthy) })
+			err := check.Run(ctx, func(healthy bool) { d.SetHealthy(ctx, healthy) })
 			if err != nil {
 				log.Error("health check stopped", "err", err)
 			}
 		})
 	}
-	status := make(chan os.Signal, 1)
-	signal.Notify(status, syscall.SIGUSR1)
-	defer signal.Stop(status)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	background.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				_ = notifier.Stopping()
 				return
-			case <-status:
-				for _, line := range board.lines() {
+			case <-usr1:
+				for _, line := range board.Lines() {
 					log.Info("status: " + line)
 				}
 			}

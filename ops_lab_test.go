@@ -243,7 +243,7 @@ func TestLabProductionSetup(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	start := func(host, priority string) (*daemon, string, *net.UnixConn) {
+	start := func(host, priority string) (*process, string, *net.UnixConn) {
 		service := filepath.Join(dir, host+".running") // stands for "pidof haproxy"
 		if err := os.WriteFile(service, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -278,7 +278,7 @@ func TestLabProductionSetup(t *testing.T) {
 	waitActive(t, l, "h1", 5*time.Second)
 	h2, _, _ := start("h2", "100")
 	waitStandby(t, h2, 5*time.Second)
-	for _, d := range []*daemon{h1, h2} {
+	for _, d := range []*process{h1, h2} {
 		if strings.Contains(d.logs(), "level=ERROR") || strings.Contains(d.logs(), "notification failed") {
 			t.Fatalf("%s logged a failure:\n%s", d.name, d.logs())
 		}

@@ -28,13 +28,13 @@ type poolLab struct {
 	*lab
 	n       int
 	vips    []string
-	daemons map[string]*daemon
+	daemons map[string]*process
 }
 
 func newPoolLab(t *testing.T, n, vips int, extra ...string) *poolLab {
 	l := newLab(t, n)
 	l.mustRun("c", "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
-	pl := &poolLab{lab: l, n: n, vips: scaleVIPs(vips), daemons: map[string]*daemon{}}
+	pl := &poolLab{lab: l, n: n, vips: scaleVIPs(vips), daemons: map[string]*process{}}
 	for i := 1; i <= n; i++ {
 		pl.Start(i, extra...)
 	}

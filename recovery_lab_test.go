@@ -30,7 +30,7 @@ func frozen(pid int) bool {
 }
 
 // kill9 kills the daemon with SIGKILL and waits for it to be gone.
-func kill9(t *testing.T, d *daemon) {
+func kill9(t *testing.T, d *process) {
 	t.Helper()
 	d.signal(syscall.SIGKILL)
 	if _, err := d.Wait(5 * time.Second); err != nil {
@@ -44,13 +44,13 @@ func kill9(t *testing.T, d *daemon) {
 const freezeSelf = "sh -c 'kill -STOP $PPID'"
 
 // waitFrozen waits until the daemon stopped itself through freezeSelf.
-func waitFrozen(t *testing.T, d *daemon, within time.Duration) {
+func waitFrozen(t *testing.T, d *process, within time.Duration) {
 	t.Helper()
 	fiptest.WaitFor(t, within, d.name+" to freeze itself", func() bool { return frozen(d.pid()) })
 }
 
 // adopted tells whether a daemon adopted a VIP left by an earlier run.
-func adopted(d *daemon) bool {
+func adopted(d *process) bool {
 	return strings.Contains(d.logs(), "adopting the copy left by an earlier run")
 }
 
@@ -124,7 +124,7 @@ func TestLabRestartKeepsARightfulVIP(t *testing.T) {
 			h1Args := []string{"-i", "eth0", "--priority", "200", labVIP}
 			h1 := l.startDaemon("h1", h1Args...)
 			waitActive(t, l, "h1", 5*time.Second)
-			var h2 *daemon
+			var h2 *process
 			if hosts == 2 {
 				h2 = l.startDaemon("h2", "-i", "eth0", labVIP)
 				waitStandby(t, h2, 5*time.Second)

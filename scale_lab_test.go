@@ -117,7 +117,7 @@ func TestLabScale256VIPs(t *testing.T) {
 	for i := 1; i <= hosts; i++ {
 		l.mustRun(fmt.Sprintf("h%d", i), "ip", "route", "add", "192.0.2.100/32", "dev", "eth0")
 	}
-	daemons := map[string]*daemon{}
+	daemons := map[string]*process{}
 	for i := 1; i <= hosts; i++ {
 		h := fmt.Sprintf("h%d", i)
 		args := append([]string{"-i", "eth0", "--priority", fmt.Sprint(250 - 50*i)}, vips...)

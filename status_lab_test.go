@@ -11,16 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/status"
+
 	"floatip/internal/fiptest"
 )
 
 // labStatus runs `floatip status --json` in host and decodes it.
-func (l *lab) labStatus(host string, args ...string) ([]statusReport, error) {
+func (l *lab) labStatus(host string, args ...string) ([]status.Report, error) {
 	out, err := l.run(host, append([]string{l.binary(), "status", "--json"}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("floatip status in %s: %v\n%s", host, err, out)
 	}
-	var reps []statusReport
+	var reps []status.Report
 	if err := json.Unmarshal([]byte(out), &reps); err != nil {
 		return nil, fmt.Errorf("floatip status --json in %s: %v\n%s", host, err, out)
 	}
@@ -30,7 +32,7 @@ func (l *lab) labStatus(host string, args ...string) ([]statusReport, error) {
 // statusMismatch compares one host's report of the VIPs with who really
 // holds them (truth: VIP → "h1", "h2", ... or "" for nobody); "" when they
 // agree.
-func statusMismatch(host string, reps []statusReport, truth map[string]string) string {
+func statusMismatch(host string, reps []status.Report, truth map[string]string) string {
 	if len(reps) != 1 || reps[0].Interface != "eth0" {
 		return fmt.Sprintf("%s: want one report for eth0, got %d", host, len(reps))
 	}
@@ -185,7 +187,7 @@ func waitStatus(t *testing.T, timeout time.Duration, what string, check func() s
 }
 
 // stopDaemon ends a daemon with SIGTERM and waits for it.
-func stopDaemon(t *testing.T, d *daemon) {
+func stopDaemon(t *testing.T, d *process) {
 	t.Helper()
 	d.signal(syscall.SIGTERM)
 	if _, err := d.Wait(5 * time.Second); err != nil {

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 
 func TestWriteStatusTable(t *testing.T) {
 	now := fiptest.T0.Add(10 * time.Minute)
-	reports := []statusReport{{
+	reports := []Report{{
 		Interface: "eth0", Now: now, MAC: "02:00:00:00:00:02", Priority: 100, Healthy: true,
 		Peers: []peerStatus{{MAC: "02:00:00:00:00:01", Priority: 200, LastHeard: now.Add(-340 * time.Millisecond)}},
 		VIPs: []vipReport{
@@ -56,7 +56,7 @@ VIP           STATE    SINCE          HOLDER             ASSIGNED TO        AS A
 198.51.100.3  standby  00:10:00 (0s)  none               nobody yet         NO
 `
 	var b strings.Builder
-	if err := writeStatusTable(&b, reports, time.UTC); err != nil {
+	if err := WriteTable(&b, reports, time.UTC); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.String(); got != want {
@@ -67,7 +67,7 @@ VIP           STATE    SINCE          HOLDER             ASSIGNED TO        AS A
 // The JSON of GET /status and of `floatip status --json` is an interface
 // for scripts: its field names and omissions are fixed here.
 func TestStatusReportJSON(t *testing.T) {
-	r := statusReport{Interface: "eth0", Version: "v1", Now: fiptest.T0, MAC: "02:00:00:00:00:01", Priority: 100, Healthy: true, Pool: true,
+	r := Report{Interface: "eth0", Version: "v1", Now: fiptest.T0, MAC: "02:00:00:00:00:01", Priority: 100, Healthy: true, Pool: true,
 		Members: []memberStatus{{MAC: "02:00:00:00:00:01", Priority: 100, Self: true}},
 		Peers:   []peerStatus{{MAC: "02:00:00:00:00:02", Priority: 100, LastHeard: fiptest.T0}},
 		VIPs: []vipReport{
@@ -86,7 +86,7 @@ func TestStatusReportJSON(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	var back statusReport
+	var back Report
 	if err := json.Unmarshal(got, &back); err != nil || back.VIPs[0].Pool == nil || back.VIPs[1].Holder != "02:00:00:00:00:02" {
 		t.Errorf("round trip: %v %+v", err, back)
 	}
@@ -103,7 +103,7 @@ func TestBuildStatusReport(t *testing.T) {
 		Members:    []pool.Member{{MAC: holder, Weight: 200}, {MAC: self, Weight: 150}},
 		Peers:      []engine.PeerFacts{{MAC: holder, Priority: 200, LastHeard: fiptest.T0}},
 		Priorities: map[string]int{peerMAC: 200}}
-	board := newStatusBoard(nil)
+	board := NewBoard(nil)
 	board.StateChanged(event.Change{VIP: vips[0], Interface: "eth0", To: event.Standby, Holder: holder, At: fiptest.T0})
 	board.StateChanged(event.Change{VIP: vips[1], Interface: "eth0", To: event.Active, At: fiptest.T0})
 	board.StateChanged(event.Change{VIP: vips[2], Interface: "eth0", To: event.Active, At: fiptest.T0})

@@ -1,7 +1,9 @@
 package main
 
-// The one-shot commands, probe and announce: one look at the LAN or one
-// burst of announcements, on an interface that must be up now.
+// The ARP wire begins here: `floatip announce` sends unsolicited ARP as
+// arping -U or -A does (unsolicited NAs for IPv6), and the one-shot
+// commands open the interface's socket. Frames, sockets and BPF filters
+// are internal/wire's.
 
 import (
 	"context"
@@ -11,12 +13,18 @@ import (
 	"net/netip"
 	"time"
 
-	"floatip/internal/system"
-
-	"floatip/internal/wire"
-
 	"floatip/internal/privilege"
+	"floatip/internal/system"
+	"floatip/internal/wire"
 )
+
+type announceCmd struct {
+	Interface string        `short:"i" required:"" placeholder:"IFACE" help:"Interface to announce on."`
+	Count     int           `short:"c" default:"3" help:"Announcements to send, the first at once."`
+	Spacing   time.Duration `default:"1s" help:"Time between announcements (arping sends one per second)."`
+	Reply     bool          `help:"Send the reply form, as arping -A (default: the request form, as arping -U)."`
+	VIP       string        `arg:"" name:"vip" help:"IPv4 or IPv6 address to announce; it must be configured on the interface."`
+}
 
 // openInterface checks an interface that must exist and be up now (the
 // one-shot commands do not wait).
@@ -76,43 +84,6 @@ func openOneShot(ifi *net.Interface, ip netip.Addr, reply bool) (*oneShotSocket,
 		announce: func() error { return sock.Send(ann, wire.BroadcastMAC) }}, nil
 }
 
-func (p *probeCmd) run(e *env) (held bool, err error) {
-	vip, err := parseVIP(p.VIP)
-	if err != nil {
-		return false, err
-	}
-	if p.Count < 1 || p.Wait <= 0 {
-		return false, errors.New("--count must be at least 1 and --wait positive")
-	}
-	ifi, err := openInterface(p.Interface)
-	if err != nil {
-		return false, err
-	}
-	sock, err := openOneShot(ifi, vip, false)
-	if err != nil {
-		return false, err
-	}
-	defer sock.close()
-	// Our own kernel never answers our probe: look at the host first.
-	if local, err := system.HasAddress(p.Interface, vip); err != nil {
-		return false, err
-	} else if local {
-		fmt.Fprintln(e.stdout, sock.mac)
-		fmt.Fprintf(e.stderr, "floatip: %s is held by this host (%s)\n", vip, p.Interface)
-		return true, nil
-	}
-	holder, err := probeRound(e.ctx, sock, vip, p.Count, p.Wait)
-	if err != nil {
-		return false, fmt.Errorf("probe %s on %s: %w", vip, p.Interface, err)
-	}
-	if holder == nil {
-		fmt.Fprintln(e.stdout, "free")
-		return false, nil
-	}
-	fmt.Fprintln(e.stdout, holder)
-	return true, nil
-}
-
 func (a *announceCmd) run(e *env) error {
 	vip, err := parseVIP(a.VIP)
 	if err != nil {
@@ -153,46 +124,4 @@ func (a *announceCmd) run(e *env) error {
 		}
 	}
 	return nil
-}
-
-// probeRound sends up to count plain RFC 5227 probes for vip, spaced by
-// wait, and returns the MAC of the first node that answers, or nil if none
-// did. It is the one-shot check behind `floatip probe`.
-func probeRound(ctx context.Context, sock *oneShotSocket, vip netip.Addr, count int, wait time.Duration) (net.HardwareAddr, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	answers := make(chan net.HardwareAddr, 1)
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- sock.run(ctx, func(f wire.Frame) {
-			if wire.HolderEvidence(f, vip, sock.mac) {
-				select {
-				case answers <- f.Packet.SenderHardwareAddr:
-				default:
-				}
-			}
-		})
-	}()
-	for range count {
-		if err := sock.probe(); err != nil {
-			return nil, err
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case mac := <-answers:
-			timer.Stop()
-			return mac, nil
-		case err := <-readErr:
-			timer.Stop()
-			if err == nil {
-				err = ctx.Err()
-			}
-			return nil, err
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
-		case <-timer.C:
-		}
-	}
-	return nil, nil
 }

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"bytes"
@@ -20,8 +20,8 @@ type poolAssignee struct {
 }
 
 // Assigned records the assignee, shown after the VIP's state on the status
-// lines and by `floatip status`.
-func (b *statusBoard) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+// Lines and by `floatip status`.
+func (b *Board) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.assign == nil {
@@ -34,7 +34,7 @@ func (b *statusBoard) Assigned(vip netip.Addr, assignee net.HardwareAddr, self b
 }
 
 // assignText is the end of a status line for a pooled VIP ("" otherwise).
-func (b *statusBoard) assignText(vip netip.Addr) string {
+func (b *Board) assignText(vip netip.Addr) string {
 	a, ok := b.assign[vip]
 	if !ok {
 		return ""
@@ -47,7 +47,7 @@ func (b *statusBoard) assignText(vip netip.Addr) string {
 }
 
 // Assigned records a pooled VIP's assignee for floatip_pool_assigned.
-func (m *metrics) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
+func (m *Metrics) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(vip)
@@ -59,7 +59,7 @@ func (m *metrics) Assigned(vip netip.Addr, assignee net.HardwareAddr, self bool)
 
 // writePool renders the pool's family (only with --spread): per VIP, who
 // should hold it and who is seen holding it; 1 when it is this node's.
-func (m *metrics) writePool(b *bytes.Buffer, vips []netip.Addr) {
+func (m *Metrics) writePool(b *bytes.Buffer, vips []netip.Addr) {
 	var pooled []netip.Addr
 	for _, vip := range vips {
 		if m.vips[vip].pooled {

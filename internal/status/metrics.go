@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 	"floatip/internal/event"
 )
 
-// metrics serves Prometheus' text exposition format (version 0.0.4) from
+// Metrics serves Prometheus' text exposition format (version 0.0.4) from
 // the standard library alone (net/http): a handful of per-VIP counters does
 // not earn a client library in a static binary. It is an observer.
-type metrics struct {
+type Metrics struct {
 	version string
 	log     *slog.Logger
 
@@ -43,12 +43,12 @@ type vipMetrics struct {
 // metricStates are the values of floatip_state's state label, in output order.
 var metricStates = []event.State{event.Standby, event.Fencing, event.Claiming, event.Active, event.Yielding, event.Adopting}
 
-// newMetrics makes the registry; version is floatip_build_info's label.
-func newMetrics(version string, log *slog.Logger) *metrics {
-	return &metrics{version: version, log: log, vips: map[netip.Addr]*vipMetrics{}}
+// NewMetrics makes the registry; version is floatip_build_info's label.
+func NewMetrics(version string, log *slog.Logger) *Metrics {
+	return &Metrics{version: version, log: log, vips: map[netip.Addr]*vipMetrics{}}
 }
 
-func (m *metrics) entry(vip netip.Addr) *vipMetrics {
+func (m *Metrics) entry(vip netip.Addr) *vipMetrics {
 	e := m.vips[vip]
 	if e == nil {
 		e = &vipMetrics{}
@@ -59,7 +59,7 @@ func (m *metrics) entry(vip netip.Addr) *vipMetrics {
 
 // StateChanged implements observer. From == To reports the state without
 // counting a transition (the initial state).
-func (m *metrics) StateChanged(c event.Change) {
+func (m *Metrics) StateChanged(c event.Change) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(c.VIP)
@@ -75,7 +75,7 @@ func (m *metrics) StateChanged(c event.Change) {
 }
 
 // Counted implements observer; unknown kinds are ignored.
-func (m *metrics) Counted(vip netip.Addr, what string) {
+func (m *Metrics) Counted(vip netip.Addr, what string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.entry(vip)
@@ -105,7 +105,7 @@ var counterFamilies = []struct {
 
 // write renders every metric; VIPs in address order, so the output is
 // stable for people and tests.
-func (m *metrics) write(w io.Writer) error {
+func (m *Metrics) write(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
 	vips := make([]netip.Addr, 0, len(m.vips))
@@ -172,9 +172,9 @@ const (
 	shutdownTimeout     = 5 * time.Second  // scrapes in flight when the daemon stops
 )
 
-// handler routes /metrics; net/http answers HEAD (a GET pattern matches it),
+// Handler routes /metrics; net/http answers HEAD (a GET pattern matches it),
 // 405 with Allow for other methods, 404 elsewhere, and keep-alive.
-func (m *metrics) handler() http.Handler {
+func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		var body bytes.Buffer
@@ -187,16 +187,16 @@ func (m *metrics) handler() http.Handler {
 }
 
 // server is the endpoint's http.Server, every timeout set.
-func (m *metrics) server() *http.Server { return newHTTPServer(m.handler(), m.log) }
+func (m *Metrics) server() *http.Server { return NewHTTPServer(m.Handler(), m.log) }
 
-// serve answers scrapes on ln until ctx ends (see serveHTTP).
-func (m *metrics) serve(ctx context.Context, ln net.Listener) error {
-	return serveHTTP(ctx, m.server(), ln, "metrics")
+// Serve answers scrapes on ln until ctx ends (see ServeHTTP).
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
+	return ServeHTTP(ctx, m.server(), ln, "metrics")
 }
 
-// newHTTPServer is an http.Server for one of the daemon's endpoints (the
+// NewHTTPServer is an http.Server for one of the daemon's endpoints (the
 // metrics, the control socket), every timeout set.
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: scrapeHeaderTimeout,
@@ -210,9 +210,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// serveHTTP answers requests on ln until ctx ends, then shuts the server
+// ServeHTTP answers requests on ln until ctx ends, then shuts the server
 // down (requests in flight get shutdownTimeout to finish) and returns nil.
-func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener, what string) error {
+func ServeHTTP(ctx context.Context, srv *http.Server, ln net.Listener, what string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -15,30 +15,30 @@ import (
 	"floatip/internal/wire"
 )
 
-// ifaceDaemon runs every VIP of one interface in ONE goroutine: it opens the
+// Daemon runs every VIP of one interface in ONE goroutine: it opens the
 // shared ARP socket whenever the interface is usable, closes it when it is
 // not, and feeds the VIP machines the frames, link and address changes,
 // health verdicts and fencing results, each routed to its machine in O(1).
 // One timer serves all machines: the loop sleeps until the earliest wake-up
 // any machine asked for. No goroutine, channel or timer per VIP: an idle
 // daemon wakes once per due event, however many VIPs it watches.
-type ifaceDaemon struct {
+type Daemon struct {
 	ifname string
 	log    *slog.Logger
 	port   *wire.Port
-	refs   *referenceWatch // nil: no reference hosts
-	group  *engine.Group   // the VIP machines and what they share
+	Refs   *References   // nil: no reference hosts
+	group  *engine.Group // the VIP machines and what they share
 	// Index is the interface's while its socket is open, for the VIPs'
 	// netlink requests.
-	index system.LinkIndex
-	// ipv6 lists the IPv6 VIPs and reference hosts: with any, an NDP socket
+	Index system.LinkIndex
+	// IPv6 lists the IPv6 VIPs and reference hosts: with any, an NDP socket
 	// (ndp.go) is opened beside the ARP socket, joined to their
 	// solicited-node groups.
-	ipv6 []netip.Addr
+	IPv6 []netip.Addr
 
 	frames    chan wire.Frame          // the socket reader → the loop
 	health    chan engine.MachineEvent // the health check → the loop
-	fenceDone chan engine.FenceResult  // fencing commands → the loop
+	FenceDone chan engine.FenceResult  // fencing commands → the loop
 	calls     chan func(now time.Time) // a look at the group from outside (call)
 }
 
@@ -46,21 +46,21 @@ type ifaceDaemon struct {
 // frames are dropped (and counted) rather than block the socket reader.
 const frameBacklog = 4096
 
-func newIfaceDaemon(ifname string, log *slog.Logger, port *wire.Port, group *engine.Group) *ifaceDaemon {
-	return &ifaceDaemon{
+func New(ifname string, log *slog.Logger, port *wire.Port, group *engine.Group) *Daemon {
+	return &Daemon{
 		ifname:    ifname,
 		log:       log,
 		port:      port,
 		group:     group,
 		frames:    make(chan wire.Frame, frameBacklog),
 		health:    make(chan engine.MachineEvent, 4),
-		fenceDone: make(chan engine.FenceResult, 16),
+		FenceDone: make(chan engine.FenceResult, 16),
 		calls:     make(chan func(time.Time)),
 	}
 }
 
-// setHealthy is called by the health check, from its own goroutine.
-func (d *ifaceDaemon) setHealthy(ctx context.Context, healthy bool) {
+// SetHealthy is called by the health check, from its own goroutine.
+func (d *Daemon) SetHealthy(ctx context.Context, healthy bool) {
 	ev := engine.EvUnhealthy
 	if healthy {
 		ev = engine.EvHealthy
@@ -71,10 +71,10 @@ func (d *ifaceDaemon) setHealthy(ctx context.Context, healthy bool) {
 	}
 }
 
-// call runs fn in the loop, the only goroutine that may read the group
+// Call runs fn in the loop, the only goroutine that may read the group
 // (e.g. for `floatip status`); false when the loop did not take it before
 // ctx ended (it is not running). fn must be quick and must not block.
-func (d *ifaceDaemon) call(ctx context.Context, fn func(now time.Time)) bool {
+func (d *Daemon) Call(ctx context.Context, fn func(now time.Time)) bool {
 	select {
 	case d.calls <- fn:
 		return true
@@ -87,7 +87,7 @@ func (d *ifaceDaemon) call(ctx context.Context, fn func(now time.Time)) bool {
 // address. The ARP socket stays open until then, for the release notices.
 // A panic in a machine is turned into an error after every VIP is released:
 // the addresses are never left behind by an exit path we control.
-func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
+func (d *Daemon) Run(ctx context.Context) (err error) {
 	g := d.group
 	var (
 		sock        *wire.ARPSocket
@@ -131,7 +131,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		}
 		stopReader()
 		d.port.Set(nil)
-		d.index.Set(0)
+		d.Index.Set(0)
 		d.port.SetND(nil)
 		_ = sock.Close()
 		sock = nil
@@ -146,8 +146,8 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		if err == nil {
 			sock, err = wire.OpenSplitARPSocket(ifi, g.AllStandby())
 		}
-		if err == nil && len(d.ipv6) > 0 {
-			if nd, err = wire.OpenNDPSocket(ifi, d.ipv6); err != nil {
+		if err == nil && len(d.IPv6) > 0 {
+			if nd, err = wire.OpenNDPSocket(ifi, d.IPv6); err != nil {
 				_ = sock.Close()
 				sock = nil
 			}
@@ -158,7 +158,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 			return
 		}
 		sockIndex = last.Index
-		d.index.Set(last.Index)
+		d.Index.Set(last.Index)
 		readerCtx, cancel := context.WithCancel(ctx)
 		stopReader = cancel
 		go func(s *wire.ARPSocket) { readerDone <- s.Run(readerCtx, d.receive) }(sock)
@@ -192,8 +192,8 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 	// handle takes a frame from either socket; a routine frame is handled
 	// as of its receive time.
 	handle := func(f wire.Frame, now time.Time) {
-		if d.refs != nil {
-			d.refs.saw(f)
+		if d.Refs != nil {
+			d.Refs.saw(f)
 		}
 		g.Dispatch(f, now)
 	}
@@ -233,7 +233,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 		case ev := <-d.health:
 			drain(time.Now())
 			broadcast(ev)
-		case r := <-d.fenceDone:
+		case r := <-d.FenceDone:
 			drain(time.Now())
 			g.FenceDone(r, time.Now())
 		case fn := <-d.calls:
@@ -269,7 +269,7 @@ func (d *ifaceDaemon) Run(ctx context.Context) (err error) {
 
 // receive is the socket reader's hand-off to the loop; it never blocks the
 // reader: when the loop is 4096 frames behind (a flood), frames are dropped.
-func (d *ifaceDaemon) receive(f wire.Frame) {
+func (d *Daemon) receive(f wire.Frame) {
 	select {
 	case d.frames <- f:
 	default:

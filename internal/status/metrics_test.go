@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ import (
 )
 
 func TestMetricsExactOutput(t *testing.T) {
-	m := newMetrics("1.2.3", slog.New(slog.DiscardHandler))
+	m := NewMetrics("1.2.3", slog.New(slog.DiscardHandler))
 	a, b := netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("192.0.2.9")
 	// Initial state reports (From == To) count no transition.
 	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Standby})
@@ -111,7 +111,7 @@ func lineDiff(got, want string) string {
 
 func TestMetricsEmptyRegistry(t *testing.T) {
 	var out bytes.Buffer
-	if err := newMetrics("dev", slog.New(slog.DiscardHandler)).write(&out); err != nil {
+	if err := NewMetrics("dev", slog.New(slog.DiscardHandler)).write(&out); err != nil {
 		t.Fatal(err)
 	}
 	// Every family is declared, with no samples but the build info.
@@ -140,7 +140,7 @@ func TestMetricsEscaping(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	m := newMetrics("v\"1\n", slog.New(slog.DiscardHandler))
+	m := NewMetrics("v\"1\n", slog.New(slog.DiscardHandler))
 	m.StateChanged(event.Change{VIP: netip.MustParseAddr("192.0.2.50"), Interface: `we\ird`, From: event.Standby, To: event.Active})
 	if err := m.write(&out); err != nil {
 		t.Fatal(err)
@@ -153,14 +153,14 @@ func TestMetricsEscaping(t *testing.T) {
 }
 
 func TestMetricsServeAndShutdown(t *testing.T) {
-	m := newMetrics("dev", slog.New(slog.DiscardHandler))
+	m := NewMetrics("dev", slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.serve(ctx, ln) }()
+	go func() { done <- m.Serve(ctx, ln) }()
 
 	base := "http://" + ln.Addr().String()
 	resp, err := http.Get(base + "/metrics")
@@ -235,7 +235,7 @@ func TestMetricsServeAndShutdown(t *testing.T) {
 
 // TestMetricsKeepAlive: a scraper's second request reuses its connection.
 func TestMetricsKeepAlive(t *testing.T) {
-	srv := httptest.NewServer(newMetrics("dev", slog.New(slog.DiscardHandler)).handler())
+	srv := httptest.NewServer(NewMetrics("dev", slog.New(slog.DiscardHandler)).Handler())
 	defer srv.Close()
 	client := srv.Client()
 	var reused []bool
@@ -259,7 +259,7 @@ func TestMetricsKeepAlive(t *testing.T) {
 
 // TestMetricsServerTimeouts: no timeout of the endpoint is left at "never".
 func TestMetricsServerTimeouts(t *testing.T) {
-	srv := newMetrics("dev", slog.New(slog.DiscardHandler)).server()
+	srv := NewMetrics("dev", slog.New(slog.DiscardHandler)).server()
 	for name, d := range map[string]time.Duration{
 		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
 		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout,
@@ -277,7 +277,7 @@ func TestMetricsServerTimeouts(t *testing.T) {
 // parser: the output is valid exposition format, every family has its
 // type, and values and escaped labels come back as written.
 func TestMetricsParseWithPrometheus(t *testing.T) {
-	m := newMetrics("v\"1\\x\n", slog.New(slog.DiscardHandler))
+	m := NewMetrics("v\"1\\x\n", slog.New(slog.DiscardHandler))
 	a, b := netip.MustParseAddr("192.0.2.50"), netip.MustParseAddr("192.0.2.9")
 	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Standby})
 	m.StateChanged(event.Change{VIP: a, Interface: "eth0", From: event.Standby, To: event.Active})
@@ -287,7 +287,7 @@ func TestMetricsParseWithPrometheus(t *testing.T) {
 	}
 	m.Counted(b, "conflict")
 	m.Counted(b, "announce")
-	srv := httptest.NewServer(m.handler())
+	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL + "/metrics")
 	if err != nil {
@@ -362,7 +362,7 @@ func TestMetricsParseWithPrometheus(t *testing.T) {
 // TestMetricsConcurrentUse is for -race: observers are called from every
 // machine's goroutine while scrapes run.
 func TestMetricsConcurrentUse(t *testing.T) {
-	m := newMetrics("dev", slog.New(slog.DiscardHandler))
+	m := NewMetrics("dev", slog.New(slog.DiscardHandler))
 	var wg sync.WaitGroup
 	for i := range 4 {
 		vip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})

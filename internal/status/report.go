@@ -1,4 +1,4 @@
-package main
+package status
 
 // What `floatip status` shows of one interface's daemon: this node, the
 // floatip nodes it hears, and per VIP its state, who holds it and (with
@@ -23,8 +23,8 @@ import (
 	"floatip/internal/event"
 )
 
-// statusReport is one daemon's answer, the JSON of GET /status.
-type statusReport struct {
+// Report is one daemon's answer, the JSON of GET /status.
+type Report struct {
 	Interface string         `json:"interface"`
 	Version   string         `json:"version"`
 	Now       time.Time      `json:"now"`      // the daemon's clock when it answered
@@ -78,8 +78,8 @@ type vipPoolStatus struct {
 
 // buildStatusReport puts the group's facts and the board's per-VIP ones
 // together, as of now.
-func buildStatusReport(f engine.Facts, board *statusBoard, ifname, version string, now time.Time) statusReport {
-	r := statusReport{Interface: ifname, Version: version, Now: now, Priority: f.Priority, Healthy: f.Healthy,
+func buildStatusReport(f engine.Facts, board *Board, ifname, version string, now time.Time) Report {
+	r := Report{Interface: ifname, Version: version, Now: now, Priority: f.Priority, Healthy: f.Healthy,
 		Pool: f.Pool, Peers: []peerStatus{}, VIPs: []vipReport{}}
 	if f.MAC != nil {
 		r.MAC = f.MAC.String()
@@ -125,10 +125,10 @@ func buildStatusReport(f engine.Facts, board *statusBoard, ifname, version strin
 	return r
 }
 
-// writeStatusTable prints reports for people: per interface a header (this
+// WriteTable prints reports for people: per interface a header (this
 // node, its peers, the pool's members) and one line per VIP. Times of day
 // are shown in loc, ages against each daemon's own clock.
-func writeStatusTable(w io.Writer, reports []statusReport, loc *time.Location) error {
+func WriteTable(w io.Writer, reports []Report, loc *time.Location) error {
 	var b bytes.Buffer
 	for i, r := range reports {
 		if i > 0 {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"io"
@@ -24,7 +24,7 @@ func TestReferenceWatchHeardAt(t *testing.T) {
 	ref := netip.MustParseAddr("192.0.2.1")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sender := &countingSender{}
-	r := &referenceWatch{explicit: []netip.Addr{ref}, sender: sender, minGap: 50 * time.Millisecond, log: log}
+	r := &References{explicit: []netip.Addr{ref}, sender: sender, minGap: 50 * time.Millisecond, log: log}
 	if at, asked := r.HeardAt(fiptest.T0); !asked || !at.IsZero() {
 		t.Fatalf("before any answer: %v %v, want zero, asked", at, asked)
 	}
@@ -42,7 +42,7 @@ func TestReferenceWatchHeardAt(t *testing.T) {
 	if at, asked := r.HeardAt(fiptest.T0.Add(10 * time.Millisecond)); !asked || !at.Equal(fiptest.T0.Add(time.Duration(1)*time.Millisecond)) {
 		t.Errorf("after the answer: %v %v, want %v, asked", at, asked, fiptest.T0.Add(time.Duration(1)*time.Millisecond))
 	}
-	none := &referenceWatch{sender: sender, log: log} // --no-reference-like: no gateway, none given
+	none := &References{sender: sender, log: log} // --no-reference-like: no gateway, none given
 	if _, asked := none.HeardAt(fiptest.T0); asked {
 		t.Error("a watch with no reference hosts says it asked")
 	}

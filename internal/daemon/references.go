@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"log/slog"
@@ -10,7 +10,7 @@ import (
 	"floatip/internal/wire"
 )
 
-// referenceWatch tells whether this node can reach any reference host: a
+// References tells whether this node can reach any reference host: a
 // standby that cannot is the one cut off, not the holder, and must not
 // claim (Heartbeat's "ping nodes"). References are asked over ARP with
 // plain RFC 5227 probes, so no cache learns anything and no IP route is
@@ -18,7 +18,7 @@ import (
 // reference is the gateway of the default route through the interface,
 // looked up again every few seconds (DHCP may change it); --reference
 // replaces it.
-type referenceWatch struct {
+type References struct {
 	ifname     string
 	explicit   []netip.Addr // --reference; nil means the default gateway
 	useGateway bool
@@ -35,10 +35,20 @@ type referenceWatch struct {
 	saidMissing bool
 }
 
+// NewReferences asks the hosts in explicit (--reference) or, with none,
+// the gateway of the default route through ifname (with ipv6, the IPv6
+// default route's when there is no IPv4 one). sender sends the probes, a
+// round at most every minGap.
+func NewReferences(ifname string, explicit []netip.Addr, ipv6 bool, sender interface{ ProbeAddress(netip.Addr) error },
+	minGap time.Duration, log *slog.Logger) *References {
+	return &References{ifname: ifname, explicit: explicit, useGateway: len(explicit) == 0, ipv6: ipv6,
+		sender: sender, minGap: minGap, log: log}
+}
+
 // referenceRefresh is how often the default gateway is looked up again.
 const referenceRefresh = 5 * time.Second
 
-func (r *referenceWatch) refs(now time.Time) []netip.Addr {
+func (r *References) refs(now time.Time) []netip.Addr {
 	if r.explicit != nil {
 		r.current = r.explicit
 		return r.current
@@ -69,7 +79,7 @@ func (r *referenceWatch) refs(now time.Time) []netip.Addr {
 	return r.current
 }
 
-func (r *referenceWatch) Probe(now time.Time) {
+func (r *References) Probe(now time.Time) {
 	r.mu.Lock()
 	if now.Sub(r.lastProbe) < r.minGap {
 		r.mu.Unlock()
@@ -85,7 +95,7 @@ func (r *referenceWatch) Probe(now time.Time) {
 	}
 }
 
-func (r *referenceWatch) Reachable(now time.Time, window time.Duration) bool {
+func (r *References) Reachable(now time.Time, window time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.refs(now)) == 0 {
@@ -95,7 +105,7 @@ func (r *referenceWatch) Reachable(now time.Time, window time.Duration) bool {
 }
 
 // saw records a frame from the LAN; one sent by a reference is an answer.
-func (r *referenceWatch) saw(f wire.Frame) {
+func (r *References) saw(f wire.Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ip := range r.current {
@@ -108,7 +118,7 @@ func (r *referenceWatch) saw(f wire.Frame) {
 
 // HeardAt implements reachability for the reference hosts: asked is false
 // when there are none to ask.
-func (r *referenceWatch) HeardAt(now time.Time) (at time.Time, asked bool) {
+func (r *References) HeardAt(now time.Time) (at time.Time, asked bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.refs(now)) == 0 {

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"net"
@@ -47,7 +47,7 @@ func TestStatusLine(t *testing.T) {
 
 func TestStatusBoard(t *testing.T) {
 	var summaries []string
-	b := newStatusBoard(func(s string) { summaries = append(summaries, s) })
+	b := NewBoard(func(s string) { summaries = append(summaries, s) })
 	clock := fiptest.T0
 	b.now = func() time.Time { return clock }
 	if got := b.summary(); got != "starting" {
@@ -71,7 +71,7 @@ func TestStatusBoard(t *testing.T) {
 		"192.0.2.50 on eth0: standby since 00:00:00 (1m0s), held by 02:00:00:00:00:01",
 	}
 	clock = at(60)
-	if got := b.lines(); !reflect.DeepEqual(got, want) {
+	if got := b.Lines(); !reflect.DeepEqual(got, want) {
 		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if len(summaries) != 5 {

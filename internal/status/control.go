@@ -1,4 +1,4 @@
-package main
+package status
 
 // The control socket: a running daemon answers `floatip status` on the
 // abstract unix socket @floatip/IFACE. An abstract socket belongs to the
@@ -27,21 +27,16 @@ import (
 	"floatip/internal/engine"
 )
 
-type statusCmd struct {
-	Interface string `short:"i" placeholder:"IFACE" help:"Ask the daemon of this interface only (default: every floatip daemon in this network namespace)."`
-	JSON      bool   `name:"json" help:"Print the daemons' reports as JSON, an array with one object per interface, instead of a table."`
-}
-
 // controlPrefix names the control sockets: @floatip/eth0 for eth0's daemon
 // (Go's leading @ is Linux's abstract namespace).
 const controlPrefix = "@floatip/"
 
 const (
-	// statusLoopTimeout bounds the wait for the interface's loop to build
+	// LoopTimeout bounds the wait for the interface's loop to build
 	// a report (it is busy for far less, even with thousands of VIPs).
-	statusLoopTimeout = 2 * time.Second
-	// statusClientTimeout bounds the whole exchange on the command's side.
-	statusClientTimeout = 5 * time.Second
+	LoopTimeout = 2 * time.Second
+	// ClientTimeout bounds the whole exchange on the command's side.
+	ClientTimeout = 5 * time.Second
 	// statusMaxBody bounds a report read by the command (4096 VIPs are
 	// about 1 MB).
 	statusMaxBody = 16 << 20
@@ -49,12 +44,12 @@ const (
 
 func controlAddress(ifname string) string { return controlPrefix + ifname }
 
-// listenControl opens the daemon's control socket. A taken name means that
+// ListenControl opens the daemon's control socket. A taken name means that
 // another floatip daemon runs on the same interface in this network
 // namespace: a misconfiguration (the two would fight over the VIPs) that is
 // logged loudly; this daemon goes on without the socket rather than fail on
 // account of a status endpoint. nil: no socket.
-func listenControl(ifname string, log *slog.Logger) net.Listener {
+func ListenControl(ifname string, log *slog.Logger) net.Listener {
 	addr := controlAddress(ifname)
 	ln, err := net.Listen("unix", addr)
 	switch {
@@ -68,29 +63,29 @@ func listenControl(ifname string, log *slog.Logger) net.Listener {
 	return ln
 }
 
-// statusServer answers GET /status on the control socket with the report
+// Server answers GET /status on the control socket with the report
 // of its interface, built in the interface's loop.
-type statusServer struct {
+type Server struct {
 	ifname, version string
 	// inLoop runs fn in the interface's loop, the only goroutine that may
 	// read the group; false when the loop did not take it before ctx ended.
 	inLoop func(ctx context.Context, fn func(now time.Time)) bool
 	facts  func() engine.Facts // the group's facts; only in the loop
-	board  *statusBoard
+	board  *Board
 	// busy lets one report be built at a time: a client asking in a tight
 	// loop cannot keep the daemon's loop from its own work.
 	busy chan struct{}
 }
 
-func newStatusServer(ifname, version string, inLoop func(ctx context.Context, fn func(now time.Time)) bool,
-	facts func() engine.Facts, board *statusBoard) *statusServer {
-	return &statusServer{ifname: ifname, version: version, inLoop: inLoop, facts: facts, board: board, busy: make(chan struct{}, 1)}
+func NewServer(ifname, version string, inLoop func(ctx context.Context, fn func(now time.Time)) bool,
+	facts func() engine.Facts, board *Board) *Server {
+	return &Server{ifname: ifname, version: version, inLoop: inLoop, facts: facts, board: board, busy: make(chan struct{}, 1)}
 }
 
-func (s *statusServer) handler() http.Handler {
+func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), statusLoopTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), LoopTimeout)
 		defer cancel()
 		rep, err := s.report(ctx)
 		if err != nil {
@@ -110,76 +105,30 @@ func (s *statusServer) handler() http.Handler {
 }
 
 // report has the loop build the report.
-func (s *statusServer) report(ctx context.Context) (statusReport, error) {
+func (s *Server) report(ctx context.Context) (Report, error) {
 	select {
 	case s.busy <- struct{}{}:
 	case <-ctx.Done():
-		return statusReport{}, ctx.Err()
+		return Report{}, ctx.Err()
 	}
 	defer func() { <-s.busy }()
-	out := make(chan statusReport, 1) // the loop never waits for us
+	out := make(chan Report, 1) // the loop never waits for us
 	if !s.inLoop(ctx, func(now time.Time) { out <- buildStatusReport(s.facts(), s.board, s.ifname, s.version, now) }) {
-		return statusReport{}, ctx.Err()
+		return Report{}, ctx.Err()
 	}
 	select {
 	case r := <-out:
 		return r, nil
 	case <-ctx.Done():
-		return statusReport{}, ctx.Err()
+		return Report{}, ctx.Err()
 	}
 }
 
-// run asks the daemons and prints their reports. A daemon that does not
-// answer is an error (exit 2) after the others' reports are printed.
-func (c *statusCmd) run(e *env) error {
-	names := []string{c.Interface}
-	if c.Interface != "" {
-		if err := validInterfaceName(c.Interface); err != nil {
-			return err
-		}
-	} else {
-		names = controlInterfaces()
-		if len(names) == 0 {
-			return errors.New("no floatip daemon in this network namespace")
-		}
-	}
-	reports := []statusReport{} // JSON: [] rather than null
-	var errs []error
-	for _, name := range names {
-		r, err := fetchStatus(e.ctx, name)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		reports = append(reports, r)
-	}
-	var err error
-	if c.JSON {
-		var out []byte
-		if out, err = json.MarshalIndent(reports, "", "  "); err == nil {
-			_, err = fmt.Fprintf(e.stdout, "%s\n", out)
-		}
-	} else if len(reports) > 0 {
-		err = writeStatusTable(e.stdout, reports, time.Local)
-	}
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
-	}
-	return errors.New(strings.Join(msgs, "; ")) // run's one line on stderr
-}
-
-// controlInterfaces lists the interfaces with a daemon's control socket in
+// ControlInterfaces lists the interfaces with a daemon's control socket in
 // this network namespace: the listening sockets named @floatip/... in
 // /proc/net/unix (which shows the reader's namespace), or, if that cannot be
-// read, every interface (fetchStatus then tells which have a daemon).
-func controlInterfaces() []string {
+// read, every interface (Fetch then tells which have a daemon).
+func ControlInterfaces() []string {
 	f, err := os.Open("/proc/net/unix")
 	if err != nil {
 		var names []string
@@ -216,13 +165,13 @@ func parseControlSockets(r io.Reader) []string {
 	return names
 }
 
-// fetchStatus asks one daemon for its report: one HTTP/1.1 request over the
+// Fetch asks one daemon for its report: one HTTP/1.1 request over the
 // control socket, written and read with net/http's own codec (the daemon's
 // binary links no HTTP client).
-func fetchStatus(ctx context.Context, ifname string) (statusReport, error) {
-	var rep statusReport
+func Fetch(ctx context.Context, ifname string) (Report, error) {
+	var rep Report
 	addr := controlAddress(ifname)
-	ctx, cancel := context.WithTimeout(ctx, statusClientTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ClientTimeout)
 	defer cancel()
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "unix", addr)
