@@ -1,6 +1,9 @@
-// Package fiptest holds the helpers that floatip's tests share: the lab's
-// names and addresses, and small constructors that panic on bad input
-// (a test's literal, never an operator's).
+// Package fiptest holds what floatip's tests share: the lab harness (Lab:
+// network namespaces from lab/lab.sh, the programs built once per test
+// process, the daemons and the client inside them), the lab's names and
+// addresses, and small constructors that panic on bad input (a test's
+// literal, never an operator's). The lab tests (lab/integration) and the
+// chaos run use it; the bench and the demo drive the same lab/lab.sh.
 //
 // It must not import any other floatip package, so that every package's
 // own tests can import it.

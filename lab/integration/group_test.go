@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab tests of group behaviour (issue 3): priority with more than two hosts,
 // split brain, isolation, preemption, graceful handover, loss, flaps and
@@ -16,13 +16,13 @@ import (
 )
 
 // claims counts the claims in a daemon's log.
-func claims(d *process) int { return strings.Count(d.logs(), "msg=\"claimed VIP") }
+func claims(d *fiptest.Process) int { return strings.Count(d.Logs(), "msg=\"claimed VIP") }
 
 // holders lists the hosts (h1..hN) that have the VIP configured.
-func holders(l *lab, n int) []string {
+func holders(l *fiptest.Lab, n int) []string {
 	var hs []string
 	for i := 1; i <= n; i++ {
-		if h := fmt.Sprintf("h%d", i); l.hostHasAddr(h, labVIP+"/32") {
+		if h := fmt.Sprintf("h%d", i); l.HostHasAddr(h, labVIP+"/32") {
 			hs = append(hs, h)
 		}
 	}
@@ -30,7 +30,7 @@ func holders(l *lab, n int) []string {
 }
 
 // waitSoleHolder waits until exactly want holds the VIP.
-func waitSoleHolder(t *testing.T, l *lab, n int, want string, within time.Duration) {
+func waitSoleHolder(t *testing.T, l *fiptest.Lab, n int, want string, within time.Duration) {
 	t.Helper()
 	fiptest.WaitFor(t, within, want+" as the only holder", func() bool {
 		hs := holders(l, n)
@@ -44,11 +44,11 @@ func TestLabPriorityDecides(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{3, 5} {
 		t.Run(fmt.Sprintf("%d hosts", n), func(t *testing.T) {
-			l := newLab(t, n)
-			daemons := make([]*process, n+1)
+			l := fiptest.NewLab(t, n)
+			daemons := make([]*fiptest.Process, n+1)
 			// Start them worst first, so start order cannot explain the result.
 			for i := n; i >= 1; i-- {
-				daemons[i] = l.startDaemon(fmt.Sprintf("h%d", i), "-i", "eth0", "--priority", fmt.Sprint(100+10*(n-i)), labVIP)
+				daemons[i] = l.StartDaemon(fmt.Sprintf("h%d", i), "-i", "eth0", "--priority", fmt.Sprint(100+10*(n-i)), labVIP)
 			}
 			for holder := 1; holder <= n; holder++ {
 				h := fmt.Sprintf("h%d", holder)
@@ -58,15 +58,15 @@ func TestLabPriorityDecides(t *testing.T) {
 				}
 				for i := holder + 1; i <= n; i++ {
 					if c := claims(daemons[i]); c != 0 {
-						t.Fatalf("h%d (lower priority) claimed while %s was the best survivor:\n%s", i, h, daemons[i].logs())
+						t.Fatalf("h%d (lower priority) claimed while %s was the best survivor:\n%s", i, h, daemons[i].Logs())
 					}
 				}
 				if holder < n {
-					l.script("cut", h)
+					l.Script("cut", h)
 				}
 			}
-			if !l.clientPing(labVIP) || l.clientNeighMAC(labVIP) != hostMAC(n) {
-				t.Errorf("client's cache points at %q, want the last survivor h%d", l.clientNeighMAC(labVIP), n)
+			if !l.ClientPing(labVIP) || l.ClientNeighMAC(labVIP) != fiptest.HostMAC(n) {
+				t.Errorf("client's cache points at %q, want the last survivor h%d", l.ClientNeighMAC(labVIP), n)
 			}
 		})
 	}
@@ -76,12 +76,12 @@ func TestLabPriorityDecides(t *testing.T) {
 // one holder (the lowest MAC), at boot and after its death.
 func TestLabEqualPrioritiesConverge(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 3)
+	l := fiptest.NewLab(t, 3)
 	for _, h := range []string{"h3", "h2", "h1"} {
-		l.startDaemon(h, "-i", "eth0", labVIP)
+		l.StartDaemon(h, "-i", "eth0", labVIP)
 	}
 	waitSoleHolder(t, l, 3, "h1", 5*time.Second)
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	waitSoleHolder(t, l, 3, "h2", 5*time.Second)
 	time.Sleep(time.Second)
 	if hs := holders(l, 3); len(hs) != 1 {
@@ -95,22 +95,22 @@ func TestLabEqualPrioritiesConverge(t *testing.T) {
 // kept talking through the heal, sees no second outage.
 func TestLabSplitBrainHeals(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	l.startEchoServers()
+	l := fiptest.NewLab(t, 2)
+	l.StartEchoServers()
 	_, h2 := startPair(t, l, nil, nil)
 
-	l.script("isolate", "h1")
+	l.Script("isolate", "h1")
 	waitActive(t, l, "h2", 5*time.Second)
-	if !l.hostHasAddr("h1", labVIP+"/32") {
+	if !l.HostHasAddr("h1", labVIP+"/32") {
 		t.Fatal("setup: the isolated holder gave the VIP up; no split brain to heal")
 	}
-	summary := l.udpClient(4*time.Second, 10*time.Millisecond)
+	summary := l.UDPClient(4*time.Second, 10*time.Millisecond)
 	time.Sleep(time.Second)
 	healed := time.Now()
-	l.script("unisolate", "h1")
+	l.Script("unisolate", "h1")
 	waitSoleHolder(t, l, 2, "h1", 2*time.Second)
 	single := time.Since(healed)
-	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP) == hostMAC(1) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.ClientNeighMAC(labVIP) == fiptest.HostMAC(1) })
 	s := <-summary
 	if s.Err != nil {
 		t.Fatal(s.Err)
@@ -123,8 +123,8 @@ func TestLabSplitBrainHeals(t *testing.T) {
 	if s.LongestGapMs > 200 {
 		t.Errorf("client saw a %d ms outage across the heal (at +%d ms)", s.LongestGapMs, s.LongestGapStartMs)
 	}
-	if !strings.Contains(h2.logs(), "split brain resolved") {
-		t.Errorf("h2 did not resolve the split brain:\n%s", h2.logs())
+	if !strings.Contains(h2.Logs(), "split brain resolved") {
+		t.Errorf("h2 did not resolve the split brain:\n%s", h2.Logs())
 	}
 	t.Logf("heal to a single holder: %v; client's longest gap across the heal: %d ms", single.Round(time.Millisecond), s.LongestGapMs)
 }
@@ -134,25 +134,25 @@ func TestLabSplitBrainHeals(t *testing.T) {
 // client never loses the holder, and nothing moves when it comes back.
 func TestLabIsolatedStandbyNeverClaims(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	l.startEchoServers()
+	l := fiptest.NewLab(t, 2)
+	l.StartEchoServers()
 	ref := "--reference=192.0.2.100" // the client: a host every healthy node reaches
-	l.startDaemon("h1", "-i", "eth0", ref, labVIP)
+	l.StartDaemon("h1", "-i", "eth0", ref, labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", "--priority", "200", ref, labVIP)
+	h2 := l.StartDaemon("h2", "-i", "eth0", "--priority", "200", ref, labVIP)
 	waitStandby(t, h2, 5*time.Second)
 
-	summary := l.udpClient(6*time.Second, 10*time.Millisecond)
+	summary := l.UDPClient(6*time.Second, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
-	l.script("isolate", "h2")
+	l.Script("isolate", "h2")
 	time.Sleep(3 * time.Second)
-	l.script("unisolate", "h2")
+	l.Script("unisolate", "h2")
 	s := <-summary
 	if c := claims(h2); c != 0 {
-		t.Fatalf("the isolated standby claimed the VIP %d times:\n%s", c, h2.logs())
+		t.Fatalf("the isolated standby claimed the VIP %d times:\n%s", c, h2.Logs())
 	}
-	if !strings.Contains(h2.logs(), "no reference host answers") {
-		t.Errorf("h2 did not say why it did not claim:\n%s", h2.logs())
+	if !strings.Contains(h2.Logs(), "no reference host answers") {
+		t.Errorf("h2 did not say why it did not claim:\n%s", h2.Logs())
 	}
 	if s.Err != nil || s.LongestGapMs > 200 || s.LastResponder != "h1" || len(s.Changes) != 0 {
 		t.Errorf("client: longest gap %d ms, last answer %q, changes %v, err %v", s.LongestGapMs, s.LastResponder, s.Changes, s.Err)
@@ -166,17 +166,17 @@ func TestLabPreemption(t *testing.T) {
 	t.Parallel()
 	for _, preempt := range []bool{false, true} {
 		t.Run(fmt.Sprintf("preempt=%v", preempt), func(t *testing.T) {
-			l := newLab(t, 2)
-			l.startEchoServers()
-			h2 := l.startDaemon("h2", "-i", "eth0", labVIP)
+			l := fiptest.NewLab(t, 2)
+			l.StartEchoServers()
+			h2 := l.StartDaemon("h2", "-i", "eth0", labVIP)
 			waitActive(t, l, "h2", 5*time.Second)
 			args := []string{"-i", "eth0", "--priority", "200", labVIP}
 			if preempt {
 				args = append(args, "--preempt", "--preempt-delay", "1s")
 			}
-			summary := l.udpClient(5*time.Second, 10*time.Millisecond)
+			summary := l.UDPClient(5*time.Second, 10*time.Millisecond)
 			time.Sleep(500 * time.Millisecond)
-			h1 := l.startDaemon("h1", args...)
+			h1 := l.StartDaemon("h1", args...)
 			s := <-summary
 			want := "h2"
 			if preempt {
@@ -207,18 +207,18 @@ func TestLabLossDoesNotCauseTakeovers(t *testing.T) {
 		t.Skip("2-minute loss run skipped in -short mode")
 	}
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	_, h2 := startPair(t, l, nil, nil)
-	l.script("loss", "h2", "5")
+	l.Script("loss", "h2", "5")
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		if c := claims(h2); c != 0 {
-			t.Fatalf("false takeover under 5%% loss after %v:\n%s", time.Until(deadline), lastLines(h2.logs(), 20))
+			t.Fatalf("false takeover under 5%% loss after %v:\n%s", time.Until(deadline), fiptest.LastLines(h2.Logs(), 20))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	cut := time.Now()
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	waitActive(t, l, "h2", 3*time.Second)
 	t.Logf("takeover after the cut, with 5%% loss on the standby: %v", time.Since(cut).Round(time.Millisecond))
 }
@@ -227,15 +227,15 @@ func TestLabLossDoesNotCauseTakeovers(t *testing.T) {
 // daemon paused for a second, does not move the VIP back and forth.
 func TestLabFlapsAndStalls(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	h1, h2 := startPair(t, l, nil, nil)
 
 	// Paused daemons: the kernel keeps answering ARP for the holder, and a
 	// paused standby counts no misses while it sleeps.
-	for _, d := range []*process{h1, h2} {
-		d.signal(syscall.SIGSTOP)
+	for _, d := range []*fiptest.Process{h1, h2} {
+		d.Signal(syscall.SIGSTOP)
 		time.Sleep(time.Second)
-		d.signal(syscall.SIGCONT)
+		d.Signal(syscall.SIGCONT)
 	}
 	time.Sleep(time.Second)
 	if claims(h1) != 1 || claims(h2) != 0 {
@@ -244,9 +244,9 @@ func TestLabFlapsAndStalls(t *testing.T) {
 	waitSoleHolder(t, l, 2, "h1", time.Second)
 
 	// A 100 ms flap of the holder's link: if the VIP moves, it moves once.
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	time.Sleep(100 * time.Millisecond)
-	l.script("heal", "h1")
+	l.Script("heal", "h1")
 	time.Sleep(3 * time.Second)
 	hs := holders(l, 2)
 	if len(hs) != 1 {

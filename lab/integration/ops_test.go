@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab tests of the operator features (issue 4): health checks, hooks,
 // fencing, running unprivileged with two capabilities, systemd notify and
@@ -22,7 +22,7 @@ import (
 // healthy host; no host is healthy → nobody holds it and nothing flaps.
 func TestLabHealthCheck(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	dir := t.TempDir()
 	ok := func(h string) string { return filepath.Join(dir, h+".ok") }
 	for _, h := range []string{"h1", "h2"} {
@@ -33,16 +33,16 @@ func TestLabHealthCheck(t *testing.T) {
 	check := func(h string) []string {
 		return []string{"--check", "test -f " + ok(h), "--check-interval", "100ms", "--rise", "2", "--fall", "2"}
 	}
-	h1 := l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP}, check("h1")...)...)
+	h1 := l.StartDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP}, check("h1")...)...)
 	waitActive(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", append([]string{"-i", "eth0", labVIP}, check("h2")...)...)
+	h2 := l.StartDaemon("h2", append([]string{"-i", "eth0", labVIP}, check("h2")...)...)
 	waitStandby(t, h2, 5*time.Second)
 
 	// The service on h1 stops: its check fails, it hands the VIP over.
 	os.Remove(ok("h1"))
 	waitSoleHolder(t, l, 2, "h2", 3*time.Second)
-	if !strings.Contains(h1.logs(), "health check fails: releasing") {
-		t.Errorf("h1 did not say why it released:\n%s", h1.logs())
+	if !strings.Contains(h1.Logs(), "health check fails: releasing") {
+		t.Errorf("h1 did not say why it released:\n%s", h1.Logs())
 	}
 	// Now h2's service stops too: nobody is healthy, nobody holds the VIP.
 	os.Remove(ok("h2"))
@@ -66,7 +66,7 @@ func TestLabHooksAndFencing(t *testing.T) {
 	t.Parallel()
 	for _, fenceOK := range []bool{true, false} {
 		t.Run(fmt.Sprintf("fence ok=%v", fenceOK), func(t *testing.T) {
-			l := newLab(t, 2)
+			l := fiptest.NewLab(t, 2)
 			dir := t.TempDir()
 			events := filepath.Join(dir, "events")
 			fenced := filepath.Join(dir, "fenced")
@@ -76,7 +76,7 @@ func TestLabHooksAndFencing(t *testing.T) {
 				"--on-change", `sh -c 'echo "$FLOATIP_PREVIOUS_STATE>$FLOATIP_STATE $FLOATIP_VIP $FLOATIP_INTERFACE" >> ` + events + `'`,
 				"--fence", `sh -c 'echo "$FLOATIP_VIP $FLOATIP_HOLDER" >> ` + fenced + `; exit ` + exit + `'`})
 
-			l.script("cut", "h1")
+			l.Script("cut", "h1")
 			if fenceOK {
 				waitActive(t, l, "h2", 5*time.Second)
 				fiptest.WaitFor(t, 5*time.Second, "the on-change hook ran for active", func() bool {
@@ -85,15 +85,15 @@ func TestLabHooksAndFencing(t *testing.T) {
 				})
 			} else {
 				time.Sleep(3 * time.Second)
-				if l.hostHasAddr("h2", labVIP+"/32") || claims(h2) != 0 {
-					t.Fatalf("h2 claimed although the fence failed:\n%s", h2.logs())
+				if l.HostHasAddr("h2", labVIP+"/32") || claims(h2) != 0 {
+					t.Fatalf("h2 claimed although the fence failed:\n%s", h2.Logs())
 				}
-				if !strings.Contains(h2.logs(), "fencing failed") {
-					t.Errorf("no log line about the failed fence:\n%s", h2.logs())
+				if !strings.Contains(h2.Logs(), "fencing failed") {
+					t.Errorf("no log line about the failed fence:\n%s", h2.Logs())
 				}
 			}
 			b, _ := os.ReadFile(fenced)
-			if !strings.HasPrefix(string(b), labVIP+" "+hostMAC(1)+"\n") {
+			if !strings.HasPrefix(string(b), labVIP+" "+fiptest.HostMAC(1)+"\n") {
 				t.Errorf("fence command was told %q, want the VIP and h1's MAC", b)
 			}
 		})
@@ -105,24 +105,24 @@ func TestLabHooksAndFencing(t *testing.T) {
 // daemon; without them it says what is missing and changes nothing.
 func TestLabUnprivilegedWithCapabilities(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1)
-	bin := l.binary()
+	l := fiptest.NewLab(t, 1)
+	bin := l.Binary()
 	// The binary must be reachable for uid 65534.
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := l.run("h1", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-i", "eth0", labVIP)
+	out, err := l.Run("h1", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-i", "eth0", labVIP)
 	if code := exitCodeOf(err); code != 2 || !strings.Contains(out, "missing CAP_NET_ADMIN and CAP_NET_RAW") {
 		t.Fatalf("as nobody without capabilities: exit %d, %q", code, out)
 	}
-	d := l.startProcess("h1", "floatip-nobody", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+	d := l.StartProcess("h1", "floatip-nobody", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw", bin, "-i", "eth0", labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	if code, err := d.Wait(5 * time.Second); err != nil || code != 0 {
-		t.Fatalf("exit %d, %v:\n%s", code, err, d.logs())
+		t.Fatalf("exit %d, %v:\n%s", code, err, d.Logs())
 	}
-	if l.hostHasAddr("h1", labVIP+"/32") {
+	if l.HostHasAddr("h1", labVIP+"/32") {
 		t.Fatal("the unprivileged daemon could not remove the VIP")
 	}
 }
@@ -132,7 +132,7 @@ func TestLabUnprivilegedWithCapabilities(t *testing.T) {
 // Prometheus endpoint, on one running daemon.
 func TestLabSystemdStatusAndMetrics(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1)
+	l := fiptest.NewLab(t, 1)
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -151,7 +151,7 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 			notes <- string(buf[:n])
 		}
 	}()
-	d := l.startProcess("h1", "floatip", "env", "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000", l.binary(),
+	d := l.StartProcess("h1", "floatip", "env", "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000", l.Binary(),
 		"-i", "eth0", "--log-format", "json", "--metrics-listen", "127.0.0.1:9810", labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
 
@@ -174,7 +174,7 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 	}
 
 	// Prometheus, from inside the host's namespace.
-	metrics := l.mustRun("h1", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3; cat <&3`)
+	metrics := l.MustRun("h1", "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3; cat <&3`)
 	for _, want := range []string{"HTTP/1.1 200 OK", `floatip_state{vip="192.0.2.50",interface="eth0",state="active"} 1`,
 		`floatip_state{vip="192.0.2.50",interface="eth0",state="standby"} 0`, "floatip_announcements_total", "floatip_build_info"} {
 		if !strings.Contains(metrics, want) {
@@ -182,20 +182,20 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 		}
 	}
 
-	d.signal(syscall.SIGUSR1)
-	fiptest.WaitFor(t, 2*time.Second, "a status line on SIGUSR1", func() bool { return strings.Contains(d.logs(), "status: 192.0.2.50 on eth0: active") })
+	d.Signal(syscall.SIGUSR1)
+	fiptest.WaitFor(t, 2*time.Second, "a status line on SIGUSR1", func() bool { return strings.Contains(d.Logs(), "status: 192.0.2.50 on eth0: active") })
 
 	// Every log line is JSON, and the decisions are there to grep.
-	for _, line := range strings.Split(strings.TrimSpace(d.logs()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(d.Logs()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("not a JSON log line: %q", line)
 		}
 	}
-	if !strings.Contains(d.logs(), `"msg":"claimed VIP"`) {
-		t.Errorf("no claimed line in the JSON log:\n%s", d.logs())
+	if !strings.Contains(d.Logs(), `"msg":"claimed VIP"`) {
+		t.Errorf("no claimed line in the JSON log:\n%s", d.Logs())
 	}
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	if code, err := d.Wait(5 * time.Second); err != nil || code != 0 {
 		t.Fatalf("exit %d, %v", code, err)
 	}
@@ -232,8 +232,8 @@ func drain(ch <-chan string) map[string]bool {
 // hook. The service stops on the holder → the VIP moves, the hook reports it.
 func TestLabProductionSetup(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	bin := l.binary()
+	l := fiptest.NewLab(t, 2)
+	bin := l.Binary()
 	dir := t.TempDir()
 	for _, d := range []string{filepath.Dir(dir), dir} { // the daemon and its hooks run as nobody
 		if err := os.Chmod(d, 0o777); err != nil {
@@ -243,7 +243,7 @@ func TestLabProductionSetup(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	start := func(host, priority string) (*process, string, *net.UnixConn) {
+	start := func(host, priority string) (*fiptest.Process, string, *net.UnixConn) {
 		service := filepath.Join(dir, host+".running") // stands for "pidof haproxy"
 		if err := os.WriteFile(service, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -272,15 +272,15 @@ func TestLabProductionSetup(t *testing.T) {
 		args := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
 			"--inh-caps=+net_admin,+net_raw", "--ambient-caps=+net_admin,+net_raw", "env", "-i"}, env...)
 		args = append(args, bin, labVIP)
-		return l.startProcess(host, "floatip", "setpriv", args...), service, conn
+		return l.StartProcess(host, "floatip", "setpriv", args...), service, conn
 	}
 	h1, service1, notify1 := start("h1", "200")
 	waitActive(t, l, "h1", 5*time.Second)
 	h2, _, _ := start("h2", "100")
 	waitStandby(t, h2, 5*time.Second)
-	for _, d := range []*process{h1, h2} {
-		if strings.Contains(d.logs(), "level=ERROR") || strings.Contains(d.logs(), "notification failed") {
-			t.Fatalf("%s logged a failure:\n%s", d.name, d.logs())
+	for _, d := range []*fiptest.Process{h1, h2} {
+		if strings.Contains(d.Logs(), "level=ERROR") || strings.Contains(d.Logs(), "notification failed") {
+			t.Fatalf("%s logged a failure:\n%s", d.Name, d.Logs())
 		}
 	}
 	// systemd would see: READY=1, and a STATUS saying h1 holds the VIP.
@@ -302,7 +302,7 @@ func TestLabProductionSetup(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(dir, "h2.hook"))
 		return strings.Contains(string(b), "active "+labVIP)
 	})
-	if !l.clientPing(labVIP) || l.clientNeighMAC(labVIP) != hostMAC(2) {
+	if !l.ClientPing(labVIP) || l.ClientNeighMAC(labVIP) != fiptest.HostMAC(2) {
 		t.Errorf("client does not reach the VIP at h2")
 	}
 }

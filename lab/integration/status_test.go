@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab tests of `floatip status`: run in each host's namespace, it must name
 // the holder (and in a pool the assignee) that really has the address.
@@ -17,8 +17,8 @@ import (
 )
 
 // labStatus runs `floatip status --json` in host and decodes it.
-func (l *lab) labStatus(host string, args ...string) ([]status.Report, error) {
-	out, err := l.run(host, append([]string{l.binary(), "status", "--json"}, args...)...)
+func labStatus(l *fiptest.Lab, host string, args ...string) ([]status.Report, error) {
+	out, err := l.Run(host, append([]string{l.Binary(), "status", "--json"}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("floatip status in %s: %v\n%s", host, err, out)
 	}
@@ -37,8 +37,8 @@ func statusMismatch(host string, reps []status.Report, truth map[string]string) 
 		return fmt.Sprintf("%s: want one report for eth0, got %d", host, len(reps))
 	}
 	r := reps[0]
-	if r.MAC != hostMACOf(host) {
-		return fmt.Sprintf("%s: report says this node is %q, want %s", host, r.MAC, hostMACOf(host))
+	if r.MAC != fiptest.HostMACOf(host) {
+		return fmt.Sprintf("%s: report says this node is %q, want %s", host, r.MAC, fiptest.HostMACOf(host))
 	}
 	if len(r.VIPs) != len(truth) {
 		return fmt.Sprintf("%s: %d VIPs in the report, want %d", host, len(r.VIPs), len(truth))
@@ -50,8 +50,8 @@ func statusMismatch(host string, reps []status.Report, truth map[string]string) 
 			return fmt.Sprintf("%s: unexpected VIP %s", host, v.VIP)
 		case v.HeldHere != (holder == host):
 			return fmt.Sprintf("%s: %s held_here=%v (state %s), but it is held by %q", host, v.VIP, v.HeldHere, v.State, holder)
-		case holder != host && holder != "" && v.Holder != hostMACOf(holder):
-			return fmt.Sprintf("%s: %s holder %q (state %s), but %s (%s) holds it", host, v.VIP, v.Holder, v.State, holder, hostMACOf(holder))
+		case holder != host && holder != "" && v.Holder != fiptest.HostMACOf(holder):
+			return fmt.Sprintf("%s: %s holder %q (state %s), but %s (%s) holds it", host, v.VIP, v.Holder, v.State, holder, fiptest.HostMACOf(holder))
 		case holder == host && v.Holder != "":
 			return fmt.Sprintf("%s: %s is held here, but the report also names %s", host, v.VIP, v.Holder)
 		}
@@ -61,16 +61,16 @@ func statusMismatch(host string, reps []status.Report, truth map[string]string) 
 
 func TestLabStatusCommand(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 
 	// No daemon: exit 2 and one line that says so.
 	for _, args := range [][]string{{"status"}, {"status", "-i", "eth0"}} {
-		out, err := l.run("h1", append([]string{l.binary()}, args...)...)
+		out, err := l.Run("h1", append([]string{l.Binary()}, args...)...)
 		want := "floatip: no floatip daemon in this network namespace\n"
 		if len(args) > 1 {
 			want = "floatip: no floatip daemon on eth0 in this network namespace (nothing listens on @floatip/eth0)\n"
 		}
-		if code := exitCodeOf(err); code != exitError || out != want {
+		if code := exitCodeOf(err); code != 2 || out != want {
 			t.Errorf("%v without a daemon: exit %d, output %q; want exit 2 and %q", args, code, out, want)
 		}
 	}
@@ -79,7 +79,7 @@ func TestLabStatusCommand(t *testing.T) {
 	truth := func() map[string]string {
 		holder := ""
 		for _, h := range []string{"h1", "h2"} {
-			if l.hostHasAddr(h, labVIP+"/32") {
+			if l.HostHasAddr(h, labVIP+"/32") {
 				holder = h
 			}
 		}
@@ -90,7 +90,7 @@ func TestLabStatusCommand(t *testing.T) {
 		waitStatus(t, 10*time.Second, what+": floatip status on both hosts names the real holder", func() string {
 			want := truth()
 			for _, h := range []string{"h1", "h2"} {
-				reps, err := l.labStatus(h)
+				reps, err := labStatus(l, h)
 				if err != nil {
 					return err.Error()
 				}
@@ -107,7 +107,7 @@ func TestLabStatusCommand(t *testing.T) {
 	// its priority; and the holder hears the standby's probes.
 	waitStatus(t, 5*time.Second, "each host hears the other", func() string {
 		for _, h := range []string{"h1", "h2"} {
-			reps, err := l.labStatus(h)
+			reps, err := labStatus(l, h)
 			if err != nil {
 				return err.Error()
 			}
@@ -116,7 +116,7 @@ func TestLabStatusCommand(t *testing.T) {
 			if h == "h2" {
 				other, prio = "h1", 200
 			}
-			if len(r.Peers) != 1 || r.Peers[0].MAC != hostMACOf(other) || r.Peers[0].Priority != prio || !r.Healthy {
+			if len(r.Peers) != 1 || r.Peers[0].MAC != fiptest.HostMACOf(other) || r.Peers[0].Priority != prio || !r.Healthy {
 				return fmt.Sprintf("%s's report: %+v", h, r)
 			}
 			if v := r.VIPs[0]; h == "h2" && (v.State != "standby" || v.HolderPriority != 200) {
@@ -125,47 +125,47 @@ func TestLabStatusCommand(t *testing.T) {
 		}
 		return ""
 	})
-	table := l.mustRun("h2", l.binary(), "status")
+	table := l.MustRun("h2", l.Binary(), "status")
 	t.Logf("floatip status on h2:\n%s", table)
 	for _, want := range []string{
-		"eth0: this node " + hostMAC(2) + ", priority 100, healthy\n",
-		"  peers: " + hostMAC(1) + " priority 200, heard ",
+		"eth0: this node " + fiptest.HostMAC(2) + ", priority 100, healthy\n",
+		"  peers: " + fiptest.HostMAC(1) + " priority 200, heard ",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("h2's table lacks %q:\n%s", want, table)
 		}
 	}
-	if !strings.Contains(table, labVIP+"  standby  ") || !strings.Contains(table, hostMAC(1)+" (priority 200)") {
+	if !strings.Contains(table, labVIP+"  standby  ") || !strings.Contains(table, fiptest.HostMAC(1)+" (priority 200)") {
 		t.Errorf("h2's table does not show the VIP on standby, held by h1 (priority 200):\n%s", table)
 	}
-	if out := l.mustRun("h1", l.binary(), "status", "-i", "eth0"); !strings.Contains(out, "this node\n") || !strings.Contains(out, "active") {
+	if out := l.MustRun("h1", l.Binary(), "status", "-i", "eth0"); !strings.Contains(out, "this node\n") || !strings.Contains(out, "active") {
 		t.Errorf("h1's table does not show the VIP active, held by this node:\n%s", out)
 	}
 
 	// A second daemon on the same interface: a loud line, and it keeps running.
-	second := l.startDaemon("h2", "-i", "eth0", "--no-reference", "192.0.2.60")
+	second := l.StartDaemon("h2", "-i", "eth0", "--no-reference", "192.0.2.60")
 	fiptest.WaitFor(t, 5*time.Second, "the second daemon's complaint", func() bool {
-		return strings.Contains(second.logs(), "another floatip daemon already runs on this interface")
+		return strings.Contains(second.Logs(), "another floatip daemon already runs on this interface")
 	})
 	time.Sleep(300 * time.Millisecond)
-	if !second.running() {
-		t.Errorf("the second daemon exited:\n%s", second.logs())
+	if !second.Running() {
+		t.Errorf("the second daemon exited:\n%s", second.Logs())
 	}
 	stopDaemon(t, second)
 
 	// The holder dies: the status follows.
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	waitActive(t, l, "h2", 5*time.Second)
-	if out, err := l.run("h2", l.binary(), "status"); err != nil || !strings.Contains(out, labVIP+"  active") {
+	if out, err := l.Run("h2", l.Binary(), "status"); err != nil || !strings.Contains(out, labVIP+"  active") {
 		t.Errorf("after h1's death, h2's status (%v):\n%s", err, out)
 	}
 	// The SIGUSR1 line names the node it took over from as such (it is
 	// no second holder).
-	h2.signal(syscall.SIGUSR1)
+	h2.Signal(syscall.SIGUSR1)
 	want := "status: " + labVIP + " on eth0: active since "
-	fiptest.WaitFor(t, 5*time.Second, "h2's status line", func() bool { return strings.Contains(h2.logs(), want) })
-	if !strings.Contains(h2.logs(), "previous holder "+hostMAC(1)) {
-		t.Errorf("h2's status line does not name h1 as the previous holder:\n%s", lastLines(h2.logs(), 5))
+	fiptest.WaitFor(t, 5*time.Second, "h2's status line", func() bool { return strings.Contains(h2.Logs(), want) })
+	if !strings.Contains(h2.Logs(), "previous holder "+fiptest.HostMAC(1)) {
+		t.Errorf("h2's status line does not name h1 as the previous holder:\n%s", fiptest.LastLines(h2.Logs(), 5))
 	}
 }
 
@@ -187,11 +187,11 @@ func waitStatus(t *testing.T, timeout time.Duration, what string, check func() s
 }
 
 // stopDaemon ends a daemon with SIGTERM and waits for it.
-func stopDaemon(t *testing.T, d *process) {
+func stopDaemon(t *testing.T, d *fiptest.Process) {
 	t.Helper()
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	if _, err := d.Wait(5 * time.Second); err != nil {
-		t.Errorf("stopping %s: %v", d.name, err)
+		t.Errorf("stopping %s: %v", d.Name, err)
 	}
 }
 
@@ -206,7 +206,7 @@ func TestLabStatusPool(t *testing.T) {
 		waitStatus(t, 10*time.Second, what+": floatip status on every host names the real holder and the assignee", func() string {
 			holder := pl.holderOf()
 			for _, h := range up {
-				reps, err := pl.labStatus(h)
+				reps, err := labStatus(pl.Lab, h)
 				if err != nil {
 					return err.Error()
 				}
@@ -218,7 +218,7 @@ func TestLabStatusPool(t *testing.T) {
 					return fmt.Sprintf("%s: pool %v, members %+v, want %d", h, r.Pool, r.Members, len(members))
 				}
 				for _, v := range r.VIPs {
-					if p := v.Pool; p == nil || p.Assignee != want[v.VIP] || p.AssignedHere != (want[v.VIP] == hostMACOf(h)) || !p.AsAssigned {
+					if p := v.Pool; p == nil || p.Assignee != want[v.VIP] || p.AssignedHere != (want[v.VIP] == fiptest.HostMACOf(h)) || !p.AsAssigned {
 						return fmt.Sprintf("%s: %s pool status %+v, assigned to %s, held by %s", h, v.VIP, p, want[v.VIP], holder[v.VIP])
 					}
 				}
@@ -227,7 +227,7 @@ func TestLabStatusPool(t *testing.T) {
 		})
 	}
 	check("start", hosts, 1, 2, 3)
-	table := pl.mustRun("h1", pl.binary(), "status")
+	table := pl.MustRun("h1", pl.Binary(), "status")
 	t.Logf("floatip status on h1:\n%s", table)
 	if n := strings.Count(table, "  yes\n"); n != len(pl.vips) {
 		t.Errorf("h1's table has %d VIPs held as assigned, want %d:\n%s", n, len(pl.vips), table)
@@ -236,7 +236,7 @@ func TestLabStatusPool(t *testing.T) {
 		t.Errorf("h1's table does not list 3 pool members:\n%s", table)
 	}
 
-	pl.script("cut", "h2")
+	pl.Script("cut", "h2")
 	check("after h2's death", []string{"h1", "h3"}, 1, 3)
 	pl.checkRunning()
 }

@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab tests of IPv6 VIPs (ndp.go): the same behaviour as IPv4, over
 // neighbour discovery, with 2001:db8::/32 addresses only. The lab turns
@@ -21,25 +21,25 @@ import (
 const labVIP6 = "2001:db8::50"
 
 // enableIPv6 turns IPv6 on for the client and hosts h1..hN.
-func (l *lab) enableIPv6() {
-	l.t.Helper()
+func enableIPv6(l *fiptest.Lab) {
+	l.T.Helper()
 	args := []string{"ipv6", "c"}
-	for i := 1; i <= l.hosts; i++ {
+	for i := 1; i <= l.Hosts; i++ {
 		args = append(args, fmt.Sprintf("h%d", i))
 	}
-	l.script(args...)
+	l.Script(args...)
 }
 
-func waitActive6(t *testing.T, l *lab, host string, within time.Duration) {
+func waitActive6(t *testing.T, l *fiptest.Lab, host string, within time.Duration) {
 	t.Helper()
-	fiptest.WaitFor(t, within, host+" holds "+labVIP6, func() bool { return l.hostHasAddr(host, labVIP6+"/128") })
+	fiptest.WaitFor(t, within, host+" holds "+labVIP6, func() bool { return l.HostHasAddr(host, labVIP6+"/128") })
 }
 
 // holders6 lists the hosts h1..hn that have the IPv6 VIP configured.
-func holders6(l *lab, n int) []string {
+func holders6(l *fiptest.Lab, n int) []string {
 	var hs []string
 	for i := 1; i <= n; i++ {
-		if h := fmt.Sprintf("h%d", i); l.hostHasAddr(h, labVIP6+"/128") {
+		if h := fmt.Sprintf("h%d", i); l.HostHasAddr(h, labVIP6+"/128") {
 			hs = append(hs, h)
 		}
 	}
@@ -48,22 +48,22 @@ func holders6(l *lab, n int) []string {
 
 // startPair6 is startPair for labVIP6 (plus extra VIPs, e.g. labVIP for a
 // mixed invocation), with echo servers on [labVIP6]:7007.
-func startPair6(t *testing.T, l *lab, extra ...string) (h1, h2 *process) {
+func startPair6(t *testing.T, l *fiptest.Lab, extra ...string) (h1, h2 *fiptest.Process) {
 	t.Helper()
-	l.enableIPv6()
+	enableIPv6(l)
 	for _, h := range []string{"h1", "h2"} {
-		l.startEchoServer(h, fmt.Sprintf("[%s]:%d", labVIP6, labEchoPort))
+		l.StartEchoServer(h, fmt.Sprintf("[%s]:%d", labVIP6, fiptest.EchoPort))
 	}
-	h1 = l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP6}, extra...)...)
+	h1 = l.StartDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP6}, extra...)...)
 	waitActive6(t, l, "h1", 5*time.Second)
-	h2 = l.startDaemon("h2", append([]string{"-i", "eth0", labVIP6}, extra...)...)
+	h2 = l.StartDaemon("h2", append([]string{"-i", "eth0", labVIP6}, extra...)...)
 	waitStandby(t, h2, 5*time.Second)
 	return h1, h2
 }
 
-func (l *lab) udpClient6(duration, every time.Duration) <-chan udpSummary {
-	l.t.Helper()
-	return l.udpClientTo(fmt.Sprintf("[%s]:%d", labVIP6, labEchoPort), duration, every)
+func udpClient6(l *fiptest.Lab, duration, every time.Duration) <-chan fiptest.UDPSummary {
+	l.T.Helper()
+	return l.UDPClientTo(fmt.Sprintf("[%s]:%d", labVIP6, fiptest.EchoPort), duration, every)
 }
 
 // TestLabIPv6LinkCutFailover: the holder's link is cut; the standby takes
@@ -71,53 +71,53 @@ func (l *lab) udpClient6(duration, every time.Duration) <-chan udpSummary {
 // answered by the new holder.
 func TestLabIPv6LinkCutFailover(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	h1, h2 := startPair6(t, l)
-	if !l.clientPing(labVIP6) || l.clientNeighMAC(labVIP6) != hostMAC(1) {
+	if !l.ClientPing(labVIP6) || l.ClientNeighMAC(labVIP6) != fiptest.HostMAC(1) {
 		t.Fatalf("setup: the client does not reach %s at h1", labVIP6)
 	}
 	// Other tools see the holder too: ndisc6 (NS from the client's address)
 	// and floatip probe (a DAD NS from ::) name h1.
-	tools := [][]string{{l.binary(), "probe", "-i", "eth0", labVIP6}}
+	tools := [][]string{{l.Binary(), "probe", "-i", "eth0", labVIP6}}
 	if _, err := exec.LookPath("ndisc6"); err == nil { // required by TestLabIPv6ProbeAndAnnounce
 		tools = append(tools, []string{"ndisc6", "-q", "-1", "-r", "3", "-w", "500", labVIP6, "eth0"})
 	}
 	for _, argv := range tools {
-		if out, _ := l.run("c", argv...); strings.TrimSpace(out) != hostMAC(1) {
-			t.Errorf("%s: %q, want h1 %s", argv[0], out, hostMAC(1))
+		if out, _ := l.Run("c", argv...); strings.TrimSpace(out) != fiptest.HostMAC(1) {
+			t.Errorf("%s: %q, want h1 %s", argv[0], out, fiptest.HostMAC(1))
 		}
 	}
-	summary := l.udpClient6(6*time.Second, 10*time.Millisecond)
+	summary := udpClient6(l, 6*time.Second, 10*time.Millisecond)
 	time.Sleep(2 * time.Second)
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	waitActive6(t, l, "h2", 5*time.Second)
 	s := <-summary
 	if s.Err != nil {
 		t.Fatal(s.Err)
 	}
-	if got := l.clientNeighMAC(labVIP6); got != hostMAC(2) {
-		t.Fatalf("client's neighbour cache: %s is at %q, want h2 %s", labVIP6, got, hostMAC(2))
+	if got := l.ClientNeighMAC(labVIP6); got != fiptest.HostMAC(2) {
+		t.Fatalf("client's neighbour cache: %s is at %q, want h2 %s", labVIP6, got, fiptest.HostMAC(2))
 	}
-	fiptest.WaitFor(t, 2*time.Second, "h1 releases the VIP without carrier", func() bool { return !l.hostHasAddr("h1", labVIP6+"/128") })
+	fiptest.WaitFor(t, 2*time.Second, "h1 releases the VIP without carrier", func() bool { return !l.HostHasAddr("h1", labVIP6+"/128") })
 	if s.ByResponder["h1"] == 0 || s.ByResponder["h2"] == 0 || s.LastResponder != "h2" {
 		t.Fatalf("client answers by responder: %v, last %q (want h1, then h2)", s.ByResponder, s.LastResponder)
 	}
 	if s.LongestGapMs > 3000 {
 		t.Errorf("client-observed outage %d ms", s.LongestGapMs)
 	}
-	if !strings.Contains(h2.logs(), "previous_holder="+hostMAC(1)) {
-		t.Errorf("the claim does not name the previous holder:\n%s", h2.logs())
+	if !strings.Contains(h2.Logs(), "previous_holder="+fiptest.HostMAC(1)) {
+		t.Errorf("the claim does not name the previous holder:\n%s", h2.Logs())
 	}
 	// The kernel's DAD would have marked the address tentative, then
 	// (with the old holder still answering) dadfailed: floatip adds it NODAD.
-	if out := l.mustRun("h2", "ip", "-6", "addr", "show", "dev", "eth0"); !strings.Contains(out, labVIP6+"/128 scope global nodad") {
+	if out := l.MustRun("h2", "ip", "-6", "addr", "show", "dev", "eth0"); !strings.Contains(out, labVIP6+"/128 scope global nodad") {
 		t.Errorf("the VIP is not a /128 without DAD:\n%s", out)
 	}
 	t.Logf("client-observed outage on link cut (IPv6): %d ms (sent %d, answered %d)", s.LongestGapMs, s.Sent, s.Answered)
 	// The link comes back: h1 reopens its sockets and is h2's standby.
-	l.script("heal", "h1")
+	l.Script("heal", "h1")
 	fiptest.WaitFor(t, 5*time.Second, "h1 sees h2 holding the VIP after the heal", func() bool {
-		return strings.Contains(h1.logs(), "VIP is held") && strings.Contains(h1.logs(), "holder="+hostMAC(2))
+		return strings.Contains(h1.Logs(), "VIP is held") && strings.Contains(h1.Logs(), "holder="+fiptest.HostMAC(2))
 	})
 	if hs := holders6(l, 2); len(hs) != 1 || hs[0] != "h2" {
 		t.Errorf("holders after the heal: %v, want h2 only", hs)
@@ -128,15 +128,15 @@ func TestLabIPv6LinkCutFailover(t *testing.T) {
 // notice makes the standby claim at once.
 func TestLabIPv6SIGTERMHandover(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	h1, h2 := startPair6(t, l)
-	summary := l.udpClient6(4*time.Second, 10*time.Millisecond)
+	summary := udpClient6(l, 4*time.Second, 10*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
-	h1.signal(syscall.SIGTERM)
+	h1.Signal(syscall.SIGTERM)
 	if code, err := h1.Wait(5 * time.Second); err != nil || code != 0 {
 		t.Fatalf("h1 after SIGTERM: exit %d, %v", code, err)
 	}
-	if l.hostHasAddr("h1", labVIP6+"/128") {
+	if l.HostHasAddr("h1", labVIP6+"/128") {
 		t.Fatal("h1 exited and left the VIP configured")
 	}
 	waitActive6(t, l, "h2", 2*time.Second)
@@ -144,11 +144,11 @@ func TestLabIPv6SIGTERMHandover(t *testing.T) {
 	if s.Err != nil {
 		t.Fatal(s.Err)
 	}
-	if got := l.clientNeighMAC(labVIP6); got != hostMAC(2) {
-		t.Fatalf("client's neighbour cache: %q, want h2 %s", got, hostMAC(2))
+	if got := l.ClientNeighMAC(labVIP6); got != fiptest.HostMAC(2) {
+		t.Fatalf("client's neighbour cache: %q, want h2 %s", got, fiptest.HostMAC(2))
 	}
-	if !strings.Contains(h2.logs(), "holder released the VIP") {
-		t.Errorf("h2 did not act on the release notice:\n%s", h2.logs())
+	if !strings.Contains(h2.Logs(), "holder released the VIP") {
+		t.Errorf("h2 did not act on the release notice:\n%s", h2.Logs())
 	}
 	if s.LongestGapMs > 1000 {
 		t.Errorf("graceful handover outage %d ms", s.LongestGapMs)
@@ -162,23 +162,23 @@ func TestLabIPv6SIGTERMHandover(t *testing.T) {
 // the client's cache points at the winner.
 func TestLabIPv6SplitBrainHeals(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	_, h2 := startPair6(t, l)
-	l.script("isolate", "h1")
+	l.Script("isolate", "h1")
 	waitActive6(t, l, "h2", 5*time.Second)
-	if !l.hostHasAddr("h1", labVIP6+"/128") {
+	if !l.HostHasAddr("h1", labVIP6+"/128") {
 		t.Fatal("setup: the isolated holder gave the VIP up; no split brain to heal")
 	}
-	summary := l.udpClient6(4*time.Second, 10*time.Millisecond)
+	summary := udpClient6(l, 4*time.Second, 10*time.Millisecond)
 	time.Sleep(time.Second)
 	healed := time.Now()
-	l.script("unisolate", "h1")
+	l.Script("unisolate", "h1")
 	fiptest.WaitFor(t, 2*time.Second, "h1 as the only holder", func() bool {
 		hs := holders6(l, 2)
 		return len(hs) == 1 && hs[0] == "h1"
 	})
 	single := time.Since(healed)
-	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.clientNeighMAC(labVIP6) == hostMAC(1) })
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h1", func() bool { return l.ClientNeighMAC(labVIP6) == fiptest.HostMAC(1) })
 	s := <-summary
 	if s.Err != nil {
 		t.Fatal(s.Err)
@@ -189,8 +189,8 @@ func TestLabIPv6SplitBrainHeals(t *testing.T) {
 	if s.LongestGapMs > 200 {
 		t.Errorf("client saw a %d ms outage across the heal (at +%d ms)", s.LongestGapMs, s.LongestGapStartMs)
 	}
-	if !strings.Contains(h2.logs(), "split brain resolved") {
-		t.Errorf("h2 did not resolve the split brain:\n%s", h2.logs())
+	if !strings.Contains(h2.Logs(), "split brain resolved") {
+		t.Errorf("h2 did not resolve the split brain:\n%s", h2.Logs())
 	}
 	t.Logf("heal to a single holder: %v; client's longest gap across the heal: %d ms", single.Round(time.Millisecond), s.LongestGapMs)
 }
@@ -200,27 +200,27 @@ func TestLabIPv6SplitBrainHeals(t *testing.T) {
 // holder. A VIP removed behind floatip's back is re-added (IPv6 too).
 func TestLabMixedIPv4IPv6(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	l.startEchoServers() // IPv4, on labDefaultVIP
+	l := fiptest.NewLab(t, 2)
+	l.StartEchoServers() // IPv4, on fiptest.DefaultVIP
 	h1, h2 := startPair6(t, l, labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
 	for _, vip := range []string{labVIP, labVIP6} {
-		if !l.clientPing(vip) || l.clientNeighMAC(vip) != hostMAC(1) {
+		if !l.ClientPing(vip) || l.ClientNeighMAC(vip) != fiptest.HostMAC(1) {
 			t.Fatalf("setup: the client does not reach %s at h1", vip)
 		}
 	}
-	l.mustRun("h1", "ip", "-6", "addr", "del", labVIP6+"/128", "dev", "eth0")
+	l.MustRun("h1", "ip", "-6", "addr", "del", labVIP6+"/128", "dev", "eth0")
 	waitActive6(t, l, "h1", time.Second)
-	if !strings.Contains(h1.logs(), "removed behind floatip's back") {
-		t.Errorf("no log line about the removal:\n%s", h1.logs())
+	if !strings.Contains(h1.Logs(), "removed behind floatip's back") {
+		t.Errorf("no log line about the removal:\n%s", h1.Logs())
 	}
-	s4 := l.udpClient(5*time.Second, 10*time.Millisecond)
-	s6 := l.udpClient6(5*time.Second, 10*time.Millisecond)
+	s4 := l.UDPClient(5*time.Second, 10*time.Millisecond)
+	s6 := udpClient6(l, 5*time.Second, 10*time.Millisecond)
 	time.Sleep(1500 * time.Millisecond)
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	waitActive(t, l, "h2", 5*time.Second)
 	waitActive6(t, l, "h2", 5*time.Second)
-	for name, ch := range map[string]<-chan udpSummary{"IPv4": s4, "IPv6": s6} {
+	for name, ch := range map[string]<-chan fiptest.UDPSummary{"IPv4": s4, "IPv6": s6} {
 		s := <-ch
 		if s.Err != nil {
 			t.Fatal(s.Err)
@@ -231,12 +231,12 @@ func TestLabMixedIPv4IPv6(t *testing.T) {
 		t.Logf("%s: client-observed outage %d ms", name, s.LongestGapMs)
 	}
 	for _, vip := range []string{labVIP, labVIP6} {
-		if got := l.clientNeighMAC(vip); got != hostMAC(2) {
+		if got := l.ClientNeighMAC(vip); got != fiptest.HostMAC(2) {
 			t.Errorf("client's cache: %s at %q, want h2", vip, got)
 		}
 	}
-	if n := strings.Count(h2.logs(), "claimed VIP"); n != 2 {
-		t.Errorf("h2 logged %d claims, want 2:\n%s", n, h2.logs())
+	if n := strings.Count(h2.Logs(), "claimed VIP"); n != 2 {
+		t.Errorf("h2 logged %d claims, want 2:\n%s", n, h2.Logs())
 	}
 }
 
@@ -245,43 +245,43 @@ func TestLabMixedIPv4IPv6(t *testing.T) {
 // for byte the kernel's own unsolicited NA (ndisc_notify).
 func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	l.enableIPv6()
-	bin := l.binary()
-	out, err := l.run("c", bin, "probe", "-i", "eth0", labVIP6)
+	l := fiptest.NewLab(t, 2)
+	enableIPv6(l)
+	bin := l.Binary()
+	out, err := l.Run("c", bin, "probe", "-i", "eth0", labVIP6)
 	if code := exitCodeOf(err); code != 0 || strings.TrimSpace(out) != "free" {
 		t.Fatalf("probe of a free address: exit %d, %q", code, out)
 	}
-	out, err = l.run("c", bin, "probe", "-i", "eth0", "2001:db8::11") // h1's own address
-	if code := exitCodeOf(err); code != 1 || strings.TrimSpace(out) != hostMAC(1) {
+	out, err = l.Run("c", bin, "probe", "-i", "eth0", "2001:db8::11") // h1's own address
+	if code := exitCodeOf(err); code != 1 || strings.TrimSpace(out) != fiptest.HostMAC(1) {
 		t.Fatalf("probe of h1's address: exit %d, %q", code, out)
 	}
 	// ndisc6 (which asks from the client's own address) finds the same MAC.
 	if _, err := exec.LookPath("ndisc6"); err != nil {
-		skipOrFail(t, "ndisc6 not installed (lab/lab.sh deps installs it)")
+		fiptest.SkipOrFail(t, "ndisc6 not installed (lab/lab.sh deps installs it)")
 	}
-	if got := strings.TrimSpace(l.mustRun("c", "ndisc6", "-q", "-1", "-r", "3", "-w", "500", "2001:db8::11", "eth0")); got != hostMAC(1) {
-		t.Errorf("ndisc6 says 2001:db8::11 is at %q, want h1 %s", got, hostMAC(1))
+	if got := strings.TrimSpace(l.MustRun("c", "ndisc6", "-q", "-1", "-r", "3", "-w", "500", "2001:db8::11", "eth0")); got != fiptest.HostMAC(1) {
+		t.Errorf("ndisc6 says 2001:db8::11 is at %q, want h1 %s", got, fiptest.HostMAC(1))
 	}
 	// The probe's source is ::, so h1 learned nothing about the client.
-	if neigh := l.mustRun("h1", "ip", "-6", "neigh", "show", "2001:db8::100"); strings.Contains(neigh, "lladdr") {
+	if neigh := l.MustRun("h1", "ip", "-6", "neigh", "show", "2001:db8::100"); strings.Contains(neigh, "lladdr") {
 		t.Errorf("the probe polluted h1's neighbour cache: %s", neigh)
 	}
 	const vip = "2001:db8::60"
-	out, err = l.run("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
+	out, err = l.Run("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
 	if code := exitCodeOf(err); code != 2 || !strings.Contains(out, "not configured on eth0") {
 		t.Fatalf("announce of an address not held: exit %d, %q", code, out)
 	}
 	// The kernel's own unsolicited NA: sent after DAD when ndisc_notify is
 	// set (lab.sh ipv6 turned DAD off; turn it on for this one address).
 	for _, k := range []string{"accept_dad=1", "dad_transmits=1", "ndisc_notify=1"} {
-		l.mustRun("h1", "sysctl", "-qw", "net.ipv6.conf.eth0."+k)
+		l.MustRun("h1", "sysctl", "-qw", "net.ipv6.conf.eth0."+k)
 	}
-	kernelNA := l.captureFrame("icmp6 and ip6[40] == 136 and ip6 src "+vip, func() {
-		l.mustRun("h1", "ip", "-6", "addr", "add", vip+"/128", "dev", "eth0")
+	kernelNA := l.CaptureFrame("icmp6 and ip6[40] == 136 and ip6 src "+vip, func() {
+		l.MustRun("h1", "ip", "-6", "addr", "add", vip+"/128", "dev", "eth0")
 	})
-	floatipNA := l.captureFrame("icmp6 and ip6[40] == 136 and ip6 src "+vip, func() {
-		l.mustRun("h1", bin, "announce", "-i", "eth0", "-c", "1", vip)
+	floatipNA := l.CaptureFrame("icmp6 and ip6[40] == 136 and ip6 src "+vip, func() {
+		l.MustRun("h1", bin, "announce", "-i", "eth0", "-c", "1", vip)
 	})
 	if kernelNA != floatipNA {
 		t.Errorf("the kernel's unsolicited NA and floatip's differ on the wire:\nkernel  %s\nfloatip %s", kernelNA, floatipNA)
@@ -293,13 +293,13 @@ func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 		t.Errorf("unexpected NA: %s", floatipNA)
 	}
 	// The announcement re-points a neighbour: the address moves to h2 by hand.
-	if !l.clientPing(vip) || l.clientNeighMAC(vip) != hostMAC(1) {
+	if !l.ClientPing(vip) || l.ClientNeighMAC(vip) != fiptest.HostMAC(1) {
 		t.Fatal("setup: client does not reach h1")
 	}
-	l.mustRun("h1", "ip", "-6", "addr", "del", vip+"/128", "dev", "eth0")
-	l.mustRun("h2", "ip", "-6", "addr", "add", vip+"/128", "dev", "eth0", "nodad")
-	l.mustRun("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
-	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.clientNeighMAC(vip) == hostMAC(2) })
+	l.MustRun("h1", "ip", "-6", "addr", "del", vip+"/128", "dev", "eth0")
+	l.MustRun("h2", "ip", "-6", "addr", "add", vip+"/128", "dev", "eth0", "nodad")
+	l.MustRun("h2", bin, "announce", "-i", "eth0", "-c", "1", vip)
+	fiptest.WaitFor(t, 2*time.Second, "client's cache points at h2 after the announcement", func() bool { return l.ClientNeighMAC(vip) == fiptest.HostMAC(2) })
 }
 
 // TestLabIPv6ConnReset: releasing an IPv6 VIP resets its TCP connections
@@ -307,24 +307,24 @@ func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 // and reconnects to the new holder.
 func TestLabIPv6ConnReset(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	target := fmt.Sprintf("[%s]:%d", labVIP6, labTCPPort)
 	h1, _ := startPair6(t, l)
 	for _, h := range []string{"h1", "h2"} {
-		d := l.startProcess(h, "tcpidle", buildTCPIdle(t), "serve", "-listen", target, "-name", h)
+		d := l.StartProcess(h, "tcpidle", fiptest.BuildTCPIdle(t), "serve", "-listen", target, "-name", h)
 		fiptest.WaitFor(t, 5*time.Second, h+"'s TCP server to listen", func() bool {
-			if !d.running() {
-				t.Fatalf("TCP server on %s exited: %s", h, d.logs())
+			if !d.Running() {
+				t.Fatalf("TCP server on %s exited: %s", h, d.Logs())
 			}
-			return strings.Contains(d.logs(), "serving on")
+			return strings.Contains(d.Logs(), "serving on")
 		})
 	}
-	client := l.startProcess("c", "tcpidle", buildTCPIdle(t), "client", "-target", target, "-idle", "20s")
+	client := l.StartProcess("c", "tcpidle", fiptest.BuildTCPIdle(t), "client", "-target", target, "-idle", "20s")
 	if first := waitEvent(t, client, "connected", 5*time.Second)["responder"]; first != "h1" {
 		t.Fatalf("the client's first request was answered by %q, want h1", first)
 	}
 	released := time.Now()
-	h1.signal(syscall.SIGTERM)
+	h1.Signal(syscall.SIGTERM)
 	ended := waitEvent(t, client, "read_ended", 5*time.Second)
 	if ended["kind"] != "reset" {
 		t.Fatalf("the idle client's read ended with %q (%s), want a reset", ended["kind"], ended["err"])
@@ -335,8 +335,8 @@ func TestLabIPv6ConnReset(t *testing.T) {
 	if again := waitEvent(t, client, "reconnected", 10*time.Second); again["responder"] != "h2" {
 		t.Errorf("the client reconnected to %q, want h2", again["responder"])
 	}
-	if !strings.Contains(h1.logs(), "connections=1") {
-		t.Errorf("h1 did not log one reset connection:\n%s", h1.logs())
+	if !strings.Contains(h1.Logs(), "connections=1") {
+		t.Errorf("h1 did not log one reset connection:\n%s", h1.Logs())
 	}
 }
 
@@ -346,28 +346,28 @@ func TestLabIPv6ConnReset(t *testing.T) {
 // probes; a standby cut off from everything does not claim.
 func TestLabIPv6IsolatedStandbyNeverClaims(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	l.enableIPv6()
+	l := fiptest.NewLab(t, 2)
+	enableIPv6(l)
 	const gw = "fe80::ff:fe00:64" // the client's link-local address (EUI-64 of 02:00:00:00:00:64)
 	for _, h := range []string{"h1", "h2"} {
-		l.mustRun(h, "ip", "-6", "route", "add", "default", "via", gw, "dev", "eth0")
-		l.startEchoServer(h, fmt.Sprintf("[%s]:%d", labVIP6, labEchoPort))
+		l.MustRun(h, "ip", "-6", "route", "add", "default", "via", gw, "dev", "eth0")
+		l.StartEchoServer(h, fmt.Sprintf("[%s]:%d", labVIP6, fiptest.EchoPort))
 	}
-	l.startDaemon("h1", "-i", "eth0", labVIP6)
+	l.StartDaemon("h1", "-i", "eth0", labVIP6)
 	waitActive6(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", "-i", "eth0", "--priority", "200", labVIP6)
+	h2 := l.StartDaemon("h2", "-i", "eth0", "--priority", "200", labVIP6)
 	waitStandby(t, h2, 5*time.Second)
-	summary := l.udpClient6(6*time.Second, 10*time.Millisecond)
+	summary := udpClient6(l, 6*time.Second, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
-	l.script("isolate", "h2")
+	l.Script("isolate", "h2")
 	time.Sleep(3 * time.Second)
-	l.script("unisolate", "h2")
+	l.Script("unisolate", "h2")
 	s := <-summary
 	if c := claims(h2); c != 0 {
-		t.Fatalf("the isolated standby claimed the VIP %d times:\n%s", c, h2.logs())
+		t.Fatalf("the isolated standby claimed the VIP %d times:\n%s", c, h2.Logs())
 	}
-	if !strings.Contains(h2.logs(), "no reference host answers") || !strings.Contains(h2.logs(), "reference="+gw) {
-		t.Errorf("h2 did not say why it did not claim, or does not use the IPv6 default gateway:\n%s", h2.logs())
+	if !strings.Contains(h2.Logs(), "no reference host answers") || !strings.Contains(h2.Logs(), "reference="+gw) {
+		t.Errorf("h2 did not say why it did not claim, or does not use the IPv6 default gateway:\n%s", h2.Logs())
 	}
 	if s.Err != nil || s.LongestGapMs > 200 || s.LastResponder != "h1" || len(s.Changes) != 0 {
 		t.Errorf("client: longest gap %d ms, last answer %q, changes %v, err %v", s.LongestGapMs, s.LastResponder, s.Changes, s.Err)
@@ -377,7 +377,7 @@ func TestLabIPv6IsolatedStandbyNeverClaims(t *testing.T) {
 	}
 	// And it does answer: when the holder dies, h2 (reaching the gateway
 	// again) takes over.
-	l.script("cut", "h1")
+	l.Script("cut", "h1")
 	waitActive6(t, l, "h2", 5*time.Second)
 }
 
@@ -385,21 +385,21 @@ func TestLabIPv6IsolatedStandbyNeverClaims(t *testing.T) {
 // next run finds it, checks that nobody else holds it, and adopts it.
 func TestLabIPv6AdoptsAfterKill(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1)
-	l.enableIPv6()
-	d := l.startDaemon("h1", "-i", "eth0", labVIP6)
+	l := fiptest.NewLab(t, 1)
+	enableIPv6(l)
+	d := l.StartDaemon("h1", "-i", "eth0", labVIP6)
 	waitActive6(t, l, "h1", 5*time.Second)
-	d.signal(syscall.SIGKILL)
+	d.Signal(syscall.SIGKILL)
 	if _, err := d.Wait(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !l.hostHasAddr("h1", labVIP6+"/128") {
+	if !l.HostHasAddr("h1", labVIP6+"/128") {
 		t.Fatal("setup: the killed daemon's VIP is gone")
 	}
-	d = l.startDaemon("h1", "-i", "eth0", labVIP6)
-	fiptest.WaitFor(t, 5*time.Second, "the VIP adopted", func() bool { return strings.Contains(d.logs(), "adopting the copy") })
-	if !l.hostHasAddr("h1", labVIP6+"/128") || strings.Contains(d.logs(), "claimed VIP") {
-		t.Errorf("the VIP was not kept and adopted:\n%s", d.logs())
+	d = l.StartDaemon("h1", "-i", "eth0", labVIP6)
+	fiptest.WaitFor(t, 5*time.Second, "the VIP adopted", func() bool { return strings.Contains(d.Logs(), "adopting the copy") })
+	if !l.HostHasAddr("h1", labVIP6+"/128") || strings.Contains(d.Logs(), "claimed VIP") {
+		t.Errorf("the VIP was not kept and adopted:\n%s", d.Logs())
 	}
 }
 
@@ -407,20 +407,20 @@ func TestLabIPv6AdoptsAfterKill(t *testing.T) {
 // and changes nothing, also when IPv6 is off on the interface.
 func TestLabIPv6Refusals(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 1)
-	bin := l.binary()
-	show := func() string { return l.mustRun("h1", "ip", "addr", "show") }
+	l := fiptest.NewLab(t, 1)
+	bin := l.Binary()
+	show := func() string { return l.MustRun("h1", "ip", "addr", "show") }
 	before := show()
 	// The lab turns IPv6 off: an IPv6 VIP is refused at start, before the
 	// IPv4 one of the same list is touched.
-	out, err := l.run("h1", bin, "-i", "eth0", labVIP, labVIP6)
+	out, err := l.Run("h1", bin, "-i", "eth0", labVIP, labVIP6)
 	if code := exitCodeOf(err); code != 2 || !strings.Contains(out, "IPv6 is disabled") {
 		t.Errorf("IPv6 VIP with IPv6 off: exit %d, %q", code, out)
 	}
 	if after := show(); after != before {
 		t.Errorf("the refused run changed the host:\nbefore %s\nafter %s", before, after)
 	}
-	l.enableIPv6()
+	enableIPv6(l)
 	before = show()
 	for _, tc := range []struct{ args, want string }{
 		{labVIP + " " + labVIP6 + " 2001:db8::5x", "is not an IP address"},
@@ -429,7 +429,7 @@ func TestLabIPv6Refusals(t *testing.T) {
 		{"::", "unspecified"},
 		{"2001:db8::11", "this host's own address"},
 	} {
-		out, err := l.run("h1", append([]string{bin, "-i", "eth0"}, strings.Fields(tc.args)...)...)
+		out, err := l.Run("h1", append([]string{bin, "-i", "eth0"}, strings.Fields(tc.args)...)...)
 		if code := exitCodeOf(err); code != 2 || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
 			t.Errorf("%s: exit %d, %q (want one line saying %q)", tc.args, code, out, tc.want)
 		}
@@ -445,7 +445,7 @@ func TestLabIPv6Refusals(t *testing.T) {
 // IPv6 VIP; then h2 is cut, and h1, healthy again, fences h2 and claims.
 func TestLabIPv6OperatorFeatures(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
+	l := fiptest.NewLab(t, 2)
 	dir := t.TempDir()
 	ok, events, fenced := filepath.Join(dir, "h1.ok"), filepath.Join(dir, "events"), filepath.Join(dir, "fenced")
 	if err := os.WriteFile(ok, nil, 0o644); err != nil {
@@ -455,11 +455,11 @@ func TestLabIPv6OperatorFeatures(t *testing.T) {
 		return []string{"--on-change", `sh -c 'echo "$FLOATIP_STATE $FLOATIP_VIP" >> ` + events + h + `'`,
 			"--fence", `sh -c 'echo "$FLOATIP_VIP $FLOATIP_HOLDER" >> ` + fenced + `'`}
 	}
-	l.enableIPv6()
-	h1 := l.startDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP6,
+	enableIPv6(l)
+	h1 := l.StartDaemon("h1", append([]string{"-i", "eth0", "--priority", "200", labVIP6,
 		"--check", "test -f " + ok, "--check-interval", "100ms", "--rise", "1", "--fall", "2"}, hooks("h1")...)...)
 	waitActive6(t, l, "h1", 5*time.Second)
-	h2 := l.startDaemon("h2", append([]string{"-i", "eth0", labVIP6}, hooks("h2")...)...)
+	h2 := l.StartDaemon("h2", append([]string{"-i", "eth0", labVIP6}, hooks("h2")...)...)
 	waitStandby(t, h2, 5*time.Second)
 
 	os.Remove(ok)
@@ -467,8 +467,8 @@ func TestLabIPv6OperatorFeatures(t *testing.T) {
 		hs := holders6(l, 2)
 		return len(hs) == 1 && hs[0] == "h2"
 	})
-	if !strings.Contains(h1.logs(), "health check fails: releasing") {
-		t.Errorf("h1 did not say why it released:\n%s", h1.logs())
+	if !strings.Contains(h1.Logs(), "health check fails: releasing") {
+		t.Errorf("h1 did not say why it released:\n%s", h1.Logs())
 	}
 	fiptest.WaitFor(t, 3*time.Second, "the on-change hook saw h2 take the IPv6 VIP", func() bool {
 		b, _ := os.ReadFile(events + "h2")
@@ -481,10 +481,10 @@ func TestLabIPv6OperatorFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // h1 healthy again (rise 1)
-	l.script("cut", "h2")
+	l.Script("cut", "h2")
 	waitActive6(t, l, "h1", 5*time.Second)
 	b, _ := os.ReadFile(fenced)
-	if got := strings.TrimSpace(string(b)); got != labVIP6+" "+hostMAC(2) {
-		t.Errorf("fence command saw %q, want %q", got, labVIP6+" "+hostMAC(2))
+	if got := strings.TrimSpace(string(b)); got != labVIP6+" "+fiptest.HostMAC(2) {
+		t.Errorf("fence command saw %q, want %q", got, labVIP6+" "+fiptest.HostMAC(2))
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab test of the isolated holder (isolation.go): a holder cut off upstream
 // with its carrier up gives the VIP up, so the client moves once, not twice.
@@ -21,27 +21,27 @@ import (
 // reference hosts keeps).
 func TestLabIsolatedHolderStepsDown(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 2)
-	l.startEchoServers()
-	ref := "--reference=" + labClientIP // the client: a host every healthy node reaches
+	l := fiptest.NewLab(t, 2)
+	l.StartEchoServers()
+	ref := "--reference=" + fiptest.ClientIP // the client: a host every healthy node reaches
 	h1, h2 := startPair(t, l, []string{ref}, []string{ref})
 
-	summary := l.udpClient(14*time.Second, 10*time.Millisecond)
+	summary := l.UDPClient(14*time.Second, 10*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	isolated := time.Now()
-	l.script("isolate", "h1")
+	l.Script("isolate", "h1")
 	waitActive(t, l, "h2", 5*time.Second)
 	takeover := time.Since(isolated)
-	fiptest.WaitFor(t, 10*time.Second, "the isolated holder h1 to drop the VIP", func() bool { return !l.hostHasAddr("h1", labVIP+"/32") })
+	fiptest.WaitFor(t, 10*time.Second, "the isolated holder h1 to drop the VIP", func() bool { return !l.HostHasAddr("h1", labVIP+"/32") })
 	dropped := time.Since(isolated)
-	if !strings.Contains(h1.logs(), "isolated: no reference host") {
-		t.Errorf("h1 did not say why it released:\n%s", lastLines(h1.logs(), 20))
+	if !strings.Contains(h1.Logs(), "isolated: no reference host") {
+		t.Errorf("h1 did not say why it released:\n%s", fiptest.LastLines(h1.Logs(), 20))
 	}
 	time.Sleep(2 * time.Second) // a standby cut off never claims
 	if c := claims(h1); c != 1 {
 		t.Errorf("h1 claimed %d times, want only its first claim (it must not claim while cut off)", c)
 	}
-	l.script("unisolate", "h1")
+	l.Script("unisolate", "h1")
 	time.Sleep(3 * time.Second)
 	waitSoleHolder(t, l, 2, "h2", time.Second)
 	s := <-summary

@@ -1,4 +1,4 @@
-package main
+package integration
 
 // The chaos run's checker (chaos_lab_test.go injects the faults): pure
 // functions from what was observed — the VIP's holders sampled in every
@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // Fault kinds the chaos run injects.
@@ -46,7 +48,7 @@ type chaosFault struct {
 func (f chaosFault) allowsTwoHolders() bool { return f.Kind == faultPartition || f.Kind == faultLoss }
 
 // holdSample is one look at every host: for each VIP (by index) the set of
-// hosts (bit i-1 for host hi) that have it configured.
+// Hosts (bit i-1 for host hi) that have it configured.
 type holdSample struct {
 	At      time.Time
 	Holders []uint64
@@ -192,7 +194,7 @@ func twoHolderViolations(samples []holdSample, faults []chaosFault, vips []strin
 				continue
 			}
 			for _, h := range f.Targets {
-				if i := hostIndex(h); i >= 1 && holders&(1<<(i-1)) != 0 {
+				if i := fiptest.HostIndex(h); i >= 1 && holders&(1<<(i-1)) != 0 {
 					return true
 				}
 			}

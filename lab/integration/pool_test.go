@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab tests of pool mode (--spread): 5 hosts share 16 VIPs, active-active.
 // They come up balanced on their assignees; a host dies and only its share
@@ -25,16 +25,16 @@ import (
 
 // poolLab is a lab of n hosts running --spread over 198.51.100.1 and up.
 type poolLab struct {
-	*lab
+	*fiptest.Lab
 	n       int
 	vips    []string
-	daemons map[string]*process
+	daemons map[string]*fiptest.Process
 }
 
 func newPoolLab(t *testing.T, n, vips int, extra ...string) *poolLab {
-	l := newLab(t, n)
-	l.mustRun("c", "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
-	pl := &poolLab{lab: l, n: n, vips: scaleVIPs(vips), daemons: map[string]*process{}}
+	l := fiptest.NewLab(t, n)
+	l.MustRun("c", "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
+	pl := &poolLab{Lab: l, n: n, vips: scaleVIPs(vips), daemons: map[string]*fiptest.Process{}}
 	for i := 1; i <= n; i++ {
 		pl.Start(i, extra...)
 	}
@@ -44,14 +44,14 @@ func newPoolLab(t *testing.T, n, vips int, extra ...string) *poolLab {
 func (pl *poolLab) Start(i int, extra ...string) {
 	h := fmt.Sprintf("h%d", i)
 	args := append([]string{"-i", "eth0", "--spread"}, extra...)
-	pl.daemons[h] = pl.startDaemon(h, append(args, "198.51.100.1-"+pl.vips[len(pl.vips)-1])...)
+	pl.daemons[h] = pl.StartDaemon(h, append(args, "198.51.100.1-"+pl.vips[len(pl.vips)-1])...)
 }
 
 // assignment is pool.Assign over the given hosts (all at the default priority).
 func (pl *poolLab) assignment(hosts ...int) map[string]string {
 	var ms []pool.Member
 	for _, i := range hosts {
-		mac, _ := net.ParseMAC(hostMAC(i))
+		mac, _ := net.ParseMAC(fiptest.HostMAC(i))
 		ms = append(ms, pool.Member{MAC: mac, Weight: 100})
 	}
 	var vips []netip.Addr
@@ -68,7 +68,7 @@ func (pl *poolLab) assignment(hosts ...int) map[string]string {
 // holderOf maps each VIP to the host holding it ("" none, "many" several).
 func (pl *poolLab) holderOf() map[string]string {
 	out := map[string]string{}
-	for h, vs := range heldVIPs(pl.lab, pl.n, pl.vips) {
+	for h, vs := range heldVIPs(pl.Lab, pl.n, pl.vips) {
 		for _, v := range vs {
 			if out[v] != "" {
 				out[v] = "many"
@@ -83,7 +83,7 @@ func (pl *poolLab) holderOf() map[string]string {
 // balancedOn reports whether every VIP has one holder, on one of the given
 // hosts, each holding ⌊M/N⌋ or ⌈M/N⌉.
 func (pl *poolLab) balancedOn(hosts ...int) bool {
-	held := heldVIPs(pl.lab, pl.n, pl.vips)
+	held := heldVIPs(pl.Lab, pl.n, pl.vips)
 	count := holdersPerVIP(held)
 	for _, v := range pl.vips {
 		if count[v] != 1 {
@@ -104,11 +104,11 @@ func (pl *poolLab) balancedOn(hosts ...int) bool {
 
 // onAssignees checks that every VIP is held by its assignee in want.
 func (pl *poolLab) onAssignees(what string, want map[string]string) {
-	pl.t.Helper()
+	pl.T.Helper()
 	holder := pl.holderOf()
 	for _, v := range pl.vips {
-		if h := holder[v]; h == "" || h == "many" || hostMACOf(h) != want[v] {
-			pl.t.Errorf("%s: %s held by %q, assigned to %s", what, v, h, want[v])
+		if h := holder[v]; h == "" || h == "many" || fiptest.HostMACOf(h) != want[v] {
+			pl.T.Errorf("%s: %s held by %q, assigned to %s", what, v, h, want[v])
 		}
 	}
 }
@@ -126,7 +126,7 @@ func (pl *poolLab) clientReachesAll() []string {
 			bad = append(bad, vs...)
 			continue
 		}
-		bad = append(bad, pl.clientUnreached(vs, hostMACOf(h))...)
+		bad = append(bad, clientUnreached(pl.Lab, vs, fiptest.HostMACOf(h))...)
 	}
 	sort.Strings(bad)
 	return bad
@@ -134,8 +134,8 @@ func (pl *poolLab) clientReachesAll() []string {
 
 func (pl *poolLab) checkRunning() {
 	for h, d := range pl.daemons {
-		if !d.running() {
-			pl.t.Errorf("%s's daemon exited: %s", h, lastLines(d.logs(), 20))
+		if !d.Running() {
+			pl.T.Errorf("%s's daemon exited: %s", h, fiptest.LastLines(d.Logs(), 20))
 		}
 	}
 }
@@ -159,7 +159,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	survivors := []int{1, 2, 4, 5}
 	want4 := pl.assignment(survivors...)
 	cut := time.Now()
-	pl.script("cut", "h3")
+	pl.Script("cut", "h3")
 	fiptest.WaitFor(t, 10*time.Second, "h3's VIPs to be held by the survivors", func() bool {
 		holder := pl.holderOf()
 		for v, h := range before {
@@ -177,7 +177,7 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	for v, h := range before {
 		if h != "h3" && after[v] != h {
 			cascade++
-			if hostMACOf(after[v]) != want4[v] {
+			if fiptest.HostMACOf(after[v]) != want4[v] {
 				t.Errorf("%s moved from the live %s to %s, not its assignee", v, h, after[v])
 			}
 		}
@@ -189,20 +189,20 @@ func TestLabPoolFailoverAndRejoin(t *testing.T) {
 	// returns, make before break, while a client talks to one of them.
 	var back string
 	for _, v := range pl.vips {
-		if want5[v] == hostMAC(3) {
+		if want5[v] == fiptest.HostMAC(3) {
 			back = v
 			break
 		}
 	}
 	for i := 1; i <= 5; i++ {
-		pl.startEchoServer(fmt.Sprintf("h%d", i), back+":7007")
+		pl.StartEchoServer(fmt.Sprintf("h%d", i), back+":7007")
 	}
-	client := pl.udpClientTo(back+":7007", 12*time.Second, 10*time.Millisecond)
+	client := pl.UDPClientTo(back+":7007", 12*time.Second, 10*time.Millisecond)
 	time.Sleep(time.Second)
 	healed := time.Now()
-	pl.script("heal", "h3")
+	pl.Script("heal", "h3")
 	for time.Since(healed) < 4*time.Second {
-		if n := len(heldVIPs(pl.lab, 5, pl.vips)["h3"]); n > 0 {
+		if n := len(heldVIPs(pl.Lab, 5, pl.vips)["h3"]); n > 0 {
 			t.Fatalf("h3 took %d VIPs %v after it came back, inside its 5s hold-down", n, time.Since(healed))
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -254,10 +254,10 @@ add chain bridge fippart cut { type filter hook forward priority 0; policy accep
 add rule bridge fippart cut iifname %s oifname %s drop
 add rule bridge fippart cut iifname %s oifname %s drop
 `, set(a), set(others), set(others), set(a))
-	pl.mustRun("br", "sh", "-c", "printf '%s' \"$1\" | nft -f -", "nft", rules)
+	pl.MustRun("br", "sh", "-c", "printf '%s' \"$1\" | nft -f -", "nft", rules)
 }
 
-func (pl *poolLab) unpartition() { pl.mustRun("br", "nft", "delete", "table", "bridge", "fippart") }
+func (pl *poolLab) unpartition() { pl.MustRun("br", "nft", "delete", "table", "bridge", "fippart") }
 
 // Two hosts cut off from three (carrier up on all): each side serves every
 // VIP; the heal leaves one holder per VIP on its assignee, balanced.
@@ -269,7 +269,7 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 
 	pl.partition([]string{"h1", "h2"})
 	fiptest.WaitFor(t, 15*time.Second, "each side of the partition to hold every VIP", func() bool {
-		held := heldVIPs(pl.lab, 5, pl.vips)
+		held := heldVIPs(pl.Lab, 5, pl.vips)
 		a, b := map[string]bool{}, map[string]bool{}
 		for h, vs := range held {
 			for _, v := range vs {
@@ -285,10 +285,10 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	// The client, on the side of h3..h5, is served there.
 	var bad []string
 	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP on its side of the partition", func() bool {
-		held := heldVIPs(pl.lab, 5, pl.vips)
+		held := heldVIPs(pl.Lab, 5, pl.vips)
 		bad = nil
 		for _, h := range []string{"h3", "h4", "h5"} {
-			bad = append(bad, pl.clientUnreached(held[h], hostMACOf(h))...)
+			bad = append(bad, clientUnreached(pl.Lab, held[h], fiptest.HostMACOf(h))...)
 		}
 		if len(bad) > 0 {
 			t.Logf("not yet: %v; held %v", bad, held)
@@ -305,7 +305,7 @@ func TestLabPoolPartitionHeals(t *testing.T) {
 	fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool {
 		unreached = pl.clientReachesAll()
 		if len(unreached) > 0 {
-			t.Logf("not yet: %v; holders %v; client: %s", unreached, pl.holderOf(), pl.mustRun("c", "ip", "neigh", "show", unreached[0]))
+			t.Logf("not yet: %v; holders %v; client: %s", unreached, pl.holderOf(), pl.MustRun("c", "ip", "neigh", "show", unreached[0]))
 		}
 		return len(unreached) == 0
 	})
@@ -322,7 +322,7 @@ func TestLabPoolSizes(t *testing.T) {
 			fiptest.WaitFor(t, 20*time.Second, "the VIPs balanced over 3 hosts", func() bool { return pl.balancedOn(1, 2, 3) })
 			pl.onAssignees("start", pl.assignment(1, 2, 3))
 			fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
-			pl.script("cut", "h2")
+			pl.Script("cut", "h2")
 			fiptest.WaitFor(t, 10*time.Second, "the VIPs balanced over h1 and h3", func() bool { return pl.balancedOn(1, 3) })
 			pl.onAssignees("after h2's death", pl.assignment(1, 3))
 			fiptest.WaitFor(t, 10*time.Second, "the client to reach every VIP at its holder", func() bool { return len(pl.clientReachesAll()) == 0 })
@@ -334,17 +334,17 @@ func TestLabPoolSizes(t *testing.T) {
 // checkAssignmentShown asks one daemon for its status (SIGUSR1) and checks
 // that the lines name each VIP's assignee.
 func (pl *poolLab) checkAssignmentShown(want map[string]string) {
-	pl.t.Helper()
+	pl.T.Helper()
 	d := pl.daemons["h1"]
-	d.signal(syscall.SIGUSR1)
-	fiptest.WaitFor(pl.t, 5*time.Second, "h1's status lines", func() bool { return strings.Count(d.logs(), "status: ") >= len(pl.vips) })
+	d.Signal(syscall.SIGUSR1)
+	fiptest.WaitFor(pl.T, 5*time.Second, "h1's status lines", func() bool { return strings.Count(d.Logs(), "status: ") >= len(pl.vips) })
 	for _, v := range pl.vips {
 		mac := want[v]
-		if mac == hostMAC(1) {
+		if mac == fiptest.HostMAC(1) {
 			mac = "this node"
 		}
-		if !strings.Contains(d.logs(), "status: "+v+" on eth0: ") || !regexp.MustCompile(regexp.QuoteMeta("status: "+v+" on eth0: ")+`[^\n]*assigned to `+regexp.QuoteMeta(mac)).MatchString(d.logs()) {
-			pl.t.Errorf("h1's status does not show %s assigned to %s:\n%s", v, mac, lastLines(d.logs(), 20))
+		if !strings.Contains(d.Logs(), "status: "+v+" on eth0: ") || !regexp.MustCompile(regexp.QuoteMeta("status: "+v+" on eth0: ")+`[^\n]*assigned to `+regexp.QuoteMeta(mac)).MatchString(d.Logs()) {
+			pl.T.Errorf("h1's status does not show %s assigned to %s:\n%s", v, mac, fiptest.LastLines(d.Logs(), 20))
 			return
 		}
 	}

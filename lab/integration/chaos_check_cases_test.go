@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Table tests of the chaos run's checker (chaos_check_test.go) on synthetic
 // observations: each invariant must report what it should, and only that.

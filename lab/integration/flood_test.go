@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab test of bad input from the LAN: a flood of foreign ARP for the VIP
 // (lab/arpflood, about 10 000 frames/s from another lab host, with
@@ -21,9 +21,9 @@ import (
 
 // labMetric reads one sample of host's metrics endpoint at 127.0.0.1:9810
 // (a counter of labVIP on eth0, or any sample named in full).
-func labMetric(t *testing.T, l *lab, host, sample string) float64 {
+func labMetric(t *testing.T, l *fiptest.Lab, host, sample string) float64 {
 	t.Helper()
-	out := l.mustRun(host, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3; cat <&3`)
+	out := l.MustRun(host, "bash", "-c", `exec 3<>/dev/tcp/127.0.0.1/9810; printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3; cat <&3`)
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` ([0-9.e+]+)\r?$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no sample %s in the metrics of %s:\n%s", sample, host, out)
@@ -68,50 +68,50 @@ type floodSummary struct {
 // the holder does, and the test is about the holder.
 //
 // Not parallel: the flood's CPU cost must not disturb the timing of other
-// lab tests, nor theirs the CPU figure.
+// fiptest.Lab tests, nor theirs the CPU figure.
 func TestLabForeignARPFlood(t *testing.T) {
 	const floodFor = 25 * time.Second
 	const sample = `floatip_announcements_total{vip="192.0.2.50",interface="eth0"}`
-	l := newLab(t, 2)
-	l.startEchoServer("h1", fmt.Sprintf("%s:%d", labVIP, labEchoPort))
-	h1 := l.startDaemon("h1", "-i", "eth0", "--priority", "200", "--refresh", "0",
+	l := fiptest.NewLab(t, 2)
+	l.StartEchoServer("h1", fmt.Sprintf("%s:%d", labVIP, fiptest.EchoPort))
+	h1 := l.StartDaemon("h1", "-i", "eth0", "--priority", "200", "--refresh", "0",
 		"--metrics-listen", "127.0.0.1:9810", labVIP)
 	waitActive(t, l, "h1", 5*time.Second)
 	// The claim's five announcements are over before counting defences.
 	fiptest.WaitFor(t, 10*time.Second, "the claim's announcements", func() bool { return labMetric(t, l, "h1", sample) >= 5 })
-	if !l.clientPing(labVIP) {
+	if !l.ClientPing(labVIP) {
 		t.Fatal("client cannot reach the VIP before the flood")
 	}
-	flooder := buildARPFlood(t)
+	flooder := fiptest.BuildARPFlood(t)
 
 	announced := labMetric(t, l, "h1", sample)
-	logLines := strings.Count(h1.logs(), "\n")
-	client := l.udpClient(floodFor+3*time.Second, 20*time.Millisecond)
+	logLines := strings.Count(h1.Logs(), "\n")
+	client := l.UDPClient(floodFor+3*time.Second, 20*time.Millisecond)
 	time.Sleep(time.Second)
 
-	user0, sys0 := cpuTicks(t, h1.pid())
+	user0, sys0 := cpuTicks(t, h1.PID())
 	start := time.Now()
-	flood := l.startProcess("h2", "arpflood", flooder, "-i", "eth0", "-vip", labVIP, "-to", hostMAC(1),
+	flood := l.StartProcess("h2", "arpflood", flooder, "-i", "eth0", "-vip", labVIP, "-to", fiptest.HostMAC(1),
 		"-rate", "10000", "-duration", floodFor.String())
 	lost := 0
-	for !flood.exited() && time.Since(start) < floodFor+10*time.Second {
-		if !l.hostHasAddr("h1", labVIP+"/32") {
+	for !flood.Exited() && time.Since(start) < floodFor+10*time.Second {
+		if !l.HostHasAddr("h1", labVIP+"/32") {
 			lost++
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	code, err := flood.Wait(5 * time.Second)
 	elapsed := time.Since(start)
-	user1, sys1 := cpuTicks(t, h1.pid())
+	user1, sys1 := cpuTicks(t, h1.PID())
 	share := func(ticks int) float64 { return float64(ticks) / 100 / elapsed.Seconds() } // of one core
 	cpu := share(user1 - user0 + sys1 - sys0)
 	defences := labMetric(t, l, "h1", sample) - announced
-	floodLines := strings.Count(h1.logs(), "\n") - logLines
+	floodLines := strings.Count(h1.Logs(), "\n") - logLines
 	if err != nil || code != 0 {
-		t.Fatalf("arpflood: exit %d, %v\n%s", code, err, flood.logs())
+		t.Fatalf("arpflood: exit %d, %v\n%s", code, err, flood.Logs())
 	}
 	var fs floodSummary
-	out := strings.TrimSpace(flood.logs())
+	out := strings.TrimSpace(flood.Logs())
 	if err := json.Unmarshal([]byte(out[strings.LastIndexByte(out, '\n')+1:]), &fs); err != nil {
 		t.Fatalf("arpflood summary: %v\n%s", err, out)
 	}
@@ -128,14 +128,14 @@ func TestLabForeignARPFlood(t *testing.T) {
 		t.Fatalf("flood too weak to test anything: %.0f frames/s, kinds %v (first error %q)", fs.Rate, fs.ByKind, fs.FirstError)
 	}
 	// The holder kept the VIP, and the client was answered by it throughout.
-	if lost > 0 || !l.hostHasAddr("h1", labVIP+"/32") {
+	if lost > 0 || !l.HostHasAddr("h1", labVIP+"/32") {
 		t.Errorf("h1 lost the VIP during the flood (%d of the checks every 500 ms)", lost)
 	}
 	if s.Answered < s.Sent*95/100 || s.ByResponder["h1"] != s.Answered || s.LongestGapMs > 1000 {
 		t.Errorf("client during the flood: %+v", s)
 	}
-	if got := l.clientNeighMAC(labVIP); got != hostMAC(1) {
-		t.Errorf("client's ARP entry for the VIP is %q, want h1 %s", got, hostMAC(1))
+	if got := l.ClientNeighMAC(labVIP); got != fiptest.HostMAC(1) {
+		t.Errorf("client's ARP entry for the VIP is %q, want h1 %s", got, fiptest.HostMAC(1))
 	}
 	// RFC 5227: it defends, but never more than once per DEFEND_INTERVAL.
 	if max := float64(int(elapsed/engine.DefendInterval) + 1); defences < 1 || defences > max {
@@ -143,7 +143,7 @@ func TestLabForeignARPFlood(t *testing.T) {
 	}
 	// Logs: a handful of lines, not one per frame or per MAC.
 	if floodLines > 20 {
-		t.Errorf("%d log lines during the flood:\n%s", floodLines, lastLines(h1.logs(), floodLines))
+		t.Errorf("%d log lines during the flood:\n%s", floodLines, fiptest.LastLines(h1.Logs(), floodLines))
 	}
 	// CPU: a generous bound; the figure is in the log above.
 	if cpu > 0.75 {

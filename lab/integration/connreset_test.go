@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Lab tests of the connection reset on release: a TCP server on the VIP in
 // every host (lab/tcpidle), a client with an idle established connection
@@ -22,16 +22,16 @@ const labTCPPort = 7100
 
 // startTCPServers starts "tcpidle serve" on labVIP:7100 in h1..hN, each
 // answering with its host name, and waits until each listens.
-func (l *lab) startTCPServers() {
-	l.t.Helper()
-	for i := 1; i <= l.hosts; i++ {
+func startTCPServers(l *fiptest.Lab) {
+	l.T.Helper()
+	for i := 1; i <= l.Hosts; i++ {
 		h := fmt.Sprintf("h%d", i)
-		d := l.startProcess(h, "tcpidle", buildTCPIdle(l.t), "serve", "-listen", fmt.Sprintf("%s:%d", labVIP, labTCPPort), "-name", h)
-		fiptest.WaitFor(l.t, 5*time.Second, h+"'s TCP server to listen", func() bool {
-			if !d.running() {
-				l.t.Fatalf("TCP server on %s exited: %s", h, d.logs())
+		d := l.StartProcess(h, "tcpidle", fiptest.BuildTCPIdle(l.T), "serve", "-listen", fmt.Sprintf("%s:%d", labVIP, labTCPPort), "-name", h)
+		fiptest.WaitFor(l.T, 5*time.Second, h+"'s TCP server to listen", func() bool {
+			if !d.Running() {
+				l.T.Fatalf("TCP server on %s exited: %s", h, d.Logs())
 			}
-			return strings.Contains(d.logs(), "serving on")
+			return strings.Contains(d.Logs(), "serving on")
 		})
 	}
 }
@@ -39,11 +39,11 @@ func (l *lab) startTCPServers() {
 // startIdleClient starts "tcpidle client" in the client namespace and waits
 // until its idle connection is established; it returns the client and the
 // host that answered its first request.
-func (l *lab) startIdleClient(args ...string) (*process, string) {
-	l.t.Helper()
+func startIdleClient(l *fiptest.Lab, args ...string) (*fiptest.Process, string) {
+	l.T.Helper()
 	argv := append([]string{"client", "-target", fmt.Sprintf("%s:%d", labVIP, labTCPPort)}, args...)
-	d := l.startProcess("c", "tcpidle", buildTCPIdle(l.t), argv...)
-	ev := waitEvent(l.t, d, "connected", 5*time.Second)
+	d := l.StartProcess("c", "tcpidle", fiptest.BuildTCPIdle(l.T), argv...)
+	ev := waitEvent(l.T, d, "connected", 5*time.Second)
 	return d, ev["responder"]
 }
 
@@ -51,8 +51,8 @@ var eventFieldRE = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`)
 
 // clientEvent is the first line of the client's output that starts with
 // name, as its key=value fields.
-func clientEvent(d *process, name string) (map[string]string, bool) {
-	for _, line := range strings.Split(d.logs(), "\n") {
+func clientEvent(d *fiptest.Process, name string) (map[string]string, bool) {
+	for _, line := range strings.Split(d.Logs(), "\n") {
 		if first, _, _ := strings.Cut(line, " "); first != name {
 			continue
 		}
@@ -70,14 +70,14 @@ func clientEvent(d *process, name string) (map[string]string, bool) {
 }
 
 // waitEvent waits for the client's event name; t.Fatal after within.
-func waitEvent(t *testing.T, d *process, name string, within time.Duration) map[string]string {
+func waitEvent(t *testing.T, d *fiptest.Process, name string, within time.Duration) map[string]string {
 	t.Helper()
 	var ev map[string]string
 	fiptest.WaitFor(t, within, "the TCP client's "+name+" event", func() bool {
 		var ok bool
 		ev, ok = clientEvent(d, name)
-		if !ok && d.exited() {
-			t.Fatalf("TCP client exited without %s:\n%s", name, d.logs())
+		if !ok && d.Exited() {
+			t.Fatalf("TCP client exited without %s:\n%s", name, d.Logs())
 		}
 		return ok
 	})
@@ -95,9 +95,9 @@ func eventTime(t *testing.T, ev map[string]string, field string) time.Time {
 }
 
 // logTime is the time of the first line of d's log that contains msg.
-func logTime(t *testing.T, d *process, msg string) time.Time {
+func logTime(t *testing.T, d *fiptest.Process, msg string) time.Time {
 	t.Helper()
-	for _, line := range strings.Split(d.logs(), "\n") {
+	for _, line := range strings.Split(d.Logs(), "\n") {
 		if !strings.Contains(line, msg) {
 			continue
 		}
@@ -109,7 +109,7 @@ func logTime(t *testing.T, d *process, msg string) time.Time {
 			return at
 		}
 	}
-	t.Fatalf("%s never logged %q:\n%s", d.name, msg, d.logs())
+	t.Fatalf("%s never logged %q:\n%s", d.Name, msg, d.Logs())
 	return time.Time{}
 }
 
@@ -120,10 +120,10 @@ func TestLabConnResetOnRelease(t *testing.T) {
 	for _, tc := range []string{"SIGTERM", "preemption", "health check"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
-			l := newLab(t, 2)
-			l.startTCPServers()
+			l := fiptest.NewLab(t, 2)
+			startTCPServers(l)
 			var (
-				oldHolder, newHolder *process
+				oldHolder, newHolder *fiptest.Process
 				oldName, newName     = "h1", "h2"
 				release              func() time.Time // moves the VIP; returns when the release began
 			)
@@ -132,15 +132,15 @@ func TestLabConnResetOnRelease(t *testing.T) {
 				oldHolder, newHolder = startPair(t, l, nil, nil)
 				release = func() time.Time {
 					at := time.Now()
-					oldHolder.signal(syscall.SIGTERM)
+					oldHolder.Signal(syscall.SIGTERM)
 					return at
 				}
 			case "preemption":
 				oldName, newName = "h2", "h1"
-				oldHolder = l.startDaemon("h2", "-i", "eth0", labVIP)
+				oldHolder = l.StartDaemon("h2", "-i", "eth0", labVIP)
 				waitActive(t, l, "h2", 5*time.Second)
 				release = func() time.Time {
-					newHolder = l.startDaemon("h1", "-i", "eth0", "--priority", "200", "--preempt", "--preempt-delay", "1s", labVIP)
+					newHolder = l.StartDaemon("h1", "-i", "eth0", "--priority", "200", "--preempt", "--preempt-delay", "1s", labVIP)
 					waitActive(t, l, "h1", 5*time.Second)
 					return logTime(t, newHolder, "claimed VIP by preemption")
 				}
@@ -154,12 +154,12 @@ func TestLabConnResetOnRelease(t *testing.T) {
 				release = func() time.Time {
 					os.Remove(ok)
 					fiptest.WaitFor(t, 3*time.Second, "h1's check to fail", func() bool {
-						return strings.Contains(oldHolder.logs(), "health check fails: releasing")
+						return strings.Contains(oldHolder.Logs(), "health check fails: releasing")
 					})
 					return logTime(t, oldHolder, "health check fails: releasing")
 				}
 			}
-			client, first := l.startIdleClient("-idle", "20s")
+			client, first := startIdleClient(l, "-idle", "20s")
 			if first != oldName {
 				t.Fatalf("the client's first request was answered by %q, want %s", first, oldName)
 			}
@@ -177,8 +177,8 @@ func TestLabConnResetOnRelease(t *testing.T) {
 				t.Errorf("the client reconnected to %q, want the new holder %s", again["responder"], newName)
 			}
 			waitSoleHolder(t, l, 2, newName, 2*time.Second)
-			if !strings.Contains(oldHolder.logs(), "reset the VIP's TCP connections") || !strings.Contains(oldHolder.logs(), "connections=1") {
-				t.Errorf("%s did not log one reset connection:\n%s", oldName, oldHolder.logs())
+			if !strings.Contains(oldHolder.Logs(), "reset the VIP's TCP connections") || !strings.Contains(oldHolder.Logs(), "connections=1") {
+				t.Errorf("%s did not log one reset connection:\n%s", oldName, oldHolder.Logs())
 			}
 			t.Logf("%s: idle client reset %v after the release, reconnected to %s after %v", tc,
 				eventTime(t, ended, "at_ms").Sub(released), again["responder"], eventTime(t, again, "at_ms").Sub(released))
@@ -195,23 +195,23 @@ func TestLabIdleClientHangsWithoutReset(t *testing.T) {
 	for _, tc := range []string{"--no-reset-connections", "dead holder"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
-			l := newLab(t, 2)
-			l.startTCPServers()
+			l := fiptest.NewLab(t, 2)
+			startTCPServers(l)
 			var args []string
 			if tc == "--no-reset-connections" {
 				args = []string{"--no-reset-connections"}
 			}
 			h1, _ := startPair(t, l, args, args)
 			const idle = 4 * time.Second
-			client, first := l.startIdleClient("-idle", idle.String(), "-send-after-idle")
+			client, first := startIdleClient(l, "-idle", idle.String(), "-send-after-idle")
 			if first != "h1" {
 				t.Fatalf("the client's first request was answered by %q, want h1", first)
 			}
 			connected := time.Now()
 			if tc == "dead holder" {
-				l.script("cut", "h1") // the holder's RSTs cannot leave any more
+				l.Script("cut", "h1") // the holder's RSTs cannot leave any more
 			} else {
-				h1.signal(syscall.SIGTERM)
+				h1.Signal(syscall.SIGTERM)
 			}
 			waitActive(t, l, "h2", 5*time.Second)
 			ended := waitEvent(t, client, "read_ended", idle+5*time.Second)
@@ -231,8 +231,8 @@ func TestLabIdleClientHangsWithoutReset(t *testing.T) {
 			if again := waitEvent(t, client, "reconnected", 10*time.Second); again["responder"] != "h2" {
 				t.Errorf("the client reconnected to %q, want h2", again["responder"])
 			}
-			if tc == "--no-reset-connections" && strings.Contains(h1.logs(), "reset the VIP's TCP connections") {
-				t.Errorf("h1 reset connections with --no-reset-connections:\n%s", h1.logs())
+			if tc == "--no-reset-connections" && strings.Contains(h1.Logs(), "reset the VIP's TCP connections") {
+				t.Errorf("h1 reset connections with --no-reset-connections:\n%s", h1.Logs())
 			}
 		})
 	}

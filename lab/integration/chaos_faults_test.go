@@ -1,6 +1,6 @@
 //go:build chaos
 
-package main
+package integration
 
 // The chaos run's faults: what the seed decides (plan, draw) and how each
 // fault is injected and undone (inject), with the node events the checker
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // checkExits restarts any daemon that exited without being told to, and
@@ -20,17 +22,17 @@ import (
 func (c *chaos) checkExits() {
 	for i := 1; i <= c.hosts; i++ {
 		d := c.daemons[i]
-		if c.killed[i] || !d.exited() {
+		if c.killed[i] || !d.Exited() {
 			continue
 		}
 		code, _ := d.Wait(0)
 		now := time.Now()
 		c.mu.Lock()
 		c.extra = append(c.extra, violation{At: now, Kind: "exit",
-			Detail: fmt.Sprintf("%s (pid %d) exited unexpectedly with %d; last lines:\n%s", d.name, d.pid(), code, lastLines(d.logs(), 15))})
+			Detail: fmt.Sprintf("%s (pid %d) exited unexpectedly with %d; last lines:\n%s", d.Name, d.PID(), code, fiptest.LastLines(d.Logs(), 15))})
 		c.mu.Unlock()
 		c.Broadcast(now, i, condRunning, false)
-		c.startDaemon(i)
+		c.StartDaemon(i)
 		c.Broadcast(time.Now(), i, condRunning, true)
 	}
 }
@@ -119,40 +121,40 @@ func (c *chaos) inject(n int, p plan) {
 		c.killed[h] = true
 		c.Broadcast(start, h, condRunning, false)
 		if p.kind == faultKill9 {
-			d.signal(syscall.SIGKILL)
+			d.Signal(syscall.SIGKILL)
 			if _, err := d.Wait(5 * time.Second); err != nil {
 				t.Fatalf("fault #%d: %v", n, err)
 			}
 		} else {
-			d.signal(syscall.SIGTERM)
+			d.Signal(syscall.SIGTERM)
 			code, err := d.Wait(5 * time.Second)
 			if err != nil || code != 0 {
 				c.mu.Lock()
 				c.extra = append(c.extra, violation{At: start, Kind: "exit",
-					Detail: fmt.Sprintf("%s did not stop cleanly on SIGTERM: code %d, %v; last lines:\n%s", d.name, code, err, lastLines(d.logs(), 15))})
+					Detail: fmt.Sprintf("%s did not stop cleanly on SIGTERM: code %d, %v; last lines:\n%s", d.Name, code, err, fiptest.LastLines(d.Logs(), 15))})
 				c.mu.Unlock()
 				if err != nil {
-					d.signal(syscall.SIGKILL)
+					d.Signal(syscall.SIGKILL)
 					_, _ = d.Wait(5 * time.Second)
 				}
 			}
 		}
 		c.sleep(p.hold)
 		f.Restored = time.Now()
-		c.startDaemon(h)
+		c.StartDaemon(h)
 		c.Broadcast(f.Restored, h, condRunning, true)
 	case faultStop:
-		c.daemons[h].signal(syscall.SIGSTOP)
+		c.daemons[h].Signal(syscall.SIGSTOP)
 		c.Broadcast(start, h, condAwake, false)
 		time.Sleep(p.hold) // not c.sleep: a stopped daemon is not an exit
 		f.Restored = time.Now()
-		c.daemons[h].signal(syscall.SIGCONT)
+		c.daemons[h].Signal(syscall.SIGCONT)
 		c.Broadcast(f.Restored, h, condAwake, true)
 	case faultCut:
-		c.l.script("cut", c.host(h))
+		c.l.Script("cut", c.host(h))
 		c.Broadcast(start, h, condConnected, false)
 		c.sleep(p.hold)
-		c.l.script("heal", c.host(h))
+		c.l.Script("heal", c.host(h))
 		f.Restored = time.Now()
 		c.Broadcast(f.Restored, h, condConnected, true)
 	case faultPartition:
@@ -162,12 +164,12 @@ func (c *chaos) inject(n int, p plan) {
 			f.Targets = append(f.Targets, c.host(p.host2))
 		}
 		for _, x := range hs {
-			c.l.script("isolate", c.host(x))
+			c.l.Script("isolate", c.host(x))
 			c.Broadcast(time.Now(), x, condConnected, false)
 		}
 		c.sleep(p.hold)
 		for _, x := range hs {
-			c.l.script("unisolate", c.host(x))
+			c.l.Script("unisolate", c.host(x))
 		}
 		f.Restored = time.Now()
 		for _, x := range hs {
@@ -175,9 +177,9 @@ func (c *chaos) inject(n int, p plan) {
 		}
 	case faultLoss:
 		f.Detail = fmt.Sprintf("%d%%", p.pct)
-		c.l.script("loss", c.host(h), strconv.Itoa(p.pct))
+		c.l.Script("loss", c.host(h), strconv.Itoa(p.pct))
 		c.sleep(p.hold)
-		c.l.script("loss", c.host(h), "0")
+		c.l.Script("loss", c.host(h), "0")
 		f.Restored = time.Now()
 	case faultVIPDel:
 		vip := c.vips[p.vip]
@@ -187,7 +189,7 @@ func (c *chaos) inject(n int, p plan) {
 		for i := 1; i <= c.hosts; i++ {
 			if set&(1<<(i-1)) != 0 {
 				f.Targets = append(f.Targets, c.host(i))
-				if out, err := c.l.run(c.host(i), "ip", "addr", "del", vip+"/32", "dev", "eth0"); err != nil {
+				if out, err := c.l.Run(c.host(i), "ip", "addr", "del", vip+"/32", "dev", "eth0"); err != nil {
 					t.Logf("fault #%d: ip addr del %s on %s: %v %s", n, vip, c.host(i), err, out) // raced with a move
 				}
 			}

@@ -1,6 +1,6 @@
 //go:build chaos
 
-package main
+package integration
 
 // The chaos run (issue 5, item 1): a group of 3 to 5 hosts holding 1 or 16
 // VIPs, and every few seconds a random fault — kill -9 and restart, SIGTERM
@@ -88,7 +88,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: seed %d, %v per run, runs %v; replay with FLOATIP_CHAOS_SEED=%d", seed, dur, runs, seed)
 	for _, r := range runs {
 		t.Run(fmt.Sprintf("%dhosts_%dvips", r.hosts, r.vips), func(t *testing.T) {
-			if vs := newChaos(t, r, seed).run(dur, false); len(vs) > 0 {
+			if vs := newChaos(t, r, seed).Run(dur, false); len(vs) > 0 {
 				t.Errorf("%d invariant violations (seed %d)", len(vs), seed)
 			}
 		})
@@ -102,7 +102,7 @@ func TestChaos(t *testing.T) {
 func TestChaosCatchesPlantedFault(t *testing.T) {
 	t.Setenv("GOTRACEBACK", "all")
 	seed, _, _ := chaosEnv(t)
-	vs := newChaos(t, chaosRunSpec{hosts: 3, vips: 2}, seed).run(20*time.Second, true)
+	vs := newChaos(t, chaosRunSpec{hosts: 3, vips: 2}, seed).Run(20*time.Second, true)
 	for _, v := range vs {
 		if v.Kind == "two-holders" && v.VIP == "192.0.2.51" {
 			return
@@ -114,15 +114,15 @@ func TestChaosCatchesPlantedFault(t *testing.T) {
 // chaos is one run: its lab, daemons and what the checker saw.
 type chaos struct {
 	t       *testing.T
-	l       *lab
+	l       *fiptest.Lab
 	rng     *rand.Rand
 	hosts   int
 	vips    []string
 	failDir string
 	bounds  chaosBounds
-	daemons []*process // current daemon of host i at index i
-	all     []*process // every daemon the run started
-	killed  []bool     // its exit is expected
+	daemons []*fiptest.Process // current daemon of host i at index i
+	all     []*fiptest.Process // every daemon the run started
+	killed  []bool             // its exit is expected
 
 	mu      sync.Mutex // guards what follows (the sampler writes samples)
 	samples []holdSample
@@ -137,7 +137,7 @@ type chaos struct {
 func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 	c := &chaos{t: t, hosts: r.hosts, failDir: t.TempDir(), seed: seed,
 		rng:     rand.New(rand.NewPCG(seed, uint64(r.hosts*100+r.vips))),
-		daemons: make([]*process, r.hosts+1), killed: make([]bool, r.hosts+1)}
+		daemons: make([]*fiptest.Process, r.hosts+1), killed: make([]bool, r.hosts+1)}
 	for i := 0; i < r.vips; i++ {
 		c.vips = append(c.vips, fmt.Sprintf("192.0.2.%d", 50+i))
 	}
@@ -154,7 +154,7 @@ func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 		// The client's outage counts its lost requests, not its own stalls.
 		ClientEvery: 10 * time.Millisecond,
 	}
-	c.l = newLab(t, r.hosts)
+	c.l = fiptest.NewLab(t, r.hosts)
 	return c
 }
 
@@ -163,20 +163,20 @@ func (c *chaos) host(i int) string { return fmt.Sprintf("h%d", i) }
 func (c *chaos) failFile(i int) string { return filepath.Join(c.failDir, c.host(i)+".fail") }
 
 // daemonArgs: the hosts rank h1 > h2 > ...; otherwise the defaults (the
-// lab has no gateway: no reference host), unless FLOATIP_CHAOS_REFERENCE
+// fiptest.Lab has no gateway: no reference host), unless FLOATIP_CHAOS_REFERENCE
 // is set, which makes the client every node's reference host.
 func (c *chaos) daemonArgs(i int) []string {
 	args := []string{"-i", "eth0", "--priority", strconv.Itoa(100 + 10*(c.hosts-i)),
 		"--check", "test ! -e " + c.failFile(i), "--check-interval", chaosCheckInterval.String(),
 		"--rise", strconv.Itoa(chaosRise), "--fall", "2"}
 	if os.Getenv("FLOATIP_CHAOS_REFERENCE") != "" {
-		args = append(args, "--reference", labClientIP)
+		args = append(args, "--reference", fiptest.ClientIP)
 	}
 	return append(args, c.vips...)
 }
 
-func (c *chaos) startDaemon(i int) {
-	c.daemons[i] = c.l.startDaemon(c.host(i), c.daemonArgs(i)...)
+func (c *chaos) StartDaemon(i int) {
+	c.daemons[i] = c.l.StartDaemon(c.host(i), c.daemonArgs(i)...)
 	c.killed[i] = false
 	c.all = append(c.all, c.daemons[i])
 }
@@ -202,7 +202,7 @@ func (c *chaos) sampler(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	handles := make([]*netlink.Handle, c.hosts+1)
 	for i := 1; i <= c.hosts; i++ {
-		ns, err := netns.GetFromName(c.l.nsName(c.host(i)))
+		ns, err := netns.GetFromName(c.l.NSName(c.host(i)))
 		if err != nil {
 			c.t.Errorf("sampler: namespace of %s: %v", c.host(i), err)
 			return
@@ -254,14 +254,14 @@ func (c *chaos) sampler(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-func (c *chaos) run(dur time.Duration, plant bool) []violation {
+func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 	t, l := c.t, c.l
 	var listen []string
 	for _, v := range c.vips {
-		listen = append(listen, fmt.Sprintf("%s:%d", v, labEchoPort))
+		listen = append(listen, fmt.Sprintf("%s:%d", v, fiptest.EchoPort))
 	}
 	for i := 1; i <= c.hosts; i++ {
-		l.startEchoServer(c.host(i), strings.Join(listen, ","))
+		l.StartEchoServer(c.host(i), strings.Join(listen, ","))
 	}
 	stopSampler, samplerDone := make(chan struct{}), make(chan struct{})
 	go c.sampler(stopSampler, samplerDone)
@@ -274,7 +274,7 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 		}
 	}()
 	for i := c.hosts; i >= 1; i-- { // worst first: start order does not decide
-		c.startDaemon(i)
+		c.StartDaemon(i)
 	}
 	fiptest.WaitFor(t, 15*time.Second, "h1 to hold every VIP alone", func() bool {
 		for v := range c.vips {
@@ -284,7 +284,7 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 		}
 		return true
 	})
-	client := l.startProcess("c", "udpecho-watch", buildUDPEcho(t), "watch", "-targets", strings.Join(listen, ","),
+	client := l.StartProcess("c", "udpecho-watch", fiptest.BuildUDPEcho(t), "watch", "-targets", strings.Join(listen, ","),
 		"-every", "10ms", "-gap", "50ms", "-duration", (dur + 10*time.Minute).String())
 	time.Sleep(2 * time.Second) // the client's ARP entries, the health checks' rise
 
@@ -306,12 +306,12 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 					if d == nil {
 						continue
 					}
-					d.signal(syscall.SIGSTOP)
-					l.mustRun(c.host(i), "ip", "addr", "add", c.vips[v]+"/32", "dev", "eth0")
+					d.Signal(syscall.SIGSTOP)
+					l.MustRun(c.host(i), "ip", "addr", "add", c.vips[v]+"/32", "dev", "eth0")
 					// No fault for a while, so that nothing excuses the
 					// second holder (a heal's grace, a partition).
 					c.sleep(4 * time.Second)
-					d.signal(syscall.SIGCONT)
+					d.Signal(syscall.SIGCONT)
 					break
 				}
 			}
@@ -323,9 +323,9 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 	end := time.Now()
 	endPIDs := map[int]int{}
 	for i := 1; i <= c.hosts; i++ {
-		endPIDs[i] = c.daemons[i].pid()
+		endPIDs[i] = c.daemons[i].PID()
 	}
-	client.signal(syscall.SIGTERM)
+	client.Signal(syscall.SIGTERM)
 	if _, err := client.Wait(10 * time.Second); err != nil {
 		t.Errorf("udpecho watch: %v", err)
 	}
@@ -335,11 +335,11 @@ func (c *chaos) run(dur time.Duration, plant bool) []violation {
 	// A fresh daemon's goroutines are the yardstick of the long-lived ones':
 	// h1 starts again (it also shows a restart into a running group).
 	c.killed[1] = true
-	c.daemons[1].signal(syscall.SIGTERM)
+	c.daemons[1].Signal(syscall.SIGTERM)
 	if code, err := c.daemons[1].Wait(5 * time.Second); err != nil || code != 0 {
 		t.Errorf("h1 did not stop cleanly on SIGTERM: %d %v", code, err)
 	}
-	c.startDaemon(1)
+	c.StartDaemon(1)
 	time.Sleep(3 * time.Second)
-	return c.report(warm, end, endPIDs, client.logs(), c.goroutines())
+	return c.report(warm, end, endPIDs, client.Logs(), c.goroutines())
 }

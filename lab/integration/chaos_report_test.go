@@ -1,6 +1,6 @@
 //go:build chaos
 
-package main
+package integration
 
 // The chaos run's measurements of the daemons (memory, goroutines, logs)
 // and its report: the checker's verdicts over what was observed, and the
@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"floatip/internal/fiptest"
 )
 
 // procStatus reads VmRSS and RssAnon (kB) and Threads of a process.
@@ -66,16 +68,16 @@ func (c *chaos) recordMemory(force bool) {
 	}
 	for i := 1; i <= c.hosts; i++ {
 		d := c.daemons[i]
-		if d == nil || d.exited() {
+		if d == nil || d.Exited() {
 			continue
 		}
-		if rss, anon, threads, err := procStatus(d.pid()); err == nil {
-			c.mem = append(c.mem, memSample{At: now, Host: i, PID: d.pid(), RSSkB: rss, AnonKB: anon, Threads: threads})
+		if rss, anon, threads, err := procStatus(d.PID()); err == nil {
+			c.mem = append(c.mem, memSample{At: now, Host: i, PID: d.PID(), RSSkB: rss, AnonKB: anon, Threads: threads})
 		}
 	}
 }
 
-// run starts the group, injects faults for dur, then checks and returns the
+// Run starts the group, injects faults for dur, then checks and returns the
 // violations. With plant, it also adds the last VIP by hand on a host that
 // does not hold it, half way through, without telling the checker.
 // goroutineHeaderRE matches a goroutine's first line in a dump,
@@ -91,16 +93,16 @@ func (c *chaos) goroutines() map[int]int {
 	counts := map[int]int{}
 	for i := 1; i <= c.hosts; i++ {
 		d := c.daemons[i]
-		if d.exited() {
+		if d.Exited() {
 			continue
 		}
 		c.killed[i] = true
-		d.signal(syscall.SIGQUIT)
+		d.Signal(syscall.SIGQUIT)
 		if _, err := d.Wait(10 * time.Second); err != nil {
 			c.t.Errorf("SIGQUIT: %v", err)
 			continue
 		}
-		_, dump, _ := strings.Cut(d.logs(), "SIGQUIT")
+		_, dump, _ := strings.Cut(d.Logs(), "SIGQUIT")
 		counts[i] = len(goroutineHeaderRE.FindAllString(dump, -1))
 		if counts[i] == 0 {
 			counts[i] = -1
@@ -120,7 +122,7 @@ func (c *chaos) logsAround(at time.Time, window time.Duration, max int) string {
 	}
 	var ls []line
 	for _, d := range c.all {
-		for _, l := range strings.Split(d.logs(), "\n") {
+		for _, l := range strings.Split(d.Logs(), "\n") {
 			ts, ok := strings.CutPrefix(l, "time=")
 			if !ok || len(ts) < 24 {
 				continue
@@ -129,7 +131,7 @@ func (c *chaos) logsAround(at time.Time, window time.Duration, max int) string {
 			if err != nil || tt.Before(at.Add(-window)) || tt.After(at.Add(window)) {
 				continue
 			}
-			ls = append(ls, line{tt, d.name + ": " + l})
+			ls = append(ls, line{tt, d.Name + ": " + l})
 		}
 	}
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].t.Before(ls[j].t) })
@@ -164,7 +166,7 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 	}
 	vipIndex := map[string]int{}
 	for v, vip := range c.vips {
-		vipIndex[fmt.Sprintf("%s:%d", vip, labEchoPort)] = v
+		vipIndex[fmt.Sprintf("%s:%d", vip, fiptest.EchoPort)] = v
 	}
 	var gaps []clientGap
 	changes, ends := 0, 0
@@ -196,7 +198,7 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 		}
 	}
 	if ends != len(c.vips) {
-		t.Errorf("udpecho watch reported the end of %d targets, want %d; its output:\n%s", ends, len(c.vips), lastLines(clientOut, 20))
+		t.Errorf("udpecho watch reported the end of %d targets, want %d; its output:\n%s", ends, len(c.vips), fiptest.LastLines(clientOut, 20))
 	}
 
 	spans := eligibleSpans(c.events, c.hosts, c.begin, end, c.bounds.RiseDelay)
