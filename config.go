@@ -139,7 +139,7 @@ type config struct {
 	fenceTimeout                time.Duration
 	metricsListen               *net.TCPAddr // nil: no metrics endpoint
 	resetConns                  bool         // reset the VIP's TCP connections on release
-	spread                      bool         // pool mode (pool.go)
+	spread                      bool         // pool mode (internal/engine/poolview.go)
 	poolHoldDown                time.Duration
 }
 

@@ -32,7 +32,7 @@ type Daemon struct {
 	// netlink requests.
 	Index system.LinkIndex
 	// IPv6 lists the IPv6 VIPs and reference hosts: with any, an NDP socket
-	// (ndp.go) is opened beside the ARP socket, joined to their
+	// (wire.NDPSocket) is opened beside the ARP socket, joined to their
 	// solicited-node groups.
 	IPv6 []netip.Addr
 
@@ -46,6 +46,8 @@ type Daemon struct {
 // frames are dropped (and counted) rather than block the socket reader.
 const frameBacklog = 4096
 
+// New is the loop of the interface ifname: group's machines, sending
+// through port, whose sockets the loop opens and replaces.
 func New(ifname string, log *slog.Logger, port *wire.Port, group *engine.Group) *Daemon {
 	return &Daemon{
 		ifname:    ifname,

@@ -4,7 +4,7 @@ package engine
 // ARP for its VIP from changing MACs keeps the VIP, defends at the RFC 5227
 // rate, logs a bounded number of lines and keeps its peer table small,
 // while a real floatip peer is still recognised. The lab test with the real
-// binary and a real flood is in flood_lab_test.go.
+// binary and a real flood is in lab/integration/flood_test.go.
 
 import (
 	"bytes"

@@ -43,7 +43,7 @@ type Group struct {
 	holderAt map[string]time.Time    // other nodes last seen holding a VIP we watch
 	reconAt  map[string]time.Time    // last reconcile against a node
 	lastIntr time.Time               // last introduction (tagged self-check) on a claim
-	pool     *poolView               // --spread: the pool (pool.go); nil otherwise
+	pool     *PoolView               // --spread: the pool (poolview.go); nil otherwise
 	// notStandby counts the machines not in standby (add, then setState).
 	notStandby int
 }
@@ -63,6 +63,8 @@ const (
 	reconcileEvery = 2 * time.Second
 )
 
+// NewGroup is the group view of one interface, whose machines send
+// through arp.
 func NewGroup(cfg Config, arp arpSender, log *slog.Logger) *Group {
 	g := &Group{
 		cfg:      cfg,
@@ -472,5 +474,5 @@ func (h *heldRotation) onTick(now time.Time) {
 }
 
 // AllStandby reports whether every VIP of the interface is in standby:
-// then replies to probes are routine frames (routine.go).
+// then replies to probes are routine frames (internal/wire/routine.go).
 func (g *Group) AllStandby() bool { return g.notStandby == 0 }

@@ -415,7 +415,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 	})
 }
 
-// AllStandby decides which frames wait for the next wake-up (routine.go):
+// AllStandby decides which frames wait for the next wake-up (internal/wire/routine.go):
 // it must be false whenever a VIP is anything but a standby, also for a
 // VIP adopted at start, and true again once every VIP is back in standby.
 func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {

@@ -89,7 +89,7 @@ func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr)
 		pn.pending = append(pn.pending, poolDelivery{pn.now.Add(100 * time.Microsecond), to, wire.Frame{Packet: p}})
 		// The receiver's kernel answers a probe for an address it holds.
 		if p.SenderIP.IsUnspecified() && to.held[p.TargetIP] {
-			// (An IPv6 VIP's facts, as ndp.go translates them: the same
+			// (An IPv6 VIP's facts, as wire.NDPFrame translates them: the same
 			// reply with IPv6 addresses.)
 			r := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 				Operation: arp.OperationReply, SenderHardwareAddr: to.own, SenderIP: p.TargetIP, TargetHardwareAddr: from.own, TargetIP: p.SenderIP}
@@ -210,7 +210,7 @@ func (pn *poolNet) checkBalanced(what string, vips []netip.Addr) map[netip.Addr]
 func TestPoolLANFailoverAndRejoin(t *testing.T) {
 	t.Run("IPv4", func(t *testing.T) { testPoolLANFailoverAndRejoin(t, fiptest.VIPs(16)) })
 	// A pool of IPv6 VIPs, and a mixed one: the decisions do not depend on
-	// the family (ndp.go hands the machines the same facts).
+	// the family (wire.NDPFrame hands the machines the same facts).
 	v6 := make([]netip.Addr, 16)
 	for i := range v6 {
 		v6[i] = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", 0x50+i))

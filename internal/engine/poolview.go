@@ -53,10 +53,10 @@ type poolNode struct {
 	dead  bool      // a holder watch found it silent
 }
 
-// poolView is the pool of one interface: membership, the assignment, the
+// PoolView is the pool of one interface: membership, the assignment, the
 // presence probes and the planned moves. It is a scheduled item of the
 // Group and ticks every --interval.
-type poolView struct {
+type PoolView struct {
 	group    *Group
 	vips     []netip.Addr // sorted
 	holdDown time.Duration
@@ -75,23 +75,25 @@ type poolView struct {
 	checks      []*Machine // self-checks still to send after a change
 }
 
-func NewPoolView(g *Group, vips []netip.Addr, holdDown time.Duration) *poolView {
+// NewPoolView turns group into a pool (--spread) of vips; a node (re)joining
+// takes its share after being heard for holdDown.
+func NewPoolView(g *Group, vips []netip.Addr, holdDown time.Duration) *PoolView {
 	sorted := slices.Clone(vips)
 	slices.SortFunc(sorted, netip.Addr.Compare)
-	p := &poolView{group: g, vips: sorted, holdDown: holdDown, slot: -1, nodes: map[string]*poolNode{},
+	p := &PoolView{group: g, vips: sorted, holdDown: holdDown, slot: -1, nodes: map[string]*poolNode{},
 		assign: map[netip.Addr]net.HardwareAddr{}, reported: map[netip.Addr]string{}}
 	g.pool = p
 	g.queue.push(p)
 	return p
 }
 
-func (p *poolView) queueSlot() *int { return &p.slot }
+func (p *PoolView) queueSlot() *int { return &p.slot }
 
 // nextWake: zero (at once) before the first tick.
-func (p *poolView) nextWake() time.Time { return p.nextTick }
+func (p *PoolView) nextWake() time.Time { return p.nextTick }
 
 // heard records a tagged frame from another node (any VIP of the pool).
-func (p *poolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
+func (p *PoolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 	key := string(mac)
 	n := p.nodes[key]
 	if n == nil {
@@ -140,7 +142,7 @@ func (p *poolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 // forget drops the nodes that are neither confirmed floatip peers nor
 // heard within the window: a flood of forged tags from random MACs must not
 // fill the table and keep a real newcomer out.
-func (p *poolView) forget(now time.Time) {
+func (p *PoolView) forget(now time.Time) {
 	for key, n := range p.nodes {
 		if _, ok := p.group.peers.confirmed(net.HardwareAddr(key)); !ok || now.Sub(n.last) > poolWindow {
 			delete(p.nodes, key)
@@ -150,7 +152,7 @@ func (p *poolView) forget(now time.Time) {
 
 // gone marks a holder found silent by its watch: out of the membership at
 // once, before its VIPs' machines decide who claims them.
-func (p *poolView) gone(mac net.HardwareAddr, now time.Time) {
+func (p *PoolView) gone(mac net.HardwareAddr, now time.Time) {
 	if n := p.nodes[string(mac)]; n != nil {
 		n.dead = true
 	}
@@ -159,7 +161,7 @@ func (p *poolView) gone(mac net.HardwareAddr, now time.Time) {
 
 // self reports whether the interface is up and whether this node may hold
 // VIPs (up and healthy); every machine gets the same events.
-func (p *poolView) self() (linkUp, candidate bool) {
+func (p *PoolView) self() (linkUp, candidate bool) {
 	for _, m := range p.group.machines {
 		return m.linkUp, m.linkUp && m.healthy
 	}
@@ -167,7 +169,7 @@ func (p *poolView) self() (linkUp, candidate bool) {
 }
 
 // currentMembers lists the members as this node sees them now, by MAC.
-func (p *poolView) currentMembers(now time.Time) []pool.Member {
+func (p *PoolView) currentMembers(now time.Time) []pool.Member {
 	var ms []pool.Member
 	if !p.selfSince.IsZero() && now.Sub(p.selfSince) >= p.holdDown {
 		ms = append(ms, pool.Member{MAC: p.group.arp.MAC(), Weight: int(p.group.cfg.Priority)})
@@ -185,7 +187,7 @@ func (p *poolView) currentMembers(now time.Time) []pool.Member {
 }
 
 // recompute refreshes the members and, when they changed, the assignment.
-func (p *poolView) recompute(now time.Time) {
+func (p *PoolView) recompute(now time.Time) {
 	ms := p.currentMembers(now)
 	if slices.EqualFunc(ms, p.members, func(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }) {
 		return
@@ -214,7 +216,7 @@ func (p *poolView) recompute(now time.Time) {
 
 // sendChecks sends the pending self-checks the pacer allows; the rest on
 // the next tick.
-func (p *poolView) sendChecks(now time.Time) {
+func (p *PoolView) sendChecks(now time.Time) {
 	for len(p.checks) > 0 && p.group.pacer.take(now) {
 		m := p.checks[0]
 		p.checks = p.checks[1:]
@@ -225,7 +227,7 @@ func (p *poolView) sendChecks(now time.Time) {
 }
 
 // report tells the observers each VIP's assignee when it changed.
-func (p *poolView) report(now time.Time) {
+func (p *PoolView) report(now time.Time) {
 	for _, vip := range p.vips {
 		a := p.assign[vip].String()
 		if p.reported[vip] == a {
@@ -241,9 +243,9 @@ func (p *poolView) report(now time.Time) {
 }
 
 // assignee is the node a VIP is assigned to (nil: nobody, no members).
-func (p *poolView) assignee(vip netip.Addr) net.HardwareAddr { return p.assign[vip] }
+func (p *PoolView) assignee(vip netip.Addr) net.HardwareAddr { return p.assign[vip] }
 
-func (p *poolView) mine(vip netip.Addr) bool {
+func (p *PoolView) mine(vip netip.Addr) bool {
 	a := p.assign[vip]
 	return a != nil && bytes.Equal(a, p.group.arp.MAC())
 }
@@ -252,7 +254,7 @@ func (p *poolView) mine(vip netip.Addr) bool {
 // to this node, or it has been free for so long (no member claims it: a
 // member that cannot, or nodes that disagree) that the plain rank rule
 // applies as a safety net.
-func (p *poolView) mayClaim(m *Machine, now time.Time) bool {
+func (p *PoolView) mayClaim(m *Machine, now time.Time) bool {
 	if p.mine(m.vip) {
 		return true
 	}
@@ -271,7 +273,7 @@ func (p *poolView) mayClaim(m *Machine, now time.Time) bool {
 
 // resolve decides a split brain in pool mode: the assignee keeps the VIP;
 // between two nodes that are not, the usual rank rule.
-func (p *poolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank conflictAction) conflictAction {
+func (p *PoolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank conflictAction) conflictAction {
 	switch a := p.assign[vip]; {
 	case a == nil:
 		return byRank
@@ -283,7 +285,7 @@ func (p *poolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank confli
 	return byRank
 }
 
-func (p *poolView) onTick(now time.Time) {
+func (p *PoolView) onTick(now time.Time) {
 	p.nextTick = now.Add(p.group.cfg.Interval)
 	up, candidate := p.self()
 	if up && p.started.IsZero() {
@@ -307,7 +309,7 @@ func (p *poolView) onTick(now time.Time) {
 
 // presence broadcasts a tagged probe once a second while this node holds
 // nothing (a holder's self-checks already say it is there).
-func (p *poolView) presence(now time.Time) {
+func (p *PoolView) presence(now time.Time) {
 	g := p.group
 	if len(g.held.machines) > 0 || now.Sub(p.lastPresent) < poolPresenceEvery || len(p.vips) == 0 {
 		return
@@ -331,7 +333,7 @@ func (p *poolView) presence(now time.Time) {
 // it removes its copy; its tagged self-check, every half second, makes the
 // winner announce again (once a second) should the winner's last one have
 // come before ours, so that the clients' caches end on the winner.
-func (p *poolView) provoke(now time.Time) {
+func (p *PoolView) provoke(now time.Time) {
 	for _, m := range p.group.machines {
 		if m.state == event.Yielding && now.Sub(m.lastIntroduce) >= poolProvokeEvery && p.group.pacer.take(now) {
 			m.selfCheck(now)
@@ -343,7 +345,7 @@ func (p *poolView) provoke(now time.Time) {
 // assignee: make before break (add, announce; the old holder removes its
 // copy on our announcement), once this node is a member and the membership
 // has been stable for poolSettle.
-func (p *poolView) moves(now time.Time) {
+func (p *PoolView) moves(now time.Time) {
 	g := p.group
 	if now.Sub(p.selfSince) < p.holdDown+poolMoveMargin || now.Sub(p.changedAt) < poolSettle {
 		return

@@ -116,6 +116,9 @@ type Machine struct {
 	yieldTo       rank
 }
 
+// NewMachine adds the machine of vip to deps.Group (a group of its own when
+// nil). With adopt the VIP was found on the interface at start: the machine
+// keeps it while it checks that no other node holds it (recovery.go).
 func NewMachine(vip netip.Addr, cfg Config, deps Deps, adopt bool, now time.Time) *Machine {
 	if deps.Refs == nil {
 		deps.Refs = EverReachable{}

@@ -19,6 +19,8 @@ func WaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// SyncBuffer is a bytes.Buffer that goroutines may write at once (a
+// process's stdout and stderr).
 type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -36,4 +38,5 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// T0 is the start of a unit test's synthetic time.
 var T0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

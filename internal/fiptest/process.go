@@ -88,6 +88,7 @@ func (l *Lab) StartProcess(host, name, bin string, args ...string) *Process {
 	return d
 }
 
+// LastLines is the last n lines of s.
 func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -96,8 +97,10 @@ func LastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// PID is the process's ID.
 func (d *Process) PID() int { return d.cmd.Process.Pid }
 
+// Running reports whether the process has not exited yet.
 func (d *Process) Running() bool { return !d.Exited() }
 
 // Exited tells whether the process has ended.

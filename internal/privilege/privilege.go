@@ -32,6 +32,8 @@ func missingCapabilities() ([]string, error) {
 	return missing, nil
 }
 
+// Check fails, saying what to do, when the process lacks CAP_NET_ADMIN or
+// CAP_NET_RAW.
 func Check() error {
 	missing, err := missingCapabilities()
 	if err != nil {

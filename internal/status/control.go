@@ -77,11 +77,14 @@ type Server struct {
 	busy chan struct{}
 }
 
+// NewServer answers for the interface ifname: inLoop runs a function in the
+// interface's loop, where facts may be read; board has the VIPs.
 func NewServer(ifname, version string, inLoop func(ctx context.Context, fn func(now time.Time)) bool,
 	facts func() engine.Facts, board *Board) *Server {
 	return &Server{ifname: ifname, version: version, inLoop: inLoop, facts: facts, board: board, busy: make(chan struct{}, 1)}
 }
 
+// Handler serves GET /status.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {

@@ -11,7 +11,7 @@ import (
 )
 
 // What --spread adds to the status lines and the metrics: each VIP's
-// assignee (pool.go tells the observers when it changes).
+// assignee (the engine's pool view tells the observers when it changes).
 
 // poolAssignee is who a pooled VIP is assigned to, as the board keeps it.
 type poolAssignee struct {

@@ -24,13 +24,6 @@ import (
 // (index), or, while it has none, looked up by name: it may have been
 // recreated. Not looking it up for every add keeps a claim of hundreds of
 // VIPs to one netlink round trip each.
-// address is a VIP's address on the interface, as a machine adds and
-// removes it (NetlinkAddress, and resetThenRemove around it).
-type address interface {
-	Add() error
-	Remove() error
-}
-
 type NetlinkAddress struct {
 	ifname string
 	vip    netip.Addr
@@ -38,9 +31,17 @@ type NetlinkAddress struct {
 	index  *LinkIndex // nil or 0: look the link up by name
 }
 
+// address is a VIP's address on the interface, as a machine adds and
+// removes it (NetlinkAddress, and resetThenRemove around it).
+type address interface {
+	Add() error
+	Remove() error
+}
+
 // LinkIndex is the index of the interface while its socket is open.
 type LinkIndex struct{ v atomic.Int32 }
 
+// Set records the open socket's interface index; 0 while none is open.
 func (l *LinkIndex) Set(i int) { l.v.Store(int32(i)) }
 
 func (l *LinkIndex) get() int {

@@ -97,6 +97,9 @@ type vipGate interface {
 
 // ConnResetter resets a VIP's TCP connections. One serves every VIP of the
 // daemon; the VIP machines call it concurrently.
+// ConnResetter destroys a VIP's TCP sockets before the VIP is removed
+// (WithConnReset), with the VIP's local route deleted meanwhile so that no
+// new connection slips in.
 type ConnResetter struct {
 	log     *slog.Logger
 	sockets socketTable
@@ -104,6 +107,7 @@ type ConnResetter struct {
 	off     atomic.Bool // unavailable here: said once, not tried again
 }
 
+// NewConnResetter resets connections of VIPs on ifname.
 func NewConnResetter(ifname string, log *slog.Logger) *ConnResetter {
 	return &ConnResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname}}
 }

@@ -26,6 +26,7 @@ const sizeofInetDiagReq = 56 // 4 + 4 + sockid (2 + 2 + 16 + 16 + 4 + 8)
 
 func (r inetDiagReq6) Len() int { return sizeofInetDiagReq }
 
+// Serialize is the request as the kernel reads it (nl.NetlinkRequestData).
 func (r inetDiagReq6) Serialize() []byte {
 	b := make([]byte, sizeofInetDiagReq)
 	b[0], b[1] = unix.AF_INET6, unix.IPPROTO_TCP

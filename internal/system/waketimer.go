@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// wakeTimer is the interface loop's one timer. A Go timer wakes two threads
+// WakeTimer is the interface loop's one timer. A Go timer wakes two threads
 // per expiry on an idle process: the netpoller's and sysmon, which sleeps
 // only until the next timer and then polls for a while; and every system
 // call made through syscall.Syscall wakes sysmon from its deep sleep again.
@@ -19,14 +19,15 @@ import (
 // armed and read with raw system calls (which the runtime does not track:
 // they never block, the descriptor is non-blocking), and its expiries come
 // to the loop on C.
-type wakeTimer struct {
+type WakeTimer struct {
 	fd   int
 	file *os.File // the timerfd in the netpoller
 	rc   syscall.RawConn
 	C    chan struct{}
 }
 
-func NewWakeTimer() (*wakeTimer, error) {
+// NewWakeTimer is a timer that has not been armed.
+func NewWakeTimer() (*WakeTimer, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("create timerfd: %w", err)
@@ -37,13 +38,13 @@ func NewWakeTimer() (*wakeTimer, error) {
 		_ = file.Close()
 		return nil, fmt.Errorf("timerfd: %w", err)
 	}
-	t := &wakeTimer{fd: fd, file: file, rc: rc, C: make(chan struct{}, 1)}
+	t := &WakeTimer{fd: fd, file: file, rc: rc, C: make(chan struct{}, 1)}
 	go t.run()
 	return t, nil
 }
 
 // run passes expiries to C until the timer is closed.
-func (t *wakeTimer) run() {
+func (t *WakeTimer) run() {
 	var buf [8]byte
 	for {
 		// Wait first: the last expiry was read, and a new one marks the
@@ -70,7 +71,7 @@ func (t *wakeTimer) run() {
 // Reset arms the timer to expire after d (at once if d <= 0), replacing any
 // earlier setting. An expiry already passed to C stays there: the loop
 // must tolerate a wake-up with nothing due.
-func (t *wakeTimer) Reset(d time.Duration) {
+func (t *WakeTimer) Reset(d time.Duration) {
 	if d <= 0 {
 		d = 1 // zero would disarm it
 	}
@@ -80,4 +81,4 @@ func (t *wakeTimer) Reset(d time.Duration) {
 }
 
 // Close stops the timer and its reader.
-func (t *wakeTimer) Close() error { return t.file.Close() }
+func (t *WakeTimer) Close() error { return t.file.Close() }

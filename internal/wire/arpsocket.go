@@ -31,6 +31,8 @@ type ARPSocket struct {
 	standby bool
 }
 
+// OpenARPSocket is the ARP socket of a one-shot command: every frame, no
+// routine socket beside it.
 func OpenARPSocket(ifi *net.Interface) (*ARPSocket, error) {
 	return listenARP(ifi, nil)
 }
@@ -143,7 +145,7 @@ func (s *ARPSocket) Run(ctx context.Context, deliver func(Frame)) error {
 // readPackets reads conn and hands each packet to handle until ctx ends
 // (then it returns nil) or the socket fails for good; what and ifname name
 // it in the error. handle must keep neither b nor from. The reads are raw
-// system calls inside the netpoller's wait (see waketimer.go: a
+// system calls inside the netpoller's wait (see system.WakeTimer: a
 // syscall.Syscall wakes sysmon; these never block).
 func readPackets(ctx context.Context, conn *packet.Conn, what, ifname string, handle func(b []byte, from net.Addr)) error {
 	rc, err := conn.SyscallConn()

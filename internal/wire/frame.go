@@ -28,6 +28,7 @@ const (
 	FormBoth    AnnounceForm = "both"    // a request and a reply each round
 )
 
+// The addresses a probe and an announcement are made of.
 var (
 	BroadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	zeroMAC      = net.HardwareAddr{0, 0, 0, 0, 0, 0}
@@ -55,6 +56,7 @@ type Tag struct {
 	Flags    uint8
 }
 
+// HardwareAddr is the tag as a probe's target hardware address.
 func (t Tag) HardwareAddr() net.HardwareAddr {
 	return net.HardwareAddr{'f', 'i', 'p', TagVersion, t.Priority, t.Flags}
 }

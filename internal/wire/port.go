@@ -15,11 +15,12 @@ import (
 type Port struct {
 	mu   sync.Mutex
 	sock *ARPSocket
-	nd   *NDPSocket // IPv6 VIPs' neighbour discovery (ndp.go); nil without IPv6 VIPs
+	nd   *NDPSocket // IPv6 VIPs' neighbour discovery ; nil without IPv6 VIPs
 }
 
 var errLinkDown = errors.New("link is down")
 
+// Set puts the socket the loop has just opened under the port (nil: none).
 func (p *Port) Set(s *ARPSocket) {
 	p.mu.Lock()
 	p.sock = s
@@ -32,6 +33,7 @@ func (p *Port) current() *ARPSocket {
 	return p.sock
 }
 
+// SetND does the same for the NDP socket of IPv6 VIPs.
 func (p *Port) SetND(s *NDPSocket) {
 	p.mu.Lock()
 	p.nd = s

@@ -214,7 +214,7 @@ func (s *routineSocket) drain(limit time.Time, handle func(Frame)) {
 // read returns the next well-formed ARP frame; ok is false when none is
 // waiting (or the socket failed: the main socket's reader reports that).
 // A raw system call: it never blocks, and the runtime's syscall.Syscall
-// would wake sysmon (waketimer.go).
+// would wake sysmon (system.WakeTimer).
 func (s *routineSocket) read() (Frame, bool) {
 	for {
 		iov := unix.Iovec{Base: &s.buf[0]}

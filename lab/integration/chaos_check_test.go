@@ -1,6 +1,6 @@
 package integration
 
-// The chaos run's checker (chaos_lab_test.go injects the faults): pure
+// The chaos run's checker (chaos_test.go injects the faults): pure
 // functions from what was observed — the VIP's holders sampled in every
 // namespace, the client's gaps, the faults and the nodes' conditions — to
 // invariant violations. They are table-tested below with synthetic

@@ -300,7 +300,7 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 			for i := c.hosts; i >= 1; i-- {
 				if c.holdersNow(v)&(1<<(i-1)) == 0 {
 					// floatip removes a copy added by hand on a standby
-					// (recovery.go), so the daemon is paused meanwhile.
+					// (internal/engine/recovery.go), so the daemon is paused meanwhile.
 					t.Logf("planting a second holder: %s on %s, by hand, its daemon paused", c.vips[v], c.host(i))
 					d := c.daemons[i]
 					if d == nil {

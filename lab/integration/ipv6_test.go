@@ -1,6 +1,6 @@
 package integration
 
-// Lab tests of IPv6 VIPs (ndp.go): the same behaviour as IPv4, over
+// Lab tests of IPv6 VIPs (internal/wire/ndp.go): the same behaviour as IPv4, over
 // neighbour discovery, with 2001:db8::/32 addresses only. The lab turns
 // IPv6 off in its namespaces; enableIPv6 turns it on where a test needs it
 // (lab.sh ipv6: no DAD, no router solicitations).
@@ -303,7 +303,7 @@ func TestLabIPv6ProbeAndAnnounce(t *testing.T) {
 }
 
 // TestLabIPv6ConnReset: releasing an IPv6 VIP resets its TCP connections
-// (SOCK_DESTROY for IPv6, connreset6.go), so an idle client learns at once
+// (SOCK_DESTROY for IPv6, internal/system/connreset6.go), so an idle client learns at once
 // and reconnects to the new holder.
 func TestLabIPv6ConnReset(t *testing.T) {
 	t.Parallel()

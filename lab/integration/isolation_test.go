@@ -1,6 +1,6 @@
 package integration
 
-// Lab test of the isolated holder (isolation.go): a holder cut off upstream
+// Lab test of the isolated holder (internal/engine/isolation.go): a holder cut off upstream
 // with its carrier up gives the VIP up, so the client moves once, not twice.
 
 import (

@@ -1,7 +1,7 @@
 package integration
 
 // Integration tests: the built binary in network namespaces, real kernels,
-// real ARP. Each test builds its own lab (see labharness_test.go) and
+// real ARP. Each test builds its own lab (fiptest.NewLab) and
 // asserts what a user sees from the client namespace.
 
 import (

@@ -1,6 +1,6 @@
 package integration
 
-// Lab tests of crash recovery (recovery.go): a daemon killed with -9 leaves
+// Lab tests of crash recovery (internal/engine/recovery.go): a daemon killed with -9 leaves
 // its VIP configured; when it starts again it keeps the VIP only if no other
 // node holds it.
 
