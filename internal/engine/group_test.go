@@ -440,16 +440,7 @@ func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {
 // with synthetic time.
 func TestGroupFacts(t *testing.T) {
 	vips := fiptest.VIPs(3)
-	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}}
-	cfg := Config{Priority: 150, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g := NewGroup(cfg, lan, log)
-	for _, vip := range vips {
-		deps := Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}
-		NewMachine(vip, cfg, deps, false, fiptest.T0)
-	}
-	g.Broadcast(EvLinkUp, fiptest.T0)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 150, vips, false)
 	// The holder (priority 200, heard through its tags) answers for the
 	// first VIP only: this node claims the others.
 	holder := fiptest.MustMAC(holderMAC)
