@@ -209,6 +209,11 @@ func newLogger(w io.Writer, level slog.Level, json bool) *slog.Logger {
 }
 
 func (r *runCmd) run(e *env) error {
+	// At once: SIGHUP's default would end the process and leave its VIPs
+	// behind (a reload requested while this program starts).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := r.config()
 	if err != nil {
 		return err
@@ -220,17 +225,6 @@ func (r *runCmd) run(e *env) error {
 	if err := system.CheckIPv6Enabled(cfg.ifname, cfg.vips); err != nil {
 		return err
 	}
-	adopt, err := system.CheckExistingAddresses(cfg.ifname, cfg.vips)
-	if err != nil {
-		return err
-	}
-	// Listen before anything else happens, so a busy port is a clean error.
-	var metricsListener net.Listener
-	if cfg.metricsListen != nil {
-		if metricsListener, err = net.ListenTCP("tcp", cfg.metricsListen); err != nil {
-			return fmt.Errorf("--metrics-listen: %w", err)
-		}
-	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		// The daemon's work is one loop; a second P only makes the runtime
 		// wake idle threads to look for work on every frame and timer,
@@ -238,17 +232,52 @@ func (r *runCmd) run(e *env) error {
 		runtime.GOMAXPROCS(1)
 	}
 	log := newLogger(e.stderr, cfg.level, cfg.jsonLogs).With("interface", cfg.ifname)
-	log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.Priority,
-		"interval", cfg.machine.Interval.String(), "misses", cfg.machine.Misses)
-	control := status.ListenControl(cfg.ifname, log)
-	return runDaemon(e.ctx, cfg, adopt, metricsListener, control, log)
+	handed := takeHandOver(log)
+	for {
+		onInterface, err := system.CheckExistingAddresses(cfg.ifname, cfg.vips)
+		if err != nil {
+			return err
+		}
+		// Listen before anything else happens, so a busy port is a clean error.
+		var metricsListener net.Listener
+		if cfg.metricsListen != nil {
+			if metricsListener, err = net.ListenTCP("tcp", cfg.metricsListen); err != nil {
+				return fmt.Errorf("--metrics-listen: %w", err)
+			}
+		}
+		log.Info("floatip starting", "version", version, "vips", fmt.Sprint(cfg.vips), "priority", cfg.machine.Priority,
+			"interval", cfg.machine.Interval.String(), "misses", cfg.machine.Misses)
+		if handed != nil {
+			log.Info("reloaded: taking back the VIPs held before", "held", fmt.Sprint(handed.Held))
+		}
+		control := status.ListenControl(cfg.ifname, log)
+		next, err := runDaemon(e.ctx, cfg, startsOf(cfg.vips, onInterface, handed), handed, hup, metricsListener, control, log)
+		if err != nil || next == nil {
+			return err
+		}
+		exe, err := reexecutable()
+		if err == nil {
+			log.Info("reload: executing the binary again", "binary", exe, "held", fmt.Sprint(next.Held))
+			err = reexec(exe, next)
+		}
+		// Still here: carry on with this program, as the new one would.
+		log.Error("reload failed: carrying on with the running binary", "err", err)
+		handed = next
+	}
 }
 
 // runDaemon wires the components of a validated run command and runs them
-// until ctx ends; control (may be nil) is the control socket for
-// `floatip status`. Shutdown order: tell systemd we are stopping, let every
-// VIP release its address, wait for the hooks, then return.
-func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metricsListener, control net.Listener, log *slog.Logger) error {
+// until ctx ends or a reload (SIGHUP on hup) hands the VIPs over; starts
+// says how each VIP begins, handed is the previous program's hand-over
+// (nil at a start); control (may be nil) is the control socket for
+// `floatip status`. Shutdown order: tell systemd we are stopping (or
+// reloading), let every VIP release its address (or keep the held ones for
+// the next program), wait for the hooks, then return, with the hand-over
+// for the next program on a reload.
+func runDaemon(ctx context.Context, cfg *config, starts map[netip.Addr]engine.Start, handed *handOver, hup <-chan os.Signal,
+	metricsListener, control net.Listener, log *slog.Logger) (*handOver, error) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	notifier := operator.NewNotifier(log)
 	// The summary of every VIP is built on each change only for systemd:
 	// with hundreds of VIPs a claim of all of them would build it hundreds
@@ -275,7 +304,10 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		d.Refs = daemon.NewReferences(cfg.ifname, cfg.references, len(d.IPv6) > 0, port, engine.FastSpacing(cfg.machine.Interval), log)
 		refs = d.Refs
 	}
-	addMachines(cfg, adopt, d, group, port, refs, obs, log)
+	// A health check gates claims: the node starts unhealthy until it
+	// passes, or as healthy as the program before a reload.
+	startHealthy := handed != nil && handed.Healthy
+	addMachines(cfg, starts, cfg.check != nil && !startHealthy, d, group, port, refs, obs, log)
 	if cfg.spread {
 		engine.NewPoolView(group, cfg.vips, cfg.poolHoldDown)
 	}
@@ -299,7 +331,7 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 		})
 	}
 	if cfg.check != nil {
-		check := operator.NewHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, log)
+		check := operator.NewHealthCheck(cfg.check, cfg.checkInterval, cfg.checkTimeout, cfg.rise, cfg.fall, startHealthy, log)
 		background.Go(func() {
 			err := check.Run(ctx, func(healthy bool) { d.SetHealthy(ctx, healthy) })
 			if err != nil {
@@ -310,16 +342,31 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	var next *handOver // set on a reload, read after background.Wait
 	background.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
-				_ = notifier.Stopping()
+				if next == nil {
+					_ = notifier.Stopping()
+				}
 				return
 			case <-usr1:
 				for _, line := range board.Lines() {
 					log.Info("status: " + line)
 				}
+			case <-hup:
+				if _, err := reexecutable(); err != nil {
+					log.Error("reload refused: the binary cannot be executed; carrying on", "err", err)
+					continue
+				}
+				log.Info("reload requested: handing the held VIPs over to the binary file's program")
+				_ = notifier.Reloading()
+				held, healthy, ok := d.HandOver(ctx)
+				if ok {
+					next = &handOver{Held: held, Healthy: healthy}
+				}
+				stop()
 			}
 		}
 	})
@@ -328,6 +375,9 @@ func runDaemon(ctx context.Context, cfg *config, adopt map[netip.Addr]bool, metr
 	err := d.Run(ctx)
 	hooks.Wait()
 	background.Wait()
+	if err == nil && next != nil {
+		return next, nil
+	}
 	log.Info("floatip stopped")
-	return err
+	return nil, err
 }

@@ -21,11 +21,13 @@ import (
 	"floatip/internal/wire"
 )
 
-// addMachines builds one machine per VIP of cfg into group; a VIP in adopt
-// was found on the interface at start (left by a run that did not exit
-// cleanly), and its machine checks that it is still this node's.
-func addMachines(cfg *config, adopt map[netip.Addr]bool, d *daemon.Daemon, group *engine.Group, port *wire.Port,
-	refs engine.Reachability, obs event.Observer, log *slog.Logger) {
+// addMachines builds one machine per VIP of cfg into group, each beginning
+// as starts says: a VIP found on the interface at start (left by a run that
+// did not exit cleanly) is checked before it is kept, one held before a
+// reload is kept at once. unhealthy: the node starts unhealthy (its health
+// check has not passed yet).
+func addMachines(cfg *config, starts map[netip.Addr]engine.Start, unhealthy bool, d *daemon.Daemon, group *engine.Group,
+	port *wire.Port, refs engine.Reachability, obs event.Observer, log *slog.Logger) {
 	var fence engine.FenceFunc
 	if cfg.fence != nil {
 		fence = func(ctx context.Context, vip netip.Addr, holder net.HardwareAddr) error {
@@ -45,7 +47,7 @@ func addMachines(cfg *config, adopt map[netip.Addr]bool, d *daemon.Daemon, group
 			addr = system.WithConnReset(addr, resetter, vip)
 		}
 		deps := engine.Deps{Interface: cfg.ifname, Log: log, ARP: port, Refs: refs, Observer: obs, Fence: fence,
-			FenceDone: d.FenceDone, Group: group, Checked: cfg.check != nil, Address: addr}
-		engine.NewMachine(vip, cfg.machine, deps, adopt[vip], now)
+			FenceDone: d.FenceDone, Group: group, StartUnhealthy: unhealthy, Address: addr}
+		engine.NewMachine(vip, cfg.machine, deps, starts[vip], now)
 	}
 }

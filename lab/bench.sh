@@ -9,6 +9,10 @@
 #   outage    holder death (its bridge port cut), defaults and --interval 20ms;
 #             defaults with an IPv6 VIP (2001:db8::50) too
 #   handover  graceful handover (SIGTERM on the holder), defaults; IPv6 too
+#   reload    the holder's binary file replaced by another version's, then
+#             SIGHUP (systemctl reload: re-executed in place, the VIP kept);
+#             next to it a restart (SIGTERM, then started again at once, as
+#             systemctl restart does): the client's longest gap of each
 #   conns     an idle TCP client (lab/tcpidle) blocked in read on the VIP: from
 #             SIGTERM on the holder to its error and to its first answered
 #             request on the new holder, with and without the connection
@@ -52,7 +56,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 
 RUNS=5
 RUNS_SET=0
-ONLY="outage,handover,conns,heal,isolated,loss,steady,scale,scalefail,flood,pool"
+ONLY="outage,handover,reload,conns,heal,isolated,loss,steady,scale,scalefail,flood,pool"
 QUICK=0
 OUT=""
 BIN=""
@@ -115,7 +119,7 @@ parse_args() {
 	[[ "$LOSS_LEVELS" =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]] || die "-loss-levels takes percentages like 5,10"
 	local m
 	for m in ${ONLY//,/ }; do
-		[[ "$m" =~ ^(outage|handover|conns|heal|isolated|loss|steady|scale|scalefail|flood|pool)$ ]] || die "unknown measurement '$m'"
+		[[ "$m" =~ ^(outage|handover|reload|conns|heal|isolated|loss|steady|scale|scalefail|flood|pool)$ ]] || die "unknown measurement '$m'"
 	done
 	[[ $EUID -eq 0 ]] || die "needs root (network namespaces)"
 }
@@ -417,6 +421,71 @@ measure_outage() {
 measure_handover() {
 	outage_series handover term "Graceful handover (SIGTERM), defaults" 100
 	VIP="$VIP6" outage_series handover-v6 term "Graceful handover (SIGTERM), defaults, IPv6 VIP" 100
+}
+
+# --- reload: re-executed in place, against a restart ---------------------------
+
+# reload_run KIND TAG: one run on a pair whose daemons run a copy of the
+# binary; KIND reload (h1's file replaced by BIN_NEXT, as a package upgrade
+# does, then SIGHUP) or restart (SIGTERM, then h1 started again at once).
+# Sets RUN_RESULT to the client's longest gap in ms, or "inf" on failure.
+reload_run() {
+	local kind="$1" tag="$2" json live gap pid ok=1 bin="$OUT/tmp/$2.floatip"
+	json="$OUT/tmp/$tag.json" live="$OUT/tmp/$tag.live"
+	RUN_RESULT=inf
+	cp -- "$BIN" "$bin"
+	local shared="$BIN"
+	BIN="$bin" # pair_up starts both hosts from the copy
+	if ! pair_up o; then
+		BIN="$shared"
+		raw "$tag: setup failed: $PAIR_ERR"
+		lab_done "$tag"
+		return
+	fi
+	pid="$(daemon_pid h1)"
+	start_client 20s "$json" "$live"
+	sleep "$(printf '1.%03d' $((500 + RANDOM % 1000)))"
+	if [[ "$kind" == reload ]]; then
+		cp -- "$BIN_NEXT" "$bin.new" && mv -f -- "$bin.new" "$bin"
+		kill -s HUP "$pid"
+		wait_until 5 log_has_n h1 'reloaded: taking back' 1 || ok=0
+	else
+		lab stop h1 TERM >/dev/null
+		lab start h1 -- -i eth0 --priority 200 "${EXTRA[@]}" "$VIP" >/dev/null
+		wait_until 15 grep -q "responder changed: h1 -> h2" "$live" || ok=0
+	fi
+	sleep 1
+	BIN="$shared"
+	stop_client "$CLIENT_PID"
+	gap="$(json_field longest_gap_ms "$json")"
+	if [[ "$kind" == reload ]]; then
+		# Same process, still the holder, and the standby claimed nothing.
+		[[ "$(daemon_pid h1)" == "$pid" ]] && kill -0 "$pid" 2>/dev/null || ok=0
+		holds h1 "$VIP" || ok=0
+		(($(log_count h2 "$CLAIM_RE") == 0)) || ok=0
+	fi
+	if ((ok)) && [[ "$gap" =~ ^[0-9]+$ ]]; then RUN_RESULT="$gap"; fi
+	raw "$tag: longest_gap_ms=$gap ok=$ok claims_h2=$(log_count h2 "$CLAIM_RE") summary=$(tr -d '\n' <"$json")"
+	lab_done "$tag"
+}
+
+measure_reload() {
+	local kind r label target
+	for kind in reload restart; do
+		local -a vals=()
+		if [[ "$kind" == reload ]]; then
+			label="Reload of the holder (binary replaced, SIGHUP), defaults" target=30
+		else
+			label="Restart of the holder (SIGTERM, start again), defaults" target=""
+		fi
+		say "$kind: $RUNS runs"
+		for ((r = 1; r <= RUNS; r++)); do
+			reload_run "$kind" "$kind-r$r"
+			vals+=("$RUN_RESULT")
+			say "  $kind run $r: $RUN_RESULT ms"
+		done
+		row_ms "$label" "$(median "${vals[@]}")" "$target" "${vals[*]}" "$(count_of inf "${vals[@]}")"
+	done
 }
 
 # --- 2b: open TCP connections when the VIP moves ---------------------------------
@@ -1326,6 +1395,15 @@ build() {
 		BIN_NOTE=""
 	fi
 	BIN="$OUT/bin/floatip"
+	# The reload's newer binary: the same source stamped with another version
+	# (with -bin, the same file again: still a real re-execution).
+	BIN_NEXT="$OUT/bin/floatip-next"
+	if wanted reload && [[ -z "$BIN_NOTE" ]]; then
+		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X main.version=bench-reload' -o "$BIN_NEXT" .) ||
+			die "floatip does not build"
+	else
+		cp -- "$BIN" "$BIN_NEXT"
+	fi
 	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/udpecho" ./lab/udpecho) || die "udpecho does not build"
 	UDPECHO="$OUT/bin/udpecho"
 	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/arpflood" ./lab/arpflood) || die "arpflood does not build"
@@ -1354,7 +1432,7 @@ main() {
 	tick
 	local start=$NOW
 	local m
-	for m in outage handover conns heal isolated loss steady scale scalefail flood pool; do
+	for m in outage handover reload conns heal isolated loss steady scale scalefail flood pool; do
 		wanted "$m" || continue
 		tick
 		local t=$NOW

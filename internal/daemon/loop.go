@@ -73,6 +73,23 @@ func (d *Daemon) SetHealthy(ctx context.Context, healthy bool) {
 	}
 }
 
+// HandOver has the loop hand the VIPs this node holds to the program this
+// process is about to re-execute (engine.Group.HandOver): from then on the
+// group decides nothing, and the caller ends the loop (its ctx) and
+// re-executes. ok is false when the loop did not take the request before
+// ctx ended.
+func (d *Daemon) HandOver(ctx context.Context) (held []netip.Addr, healthy, ok bool) {
+	done := make(chan struct{})
+	if !d.Call(ctx, func(now time.Time) {
+		held, healthy = d.group.HandOver(now)
+		close(done)
+	}) {
+		return nil, false, false
+	}
+	<-done // the loop runs a call as soon as it takes it
+	return held, healthy, true
+}
+
 // Call runs fn in the loop, the only goroutine that may read the group
 // (e.g. for `floatip status`); false when the loop did not take it before
 // ctx ended (it is not running). fn must be quick and must not block.

@@ -97,9 +97,9 @@ type Deps struct {
 	// Group is the interface's shared view (peers, holders, pacing); a
 	// machine built without one gets a group of its own.
 	Group *Group
-	// checked: a health check gates claims; the node starts unhealthy
-	// until the check has passed.
-	Checked bool
+	// StartUnhealthy: a health check gates claims and has not passed yet
+	// (at a start; after a reload the node is as healthy as before).
+	StartUnhealthy bool
 }
 
 // FenceResult is a finished --fence run, for the machine that started it.

@@ -80,7 +80,7 @@ func newTestMachineWith(t *testing.T, priority uint8, own string, refs Reachabil
 		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
 	change(&cfg)
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan, Refs: refs}
-	m := NewMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m := NewMachine(testVIP, cfg, deps, StartStandby, fiptest.T0)
 	m.Group.Broadcast(EvLinkUp, fiptest.T0)
 	return m, lan
 }

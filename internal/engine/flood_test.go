@@ -70,7 +70,7 @@ func TestMachineUnderFlood(t *testing.T) {
 	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3,
 		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest} // no refresh: every announcement below is a defence
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(&logs, nil)), ARP: lan, Address: lan}
-	m := NewMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m := NewMachine(testVIP, cfg, deps, StartStandby, fiptest.T0)
 	m.onEvent(EvLinkUp, fiptest.T0)
 	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
 	if m.state != event.Active || lan.announces != 3 {
@@ -195,7 +195,7 @@ func TestStandbyUnderFlood(t *testing.T) {
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3, AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest}
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(&logs, nil)), ARP: lan, Address: lan}
-	m := NewMachine(testVIP, cfg, deps, false, fiptest.T0)
+	m := NewMachine(testVIP, cfg, deps, StartStandby, fiptest.T0)
 	m.Group.Broadcast(EvLinkUp, fiptest.T0)
 	holderAlive := true
 	// step runs 1 ms: the timers, the holder's answer to a probe that

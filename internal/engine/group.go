@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"floatip/internal/wire"
@@ -46,6 +47,9 @@ type Group struct {
 	pool     *PoolView               // --spread: the pool (poolview.go); nil otherwise
 	// notStandby counts the machines not in standby (add, then setState).
 	notStandby int
+	// handedOver: the process is about to re-execute itself (HandOver);
+	// nothing is decided any more.
+	handedOver bool
 }
 
 const (
@@ -92,6 +96,26 @@ func (g *Group) Start(ctx context.Context, now time.Time) {
 	g.queue.refresh()
 }
 
+// HandOver ends this process's part before it re-executes itself for a
+// reload: the group stops deciding (frames, ticks and events are ignored
+// from now on), and the VIPs held here (active) stay on the interface
+// through Shutdown, with no release notice and no state change, for the
+// next program to take back (StartHeld). It returns those VIPs, in order,
+// and whether this node passes its health check.
+func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
+	g.handedOver = true
+	healthy = true
+	for vip, m := range g.machines {
+		healthy = m.healthy // a node-level fact every machine is told
+		if m.state == event.Active && m.added {
+			m.handedOver = true
+			held = append(held, vip)
+		}
+	}
+	slices.SortFunc(held, netip.Addr.Compare)
+	return held, healthy
+}
+
 // Shutdown releases every VIP this node holds: the daemon is stopping.
 func (g *Group) Shutdown(now time.Time) {
 	for _, m := range g.machines {
@@ -123,11 +147,20 @@ func (g *Group) settle() {
 	g.dirty = g.dirty[:0]
 }
 
-// Next is when the loop must wake up next.
-func (g *Group) Next() time.Time { return g.queue.next() }
+// Next is when the loop must wake up next; after HandOver, not before the
+// loop ends.
+func (g *Group) Next() time.Time {
+	if g.handedOver {
+		return time.Now().Add(time.Hour) // as an empty queue
+	}
+	return g.queue.next()
+}
 
 // Tick runs everything that is due.
 func (g *Group) Tick(now time.Time) {
+	if g.handedOver {
+		return
+	}
 	for _, s := range g.queue.due(now) {
 		s.onTick(now)
 		g.touch(s)
@@ -137,6 +170,9 @@ func (g *Group) Tick(now time.Time) {
 
 // Broadcast hands an interface event to every machine.
 func (g *Group) Broadcast(ev MachineEvent, now time.Time) {
+	if g.handedOver {
+		return
+	}
 	for _, m := range g.machines {
 		m.onEvent(ev, now)
 		g.touch(m)
@@ -147,6 +183,9 @@ func (g *Group) Broadcast(ev MachineEvent, now time.Time) {
 
 // EventFor hands an event to the machine of one VIP, if any.
 func (g *Group) EventFor(vip netip.Addr, ev MachineEvent, now time.Time) {
+	if g.handedOver {
+		return
+	}
 	if m := g.machines[vip]; m != nil {
 		m.onEvent(ev, now)
 		g.touch(m)
@@ -156,6 +195,9 @@ func (g *Group) EventFor(vip netip.Addr, ev MachineEvent, now time.Time) {
 
 // FenceDone hands a fencing result back to its machine.
 func (g *Group) FenceDone(r FenceResult, now time.Time) {
+	if g.handedOver {
+		return
+	}
 	r.machine.onFenceDone(r.err, now)
 	g.touch(r.machine)
 	g.settle()
@@ -165,6 +207,9 @@ func (g *Group) FenceDone(r FenceResult, now time.Time) {
 // (replies, announcements) or as target (probes): two map look-ups, however
 // many VIPs there are.
 func (g *Group) Dispatch(f wire.Frame, now time.Time) {
+	if g.handedOver {
+		return
+	}
 	if m := g.machines[f.Packet.SenderIP]; m != nil {
 		m.onFrame(f, now)
 		g.touch(m)

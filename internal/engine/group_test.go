@@ -57,7 +57,7 @@ func (a groupAddr) Add() error    { a.lan.adds[a.vip]++; return nil }
 func (a groupAddr) Remove() error { a.lan.removes[a.vip]++; return nil }
 
 // newTestGroup builds a node with one machine per VIP sharing a group.
-func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, adopt bool) (*Group, *groupLAN) {
+func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, start Start) (*Group, *groupLAN) {
 	t.Helper()
 	lan := &groupLAN{own: fiptest.MustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
@@ -66,7 +66,7 @@ func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, a
 	g := NewGroup(cfg, lan, log)
 	for _, vip := range vips {
 		deps := Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}
-		NewMachine(vip, cfg, deps, adopt, fiptest.T0)
+		NewMachine(vip, cfg, deps, start, fiptest.T0)
 	}
 	g.Broadcast(EvLinkUp, fiptest.T0)
 	return g, lan
@@ -99,7 +99,7 @@ const holderMAC = "02:00:00:00:00:01"
 // VIP every interval, and still checks each VIP in turn.
 func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(64)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
 	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(time.Minute), answer)
 
@@ -137,7 +137,7 @@ func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
 // failover time, without a claim probe per VIP.
 func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(256)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	death := fiptest.T0.Add(10 * time.Second)
 	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) })
 	before := len(lan.probes)
@@ -162,7 +162,7 @@ func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
 func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
 	vips := fiptest.VIPs(16)
 	gone := vips[5]
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	from := fiptest.T0.Add(5 * time.Second)
 	runGroup(g, lan, fiptest.T0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *wire.Frame {
 		if p.vip == gone && p.at.After(from) {
@@ -184,7 +184,7 @@ func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
 // A holder of many VIPs self-checks one per selfCheckEvery, in turn.
 func TestGroupHolderSelfChecksInTurn(t *testing.T) {
 	vips := fiptest.VIPs(64)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartAdopting)
 	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(time.Minute), nil)
 	checks := map[netip.Addr]int{}
 	n := 0
@@ -207,7 +207,7 @@ func TestGroupHolderSelfChecksInTurn(t *testing.T) {
 // against that node at once, paced.
 func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	vips := fiptest.VIPs(64)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 200, vips, true)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 200, vips, StartAdopting)
 	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(6*time.Second), nil)
 	other := "02:00:00:00:00:07"
 	// The other node shows that it holds one of our VIPs (a holder's
@@ -297,7 +297,7 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := NewGroup(cfg, lan, log)
 	for _, vip := range vips {
-		NewMachine(vip, cfg, Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}, false, fiptest.T0)
+		NewMachine(vip, cfg, Deps{Interface: "eth0", Log: log, ARP: lan, Address: groupAddr{lan, vip}, Group: g}, StartStandby, fiptest.T0)
 	}
 	g.Broadcast(EvLinkUp, fiptest.T0)
 	lower := "02:00:00:00:00:01"
@@ -325,7 +325,7 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 // in that situation take the VIP together (chaos run, 5 hosts × 16 VIPs).
 func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	vips := fiptest.VIPs(2)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	const better = "02:00:00:00:00:03"
 	death := fiptest.T0.Add(10 * time.Second)
 	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) })
@@ -375,7 +375,7 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 	vips := fiptest.VIPs(2)
 	t.Run("held elsewhere", func(t *testing.T) {
-		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 		answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), answer)
 		g.EventFor(vips[1], EvAddrAdded, now)
@@ -392,7 +392,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 		}
 	})
 	t.Run("held by nobody", func(t *testing.T) {
-		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(ms(300)), nil) // before its own dead time
 		g.EventFor(vips[0], EvAddrAdded, now)
 		runGroup(g, lan, now, now.Add(2*time.Second), nil)
@@ -403,7 +403,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 		}
 	})
 	t.Run("our own add", func(t *testing.T) {
-		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(2*time.Second), nil)
 		if m := g.machines[vips[0]]; m.state != event.Active {
 			t.Fatalf("setup: state %v, want active", m.state)
@@ -420,7 +420,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 // VIP adopted at start, and true again once every VIP is back in standby.
 func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {
 	vips := fiptest.VIPs(2)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, true)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartAdopting)
 	if g.AllStandby() {
 		t.Fatal("two VIPs adopting, and allStandby says every VIP is in standby")
 	}
@@ -440,7 +440,7 @@ func TestGroupAllStandbyCountsAdoptedVIPs(t *testing.T) {
 // with synthetic time.
 func TestGroupFacts(t *testing.T) {
 	vips := fiptest.VIPs(3)
-	g, lan := newTestGroup(t, "02:00:00:00:00:09", 150, vips, false)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 150, vips, StartStandby)
 	// The holder (priority 200, heard through its tags) answers for the
 	// first VIP only: this node claims the others.
 	holder := fiptest.MustMAC(holderMAC)

@@ -30,7 +30,7 @@ func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*Machi
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
 		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan}
-	m := NewMachine(v6VIP, cfg, deps, false, fiptest.T0)
+	m := NewMachine(v6VIP, cfg, deps, StartStandby, fiptest.T0)
 	m.Group.Broadcast(EvLinkUp, fiptest.T0)
 	return m, lan
 }

@@ -20,7 +20,7 @@ import (
 // follows at once.
 func TestPoolMembership(t *testing.T) {
 	vips := fiptest.VIPs(8)
-	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	p := NewPoolView(g, vips, 5*time.Second)
 	now := runGroup(g, &groupLAN{}, fiptest.T0, fiptest.T0.Add(6*time.Second), nil) // past our own hold-down, alone
 	_ = now
@@ -111,7 +111,7 @@ func TestPoolMembership(t *testing.T) {
 // a real newcomer out of the table.
 func TestPoolMembershipFlood(t *testing.T) {
 	vips := fiptest.VIPs(4)
-	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, false)
+	g, _ := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	p := NewPoolView(g, vips, time.Second)
 	rng := rand.New(rand.NewPCG(3, 4))
 	now := fiptest.T0

@@ -116,7 +116,7 @@ func (pn *poolNet) addNode(i int, vips []netip.Addr, holdDown time.Duration) *po
 	n.g = NewGroup(cfg, n, log)
 	for _, vip := range vips {
 		deps := Deps{Interface: "eth0", Log: log, ARP: n, Address: poolTestAddr{n, vip}, Group: n.g}
-		NewMachine(vip, cfg, deps, false, pn.now)
+		NewMachine(vip, cfg, deps, StartStandby, pn.now)
 	}
 	NewPoolView(n.g, vips, holdDown)
 	n.g.Broadcast(EvLinkUp, pn.now)

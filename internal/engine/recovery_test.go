@@ -50,7 +50,7 @@ func newAdoptingMachine(t *testing.T, priority uint8, own string) (*Machine, *fa
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
 		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan}
-	return NewMachine(testVIP, cfg, deps, true, fiptest.T0), lan
+	return NewMachine(testVIP, cfg, deps, StartAdopting, fiptest.T0), lan
 }
 
 func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {

@@ -169,7 +169,7 @@ func TestMachineFencing(t *testing.T) {
 func TestMachineHealthGate(t *testing.T) {
 	lan := &fakeLAN{own: fiptest.MustMAC("02:00:00:00:00:09")}
 	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 1, AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest}
-	m := NewMachine(testVIP, cfg, Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan, Checked: true}, false, fiptest.T0)
+	m := NewMachine(testVIP, cfg, Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan, StartUnhealthy: true}, StartStandby, fiptest.T0)
 	m.onEvent(EvLinkUp, fiptest.T0)
 	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
 	if lan.adds != 0 {

@@ -90,9 +90,15 @@ type Machine struct {
 	saidIsolated       bool
 	refsAskedAt        time.Time // the first question to the reference hosts of this episode (askReferences)
 	saidUnhealthy      bool
-	lowerHolderSince   time.Time // preemption: a lower-ranked holder seen since
-	holderReleased     bool      // the holder said it left: no fencing needed
-	nextFence          time.Time // after a failed fencing
+	// keepAtLinkUp: a VIP held across a reload stays active at the first
+	// link up instead of starting over as a standby.
+	keepAtLinkUp bool
+	// handedOver: the VIP stays on the interface when this process ends,
+	// for the program it re-executes (Group.HandOver).
+	handedOver       bool
+	lowerHolderSince time.Time // preemption: a lower-ranked holder seen since
+	holderReleased   bool      // the holder said it left: no fencing needed
+	nextFence        time.Time // after a failed fencing
 	// claiming
 	claimDeadline time.Time
 	// active
@@ -116,10 +122,27 @@ type Machine struct {
 	yieldTo       rank
 }
 
+// Start is how a machine begins.
+type Start int
+
+const (
+	// StartStandby: probe the VIP, claim it when it is free.
+	StartStandby Start = iota
+	// StartAdopting: the VIP was found on the interface at start, most
+	// likely left by a run that did not exit cleanly: keep it while
+	// checking that no other node holds it (recovery.go).
+	StartAdopting
+	// StartHeld: this process held the VIP before it re-executed itself
+	// for a reload (Group.HandOver): it is still ours and never left the
+	// interface, so the machine is active at once, with no adoption probe
+	// and no announcement (nothing moved), and no state change for the
+	// hooks.
+	StartHeld
+)
+
 // NewMachine adds the machine of vip to deps.Group (a group of its own when
-// nil). With adopt the VIP was found on the interface at start: the machine
-// keeps it while it checks that no other node holds it (recovery.go).
-func NewMachine(vip netip.Addr, cfg Config, deps Deps, adopt bool, now time.Time) *Machine {
+// nil), beginning as start says.
+func NewMachine(vip netip.Addr, cfg Config, deps Deps, start Start, now time.Time) *Machine {
 	if deps.Refs == nil {
 		deps.Refs = EverReachable{}
 	}
@@ -136,17 +159,20 @@ func NewMachine(vip netip.Addr, cfg Config, deps Deps, adopt bool, now time.Time
 		cfg:     cfg,
 		Deps:    deps,
 		ctx:     context.Background(),
-		healthy: !deps.Checked,
+		healthy: !deps.StartUnhealthy,
 		deb:     newDebouncer(cfg.Interval, cfg.Misses, now),
 	}
-	if adopt {
-		// The VIP/32 is already on the interface, most likely left by a run
-		// that did not exit cleanly: keep it while finding out whether it is
-		// still ours (recovery.go).
+	switch start {
+	case StartAdopting:
 		m.state, m.added = event.Adopting, true
 		m.Log.Warn("VIP already configured as /32 (left by an earlier run?): keeping it while checking that no other node holds it")
+	case StartHeld:
+		m.state, m.added, m.keepAtLinkUp = event.Active, true, true
 	}
 	deps.Group.add(m)
+	if m.state == event.Active {
+		deps.Group.held.add(m, now) // the self-checks and refreshes of a holder
+	}
 	return m
 }
 
@@ -478,6 +504,13 @@ func (m *Machine) onEvent(ev MachineEvent, now time.Time) {
 	switch ev {
 	case EvLinkUp:
 		m.linkUp = true
+		if m.keepAtLinkUp {
+			// Held across a reload: the address never left the interface.
+			m.keepAtLinkUp = false
+			if m.state == event.Active {
+				return
+			}
+		}
 		if m.state == event.Adopting {
 			// A VIP found at start: ask who holds it before announcing.
 			m.startAdopting(now)
@@ -565,8 +598,12 @@ func (m *Machine) release(notify bool) {
 }
 
 // Shutdown runs when the daemon stops. Only a sole holder announces that
-// the VIP is free; a yielding loser leaves it to the winner.
+// the VIP is free; a yielding loser leaves it to the winner. A VIP handed
+// over to the next program of a reload stays, and nobody is told.
 func (m *Machine) Shutdown(now time.Time) {
+	if m.handedOver {
+		return
+	}
 	m.release(m.state == event.Active)
 	m.setState(event.Standby, "shutdown", now)
 }

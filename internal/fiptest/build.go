@@ -31,6 +31,7 @@ var builds struct {
 	udpecho  onceBuild
 	arpflood onceBuild
 	tcpidle  onceBuild
+	versions map[string]*onceBuild // floatip stamped with another version
 }
 
 type onceBuild struct {
@@ -80,6 +81,28 @@ func buildFloatip(t *testing.T) string {
 	p, err := goBuild(&builds.floatip, "floatip", ".", "-s", "-w")
 	if err != nil {
 		t.Fatalf("building floatip: %v", err)
+	}
+	return p
+}
+
+// BuildFloatipVersion builds floatip stamped with version (once per test
+// run and version): a newer binary for a test that replaces a running
+// daemon's file.
+func BuildFloatipVersion(t *testing.T, version string) string {
+	t.Helper()
+	builds.mu.Lock()
+	if builds.versions == nil {
+		builds.versions = map[string]*onceBuild{}
+	}
+	b := builds.versions[version]
+	if b == nil {
+		b = &onceBuild{}
+		builds.versions[version] = b
+	}
+	builds.mu.Unlock()
+	p, err := goBuild(b, "floatip-"+version, ".", "-s", "-w", "-X", "main.version="+version)
+	if err != nil {
+		t.Fatalf("building floatip %s: %v", version, err)
 	}
 	return p
 }

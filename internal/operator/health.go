@@ -47,17 +47,20 @@ type healthCheck struct {
 	interval   time.Duration
 	timeout    time.Duration
 	rise, fall int
+	healthy    bool // the verdict it starts from
 	log        *slog.Logger
 }
 
 // NewHealthCheck makes a check; the caller validates the numbers (rise and
-// fall at least 1, interval and timeout positive).
-func NewHealthCheck(argv []string, interval, timeout time.Duration, rise, fall int, log *slog.Logger) *healthCheck {
-	return &healthCheck{argv: argv, interval: interval, timeout: timeout, rise: rise, fall: fall, log: log}
+// fall at least 1, interval and timeout positive). healthy is the verdict
+// to start from: false when the daemon starts (a host proves its service
+// works before it may claim), the previous program's after a reload.
+func NewHealthCheck(argv []string, interval, timeout time.Duration, rise, fall int, healthy bool, log *slog.Logger) *healthCheck {
+	return &healthCheck{argv: argv, interval: interval, timeout: timeout, rise: rise, fall: fall, healthy: healthy, log: log}
 }
 
 // Run checks until ctx ends, then returns nil (a check still running is
-// killed). The verdict starts unhealthy and onChange is called, from Run's
+// killed). The verdict starts as NewHealthCheck was told and onChange is called, from Run's
 // goroutine, only when it changes: it must not block for long. Exit 0 is a
 // pass; any other exit, a timeout or a command that cannot start is a
 // failure. Transitions are logged once each, plus the first failure after
@@ -68,6 +71,7 @@ func (h *healthCheck) Run(ctx context.Context, onChange func(healthy bool)) erro
 		return errors.New("health check: no command given")
 	}
 	counter := newHealthCounter(h.rise, h.fall)
+	counter.healthy = h.healthy
 	toldStartFailure := false
 	timer := time.NewTimer(0)
 	defer timer.Stop()

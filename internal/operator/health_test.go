@@ -94,7 +94,7 @@ func (h *healthChanges) list() []bool {
 func TestHealthCheckRun(t *testing.T) {
 	probe := newHealthProbe(t)
 	var logs fiptest.SyncBuffer
-	h := NewHealthCheck(probe.argv(), 20*time.Millisecond, time.Second, 2, 3, slog.New(slog.NewTextHandler(&logs, nil)))
+	h := NewHealthCheck(probe.argv(), 20*time.Millisecond, time.Second, 2, 3, false, slog.New(slog.NewTextHandler(&logs, nil)))
 	var changes healthChanges
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -144,7 +144,7 @@ func TestHealthCheckRun(t *testing.T) {
 
 func TestHealthCheckTimeoutIsAFailure(t *testing.T) {
 	var logs fiptest.SyncBuffer
-	h := NewHealthCheck([]string{"sleep", "10"}, 10*time.Millisecond, 50*time.Millisecond, 1, 1, slog.New(slog.NewTextHandler(&logs, nil)))
+	h := NewHealthCheck([]string{"sleep", "10"}, 10*time.Millisecond, 50*time.Millisecond, 1, 1, false, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	called := false
@@ -160,7 +160,7 @@ func TestHealthCheckTimeoutIsAFailure(t *testing.T) {
 }
 
 func TestHealthCheckStopsARunningCheck(t *testing.T) {
-	h := NewHealthCheck([]string{"sleep", "30"}, time.Second, 30*time.Second, 1, 1, slog.New(slog.DiscardHandler))
+	h := NewHealthCheck([]string{"sleep", "30"}, time.Second, 30*time.Second, 1, 1, false, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
@@ -173,8 +173,34 @@ func TestHealthCheckStopsARunningCheck(t *testing.T) {
 }
 
 func TestHealthCheckWithoutCommand(t *testing.T) {
-	h := NewHealthCheck(nil, time.Second, time.Second, 1, 1, slog.New(slog.DiscardHandler))
+	h := NewHealthCheck(nil, time.Second, time.Second, 1, 1, false, slog.New(slog.DiscardHandler))
 	if err := h.Run(context.Background(), func(bool) {}); err == nil {
 		t.Fatal("Run without a command returned nil")
+	}
+}
+
+// After a reload the check starts from the previous program's verdict: a
+// healthy start calls nothing while the check passes, and a failing check
+// still turns it unhealthy after fall failures.
+func TestHealthCheckStartsHealthy(t *testing.T) {
+	probe := newHealthProbe(t)
+	probe.set(0)
+	h := NewHealthCheck(probe.argv(), 20*time.Millisecond, time.Second, 2, 3, true, slog.New(slog.DiscardHandler))
+	var changes healthChanges
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx, changes.add) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if got := changes.list(); len(got) != 0 {
+		t.Fatalf("onChange%v while a healthy start keeps passing", got)
+	}
+	probe.set(1)
+	fiptest.WaitFor(t, 2*time.Second, "unhealthy", func() bool { return len(changes.list()) == 1 })
+	if got := changes.list(); got[0] {
+		t.Errorf("onChange%v, want [false]", got)
 	}
 }

@@ -106,6 +106,20 @@ func statusAssignment(s string) string {
 	return "STATUS=" + strings.ReplaceAll(s, "\n", "; ")
 }
 
+// Reloading tells systemd that a reload has begun; READY=1 (from the
+// re-executed program, in the same process) ends it. systemd wants the
+// monotonic clock with it (sd_notify(3)).
+func (n *notifier) Reloading() error {
+	if n == nil {
+		return nil
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return fmt.Errorf("read the monotonic clock: %w", err)
+	}
+	return n.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
+}
+
 // Stopping tells systemd that the shutdown has begun.
 func (n *notifier) Stopping() error {
 	if n == nil {
