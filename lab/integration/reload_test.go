@@ -45,6 +45,20 @@ func TestLabReloadKeepsTheVIP(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // h2 settled: its log is what it says in steady state
 	h2Before := len(h2.Logs())
 
+	// A binary file that cannot be executed: the reload is refused, and
+	// the daemon carries on as it was.
+	if err := os.Chmod(bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h1.Signal(syscall.SIGHUP)
+	fiptest.WaitFor(t, 3*time.Second, "the reload refused", func() bool { return strings.Contains(h1.Logs(), "reload refused") })
+	if !h1.Running() || !l.HostHasAddr("h1", labVIP+"/32") {
+		t.Fatalf("after a refused reload: running %v, h1 holds %s: %v", h1.Running(), labVIP, l.HostHasAddr("h1", labVIP+"/32"))
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
 	summary := l.UDPClient(4*time.Second, 10*time.Millisecond)
 	time.Sleep(time.Second)
 	// As dpkg does: the new file under a temporary name, renamed over the
