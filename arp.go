@@ -16,6 +16,7 @@ import (
 	"floatip/internal/privilege"
 	"floatip/internal/system"
 	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 )
 
 type announceCmd struct {
@@ -49,7 +50,7 @@ func openInterface(name string) (*net.Interface, error) {
 // address's family.
 type oneShotSocket struct {
 	mac      net.HardwareAddr
-	run      func(ctx context.Context, deliver func(wire.Frame)) error
+	run      func(ctx context.Context, deliver func(frame.Frame)) error
 	probe    func() error // one plain probe for the address
 	announce func() error // one announcement of the address
 	close    func() error
@@ -62,26 +63,26 @@ func openOneShot(ifi *net.Interface, ip netip.Addr, reply bool) (*oneShotSocket,
 			return nil, err
 		}
 		return &oneShotSocket{mac: nd.MAC, run: nd.Run, close: nd.Close,
-			probe:    func() error { return nd.Probe(ip, nil, wire.BroadcastMAC) },
+			probe:    func() error { return nd.Probe(ip, nil, frame.BroadcastMAC) },
 			announce: func() error { return nd.Announce(ip) }}, nil
 	}
 	sock, err := wire.OpenARPSocket(ifi)
 	if err != nil {
 		return nil, err
 	}
-	probe, err := wire.ProbePacket(sock.MAC, ip, nil)
+	probe, err := frame.ProbePacket(sock.MAC, ip, nil)
 	if err != nil {
 		_ = sock.Close()
 		return nil, fmt.Errorf("build probe for %s: %w", ip, err)
 	}
-	ann, err := wire.AnnouncePacket(sock.MAC, ip, reply)
+	ann, err := frame.AnnouncePacket(sock.MAC, ip, reply)
 	if err != nil {
 		_ = sock.Close()
 		return nil, err
 	}
 	return &oneShotSocket{mac: sock.MAC, run: sock.Run, close: sock.Close,
-		probe:    func() error { return sock.Send(probe, wire.BroadcastMAC) },
-		announce: func() error { return sock.Send(ann, wire.BroadcastMAC) }}, nil
+		probe:    func() error { return sock.Send(probe, frame.BroadcastMAC) },
+		announce: func() error { return sock.Send(ann, frame.BroadcastMAC) }}, nil
 }
 
 func (a *announceCmd) run(e *env) error {

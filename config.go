@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"floatip/internal/engine"
-
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/operator"
 
@@ -288,7 +287,7 @@ func (r *runCmd) config() (*config, error) {
 			Misses:          r.Misses,
 			AnnounceCount:   r.AnnounceCount,
 			AnnounceSpacing: r.AnnounceSpacing,
-			AnnounceForm:    wire.AnnounceForm(r.AnnounceForm),
+			AnnounceForm:    frame.AnnounceForm(r.AnnounceForm),
 			Refresh:         r.Refresh,
 			Preempt:         r.Preempt,
 			PreemptDelay:    r.PreemptDelay,

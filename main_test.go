@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"floatip/internal/engine"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/wire"
 
@@ -144,7 +145,7 @@ func TestRunDefaults(t *testing.T) {
 	// `run` is the default command: the rc.local one-liner.
 	cfg := parseRun(t, "-i", "eth0", "192.0.2.50", "198.51.100.7")
 	want := engine.Config{Priority: 100, Interval: 200 * time.Millisecond, Misses: 3, AnnounceCount: 5,
-		AnnounceSpacing: 1100 * time.Millisecond, AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second,
+		AnnounceSpacing: 1100 * time.Millisecond, AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second,
 		PreemptDelay: 5 * time.Second}
 	if cfg.machine != want {
 		t.Errorf("defaults %+v, want %+v", cfg.machine, want)
@@ -176,7 +177,7 @@ func TestRunFlagsAndEnvironment(t *testing.T) {
 	t.Setenv("FLOATIP_INTERVAL", "20ms")
 	cfg := parseRun(t, "--priority", "250", "--announce-form", "both", "--label", "bond0:db", "run", "192.0.2.50")
 	if cfg.ifname != "bond0" || cfg.machine.Interval != 20*time.Millisecond || cfg.machine.Priority != 250 ||
-		cfg.machine.AnnounceForm != wire.FormBoth || cfg.label != "bond0:db" {
+		cfg.machine.AnnounceForm != frame.FormBoth || cfg.label != "bond0:db" {
 		t.Errorf("got %+v", cfg)
 	}
 	// The command line beats the environment.
@@ -263,7 +264,7 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 }
 
 func FuzzParseARP(f *testing.F) {
-	good, _ := wire.AnnouncePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), true)
+	good, _ := frame.AnnouncePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), true)
 	b, _ := good.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, frame []byte) {

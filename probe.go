@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"floatip/internal/system"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 )
 
 type probeCmd struct {
@@ -70,8 +70,8 @@ func probeRound(ctx context.Context, sock *oneShotSocket, vip netip.Addr, count 
 	answers := make(chan net.HardwareAddr, 1)
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- sock.run(ctx, func(f wire.Frame) {
-			if wire.HolderEvidence(f, vip, sock.mac) {
+		readErr <- sock.run(ctx, func(f frame.Frame) {
+			if frame.HolderEvidence(f, vip, sock.mac) {
 				select {
 				case answers <- f.Packet.SenderHardwareAddr:
 				default:

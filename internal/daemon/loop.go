@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"floatip/internal/engine"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/system"
 
@@ -36,7 +37,7 @@ type Daemon struct {
 	// solicited-node groups.
 	IPv6 []netip.Addr
 
-	frames    chan wire.Frame          // the socket reader → the loop
+	frames    chan frame.Frame         // the socket reader → the loop
 	health    chan engine.MachineEvent // the health check → the loop
 	FenceDone chan engine.FenceResult  // fencing commands → the loop
 	calls     chan func(now time.Time) // a look at the group from outside (call)
@@ -54,7 +55,7 @@ func New(ifname string, log *slog.Logger, port *wire.Port, group *engine.Group) 
 		log:       log,
 		port:      port,
 		group:     group,
-		frames:    make(chan wire.Frame, frameBacklog),
+		frames:    make(chan frame.Frame, frameBacklog),
 		health:    make(chan engine.MachineEvent, 4),
 		FenceDone: make(chan engine.FenceResult, 16),
 		calls:     make(chan func(time.Time)),
@@ -210,13 +211,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	// handle takes a frame from either socket; a routine frame is handled
 	// as of its receive time.
-	handle := func(f wire.Frame, now time.Time) {
+	handle := func(f frame.Frame, now time.Time) {
 		if d.Refs != nil {
 			d.Refs.saw(f)
 		}
 		g.Dispatch(f, now)
 	}
-	routine := func(f wire.Frame) { handle(f, f.Received) }
+	routine := func(f frame.Frame) { handle(f, f.Received) }
 	// drain handles the routine frames that arrived before whatever woke
 	// the loop, so that it acts on them in order.
 	drain := func(limit time.Time) {
@@ -288,7 +289,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 // receive is the socket reader's hand-off to the loop; it never blocks the
 // reader: when the loop is 4096 frames behind (a flood), frames are dropped.
-func (d *Daemon) receive(f wire.Frame) {
+func (d *Daemon) receive(f frame.Frame) {
 	select {
 	case d.frames <- f:
 	default:

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"floatip/internal/system"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 )
 
 // References tells whether this node can reach any reference host: a
@@ -105,7 +105,7 @@ func (r *References) Reachable(now time.Time, window time.Duration) bool {
 }
 
 // saw records a frame from the LAN; one sent by a reference is an answer.
-func (r *References) saw(f wire.Frame) {
+func (r *References) saw(f frame.Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ip := range r.current {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"floatip/internal/fiptest"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"github.com/mdlayher/arp"
 )
@@ -33,10 +33,10 @@ func TestReferenceWatchHeardAt(t *testing.T) {
 	if len(sender.sent) != 1 || sender.sent[0] != ref {
 		t.Errorf("probes sent %v, want one to %s", sender.sent, ref)
 	}
-	answer := &wire.Frame{Packet: fiptest.ARP(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", wire.ZeroIPv4)}
+	answer := &frame.Frame{Packet: fiptest.ARP(arp.OperationReply, "02:00:00:00:00:fe", ref, "02:00:00:00:00:09", frame.ZeroIPv4)}
 	answer.Received = fiptest.T0.Add(1 * time.Millisecond)
 	r.saw(*answer)
-	other := &wire.Frame{Packet: fiptest.ARP(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", wire.ZeroIPv4)}
+	other := &frame.Frame{Packet: fiptest.ARP(arp.OperationReply, "02:00:00:00:00:fd", netip.MustParseAddr("192.0.2.2"), "02:00:00:00:00:09", frame.ZeroIPv4)}
 	other.Received = fiptest.T0.Add(5 * time.Millisecond)
 	r.saw(*other) // not a reference
 	if at, asked := r.HeardAt(fiptest.T0.Add(10 * time.Millisecond)); !asked || !at.Equal(fiptest.T0.Add(time.Duration(1)*time.Millisecond)) {

@@ -9,7 +9,7 @@
 //
 // It must not know how frames reach it or leave (sockets, BPF), how an
 // address is added (netlink), or who watches it (hooks, metrics, status):
-// it reads wire.Frame values and reports event.Change values.
+// it reads frame.Frame values and reports event.Change values.
 //
 // The files follow the machine: standby.go (probing, the claim check),
 // takeover.go (the claim and the active holder), splitbrain.go,

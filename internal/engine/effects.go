@@ -12,9 +12,8 @@ import (
 	"net/netip"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/event"
+	"floatip/internal/wire/frame"
 )
 
 // Config is what one VIP's state machine needs from the command line.
@@ -24,7 +23,7 @@ type Config struct {
 	Misses          int
 	AnnounceCount   int
 	AnnounceSpacing time.Duration
-	AnnounceForm    wire.AnnounceForm
+	AnnounceForm    frame.AnnounceForm
 	Refresh         time.Duration // 0: no periodic re-announcement
 	Preempt         bool          // take the VIP from a lower-ranked holder
 	PreemptDelay    time.Duration // ... after seeing it continuously this long
@@ -33,8 +32,8 @@ type Config struct {
 // arpSender sends the ARP packets of a VIP; wire.Port implements it.
 type arpSender interface {
 	MAC() net.HardwareAddr
-	Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr) error
-	Announce(vip netip.Addr, form wire.AnnounceForm) error
+	Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAddr) error
+	Announce(vip netip.Addr, form frame.AnnounceForm) error
 }
 
 // Address adds and removes the VIP on the interface; netlinkAddress

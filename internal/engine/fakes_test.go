@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"floatip/internal/fiptest"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"github.com/mdlayher/arp"
 )
@@ -24,7 +24,7 @@ func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 // machine sends and configures.
 type fakeLAN struct {
 	own        net.HardwareAddr
-	probes     []wire.Tag
+	probes     []frame.Tag
 	probeDsts  []string
 	announces  int
 	sent       []string // "probe" and "announce", in the order sent
@@ -35,14 +35,14 @@ type fakeLAN struct {
 
 func (f *fakeLAN) MAC() net.HardwareAddr { return f.own }
 
-func (f *fakeLAN) Probe(_ netip.Addr, tag wire.Tag, dst net.HardwareAddr) error {
+func (f *fakeLAN) Probe(_ netip.Addr, tag frame.Tag, dst net.HardwareAddr) error {
 	f.probes = append(f.probes, tag)
 	f.probeDsts = append(f.probeDsts, dst.String())
 	f.sent = append(f.sent, "probe")
 	return nil
 }
 
-func (f *fakeLAN) Announce(netip.Addr, wire.AnnounceForm) error {
+func (f *fakeLAN) Announce(netip.Addr, frame.AnnounceForm) error {
 	f.announces++
 	f.sent = append(f.sent, "announce")
 	return nil
@@ -77,7 +77,7 @@ func newTestMachineWith(t *testing.T, priority uint8, own string, refs Reachabil
 	t.Helper()
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second}
 	change(&cfg)
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan, Refs: refs}
 	m := NewMachine(testVIP, cfg, deps, StartStandby, fiptest.T0)
@@ -108,7 +108,7 @@ func driveGroup(g *Group, now, until time.Time, afterTick func(now time.Time)) t
 
 // advance runs the machine's group up to until; after each tick, reply
 // decides whether the holder answers the probe just sent.
-func advance(m *Machine, now, until time.Time, reply func(at time.Time) *wire.Frame) time.Time {
+func advance(m *Machine, now, until time.Time, reply func(at time.Time) *frame.Frame) time.Time {
 	g := m.Group
 	return driveGroup(g, now, until, func(now time.Time) {
 		if reply != nil {
@@ -119,11 +119,11 @@ func advance(m *Machine, now, until time.Time, reply func(at time.Time) *wire.Fr
 	})
 }
 
-func frame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *wire.Frame {
-	return &wire.Frame{Packet: fiptest.ARP(op, sha, spa, tha, tpa)}
+func arpFrame(op arp.Operation, sha string, spa netip.Addr, tha string, tpa netip.Addr) *frame.Frame {
+	return &frame.Frame{Packet: fiptest.ARP(op, sha, spa, tha, tpa)}
 }
 
 // holderReply is the kernel's answer of a live holder to a probe.
-func holderReply(mac string) *wire.Frame {
-	return frame(arp.OperationReply, mac, testVIP, "02:00:00:00:00:09", wire.ZeroIPv4)
+func holderReply(mac string) *frame.Frame {
+	return arpFrame(arp.OperationReply, mac, testVIP, "02:00:00:00:00:09", frame.ZeroIPv4)
 }

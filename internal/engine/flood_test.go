@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/fiptest"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/event"
 
@@ -38,28 +37,28 @@ func randomMAC(r *rand.Rand) string {
 // new random MAC: announcements and replies claiming the VIP, and probes
 // with floatip tags that outrank the holder, that it outranks, that say
 // "releasing", or that are invalid (bad version, priority 0).
-func floodFrame(r *rand.Rand, i int, own string) *wire.Frame {
+func floodFrame(r *rand.Rand, i int, own string) *frame.Frame {
 	mac := randomMAC(r)
 	tag := func(version, priority, flags byte) string {
 		return net.HardwareAddr{'f', 'i', 'p', version, priority, flags}.String()
 	}
 	switch i % 8 {
 	case 0:
-		return frame(arp.OperationRequest, mac, testVIP, "ff:ff:ff:ff:ff:ff", testVIP)
+		return arpFrame(arp.OperationRequest, mac, testVIP, "ff:ff:ff:ff:ff:ff", testVIP)
 	case 1:
-		return frame(arp.OperationReply, mac, testVIP, mac, testVIP)
+		return arpFrame(arp.OperationReply, mac, testVIP, mac, testVIP)
 	case 2:
-		return frame(arp.OperationReply, mac, testVIP, own, wire.ZeroIPv4)
+		return arpFrame(arp.OperationReply, mac, testVIP, own, frame.ZeroIPv4)
 	case 3:
-		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 255, wire.FlagHolder), testVIP)
+		return arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, tag(frame.TagVersion, 255, frame.FlagHolder), testVIP)
 	case 4:
-		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 1, wire.FlagHolder), testVIP)
+		return arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, tag(frame.TagVersion, 1, frame.FlagHolder), testVIP)
 	case 5:
-		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 200, wire.FlagReleasing), testVIP)
+		return arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, tag(frame.TagVersion, 200, frame.FlagReleasing), testVIP)
 	case 6:
-		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion+1, 255, wire.FlagHolder), testVIP)
+		return arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, tag(frame.TagVersion+1, 255, frame.FlagHolder), testVIP)
 	default:
-		return frame(arp.OperationRequest, mac, wire.ZeroIPv4, tag(wire.TagVersion, 0, wire.FlagHolder), testVIP)
+		return arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, tag(frame.TagVersion, 0, frame.FlagHolder), testVIP)
 	}
 }
 
@@ -68,7 +67,7 @@ func TestMachineUnderFlood(t *testing.T) {
 	var logs bytes.Buffer
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
 	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest} // no refresh: every announcement below is a defence
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest} // no refresh: every announcement below is a defence
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(&logs, nil)), ARP: lan, Address: lan}
 	m := NewMachine(testVIP, cfg, deps, StartStandby, fiptest.T0)
 	m.onEvent(EvLinkUp, fiptest.T0)
@@ -129,13 +128,13 @@ func TestMachineUnderFlood(t *testing.T) {
 
 	// A real floatip node that outranks us still gets its verdict amid the
 	// flood: its self-check, its kernel's answer, its announcement.
-	winner, winnerTag := "02:00:00:00:00:01", wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
+	winner, winnerTag := "02:00:00:00:00:01", frame.Tag{Priority: 200, Flags: frame.FlagHolder}.HardwareAddr().String()
 	m.onFrame(*floodFrame(r, 0, own), now)
-	m.onFrame(*frame(arp.OperationRequest, winner, wire.ZeroIPv4, winnerTag, testVIP), now.Add(ms(1)))
+	m.onFrame(*arpFrame(arp.OperationRequest, winner, frame.ZeroIPv4, winnerTag, testVIP), now.Add(ms(1)))
 	m.onFrame(*floodFrame(r, 3, own), now.Add(ms(2)))
-	m.onFrame(*frame(arp.OperationReply, winner, testVIP, own, wire.ZeroIPv4), now.Add(ms(3)))
+	m.onFrame(*arpFrame(arp.OperationReply, winner, testVIP, own, frame.ZeroIPv4), now.Add(ms(3)))
 	m.onFrame(*floodFrame(r, 1, own), now.Add(ms(4)))
-	m.onFrame(*frame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
+	m.onFrame(*arpFrame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
 	if m.state != event.Standby || lan.configured {
 		t.Fatalf("a real, better floatip holder amid the flood: state %v, configured %v", m.state, lan.configured)
 	}
@@ -146,7 +145,7 @@ func TestMachineUnderFlood(t *testing.T) {
 func TestPeerTableBounded(t *testing.T) {
 	peers := peerTable{}
 	real := fiptest.MustMAC("02:00:00:00:00:01")
-	peers.observe(real, wire.Tag{Priority: 150}, fiptest.T0)
+	peers.observe(real, frame.Tag{Priority: 150}, fiptest.T0)
 	if _, ok := peers.confirmed(real); ok {
 		t.Fatal("confirmed after one frame")
 	}
@@ -156,7 +155,7 @@ func TestPeerTableBounded(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 100_000 {
-		peers.observe(fiptest.MustMAC(randomMAC(r)), wire.Tag{Priority: 200, Flags: wire.FlagHolder}, fiptest.T0.Add(ms(i/100)))
+		peers.observe(fiptest.MustMAC(randomMAC(r)), frame.Tag{Priority: 200, Flags: frame.FlagHolder}, fiptest.T0.Add(ms(i/100)))
 		if len(peers) > maxPeers {
 			t.Fatalf("%d peers after %d random MACs", len(peers), i+1)
 		}
@@ -167,7 +166,7 @@ func TestPeerTableBounded(t *testing.T) {
 	// Long silent peers go when room is needed.
 	later := fiptest.T0.Add(ms(1000) + peerForget + time.Second)
 	for range maxPeers {
-		peers.observe(fiptest.MustMAC(randomMAC(r)), wire.Tag{Priority: 200}, later)
+		peers.observe(fiptest.MustMAC(randomMAC(r)), frame.Tag{Priority: 200}, later)
 	}
 	if _, ok := peers.known(real); ok {
 		t.Error("a peer silent for longer than peerForget was kept")
@@ -177,10 +176,10 @@ func TestPeerTableBounded(t *testing.T) {
 	full := peerTable{}
 	for i := range maxPeers {
 		mac := fiptest.MustMAC(fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256))
-		full.observe(mac, wire.Tag{Priority: 1}, fiptest.T0)
+		full.observe(mac, frame.Tag{Priority: 1}, fiptest.T0)
 		full.heard(mac)
 	}
-	full.observe(fiptest.MustMAC("02:00:00:00:ff:ff"), wire.Tag{Priority: 1}, fiptest.T0)
+	full.observe(fiptest.MustMAC("02:00:00:00:ff:ff"), frame.Tag{Priority: 1}, fiptest.T0)
 	if len(full) != maxPeers {
 		t.Errorf("%d peers, want at most %d", len(full), maxPeers)
 	}
@@ -193,7 +192,7 @@ func TestStandbyUnderFlood(t *testing.T) {
 	const own, holder = "02:00:00:00:00:05", "02:00:00:00:00:01"
 	var logs bytes.Buffer
 	lan := &fakeLAN{own: fiptest.MustMAC(own)}
-	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3, AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest}
+	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3, AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest}
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(&logs, nil)), ARP: lan, Address: lan}
 	m := NewMachine(testVIP, cfg, deps, StartStandby, fiptest.T0)
 	m.Group.Broadcast(EvLinkUp, fiptest.T0)
@@ -210,7 +209,7 @@ func TestStandbyUnderFlood(t *testing.T) {
 		if len(lan.probes) > probes {
 			probes = len(lan.probes)
 			if dst := lan.probeDsts[probes-1]; holderAlive && (dst == holder || dst == "ff:ff:ff:ff:ff:ff") {
-				g.Dispatch(*frame(arp.OperationReply, holder, testVIP, own, wire.ZeroIPv4), now)
+				g.Dispatch(*arpFrame(arp.OperationReply, holder, testVIP, own, frame.ZeroIPv4), now)
 			}
 		}
 		if flooding {
@@ -269,7 +268,7 @@ func TestMachineDefendsSporadicStranger(t *testing.T) {
 	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
 	announce := func(mac string, at time.Time) int {
 		before := lan.announces
-		m.onFrame(*frame(arp.OperationRequest, mac, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), at)
+		m.onFrame(*arpFrame(arp.OperationRequest, mac, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), at)
 		return lan.announces - before
 	}
 	if n := announce("02:00:00:00:00:77", now); n != 0 {

@@ -8,9 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/event"
+	"floatip/internal/wire/frame"
 )
 
 // The group view of one interface: what this node knows of the other floatip
@@ -206,7 +205,7 @@ func (g *Group) FenceDone(r FenceResult, now time.Time) {
 // Dispatch routes a frame to the machines of the VIPs it names, as sender
 // (replies, announcements) or as target (probes): two map look-ups, however
 // many VIPs there are.
-func (g *Group) Dispatch(f wire.Frame, now time.Time) {
+func (g *Group) Dispatch(f frame.Frame, now time.Time) {
 	if g.handedOver {
 		return
 	}
@@ -392,7 +391,7 @@ func (w *holderWatch) onTick(now time.Time) {
 		if !w.claimCheck {
 			// One last broadcast probe, as a single VIP's claim check.
 			w.claimCheck, w.claimCheckAt = true, now
-			w.send(now, wire.BroadcastMAC)
+			w.send(now, frame.BroadcastMAC)
 			w.nextProbe = now.Add(FastSpacing(g.cfg.Interval))
 			return
 		}
@@ -402,7 +401,7 @@ func (w *holderWatch) onTick(now time.Time) {
 	dst := w.mac
 	if w.deb.missedInRow > 0 {
 		// Suspicious: broadcast, so the other standbys hear our rank.
-		dst = wire.BroadcastMAC
+		dst = frame.BroadcastMAC
 	}
 	w.send(now, dst)
 	w.nextProbe = now.Add(w.deb.spacing())

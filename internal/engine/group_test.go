@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"floatip/internal/pool"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/fiptest"
 
@@ -32,17 +32,17 @@ type groupLAN struct {
 
 type sentProbe struct {
 	vip netip.Addr
-	tag wire.Tag
+	tag frame.Tag
 	dst string
 	at  time.Time
 }
 
 func (l *groupLAN) MAC() net.HardwareAddr { return l.own }
-func (l *groupLAN) Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr) error {
+func (l *groupLAN) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAddr) error {
 	l.probes = append(l.probes, sentProbe{vip: vip, tag: tag, dst: dst.String()})
 	return nil
 }
-func (l *groupLAN) Announce(vip netip.Addr, _ wire.AnnounceForm) error {
+func (l *groupLAN) Announce(vip netip.Addr, _ frame.AnnounceForm) error {
 	l.announced[vip]++
 	return nil
 }
@@ -61,7 +61,7 @@ func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, s
 	t.Helper()
 	lan := &groupLAN{own: fiptest.MustMAC(own), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := NewGroup(cfg, lan, log)
 	for _, vip := range vips {
@@ -74,7 +74,7 @@ func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, s
 
 // runGroup drives the group's loop from now to until; after every tick,
 // respond may answer each probe sent in it (the holder's kernel).
-func runGroup(g *Group, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *wire.Frame) time.Time {
+func runGroup(g *Group, lan *groupLAN, now, until time.Time, respond func(p sentProbe) *frame.Frame) time.Time {
 	seen := len(lan.probes)
 	return driveGroup(g, now, until, func(now time.Time) {
 		for ; seen < len(lan.probes); seen++ {
@@ -89,8 +89,8 @@ func runGroup(g *Group, lan *groupLAN, now, until time.Time, respond func(p sent
 	})
 }
 
-func replyFor(mac string, vip netip.Addr) *wire.Frame {
-	return frame(arp.OperationReply, mac, vip, "02:00:00:00:00:09", wire.ZeroIPv4)
+func replyFor(mac string, vip netip.Addr) *frame.Frame {
+	return arpFrame(arp.OperationReply, mac, vip, "02:00:00:00:00:09", frame.ZeroIPv4)
 }
 
 const holderMAC = "02:00:00:00:00:01"
@@ -100,7 +100,7 @@ const holderMAC = "02:00:00:00:00:01"
 func TestGroupStandbyProbesTheHolderNotEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(64)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
-	answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
+	answer := func(p sentProbe) *frame.Frame { return replyFor(holderMAC, p.vip) }
 	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(time.Minute), answer)
 
 	perVIP := map[netip.Addr]int{}
@@ -139,7 +139,7 @@ func TestGroupHolderDeathFreesEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(256)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	death := fiptest.T0.Add(10 * time.Second)
-	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) })
+	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *frame.Frame { return replyFor(holderMAC, p.vip) })
 	before := len(lan.probes)
 	runGroup(g, lan, now, death.Add(ms(799)), nil)
 	for _, vip := range vips {
@@ -164,7 +164,7 @@ func TestGroupOneVIPGoneWhileTheHolderLives(t *testing.T) {
 	gone := vips[5]
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	from := fiptest.T0.Add(5 * time.Second)
-	runGroup(g, lan, fiptest.T0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *wire.Frame {
+	runGroup(g, lan, fiptest.T0, from.Add(16*ms(200)+5*time.Second), func(p sentProbe) *frame.Frame {
 		if p.vip == gone && p.at.After(from) {
 			return nil
 		}
@@ -189,7 +189,7 @@ func TestGroupHolderSelfChecksInTurn(t *testing.T) {
 	checks := map[netip.Addr]int{}
 	n := 0
 	for _, p := range lan.probes {
-		if p.tag.Flags&wire.FlagHolder != 0 && p.dst == wire.BroadcastMAC.String() {
+		if p.tag.Flags&frame.FlagHolder != 0 && p.dst == frame.BroadcastMAC.String() {
 			checks[p.vip]++
 			n++
 		}
@@ -214,12 +214,12 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	// self-check, then its kernel's answer to ours: a floatip node heard
 	// twice).
 	before := len(lan.probes)
-	g.Dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[3]), now)
+	g.Dispatch(*arpFrame(arp.OperationRequest, other, frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: frame.FlagHolder}.HardwareAddr().String(), vips[3]), now)
 	g.Dispatch(*replyFor(other, vips[3]), now)
 	runGroup(g, lan, now, now.Add(ms(200)), nil)
 	to := map[netip.Addr]bool{}
 	for _, p := range lan.probes[before:] {
-		if p.dst == other && p.tag.Flags&wire.FlagHolder != 0 {
+		if p.dst == other && p.tag.Flags&frame.FlagHolder != 0 {
 			to[p.vip] = true
 		}
 	}
@@ -228,7 +228,7 @@ func TestGroupReconcileChecksEveryHeldVIP(t *testing.T) {
 	}
 	// Not again at once: rate-limited per node.
 	before = len(lan.probes)
-	g.Dispatch(*frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[4]), now.Add(ms(300)))
+	g.Dispatch(*arpFrame(arp.OperationRequest, other, frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: frame.FlagHolder}.HardwareAddr().String(), vips[4]), now.Add(ms(300)))
 	runGroup(g, lan, now.Add(ms(300)), now.Add(ms(600)), nil)
 	if n := len(lan.probes) - before; n > 2 {
 		t.Errorf("a second reconcile right away sent %d probes", n)
@@ -292,7 +292,7 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 	vips := fiptest.VIPs(32)
 	lan := &groupLAN{own: fiptest.MustMAC("02:00:00:00:00:09"), announced: map[netip.Addr]int{}, adds: map[netip.Addr]int{}, removes: map[netip.Addr]int{}}
 	cfg := Config{Priority: 200, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second,
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second,
 		Preempt: true, PreemptDelay: 5 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := NewGroup(cfg, lan, log)
@@ -302,8 +302,8 @@ func TestGroupPreemptsEveryVIP(t *testing.T) {
 	g.Broadcast(EvLinkUp, fiptest.T0)
 	lower := "02:00:00:00:00:01"
 	// The lower-ranked holder introduces itself, then answers every probe.
-	g.Dispatch(*frame(arp.OperationRequest, lower, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String(), vips[0]), fiptest.T0)
-	answer := func(p sentProbe) *wire.Frame { return replyFor(lower, p.vip) }
+	g.Dispatch(*arpFrame(arp.OperationRequest, lower, frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: frame.FlagHolder}.HardwareAddr().String(), vips[0]), fiptest.T0)
+	answer := func(p sentProbe) *frame.Frame { return replyFor(lower, p.vip) }
 	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(4*time.Second), answer)
 	for _, vip := range vips {
 		if lan.adds[vip] != 0 {
@@ -328,11 +328,11 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	const better = "02:00:00:00:00:03"
 	death := fiptest.T0.Add(10 * time.Second)
-	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) })
+	now := runGroup(g, lan, fiptest.T0, death, func(p sentProbe) *frame.Frame { return replyFor(holderMAC, p.vip) })
 	// The better standby's broadcast probes while it suspects the holder too.
 	for at := death.Add(ms(250)); at.Before(death.Add(ms(900))); at = at.Add(ms(100)) {
 		now = runGroup(g, lan, now, at, nil)
-		g.Dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), vips[0]), now)
+		g.Dispatch(*arpFrame(arp.OperationRequest, better, frame.ZeroIPv4, frame.Tag{Priority: 200}.HardwareAddr().String(), vips[0]), now)
 	}
 	now = runGroup(g, lan, now, death.Add(ms(950)), nil)
 	for _, vip := range vips {
@@ -342,16 +342,16 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	}
 	// The better standby claims and announces; then holds for a while.
 	for _, vip := range vips {
-		g.Dispatch(*frame(arp.OperationRequest, better, vip, "00:00:00:00:00:00", vip), now)
+		g.Dispatch(*arpFrame(arp.OperationRequest, better, vip, "00:00:00:00:00:00", vip), now)
 	}
-	now = runGroup(g, lan, now, now.Add(3*time.Second), func(p sentProbe) *wire.Frame { return replyFor(better, p.vip) })
+	now = runGroup(g, lan, now, now.Add(3*time.Second), func(p sentProbe) *frame.Frame { return replyFor(better, p.vip) })
 	if g.machines[vips[0]].watchCheckFresh(now) {
 		t.Fatal("the watch's claim check is still taken as fresh seconds later")
 	}
 	// It releases vips[0] with a notice.
-	g.Dispatch(*frame(arp.OperationRequest, better, wire.ZeroIPv4, wire.Tag{Priority: 200, Flags: wire.FlagReleasing}.HardwareAddr().String(), vips[0]), now)
+	g.Dispatch(*arpFrame(arp.OperationRequest, better, frame.ZeroIPv4, frame.Tag{Priority: 200, Flags: frame.FlagReleasing}.HardwareAddr().String(), vips[0]), now)
 	before := len(lan.probes)
-	runGroup(g, lan, now, now.Add(ms(5)), func(p sentProbe) *wire.Frame {
+	runGroup(g, lan, now, now.Add(ms(5)), func(p sentProbe) *frame.Frame {
 		if p.vip == vips[0] {
 			return nil
 		}
@@ -363,7 +363,7 @@ func TestGroupReleaseAfterALeftClaimChecksAgain(t *testing.T) {
 	}
 	claimProbe := false
 	for _, p := range lan.probes[before:] {
-		claimProbe = claimProbe || (p.vip == vips[0] && p.dst == wire.BroadcastMAC.String() && p.tag.Flags == 0)
+		claimProbe = claimProbe || (p.vip == vips[0] && p.dst == frame.BroadcastMAC.String() && p.tag.Flags == 0)
 	}
 	if !claimProbe {
 		t.Error("no broadcast claim probe after the release notice")
@@ -376,7 +376,7 @@ func TestGroupVIPAddedByHandOnAStandby(t *testing.T) {
 	vips := fiptest.VIPs(2)
 	t.Run("held elsewhere", func(t *testing.T) {
 		g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
-		answer := func(p sentProbe) *wire.Frame { return replyFor(holderMAC, p.vip) }
+		answer := func(p sentProbe) *frame.Frame { return replyFor(holderMAC, p.vip) }
 		now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), answer)
 		g.EventFor(vips[1], EvAddrAdded, now)
 		if m := g.machines[vips[1]]; m.state != event.Adopting {
@@ -444,9 +444,9 @@ func TestGroupFacts(t *testing.T) {
 	// The holder (priority 200, heard through its tags) answers for the
 	// first VIP only: this node claims the others.
 	holder := fiptest.MustMAC(holderMAC)
-	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
-	g.peers.observe(holder, wire.Tag{Priority: 200}, fiptest.T0)
-	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *wire.Frame {
+	g.peers.observe(holder, frame.Tag{Priority: 200}, fiptest.T0)
+	g.peers.observe(holder, frame.Tag{Priority: 200}, fiptest.T0)
+	runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *frame.Frame {
 		if p.vip == vips[0] {
 			return replyFor(holderMAC, p.vip)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/fiptest"
 
@@ -20,7 +21,7 @@ var (
 	v6VIP  = netip.MustParseAddr("2001:db8::50")
 	macA   = net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	macB   = net.HardwareAddr{2, 0, 0, 0, 0, 2}
-	tagged = wire.Tag{Priority: 200, Flags: wire.FlagHolder}
+	tagged = frame.Tag{Priority: 200, Flags: frame.FlagHolder}
 )
 
 // newTestMachine6 is newTestMachine for an IPv6 VIP.
@@ -28,7 +29,7 @@ func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*Machi
 	t.Helper()
 	lan := &fakeLAN{own: own}
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second}
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan}
 	m := NewMachine(v6VIP, cfg, deps, StartStandby, fiptest.T0)
 	m.Group.Broadcast(EvLinkUp, fiptest.T0)
@@ -36,13 +37,13 @@ func newTestMachine6(t *testing.T, priority uint8, own net.HardwareAddr) (*Machi
 }
 
 // fromWire turns packet bytes from src into the frame the machines get.
-func fromWire(t *testing.T, b []byte, src net.HardwareAddr) *wire.Frame {
+func fromWire(t *testing.T, b []byte, src net.HardwareAddr) *frame.Frame {
 	t.Helper()
 	p, err := wire.NDPFrame(b, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &wire.Frame{Packet: p}
+	return &frame.Frame{Packet: p}
 }
 
 // TestMachineIPv6FromWire: the per-VIP decisions work on NDP as on ARP,
@@ -51,7 +52,7 @@ func fromWire(t *testing.T, b []byte, src net.HardwareAddr) *wire.Frame {
 func TestMachineIPv6FromWire(t *testing.T) {
 	holderNA, _ := wire.UnsolicitedNA(macA, v6VIP) // the kernel's answer to a DAD probe has this form
 	m, lan := newTestMachine6(t, 100, macB)
-	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), func(time.Time) *wire.Frame { return fromWire(t, holderNA, macA) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), func(time.Time) *frame.Frame { return fromWire(t, holderNA, macA) })
 	if m.state != event.Standby || lan.adds != 0 || !bytes.Equal(m.holder, macA) {
 		t.Fatalf("with a live holder: state %v, adds %d, holder %s", m.state, lan.adds, m.holder)
 	}
@@ -68,7 +69,7 @@ func TestMachineIPv6FromWire(t *testing.T) {
 	if loser.state != event.Active {
 		t.Fatal("setup: not active")
 	}
-	selfCheck, _ := wire.ProbeNS(v6VIP, &wire.Tag{Priority: 200, Flags: wire.FlagHolder})
+	selfCheck, _ := wire.ProbeNS(v6VIP, &frame.Tag{Priority: 200, Flags: frame.FlagHolder})
 	loser.onFrame(*fromWire(t, selfCheck, macA), now)
 	if !llan.configured {
 		t.Fatal("released on a tag in one frame")
@@ -80,7 +81,7 @@ func TestMachineIPv6FromWire(t *testing.T) {
 	}
 	// A plain DAD probe from a host that is not floatip is no holder evidence.
 	plain, _ := wire.ProbeNS(v6VIP, nil)
-	if f := fromWire(t, plain, macA); wire.HolderEvidence(*f, v6VIP, macB) {
+	if f := fromWire(t, plain, macA); frame.HolderEvidence(*f, v6VIP, macB) {
 		t.Error("a DAD probe counted as holder evidence")
 	}
 }
@@ -92,7 +93,7 @@ func TestMachineIPv6FromWire(t *testing.T) {
 // the loser keeps the VIP until the next one.
 func TestMachineIPv6LoserCountsItsKernelsAnswer(t *testing.T) {
 	winnerNA, _ := wire.UnsolicitedNA(macA, v6VIP)
-	winnerCheck, _ := wire.ProbeNS(v6VIP, &wire.Tag{Priority: 200, Flags: wire.FlagHolder})
+	winnerCheck, _ := wire.ProbeNS(v6VIP, &frame.Tag{Priority: 200, Flags: frame.FlagHolder})
 	loser, lan := newTestMachine6(t, 100, macB)
 	now := advance(loser, fiptest.T0, fiptest.T0.Add(5*time.Second), nil) // its claim announcements are past
 	if loser.state != event.Active {

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/fiptest"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/event"
 
@@ -95,7 +94,7 @@ func newHolderWorld(t *testing.T, loss float64, seed uint64) *holderWorld {
 	return w
 }
 
-var standbyProbe = frame(arp.OperationRequest, "02:00:00:00:00:02", wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), testVIP)
+var standbyProbe = arpFrame(arp.OperationRequest, "02:00:00:00:00:02", frame.ZeroIPv4, frame.Tag{Priority: 100}.HardwareAddr().String(), testVIP)
 
 func (w *holderWorld) run(d time.Duration) {
 	end := w.now.Add(d)
@@ -143,7 +142,7 @@ func TestMachineIsolatedHolderReleases(t *testing.T) {
 	t.Logf("released %v after the cut", w.released.Sub(cut))
 	notices := 0
 	for _, tag := range w.lan.probes[probes:] {
-		if tag.Flags == wire.FlagReleasing {
+		if tag.Flags == frame.FlagReleasing {
 			notices++
 		}
 	}
@@ -179,7 +178,7 @@ func TestMachineHolderKeepsTheVIP(t *testing.T) {
 	t.Run("only standbys that stand aside", func(t *testing.T) {
 		w := newHolderWorld(t, 0, 6)
 		// The standby's health check fails: it says it will not take the VIP.
-		unhealthy := frame(arp.OperationRequest, "02:00:00:00:00:02", wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagStandAside}.HardwareAddr().String(), testVIP)
+		unhealthy := arpFrame(arp.OperationRequest, "02:00:00:00:00:02", frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: frame.FlagStandAside}.HardwareAddr().String(), testVIP)
 		w.m.onFrame(*unhealthy, w.now)
 		w.standbyUp = false
 		for range 600 { // a minute of its probes, then the cut

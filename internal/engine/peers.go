@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 )
 
 // rank orders floatip nodes: the higher priority wins; between equal
@@ -40,7 +40,7 @@ type peer struct {
 type peerTable map[string]*peer
 
 // observe records a tagged probe from mac.
-func (t peerTable) observe(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
+func (t peerTable) observe(mac net.HardwareAddr, tag frame.Tag, now time.Time) {
 	key := mac.String()
 	p := t[key]
 	if p == nil {
@@ -54,9 +54,9 @@ func (t peerTable) observe(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 	}
 	p.frames++
 	p.rank.priority = tag.Priority
-	p.standAside = tag.Flags&wire.FlagStandAside != 0
+	p.standAside = tag.Flags&frame.FlagStandAside != 0
 	p.lastSeen = now
-	if tag.Flags&wire.FlagReleasing != 0 {
+	if tag.Flags&frame.FlagReleasing != 0 {
 		// A leaving node is no standby any more.
 		p.lastSeen = time.Time{}
 	}

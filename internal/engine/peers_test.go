@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"floatip/internal/fiptest"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 )
 
 func TestRank(t *testing.T) {
@@ -58,27 +58,27 @@ func TestResolveConflict(t *testing.T) {
 func TestBetterStandby(t *testing.T) {
 	self := rank{100, fiptest.MustMAC("02:00:00:00:00:05")}
 	peers := peerTable{}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:01"), wire.Tag{Priority: 50}, fiptest.T0) // worse
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:01"), frame.Tag{Priority: 50}, fiptest.T0) // worse
 	holder := fiptest.MustMAC("02:00:00:00:00:02")
-	peers.observe(holder, wire.Tag{Priority: 200, Flags: wire.FlagHolder}, fiptest.T0) // the VIP's holder, not a standby
+	peers.observe(holder, frame.Tag{Priority: 200, Flags: frame.FlagHolder}, fiptest.T0) // the VIP's holder, not a standby
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0, ms(600)); ok {
 		t.Fatal("found a better standby among a worse one and the VIP's holder")
 	}
 	if r, ok := peers.betterStandby(self, nil, fiptest.T0, ms(600)); !ok || !bytes.Equal(r.mac, holder) {
 		t.Fatal("a node holding other VIPs is a standby for this one")
 	}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), wire.Tag{Priority: 150}, fiptest.T0)
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), frame.Tag{Priority: 150}, fiptest.T0)
 	if r, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(600)), ms(600)); !ok || r.priority != 150 {
 		t.Fatalf("better standby: %v %v", r, ok)
 	}
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(601)), ms(600)); ok {
 		t.Error("a standby silent for longer than the window still counts")
 	}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), wire.Tag{Priority: 150, Flags: wire.FlagReleasing}, fiptest.T0.Add(ms(100)))
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:03"), frame.Tag{Priority: 150, Flags: frame.FlagReleasing}, fiptest.T0.Add(ms(100)))
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(100)), ms(600)); ok {
 		t.Error("a leaving node still counts as a standby")
 	}
-	peers.observe(fiptest.MustMAC("02:00:00:00:00:04"), wire.Tag{Priority: 250, Flags: wire.FlagStandAside}, fiptest.T0.Add(ms(100)))
+	peers.observe(fiptest.MustMAC("02:00:00:00:00:04"), frame.Tag{Priority: 250, Flags: frame.FlagStandAside}, fiptest.T0.Add(ms(100)))
 	if _, ok := peers.betterStandby(self, holder, fiptest.T0.Add(ms(100)), ms(600)); ok {
 		t.Error("an unhealthy node that stands aside still counts as a better standby")
 	}

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/fiptest"
+	"floatip/internal/wire/frame"
 
 	"github.com/mdlayher/arp"
 )
@@ -39,7 +38,7 @@ func TestPoolMembership(t *testing.T) {
 		t.Fatalf("alone: %d VIPs assigned, mine: %v", len(p.assign), p.mine(vips[0]))
 	}
 	hear := func(mac string, flags uint8, at time.Time) {
-		g.Dispatch(*frame(arp.OperationRequest, mac, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: flags}.HardwareAddr().String(), vips[1]), at)
+		g.Dispatch(*arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: flags}.HardwareAddr().String(), vips[1]), at)
 	}
 	tick := func(at time.Time) { p.onTick(at) }
 
@@ -65,8 +64,8 @@ func TestPoolMembership(t *testing.T) {
 	// A holder heard for the first time (a healed partition) is a member at once.
 	b := "02:00:00:00:00:02"
 	now = start.Add(5500 * time.Millisecond)
-	hear(b, wire.FlagHolder, now)
-	hear(b, wire.FlagHolder, now.Add(ms(10)))
+	hear(b, frame.FlagHolder, now)
+	hear(b, frame.FlagHolder, now.Add(ms(10)))
 	if got := members(); !slices.Contains(got, b) {
 		t.Fatalf("a holder is not a member at once: %v", got)
 	}
@@ -83,7 +82,7 @@ func TestPoolMembership(t *testing.T) {
 	}
 
 	// a releases (SIGTERM): out at once.
-	hear(a, wire.FlagReleasing, now.Add(ms(30)))
+	hear(a, frame.FlagReleasing, now.Add(ms(30)))
 	if got := members(); slices.Contains(got, a) {
 		t.Fatalf("a released node is still a member: %v", got)
 	}
@@ -118,7 +117,7 @@ func TestPoolMembershipFlood(t *testing.T) {
 	for i := range 5000 {
 		mac := fmt.Sprintf("06:%02x:%02x:%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256))
 		now = fiptest.T0.Add(time.Duration(i) * time.Millisecond)
-		g.Dispatch(*frame(arp.OperationRequest, mac, wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), vips[0]), now)
+		g.Dispatch(*arpFrame(arp.OperationRequest, mac, frame.ZeroIPv4, frame.Tag{Priority: 100}.HardwareAddr().String(), vips[0]), now)
 	}
 	if len(p.nodes) > maxPeers {
 		t.Fatalf("%d nodes recorded", len(p.nodes))
@@ -126,7 +125,7 @@ func TestPoolMembershipFlood(t *testing.T) {
 	real := "02:00:00:00:00:01"
 	for s := 0; s <= 2; s++ {
 		at := now.Add(time.Duration(s) * time.Second)
-		g.Dispatch(*frame(arp.OperationRequest, real, wire.ZeroIPv4, wire.Tag{Priority: 100}.HardwareAddr().String(), vips[1]), at)
+		g.Dispatch(*arpFrame(arp.OperationRequest, real, frame.ZeroIPv4, frame.Tag{Priority: 100}.HardwareAddr().String(), vips[1]), at)
 		p.onTick(at)
 	}
 	var got []string

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/pool"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/fiptest"
 
@@ -38,7 +37,7 @@ type poolNet struct {
 type poolDelivery struct {
 	at  time.Time
 	to  *poolTestNode
-	frm wire.Frame
+	frm frame.Frame
 }
 
 type poolTestNode struct {
@@ -52,23 +51,23 @@ type poolTestNode struct {
 
 func (n *poolTestNode) MAC() net.HardwareAddr { return n.own }
 
-func (n *poolTestNode) Probe(vip netip.Addr, tag wire.Tag, dst net.HardwareAddr) error {
+func (n *poolTestNode) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAddr) error {
 	if n.dead {
 		return nil
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
-		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: wire.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
+		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: frame.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
 	n.net.send(n, p, dst)
 	return nil
 }
 
-func (n *poolTestNode) Announce(vip netip.Addr, _ wire.AnnounceForm) error {
+func (n *poolTestNode) Announce(vip netip.Addr, _ frame.AnnounceForm) error {
 	if n.dead {
 		return nil
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
-		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: vip, TargetHardwareAddr: wire.BroadcastMAC, TargetIP: vip}
-	n.net.send(n, p, wire.BroadcastMAC)
+		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: vip, TargetHardwareAddr: frame.BroadcastMAC, TargetIP: vip}
+	n.net.send(n, p, frame.BroadcastMAC)
 	return nil
 }
 
@@ -82,18 +81,18 @@ func (a poolTestAddr) Remove() error { delete(a.n.held, a.vip); return nil }
 
 func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
 	for _, to := range pn.nodes {
-		if to == from || to.dead || (!bytes.Equal(dst, wire.BroadcastMAC) && !bytes.Equal(dst, to.own)) ||
+		if to == from || to.dead || (!bytes.Equal(dst, frame.BroadcastMAC) && !bytes.Equal(dst, to.own)) ||
 			(pn.filter != nil && !pn.filter(from, to)) {
 			continue
 		}
-		pn.pending = append(pn.pending, poolDelivery{pn.now.Add(100 * time.Microsecond), to, wire.Frame{Packet: p}})
+		pn.pending = append(pn.pending, poolDelivery{pn.now.Add(100 * time.Microsecond), to, frame.Frame{Packet: p}})
 		// The receiver's kernel answers a probe for an address it holds.
 		if p.SenderIP.IsUnspecified() && to.held[p.TargetIP] {
 			// (An IPv6 VIP's facts, as wire.NDPFrame translates them: the same
 			// reply with IPv6 addresses.)
 			r := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 				Operation: arp.OperationReply, SenderHardwareAddr: to.own, SenderIP: p.TargetIP, TargetHardwareAddr: from.own, TargetIP: p.SenderIP}
-			pn.pending = append(pn.pending, poolDelivery{pn.now.Add(200 * time.Microsecond), from, wire.Frame{Packet: r}})
+			pn.pending = append(pn.pending, poolDelivery{pn.now.Add(200 * time.Microsecond), from, frame.Frame{Packet: r}})
 		}
 	}
 }
@@ -111,7 +110,7 @@ func newPoolNet(t *testing.T, n int, vips []netip.Addr, holdDown time.Duration) 
 func (pn *poolNet) addNode(i int, vips []netip.Addr, holdDown time.Duration) *poolTestNode {
 	n := &poolTestNode{net: pn, own: fiptest.MustMAC(fiptest.HostMAC(i)), held: map[netip.Addr]bool{}}
 	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	n.g = NewGroup(cfg, n, log)
 	for _, vip := range vips {

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/pool"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/event"
 )
@@ -93,7 +92,7 @@ func (p *PoolView) queueSlot() *int { return &p.slot }
 func (p *PoolView) nextWake() time.Time { return p.nextTick }
 
 // heard records a tagged frame from another node (any VIP of the pool).
-func (p *PoolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
+func (p *PoolView) heard(mac net.HardwareAddr, tag frame.Tag, now time.Time) {
 	key := string(mac)
 	n := p.nodes[key]
 	if n == nil {
@@ -106,7 +105,7 @@ func (p *PoolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 		n = &poolNode{}
 		p.nodes[key] = n
 	}
-	if tag.Flags&(wire.FlagReleasing|wire.FlagStandAside) != 0 {
+	if tag.Flags&(frame.FlagReleasing|frame.FlagStandAside) != 0 {
 		// Leaving or unhealthy: out at once, so that the VIP it frees
 		// goes to its new assignee without waiting for a window.
 		was := n.since
@@ -126,7 +125,7 @@ func (p *PoolView) heard(mac net.HardwareAddr, tag wire.Tag, now time.Time) {
 		}
 	}
 	n.last = now
-	if tag.Flags&wire.FlagHolder != 0 {
+	if tag.Flags&frame.FlagHolder != 0 {
 		// It holds VIPs: a member already (the other side of a healed
 		// partition, a holder wrongly found dead), not a newcomer, which
 		// holds nothing until its hold-down is over.
@@ -322,9 +321,9 @@ func (p *PoolView) presence(now time.Time) {
 	}
 	var flags uint8
 	if !m.healthy {
-		flags = wire.FlagStandAside
+		flags = frame.FlagStandAside
 	}
-	if err := g.arp.Probe(m.vip, m.tag(flags), wire.BroadcastMAC); err == nil {
+	if err := g.arp.Probe(m.vip, m.tag(flags), frame.BroadcastMAC); err == nil {
 		p.lastPresent = now
 	}
 }

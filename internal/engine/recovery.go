@@ -4,7 +4,7 @@ import (
 	"net"
 	"time"
 
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 )
 
 // Crash recovery. A daemon killed with -9 (or by the OOM killer, or a
@@ -86,7 +86,7 @@ func (m *Machine) adoptTick(now time.Time) {
 		m.nextProbe = m.Group.pacer.nextToken(now) // many VIPs found at once
 		return
 	}
-	if err := m.ARP.Probe(m.vip, m.tag(wire.FlagStandAside), wire.BroadcastMAC); err != nil {
+	if err := m.ARP.Probe(m.vip, m.tag(frame.FlagStandAside), frame.BroadcastMAC); err != nil {
 		m.Log.Debug("adopting probe not sent", "err", err)
 		m.nextProbe = now.Add(m.cfg.Interval)
 		return
@@ -98,7 +98,7 @@ func (m *Machine) adoptTick(now time.Time) {
 
 // adoptDecide applies adoptionVerdict; holder is the frame that showed
 // another holder, if any. It reports whether the check is over.
-func (m *Machine) adoptDecide(now time.Time, holder *wire.Frame) bool {
+func (m *Machine) adoptDecide(now time.Time, holder *frame.Frame) bool {
 	// The debouncer starts as if answered when the check began.
 	elapsed := now.Sub(m.deb.lastAnswer)
 	switch adoptionVerdict(holder != nil, m.deb.missedInRow, elapsed, m.cfg.Misses, m.deb.deadTime()) {

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/fiptest"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/event"
 
@@ -48,7 +47,7 @@ func newAdoptingMachine(t *testing.T, priority uint8, own string) (*Machine, *fa
 	t.Helper()
 	lan := &fakeLAN{own: fiptest.MustMAC(own), configured: true}
 	cfg := Config{Priority: priority, Interval: ms(200), Misses: 3, AnnounceCount: 3,
-		AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest, Refresh: 100 * time.Second}
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest, Refresh: 100 * time.Second}
 	deps := Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan}
 	return NewMachine(testVIP, cfg, deps, StartAdopting, fiptest.T0), lan
 }
@@ -65,14 +64,14 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 	start := fiptest.T0.Add(5 * time.Second)
 	m.onEvent(EvLinkUp, start)
 	// A standby probing meanwhile (no holder flag) is no sign of a holder.
-	standby := frame(arp.OperationRequest, "02:00:00:00:00:05", wire.ZeroIPv4, wire.Tag{Priority: 200}.HardwareAddr().String(), testVIP)
-	now := advance(m, start, start.Add(ms(599)), func(time.Time) *wire.Frame { return standby })
+	standby := arpFrame(arp.OperationRequest, "02:00:00:00:00:05", frame.ZeroIPv4, frame.Tag{Priority: 200}.HardwareAddr().String(), testVIP)
+	now := advance(m, start, start.Add(ms(599)), func(time.Time) *frame.Frame { return standby })
 	if m.state != event.Adopting || lan.announces != 0 || lan.removes != 0 || !lan.configured {
 		t.Fatalf("before the dead time: state %v, announces %d, removes %d, configured %v (want: kept, silent)",
 			m.state, lan.announces, lan.removes, lan.configured)
 	}
 	for i, tag := range lan.probes {
-		if tag.Flags != wire.FlagStandAside || lan.probeDsts[i] != "ff:ff:ff:ff:ff:ff" {
+		if tag.Flags != frame.FlagStandAside || lan.probeDsts[i] != "ff:ff:ff:ff:ff:ff" {
 			t.Errorf("probe %d: flags %#x to %s, want stand-aside, broadcast", i, tag.Flags, lan.probeDsts[i])
 		}
 	}
@@ -85,17 +84,17 @@ func TestMachineAdoptsAVIPNobodyElseHolds(t *testing.T) {
 	}
 	// Adopted means held: SIGTERM removes it and says so.
 	m.Shutdown(start.Add(time.Second))
-	if lan.configured || lan.probes[len(lan.probes)-1].Flags != wire.FlagReleasing {
+	if lan.configured || lan.probes[len(lan.probes)-1].Flags != frame.FlagReleasing {
 		t.Errorf("shutdown after adopting: configured %v, last probe %+v", lan.configured, lan.probes[len(lan.probes)-1])
 	}
 }
 
 func TestMachineDropsAStaleCopy(t *testing.T) {
 	other := "02:00:00:00:00:01"
-	signs := map[string]*wire.Frame{
+	signs := map[string]*frame.Frame{
 		"its kernel answers":    holderReply(other),
-		"its self-check":        frame(arp.OperationRequest, other, wire.ZeroIPv4, wire.Tag{Priority: 50, Flags: wire.FlagHolder}.HardwareAddr().String(), testVIP),
-		"its announcement":      frame(arp.OperationRequest, other, testVIP, "ff:ff:ff:ff:ff:ff", testVIP),
+		"its self-check":        arpFrame(arp.OperationRequest, other, frame.ZeroIPv4, frame.Tag{Priority: 50, Flags: frame.FlagHolder}.HardwareAddr().String(), testVIP),
+		"its announcement":      arpFrame(arp.OperationRequest, other, testVIP, "ff:ff:ff:ff:ff:ff", testVIP),
 		"a host not running it": holderReply("02:00:00:00:00:77"),
 	}
 	for name, sign := range signs {
@@ -110,7 +109,7 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 					m.state, lan.configured, lan.removes, lan.announces)
 			}
 			for _, tag := range lan.probes {
-				if tag.Flags&wire.FlagReleasing != 0 {
+				if tag.Flags&frame.FlagReleasing != 0 {
 					t.Errorf("sent a release notice for a VIP that another node holds")
 				}
 			}
@@ -118,7 +117,7 @@ func TestMachineDropsAStaleCopy(t *testing.T) {
 				t.Errorf("holder %v, want %v", m.holder, sign.Packet.SenderHardwareAddr)
 			}
 			// As a standby it stays one while the holder answers.
-			advance(m, fiptest.T0.Add(ms(1)), fiptest.T0.Add(10*time.Second), func(time.Time) *wire.Frame { return holderReply(sign.Packet.SenderHardwareAddr.String()) })
+			advance(m, fiptest.T0.Add(ms(1)), fiptest.T0.Add(10*time.Second), func(time.Time) *frame.Frame { return holderReply(sign.Packet.SenderHardwareAddr.String()) })
 			if lan.adds != 0 || m.state != event.Standby {
 				t.Errorf("after 10 s: adds %d, state %v", lan.adds, m.state)
 			}

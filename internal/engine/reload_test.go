@@ -10,7 +10,7 @@ import (
 
 	"floatip/internal/event"
 	"floatip/internal/fiptest"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"github.com/mdlayher/arp"
 )
@@ -22,7 +22,7 @@ func TestGroupHandOver(t *testing.T) {
 	vips := fiptest.VIPs(3)
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartStandby)
 	// Another node holds the first VIP: this node claims the other two.
-	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *wire.Frame {
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(5*time.Second), func(p sentProbe) *frame.Frame {
 		if p.vip == vips[0] {
 			return replyFor(holderMAC, p.vip)
 		}
@@ -38,7 +38,7 @@ func TestGroupHandOver(t *testing.T) {
 	}
 	probes, announced := len(lan.probes), lan.announced[vips[1]]
 	// A conflict and a whole second of ticks: no decision any more.
-	g.Dispatch(*frame(arp.OperationReply, "02:00:00:00:00:07", vips[1], "ff:ff:ff:ff:ff:ff", vips[1]), now)
+	g.Dispatch(*arpFrame(arp.OperationReply, "02:00:00:00:00:07", vips[1], "ff:ff:ff:ff:ff:ff", vips[1]), now)
 	driveGroup(g, now, now.Add(time.Second), nil)
 	g.Shutdown(now.Add(time.Second))
 	if len(lan.probes) != probes || lan.announced[vips[1]] != announced {
@@ -68,10 +68,10 @@ func TestMachineStartHeld(t *testing.T) {
 	}
 	selfChecks := 0
 	for _, p := range lan.probes {
-		if p.tag.Flags&wire.FlagHolder != 0 {
+		if p.tag.Flags&frame.FlagHolder != 0 {
 			selfChecks++
 		}
-		if p.tag.Flags&wire.FlagStandAside != 0 {
+		if p.tag.Flags&frame.FlagStandAside != 0 {
 			t.Errorf("an adoption probe (stand aside) for a VIP held across a reload: %+v", p)
 		}
 	}

@@ -10,9 +10,8 @@ import (
 	"net"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/event"
+	"floatip/internal/wire/frame"
 )
 
 // conflict handles another node that holds the VIP while we do. Both sides
@@ -20,7 +19,7 @@ import (
 // reach the same verdict without talking: the loser removes its copy only
 // after the winner has announced (make before break). Only a confirmed
 // floatip node gets a verdict; anything else is a stranger.
-func (m *Machine) conflict(f wire.Frame, now time.Time) {
+func (m *Machine) conflict(f frame.Frame, now time.Time) {
 	mac := f.Packet.SenderHardwareAddr
 	other, isFloatip := m.Group.peers.confirmed(mac)
 	if !isFloatip {

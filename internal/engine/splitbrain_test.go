@@ -6,14 +6,14 @@ import (
 
 	"floatip/internal/event"
 	"floatip/internal/fiptest"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"github.com/mdlayher/arp"
 )
 
 func TestMachineSplitBrain(t *testing.T) {
 	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
-	winnerTag := wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
+	winnerTag := frame.Tag{Priority: 200, Flags: frame.FlagHolder}.HardwareAddr().String()
 
 	// The loser learns the winner's rank from its self-check, waits for its
 	// announcement, and only then removes the address.
@@ -22,17 +22,17 @@ func TestMachineSplitBrain(t *testing.T) {
 	if loser.state != event.Active {
 		t.Fatal("setup: not active")
 	}
-	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, wire.ZeroIPv4, winnerTag, testVIP), now)
-	if !lan.configured || lan.probes[len(lan.probes)-1].Flags != wire.FlagHolder {
+	loser.onFrame(*arpFrame(arp.OperationRequest, winnerMAC, frame.ZeroIPv4, winnerTag, testVIP), now)
+	if !lan.configured || lan.probes[len(lan.probes)-1].Flags != frame.FlagHolder {
 		t.Fatalf("after the winner's self-check: configured %v, last probe %+v (must introduce itself and keep the VIP)", lan.configured, lan.probes[len(lan.probes)-1])
 	}
 	// A tag in one frame is not enough for a verdict; the winner's kernel
 	// answering the loser's introduction confirms it.
-	loser.onFrame(*frame(arp.OperationReply, winnerMAC, testVIP, loserMAC, wire.ZeroIPv4), now.Add(ms(1)))
+	loser.onFrame(*arpFrame(arp.OperationReply, winnerMAC, testVIP, loserMAC, frame.ZeroIPv4), now.Add(ms(1)))
 	if loser.state != event.Yielding || !lan.configured {
 		t.Fatalf("after the winner's self-check and answer: state %v, configured %v (must keep it until the winner announces)", loser.state, lan.configured)
 	}
-	loser.onFrame(*frame(arp.OperationRequest, winnerMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
+	loser.onFrame(*arpFrame(arp.OperationRequest, winnerMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(5)))
 	if loser.state != event.Standby || lan.configured {
 		t.Fatalf("after the winner's announcement: state %v, configured %v", loser.state, lan.configured)
 	}
@@ -41,9 +41,9 @@ func TestMachineSplitBrain(t *testing.T) {
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
 	now = advance(winner, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
-	loserTag := wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String()
-	winner.onFrame(*frame(arp.OperationRequest, loserMAC, wire.ZeroIPv4, loserTag, testVIP), now)
-	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, wire.ZeroIPv4), now.Add(ms(1)))
+	loserTag := frame.Tag{Priority: 100, Flags: frame.FlagHolder}.HardwareAddr().String()
+	winner.onFrame(*arpFrame(arp.OperationRequest, loserMAC, frame.ZeroIPv4, loserTag, testVIP), now)
+	winner.onFrame(*arpFrame(arp.OperationReply, loserMAC, testVIP, winnerMAC, frame.ZeroIPv4), now.Add(ms(1)))
 	if winner.state != event.Active || wlan.announces != before {
 		t.Fatalf("winner: state %v, announces %d (want %d: not at once, TestMachineSplitBrainThreeHolders)", winner.state, wlan.announces, before)
 	}
@@ -59,7 +59,7 @@ func TestMachineSplitBrain(t *testing.T) {
 	}
 
 	// A holder that is not floatip is defended against at most once per 10 s.
-	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, winnerMAC, wire.ZeroIPv4)
+	stranger := arpFrame(arp.OperationReply, "02:00:00:00:00:77", testVIP, winnerMAC, frame.ZeroIPv4)
 	before = wlan.announces
 	for i := range 50 {
 		winner.onFrame(*stranger, now.Add(ms(100*i)))
@@ -78,14 +78,14 @@ func TestMachineSplitBrain(t *testing.T) {
 // spacing for the next one (the lab's split-brain heal took over 2 s).
 func TestMachineSplitBrainWinnerAnnouncesAfterTheLoser(t *testing.T) {
 	winnerMAC, loserMAC := "02:00:00:00:00:01", "02:00:00:00:00:02"
-	loserTag := wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String()
+	loserTag := frame.Tag{Priority: 100, Flags: frame.FlagHolder}.HardwareAddr().String()
 	winner, wlan := newTestMachine(t, 200, winnerMAC)
 	now := advance(winner, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil) // its claim announcements are past
 	before := wlan.announces
 	loserAnnounced := now
-	winner.onFrame(*frame(arp.OperationRequest, loserMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), loserAnnounced)
-	winner.onFrame(*frame(arp.OperationRequest, loserMAC, wire.ZeroIPv4, loserTag, testVIP), now.Add(ms(2)))
-	winner.onFrame(*frame(arp.OperationReply, loserMAC, testVIP, winnerMAC, wire.ZeroIPv4), now.Add(ms(3)))
+	winner.onFrame(*arpFrame(arp.OperationRequest, loserMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), loserAnnounced)
+	winner.onFrame(*arpFrame(arp.OperationRequest, loserMAC, frame.ZeroIPv4, loserTag, testVIP), now.Add(ms(2)))
+	winner.onFrame(*arpFrame(arp.OperationReply, loserMAC, testVIP, winnerMAC, frame.ZeroIPv4), now.Add(ms(3)))
 	now = advance(winner, now.Add(ms(3)), loserAnnounced.Add(announceOrderMargin), nil)
 	if wlan.announces != before {
 		t.Fatalf("winner announced %d times within %v of the loser's announcement; the loser would not count it", wlan.announces-before, announceOrderMargin)
@@ -103,12 +103,12 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:02")
 	now := advance(m, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	before := lan.announces
-	stranger := frame(arp.OperationReply, "02:00:00:00:00:77", testVIP, "02:00:00:00:00:02", wire.ZeroIPv4)
+	stranger := arpFrame(arp.OperationReply, "02:00:00:00:00:77", testVIP, "02:00:00:00:00:02", frame.ZeroIPv4)
 	m.onFrame(*stranger, now)
 	if lan.announces != before {
 		t.Fatal("defended before giving the other holder a chance to identify itself")
 	}
-	if last := lan.probes[len(lan.probes)-1]; last.Flags != wire.FlagHolder {
+	if last := lan.probes[len(lan.probes)-1]; last.Flags != frame.FlagHolder {
 		t.Errorf("did not introduce itself with a tagged self-check: %+v", last)
 	}
 	m.onFrame(*stranger, now.Add(identifyTimeout))
@@ -119,12 +119,12 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 	loser, llan := newTestMachine(t, 100, "02:00:00:00:00:02")
 	now = advance(loser, fiptest.T0, fiptest.T0.Add(time.Second), nil)
 	winner := "02:00:00:00:00:01"
-	loser.onFrame(*frame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now)
+	loser.onFrame(*arpFrame(arp.OperationRequest, winner, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now)
 	if !llan.configured {
 		t.Fatal("released to a holder of unknown rank")
 	}
-	winnerTag := wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
-	loser.onFrame(*frame(arp.OperationRequest, winner, wire.ZeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
+	winnerTag := frame.Tag{Priority: 200, Flags: frame.FlagHolder}.HardwareAddr().String()
+	loser.onFrame(*arpFrame(arp.OperationRequest, winner, frame.ZeroIPv4, winnerTag, testVIP), now.Add(ms(2)))
 	if llan.configured || loser.state != event.Standby {
 		t.Fatalf("after learning the winner's rank (it announced 2 ms before): state %v, configured %v", loser.state, llan.configured)
 	}
@@ -138,11 +138,11 @@ func TestMachineIdentifiesBeforeDefending(t *testing.T) {
 // on a MAC without the VIP for 2.4 s).
 func TestMachineSplitBrainThreeHolders(t *testing.T) {
 	bestMAC, worstMAC := "02:00:00:00:00:01", "02:00:00:00:00:03"
-	bestTag := wire.Tag{Priority: 200, Flags: wire.FlagHolder}.HardwareAddr().String()
-	worstTag := wire.Tag{Priority: 100, Flags: wire.FlagHolder}.HardwareAddr().String()
-	best := frame(arp.OperationRequest, bestMAC, wire.ZeroIPv4, bestTag, testVIP)
-	worst := frame(arp.OperationRequest, worstMAC, wire.ZeroIPv4, worstTag, testVIP)
-	for _, order := range [][]*wire.Frame{{best, worst}, {worst, best}} {
+	bestTag := frame.Tag{Priority: 200, Flags: frame.FlagHolder}.HardwareAddr().String()
+	worstTag := frame.Tag{Priority: 100, Flags: frame.FlagHolder}.HardwareAddr().String()
+	best := arpFrame(arp.OperationRequest, bestMAC, frame.ZeroIPv4, bestTag, testVIP)
+	worst := arpFrame(arp.OperationRequest, worstMAC, frame.ZeroIPv4, worstTag, testVIP)
+	for _, order := range [][]*frame.Frame{{best, worst}, {worst, best}} {
 		m, lan := newTestMachine(t, 150, "02:00:00:00:00:02")
 		now := advance(m, fiptest.T0, fiptest.T0.Add(4500*time.Millisecond), nil)
 		before := lan.announces
@@ -151,7 +151,7 @@ func TestMachineSplitBrainThreeHolders(t *testing.T) {
 		for i, f := range order {
 			at := now.Add(time.Duration(3*i) * time.Millisecond)
 			m.onFrame(*f, at)
-			m.onFrame(*frame(arp.OperationReply, f.Packet.SenderHardwareAddr.String(), testVIP, "02:00:00:00:00:02", wire.ZeroIPv4), at.Add(ms(1)))
+			m.onFrame(*arpFrame(arp.OperationReply, f.Packet.SenderHardwareAddr.String(), testVIP, "02:00:00:00:00:02", frame.ZeroIPv4), at.Add(ms(1)))
 		}
 		if m.state != event.Yielding {
 			t.Fatalf("state %v after both holders' self-checks, want yielding", m.state)
@@ -160,7 +160,7 @@ func TestMachineSplitBrainThreeHolders(t *testing.T) {
 		if lan.announces != before {
 			t.Fatalf("the middle holder announced (%d announcements, want %d)", lan.announces, before)
 		}
-		m.onFrame(*frame(arp.OperationRequest, bestMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(210)))
+		m.onFrame(*arpFrame(arp.OperationRequest, bestMAC, testVIP, "ff:ff:ff:ff:ff:ff", testVIP), now.Add(ms(210)))
 		if m.state != event.Standby || lan.configured {
 			t.Fatalf("after the best holder's announcement: state %v, configured %v", m.state, lan.configured)
 		}

@@ -9,9 +9,8 @@ import (
 	"net"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/event"
+	"floatip/internal/wire/frame"
 )
 
 // standbyProbe closes the previous probe (answered or missed), decides
@@ -78,7 +77,7 @@ func (m *Machine) standbyProbe(now time.Time) {
 		m.nextProbe = m.Group.pacer.nextToken(now) // many VIPs probe at once
 		return
 	}
-	dst := wire.BroadcastMAC
+	dst := frame.BroadcastMAC
 	if !suspicious && m.holder != nil {
 		dst = m.holder
 	}
@@ -95,7 +94,7 @@ func (m *Machine) standbyProbe(now time.Time) {
 func (m *Machine) probeFor(now time.Time, dst net.HardwareAddr) bool {
 	var flags uint8
 	if !m.healthy {
-		flags = wire.FlagStandAside // so that no standby waits for us to claim
+		flags = frame.FlagStandAside // so that no standby waits for us to claim
 	}
 	if err := m.ARP.Probe(m.vip, m.tag(flags), dst); err != nil {
 		m.Log.Debug("probe not sent", "err", err)
@@ -151,7 +150,7 @@ func (m *Machine) reconcileCheck(mac net.HardwareAddr, now time.Time) {
 		return
 	}
 	m.reconcileWith = nil
-	if err := m.ARP.Probe(m.vip, m.tag(wire.FlagHolder), mac); err != nil {
+	if err := m.ARP.Probe(m.vip, m.tag(frame.FlagHolder), mac); err != nil {
 		m.Log.Debug("reconcile probe not sent", "err", err)
 	}
 }
@@ -200,7 +199,7 @@ func (m *Machine) startClaim(now time.Time) {
 	m.setState(event.Claiming, "holder silent", now)
 	m.answeredSinceProbe = false
 	m.saidIsolated = false
-	if err := m.ARP.Probe(m.vip, m.tag(0), wire.BroadcastMAC); err != nil {
+	if err := m.ARP.Probe(m.vip, m.tag(0), frame.BroadcastMAC); err != nil {
 		m.Log.Debug("claim probe not sent", "err", err)
 		m.becomeStandby(now, false, "claim probe not sent")
 		return

@@ -14,14 +14,14 @@ import (
 
 	"floatip/internal/event"
 	"floatip/internal/fiptest"
-	"floatip/internal/wire"
+	"floatip/internal/wire/frame"
 
 	"github.com/mdlayher/arp"
 )
 
 func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
 	m, lan := newTestMachine(t, 200, "02:00:00:00:00:09")
-	advance(m, fiptest.T0, fiptest.T0.Add(time.Minute), func(time.Time) *wire.Frame { return holderReply("02:00:00:00:00:01") })
+	advance(m, fiptest.T0, fiptest.T0.Add(time.Minute), func(time.Time) *frame.Frame { return holderReply("02:00:00:00:00:01") })
 	if m.state != event.Standby || lan.adds != 0 {
 		t.Fatalf("state %v, adds %d", m.state, lan.adds)
 	}
@@ -36,7 +36,7 @@ func TestMachineStaysStandbyWhileTheHolderAnswers(t *testing.T) {
 func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	rng := rand.New(rand.NewPCG(1, 2))
-	advance(m, fiptest.T0, fiptest.T0.Add(10*time.Minute), func(time.Time) *wire.Frame {
+	advance(m, fiptest.T0, fiptest.T0.Add(10*time.Minute), func(time.Time) *frame.Frame {
 		if rng.Float64() < 1-0.95*0.95 {
 			return nil
 		}
@@ -49,10 +49,10 @@ func TestMachineLossDoesNotCauseATakeover(t *testing.T) {
 
 func TestMachineLeavesTheClaimToABetterStandby(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
-	better := wire.Tag{Priority: 200}.HardwareAddr().String()
+	better := frame.Tag{Priority: 200}.HardwareAddr().String()
 	// The better standby keeps probing; nobody holds the VIP.
-	advance(m, fiptest.T0, fiptest.T0.Add(3*time.Second), func(time.Time) *wire.Frame {
-		return frame(arp.OperationRequest, "02:00:00:00:00:05", wire.ZeroIPv4, better, testVIP)
+	advance(m, fiptest.T0, fiptest.T0.Add(3*time.Second), func(time.Time) *frame.Frame {
+		return arpFrame(arp.OperationRequest, "02:00:00:00:00:05", frame.ZeroIPv4, better, testVIP)
 	})
 	if lan.adds != 0 {
 		t.Fatal("claimed although a better standby was alive")
@@ -69,7 +69,7 @@ func TestMachineLeavesTheClaimToABetterStandby(t *testing.T) {
 func TestMachineProbesTheHolderByUnicast(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *frame.Frame { return holderReply(holder) })
 	n := len(lan.probeDsts)
 	if n < 5 || lan.probeDsts[n-1] != holder || lan.probeDsts[n-2] != holder {
 		t.Fatalf("probes went to %v, want the holder's MAC once known", lan.probeDsts)
@@ -101,11 +101,11 @@ func TestMachineIsolatedNeverClaims(t *testing.T) {
 
 func TestMachinePreemption(t *testing.T) {
 	holder := "02:00:00:00:00:01"
-	holderTag := wire.Tag{Priority: 50, Flags: wire.FlagHolder}.HardwareAddr().String()
+	holderTag := frame.Tag{Priority: 50, Flags: frame.FlagHolder}.HardwareAddr().String()
 	// The lower-priority holder's self-check (its rank), then its kernel's replies.
-	lowerHolder := func(at time.Time) *wire.Frame {
+	lowerHolder := func(at time.Time) *frame.Frame {
 		if at.Sub(fiptest.T0)%time.Second < ms(200) {
-			return frame(arp.OperationRequest, holder, wire.ZeroIPv4, holderTag, testVIP)
+			return arpFrame(arp.OperationRequest, holder, frame.ZeroIPv4, holderTag, testVIP)
 		}
 		return holderReply(holder)
 	}
@@ -140,7 +140,7 @@ func TestMachineFencing(t *testing.T) {
 			return nil
 		}
 		death := fiptest.T0.Add(2 * time.Second)
-		now := advance(m, fiptest.T0, death.Add(time.Second), func(at time.Time) *wire.Frame {
+		now := advance(m, fiptest.T0, death.Add(time.Second), func(at time.Time) *frame.Frame {
 			if at.Before(death) {
 				return holderReply("02:00:00:00:00:01")
 			}
@@ -168,7 +168,7 @@ func TestMachineFencing(t *testing.T) {
 // active node whose check fails hands the VIP over with a release notice.
 func TestMachineHealthGate(t *testing.T) {
 	lan := &fakeLAN{own: fiptest.MustMAC("02:00:00:00:00:09")}
-	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 1, AnnounceSpacing: ms(1100), AnnounceForm: wire.FormRequest}
+	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 1, AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest}
 	m := NewMachine(testVIP, cfg, Deps{Interface: "eth0", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), ARP: lan, Address: lan, StartUnhealthy: true}, StartStandby, fiptest.T0)
 	m.onEvent(EvLinkUp, fiptest.T0)
 	now := advance(m, fiptest.T0, fiptest.T0.Add(5*time.Second), nil)
@@ -184,7 +184,7 @@ func TestMachineHealthGate(t *testing.T) {
 	if lan.configured || m.state != event.Standby {
 		t.Fatalf("unhealthy holder kept the VIP: state %v", m.state)
 	}
-	if last := lan.probes[len(lan.probes)-1]; last.Flags != wire.FlagReleasing {
+	if last := lan.probes[len(lan.probes)-1]; last.Flags != frame.FlagReleasing {
 		t.Errorf("no release notice: %+v", last)
 	}
 	advance(m, now, now.Add(5*time.Second), nil)
@@ -225,8 +225,8 @@ func TestMachineReleaseNoticeWithReferences(t *testing.T) {
 	refs := &gatewayRefs{delay: ms(2)}
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*Config) {})
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
-	notice := frame(arp.OperationRequest, holder, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagReleasing}.HardwareAddr().String(), testVIP)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *frame.Frame { return holderReply(holder) })
+	notice := arpFrame(arp.OperationRequest, holder, frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: frame.FlagReleasing}.HardwareAddr().String(), testVIP)
 	m.onFrame(*notice, now)
 	advance(m, now, now.Add(ms(60)+referenceAnswerWait), nil)
 	if m.state != event.Active || lan.adds != 1 {
@@ -243,7 +243,7 @@ func TestMachineUnansweredReferencesAfterAHolderDeath(t *testing.T) {
 	refs := &gatewayRefs{delay: time.Hour} // never answers
 	m, lan := newTestMachineWith(t, 100, "02:00:00:00:00:09", refs, func(*Config) {})
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *frame.Frame { return holderReply(holder) })
 	advance(m, now, now.Add(3*time.Second), nil) // the holder dies
 	if lan.adds != 0 || m.state != event.Standby {
 		t.Fatalf("claimed with no reference host answering: state %v, adds %d", m.state, lan.adds)

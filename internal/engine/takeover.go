@@ -8,9 +8,8 @@ import (
 	"net/netip"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/event"
+	"floatip/internal/wire/frame"
 )
 
 const (
@@ -187,8 +186,8 @@ func (m *Machine) self() rank {
 	return rank{priority: m.cfg.Priority, mac: m.ARP.MAC()}
 }
 
-func (m *Machine) tag(flags uint8) wire.Tag {
-	return wire.Tag{Priority: m.cfg.Priority, Flags: flags}
+func (m *Machine) tag(flags uint8) frame.Tag {
+	return frame.Tag{Priority: m.cfg.Priority, Flags: flags}
 }
 
 func (m *Machine) queueSlot() *int { return &m.slot }
@@ -385,7 +384,7 @@ func (m *Machine) selfCheck(now time.Time) bool {
 	if m.checkWouldOverrideAnnouncement(now) {
 		return false
 	}
-	if err := m.ARP.Probe(m.vip, m.tag(wire.FlagHolder), wire.BroadcastMAC); err != nil {
+	if err := m.ARP.Probe(m.vip, m.tag(frame.FlagHolder), frame.BroadcastMAC); err != nil {
 		m.Log.Debug("self-check not sent", "err", err)
 	}
 	m.lastIntroduce = now
@@ -402,17 +401,17 @@ func (m *Machine) checkWouldOverrideAnnouncement(now time.Time) bool {
 	return m.vip.Is6() && !m.lastOwnAnnounce.IsZero() && now.Sub(m.lastOwnAnnounce) < announceOrderMargin
 }
 
-func (m *Machine) onFrame(f wire.Frame, now time.Time) {
+func (m *Machine) onFrame(f frame.Frame, now time.Time) {
 	own := m.ARP.MAC()
 	if own == nil || !f.FromOther(own) {
 		return
 	}
 	p := f.Packet
 	isProbeForVIP := p.Operation == 1 && p.SenderIP.IsUnspecified() && p.TargetIP == m.vip
-	var tag wire.Tag
+	var tag frame.Tag
 	tagged := false
 	if isProbeForVIP {
-		tag, tagged = wire.ParseTag(p.TargetHardwareAddr)
+		tag, tagged = frame.ParseTag(p.TargetHardwareAddr)
 		if tagged {
 			m.Group.peers.observe(p.SenderHardwareAddr, tag, now)
 			if m.Group.pool != nil {
@@ -423,15 +422,15 @@ func (m *Machine) onFrame(f wire.Frame, now time.Time) {
 			}
 		}
 	}
-	holderSign := wire.HolderEvidence(f, m.vip, own) || (tagged && tag.Flags&wire.FlagHolder != 0)
-	releasing := tagged && tag.Flags&wire.FlagReleasing != 0
+	holderSign := frame.HolderEvidence(f, m.vip, own) || (tagged && tag.Flags&frame.FlagHolder != 0)
+	releasing := tagged && tag.Flags&frame.FlagReleasing != 0
 	if holderSign && !tagged {
 		m.Group.peers.heard(p.SenderHardwareAddr)
 	}
 	if holderSign {
 		m.Group.sawHolderNode(p.SenderHardwareAddr, now)
 	}
-	if holderSign && wire.IsGratuitous(f) {
+	if holderSign && frame.IsGratuitous(f) {
 		m.lastGratuitous, m.lastGratuitousAt = append(net.HardwareAddr(nil), p.SenderHardwareAddr...), now
 	}
 	if isProbeForVIP && m.vip.Is6() && m.added {
@@ -458,7 +457,7 @@ func (m *Machine) onFrame(f wire.Frame, now time.Time) {
 			m.sawHolder(f, now)
 			m.Log.Info("claim aborted: VIP is held", "holder", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, true, "claim aborted: held")
-		} else if tagged && !releasing && tag.Flags&wire.FlagStandAside == 0 && m.Group.pool == nil && (rank{priority: tag.Priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
+		} else if tagged && !releasing && tag.Flags&frame.FlagStandAside == 0 && m.Group.pool == nil && (rank{priority: tag.Priority, mac: p.SenderHardwareAddr}).outranks(m.self()) {
 			m.Log.Info("claim aborted: a better standby is claiming", "standby", p.SenderHardwareAddr.String())
 			m.becomeStandby(now, false, "claim aborted: better standby")
 		}
@@ -476,7 +475,7 @@ func (m *Machine) onFrame(f wire.Frame, now time.Time) {
 
 // sawHolder records a sign of life of the holder, and for preemption
 // whether it is one this node outranks.
-func (m *Machine) sawHolder(f wire.Frame, now time.Time) {
+func (m *Machine) sawHolder(f frame.Frame, now time.Time) {
 	mac := f.Packet.SenderHardwareAddr
 	m.answeredSinceProbe = true
 	m.deb.answered(now)
@@ -513,7 +512,7 @@ func (m *Machine) release(notify bool) {
 		m.Log.Info("released VIP")
 	}
 	if notify && m.linkUp {
-		if err := m.ARP.Probe(m.vip, m.tag(wire.FlagReleasing), wire.BroadcastMAC); err != nil {
+		if err := m.ARP.Probe(m.vip, m.tag(frame.FlagReleasing), frame.BroadcastMAC); err != nil {
 			m.Log.Debug("release notice not sent", "err", err)
 		}
 	}

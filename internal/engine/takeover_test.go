@@ -4,9 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"floatip/internal/wire"
-
 	"floatip/internal/fiptest"
+	"floatip/internal/wire/frame"
 
 	"floatip/internal/event"
 
@@ -33,7 +32,7 @@ func TestMachineClaimsAnEmptyNetwork(t *testing.T) {
 func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	death := fiptest.T0.Add(5 * time.Second)
-	alive := func(at time.Time) *wire.Frame {
+	alive := func(at time.Time) *frame.Frame {
 		if at.Before(death) {
 			return holderReply("02:00:00:00:00:01")
 		}
@@ -52,8 +51,8 @@ func TestMachineTakesOverWhenTheHolderDies(t *testing.T) {
 func TestMachineReleaseNoticeMeansImmediateClaim(t *testing.T) {
 	m, lan := newTestMachine(t, 100, "02:00:00:00:00:09")
 	holder := "02:00:00:00:00:01"
-	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *wire.Frame { return holderReply(holder) })
-	notice := frame(arp.OperationRequest, holder, wire.ZeroIPv4, wire.Tag{Priority: 100, Flags: wire.FlagReleasing}.HardwareAddr().String(), testVIP)
+	now := advance(m, fiptest.T0, fiptest.T0.Add(2*time.Second), func(time.Time) *frame.Frame { return holderReply(holder) })
+	notice := arpFrame(arp.OperationRequest, holder, frame.ZeroIPv4, frame.Tag{Priority: 100, Flags: frame.FlagReleasing}.HardwareAddr().String(), testVIP)
 	m.onFrame(*notice, now)
 	advance(m, now, now.Add(ms(60)), nil)
 	if m.state != event.Active || lan.adds != 1 {
@@ -88,7 +87,7 @@ func TestMachineLinkDownReleasesAndShutdownRemoves(t *testing.T) {
 	if lan.configured {
 		t.Fatal("shutdown left the VIP configured")
 	}
-	if len(lan.probes) != probes+1 || lan.probes[probes].Flags != wire.FlagReleasing {
+	if len(lan.probes) != probes+1 || lan.probes[probes].Flags != frame.FlagReleasing {
 		t.Errorf("no release notice after removal: %+v", lan.probes[probes:])
 	}
 }

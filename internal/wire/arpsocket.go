@@ -9,6 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"floatip/internal/wire/frame"
+
 	"floatip/internal/privilege"
 
 	"github.com/mdlayher/arp"
@@ -76,7 +78,7 @@ func (s *ARPSocket) Close() error {
 }
 
 // DrainRoutine hands handle the routine frames received up to limit.
-func (s *ARPSocket) DrainRoutine(limit time.Time, handle func(Frame)) {
+func (s *ARPSocket) DrainRoutine(limit time.Time, handle func(frame.Frame)) {
 	if s.routine != nil {
 		s.routine.drain(limit, handle)
 	}
@@ -134,10 +136,10 @@ func (s *ARPSocket) Send(p *arp.Packet, dst net.HardwareAddr) error {
 // Run reads frames and hands each well-formed ARP packet to deliver until
 // ctx ends (then it returns nil) or the socket fails for good. A malformed
 // frame from the LAN is skipped, never fatal.
-func (s *ARPSocket) Run(ctx context.Context, deliver func(Frame)) error {
+func (s *ARPSocket) Run(ctx context.Context, deliver func(frame.Frame)) error {
 	return readPackets(ctx, s.conn, "ARP", s.name, func(b []byte, _ net.Addr) {
 		if pkt, ok := ParseARP(b); ok {
-			deliver(Frame{Packet: pkt, Received: time.Now()})
+			deliver(frame.Frame{Packet: pkt, Received: time.Now()})
 		}
 	})
 }

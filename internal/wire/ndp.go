@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"time"
 
+	"floatip/internal/wire/frame"
+
 	"floatip/internal/privilege"
 
 	"github.com/mdlayher/arp"
@@ -103,7 +105,7 @@ func multicastMAC(group netip.Addr) net.HardwareAddr {
 }
 
 // tagOption is the floatip tag as an ND option.
-func tagOption(t Tag) *ndp.RawOption {
+func tagOption(t frame.Tag) *ndp.RawOption {
 	return &ndp.RawOption{Type: tagOptionType, Length: 1, Value: t.HardwareAddr()}
 }
 
@@ -132,7 +134,7 @@ func ndpPacket(m ndp.Message, src, dst netip.Addr) ([]byte, error) {
 
 // ProbeNS builds a DAD-style NS for target (source ::, to its
 // solicited-node group), with the floatip tag when tag is not nil.
-func ProbeNS(target netip.Addr, tag *Tag) ([]byte, error) {
+func ProbeNS(target netip.Addr, tag *frame.Tag) ([]byte, error) {
 	ns := &ndp.NeighborSolicitation{TargetAddress: target}
 	if tag != nil {
 		ns.Options = []ndp.Option{tagOption(*tag)}
@@ -180,7 +182,7 @@ func NDPFrame(b []byte, src net.HardwareAddr) (*arp.Packet, error) {
 		return nil, fmt.Errorf("%w: %w", errNotNDP, err)
 	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: unix.ETH_P_IPV6, HardwareAddrLength: 6, IPLength: 16,
-		SenderHardwareAddr: src, TargetHardwareAddr: zeroMAC}
+		SenderHardwareAddr: src, TargetHardwareAddr: frame.ZeroMAC}
 	switch m := msg.(type) {
 	case *ndp.NeighborSolicitation:
 		if ipSrc.IsUnspecified() && !ipDst.IsMulticast() {
@@ -328,12 +330,12 @@ func (s *NDPSocket) Send(b []byte, dst net.HardwareAddr) error {
 // Probe sends a DAD-style NS for target, tagged when tag is not nil, to its
 // solicited-node group, or to dst when dst is a MAC other than broadcast
 // (the known holder).
-func (s *NDPSocket) Probe(target netip.Addr, tag *Tag, dst net.HardwareAddr) error {
+func (s *NDPSocket) Probe(target netip.Addr, tag *frame.Tag, dst net.HardwareAddr) error {
 	b, err := ProbeNS(target, tag)
 	if err != nil {
 		return fmt.Errorf("build probe for %s: %w", target, err)
 	}
-	if dst == nil || bytes.Equal(dst, BroadcastMAC) {
+	if dst == nil || bytes.Equal(dst, frame.BroadcastMAC) {
 		_, dst = solicitedNode(target)
 	}
 	return s.Send(b, dst)
@@ -351,14 +353,14 @@ func (s *NDPSocket) Announce(vip netip.Addr) error {
 // Run reads packets and hands each valid NS or NA to deliver, translated
 // (NDPFrame), until ctx ends (then it returns nil) or the socket fails for
 // good. A malformed packet from the LAN is skipped, never fatal.
-func (s *NDPSocket) Run(ctx context.Context, deliver func(Frame)) error {
+func (s *NDPSocket) Run(ctx context.Context, deliver func(frame.Frame)) error {
 	return readPackets(ctx, s.conn, "neighbour discovery", s.name, func(b []byte, from net.Addr) {
 		addr, ok := from.(*packet.Addr)
 		if !ok || len(addr.HardwareAddr) != 6 {
 			return
 		}
 		if pkt, err := NDPFrame(b, append(net.HardwareAddr(nil), addr.HardwareAddr...)); err == nil {
-			deliver(Frame{Packet: pkt, Received: time.Now()})
+			deliver(frame.Frame{Packet: pkt, Received: time.Now()})
 		}
 	})
 }

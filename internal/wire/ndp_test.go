@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"floatip/internal/wire/frame"
+
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/bpf"
@@ -17,7 +19,7 @@ var (
 	v6VIP  = netip.MustParseAddr("2001:db8::50")
 	macA   = net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	macB   = net.HardwareAddr{2, 0, 0, 0, 0, 2}
-	tagged = Tag{Priority: 200, Flags: FlagHolder}
+	tagged = frame.Tag{Priority: 200, Flags: frame.FlagHolder}
 )
 
 func TestProbeNSWire(t *testing.T) {
@@ -89,12 +91,12 @@ func TestNDPFrameTranslation(t *testing.T) {
 			if p.Operation != tc.op || !bytes.Equal(p.SenderHardwareAddr, tc.sha) || p.SenderIP != tc.spa || p.TargetIP != tc.tpa {
 				t.Errorf("got op %v sha %s spa %s tpa %s", p.Operation, p.SenderHardwareAddr, p.SenderIP, p.TargetIP)
 			}
-			tag, ok := ParseTag(p.TargetHardwareAddr)
+			tag, ok := frame.ParseTag(p.TargetHardwareAddr)
 			if ok != tc.tag || (ok && tag != tagged) {
 				t.Errorf("tag %v %v", tag, ok)
 			}
-			f := Frame{Packet: p}
-			if tc.name == "unsolicited NA: an announcement" && (!HolderEvidence(f, v6VIP, macA) || !IsGratuitous(f)) {
+			f := frame.Frame{Packet: p}
+			if tc.name == "unsolicited NA: an announcement" && (!frame.HolderEvidence(f, v6VIP, macA) || !frame.IsGratuitous(f)) {
 				t.Error("an NA for the VIP must be holder evidence and an announcement")
 			}
 		})

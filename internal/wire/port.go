@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"floatip/internal/wire/frame"
 )
 
 // Port is the sending side of the interface's ARP socket as the VIP
@@ -56,7 +58,7 @@ func (p *Port) MAC() net.HardwareAddr {
 
 // Probe sends an RFC 5227 probe for vip carrying tag, to dst (broadcast,
 // or the known holder's MAC); for an IPv6 VIP, a DAD-style NS (ndp.go).
-func (p *Port) Probe(vip netip.Addr, tag Tag, dst net.HardwareAddr) error {
+func (p *Port) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAddr) error {
 	if vip.Is6() {
 		nd := p.currentND()
 		if nd == nil {
@@ -68,7 +70,7 @@ func (p *Port) Probe(vip netip.Addr, tag Tag, dst net.HardwareAddr) error {
 	if s == nil {
 		return errLinkDown
 	}
-	pkt, err := ProbePacket(s.MAC, vip, &tag)
+	pkt, err := frame.ProbePacket(s.MAC, vip, &tag)
 	if err != nil {
 		return fmt.Errorf("build probe for %s: %w", vip, err)
 	}
@@ -83,22 +85,22 @@ func (p *Port) ProbeAddress(ip netip.Addr) error {
 		if nd == nil {
 			return errLinkDown
 		}
-		return nd.Probe(ip, nil, BroadcastMAC)
+		return nd.Probe(ip, nil, frame.BroadcastMAC)
 	}
 	s := p.current()
 	if s == nil {
 		return errLinkDown
 	}
-	pkt, err := ProbePacket(s.MAC, ip, nil)
+	pkt, err := frame.ProbePacket(s.MAC, ip, nil)
 	if err != nil {
 		return fmt.Errorf("build probe for %s: %w", ip, err)
 	}
-	return s.Send(pkt, BroadcastMAC)
+	return s.Send(pkt, frame.BroadcastMAC)
 }
 
 // Announce sends one round of unsolicited ARP for vip; for an IPv6 VIP,
 // one unsolicited NA (form is ARP's: an NA has one form only).
-func (p *Port) Announce(vip netip.Addr, form AnnounceForm) error {
+func (p *Port) Announce(vip netip.Addr, form frame.AnnounceForm) error {
 	if vip.Is6() {
 		nd := p.currentND()
 		if nd == nil {
@@ -110,12 +112,12 @@ func (p *Port) Announce(vip netip.Addr, form AnnounceForm) error {
 	if s == nil {
 		return errLinkDown
 	}
-	pkts, err := announcePackets(s.MAC, vip, form)
+	pkts, err := frame.AnnouncePackets(s.MAC, vip, form)
 	if err != nil {
 		return err
 	}
 	for _, pkt := range pkts {
-		if err := s.Send(pkt, BroadcastMAC); err != nil {
+		if err := s.Send(pkt, frame.BroadcastMAC); err != nil {
 			return err
 		}
 	}

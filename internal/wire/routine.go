@@ -6,6 +6,8 @@ import (
 	"time"
 	"unsafe"
 
+	"floatip/internal/wire/frame"
+
 	"floatip/internal/privilege"
 
 	"golang.org/x/net/bpf"
@@ -56,7 +58,7 @@ func routineFilter(standby, routine bool) []bpf.Instruction {
 		offTPA = 24
 		never  = 0x10000 // no 16-bit field has this value
 	)
-	replyOp, holderFlags := uint32(2), uint32(FlagHolder)
+	replyOp, holderFlags := uint32(2), uint32(frame.FlagHolder)
 	if !standby {
 		replyOp, holderFlags = never, never
 	}
@@ -71,7 +73,7 @@ func routineFilter(standby, routine bool) []bpf.Instruction {
 		{ins: bpf.LoadAbsolute{Off: offSPA, Size: 4}}, // a probe: sender IP 0.0.0.0 ...
 		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0}, to: "no"},
 		{ins: bpf.LoadAbsolute{Off: offTHA, Size: 4}}, // ... with a floatip tag ...
-		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 'f'<<24 | 'i'<<16 | 'p'<<8 | TagVersion}, to: "no"},
+		{ins: bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 'f'<<24 | 'i'<<16 | 'p'<<8 | frame.TagVersion}, to: "no"},
 		{ins: bpf.LoadAbsolute{Off: offTHA + 4, Size: 2}}, // ... priority (not 0) and flags
 		{ins: bpf.JumpIf{Cond: bpf.JumpLessThan, Val: 0x0100}, to: "no"},
 		{ins: bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xff}},
@@ -140,7 +142,7 @@ type routineSocket struct {
 	ifindex int
 	buf     []byte
 	oob     []byte
-	pending *Frame // read past a drain's limit: the next drain's first
+	pending *frame.Frame // read past a drain's limit: the next drain's first
 }
 
 func openRoutineSocket(ifi *net.Interface, standby bool) (*routineSocket, error) {
@@ -193,7 +195,7 @@ func (s *routineSocket) Close() error { return unix.Close(s.fd) }
 // drain hands handle the frames received up to limit, oldest first; a
 // frame received after limit is kept for the next drain, so that frames
 // from both sockets are handled in the order they arrived.
-func (s *routineSocket) drain(limit time.Time, handle func(Frame)) {
+func (s *routineSocket) drain(limit time.Time, handle func(frame.Frame)) {
 	for {
 		if s.pending == nil {
 			f, ok := s.read()
@@ -215,7 +217,7 @@ func (s *routineSocket) drain(limit time.Time, handle func(Frame)) {
 // waiting (or the socket failed: the main socket's reader reports that).
 // A raw system call: it never blocks, and the runtime's syscall.Syscall
 // would wake sysmon (system.WakeTimer).
-func (s *routineSocket) read() (Frame, bool) {
+func (s *routineSocket) read() (frame.Frame, bool) {
 	for {
 		iov := unix.Iovec{Base: &s.buf[0]}
 		iov.SetLen(len(s.buf))
@@ -226,13 +228,13 @@ func (s *routineSocket) read() (Frame, bool) {
 			continue
 		}
 		if e != 0 {
-			return Frame{}, false
+			return frame.Frame{}, false
 		}
 		pkt, ok := ParseARP(s.buf[:n])
 		if !ok {
 			continue
 		}
-		return Frame{Packet: pkt, Received: receivedAt(s.oob[:msg.Controllen], time.Now())}, true
+		return frame.Frame{Packet: pkt, Received: receivedAt(s.oob[:msg.Controllen], time.Now())}, true
 	}
 }
 

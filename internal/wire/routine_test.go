@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"floatip/internal/wire/frame"
+
 	"github.com/mdlayher/arp"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -48,7 +50,7 @@ func TestRoutineFilter(t *testing.T) {
 		}
 		return b
 	}
-	probe := func(tag *Tag) []byte { return marshal(ProbePacket(peer, vip, tag)) }
+	probe := func(tag *frame.Tag) []byte { return marshal(frame.ProbePacket(peer, vip, tag)) }
 	host, bcast := uint32(unix.PACKET_HOST), uint32(unix.PACKET_BROADCAST)
 	cases := []struct {
 		name             string
@@ -56,22 +58,22 @@ func TestRoutineFilter(t *testing.T) {
 		frame            []byte
 		standby, holding bool // routine while every VIP is in standby / while holding one
 	}{
-		{"standby probe to us", host, probe(&Tag{Priority: 100}), true, true},
-		{"standby probe broadcast (suspicious)", bcast, probe(&Tag{Priority: 100}), false, false},
-		{"holder self-check", bcast, probe(&Tag{Priority: 200, Flags: FlagHolder}), true, false},
-		{"holder check to us (reconcile)", host, probe(&Tag{Priority: 200, Flags: FlagHolder}), true, false},
-		{"release notice", host, probe(&Tag{Priority: 200, Flags: FlagReleasing}), false, false},
-		{"release notice broadcast", bcast, probe(&Tag{Priority: 200, Flags: FlagReleasing}), false, false},
-		{"holder releasing", bcast, probe(&Tag{Priority: 200, Flags: FlagHolder | FlagReleasing}), false, false},
-		{"holder standing aside", bcast, probe(&Tag{Priority: 200, Flags: FlagHolder | FlagStandAside}), false, false},
-		{"tag with priority 0", host, probe(&Tag{Priority: 0}), false, false},
-		{"stand-aside probe", host, probe(&Tag{Priority: 100, Flags: FlagStandAside}), false, false},
+		{"standby probe to us", host, probe(&frame.Tag{Priority: 100}), true, true},
+		{"standby probe broadcast (suspicious)", bcast, probe(&frame.Tag{Priority: 100}), false, false},
+		{"holder self-check", bcast, probe(&frame.Tag{Priority: 200, Flags: frame.FlagHolder}), true, false},
+		{"holder check to us (reconcile)", host, probe(&frame.Tag{Priority: 200, Flags: frame.FlagHolder}), true, false},
+		{"release notice", host, probe(&frame.Tag{Priority: 200, Flags: frame.FlagReleasing}), false, false},
+		{"release notice broadcast", bcast, probe(&frame.Tag{Priority: 200, Flags: frame.FlagReleasing}), false, false},
+		{"holder releasing", bcast, probe(&frame.Tag{Priority: 200, Flags: frame.FlagHolder | frame.FlagReleasing}), false, false},
+		{"holder standing aside", bcast, probe(&frame.Tag{Priority: 200, Flags: frame.FlagHolder | frame.FlagStandAside}), false, false},
+		{"tag with priority 0", host, probe(&frame.Tag{Priority: 0}), false, false},
+		{"stand-aside probe", host, probe(&frame.Tag{Priority: 100, Flags: frame.FlagStandAside}), false, false},
 		{"plain probe (arping -D)", host, probe(nil), false, false},
-		{"reply to our probe", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, ZeroIPv4)), true, false},
-		{"reply to another's probe, broadcast", bcast, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, ZeroIPv4)), false, false},
+		{"reply to our probe", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, frame.ZeroIPv4)), true, false},
+		{"reply to another's probe, broadcast", bcast, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, frame.ZeroIPv4)), false, false},
 		{"reply with a sender address (ARP answer)", host, marshal(arp.NewPacket(arp.OperationReply, peer, vip, own, netip.MustParseAddr("198.51.100.9"))), false, false},
-		{"announcement request", bcast, marshal(AnnouncePacket(peer, vip, false)), false, false},
-		{"announcement reply to us", host, marshal(AnnouncePacket(peer, vip, true)), false, false},
+		{"announcement request", bcast, marshal(frame.AnnouncePacket(peer, vip, false)), false, false},
+		{"announcement reply to us", host, marshal(frame.AnnouncePacket(peer, vip, true)), false, false},
 		{"short frame", host, []byte{0, 1, 8, 0, 6, 4, 0, 2}, false, false},
 	}
 	for _, c := range cases {
@@ -109,7 +111,7 @@ func TestRoutineDrain(t *testing.T) {
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	var sent []time.Time
 	for i := 1; i <= 3; i++ {
-		p, err := ProbePacket(mac, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), &Tag{Priority: 100})
+		p, err := frame.ProbePacket(mac, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), &frame.Tag{Priority: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,8 +127,8 @@ func TestRoutineDrain(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	var got []Frame
-	collect := func(f Frame) { got = append(got, f) }
+	var got []frame.Frame
+	collect := func(f frame.Frame) { got = append(got, f) }
 	s.drain(sent[1].Add(-5*time.Millisecond), collect)
 	if len(got) != 1 || got[0].Packet.TargetIP != netip.MustParseAddr("198.51.100.1") {
 		t.Fatalf("first drain (limit before the second frame): got %d frames, want the first only", len(got))

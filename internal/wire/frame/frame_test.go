@@ -1,4 +1,4 @@
-package wire
+package frame
 
 import (
 	"encoding/hex"
@@ -49,7 +49,7 @@ func TestAnnouncementForms(t *testing.T) {
 	mac := fiptest.MustMAC("02:00:00:00:00:01")
 	vip := netip.MustParseAddr("192.0.2.50")
 	for form, ops := range map[AnnounceForm][]uint16{FormRequest: {1}, FormReply: {2}, FormBoth: {1, 2}} {
-		pkts, err := announcePackets(mac, vip, form)
+		pkts, err := AnnouncePackets(mac, vip, form)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestAnnouncementForms(t *testing.T) {
 			}
 		}
 	}
-	if _, err := announcePackets(mac, vip, "loud"); err == nil {
+	if _, err := AnnouncePackets(mac, vip, "loud"); err == nil {
 		t.Error("unknown form accepted")
 	}
 }
@@ -76,31 +76,6 @@ func TestPeerTag(t *testing.T) {
 	for _, tha := range []string{"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "66:69:70:02:07:00", "66:69:70:01:00:00"} {
 		if _, ok := ParseTag(fiptest.MustMAC(tha)); ok {
 			t.Errorf("THA %s taken for a floatip tag", tha)
-		}
-	}
-}
-
-// TestParseARPSkipsMalformedFrames: whatever the LAN sends, the read loop
-// gets a packet or a skip, never a panic.
-func TestParseARPSkipsMalformedFrames(t *testing.T) {
-	good, _ := AnnouncePacket(fiptest.MustMAC("02:00:00:00:00:01"), netip.MustParseAddr("192.0.2.50"), false)
-	b, _ := good.MarshalBinary()
-	if p, ok := ParseARP(append(b, make([]byte, 18)...)); !ok || p.SenderIP != netip.MustParseAddr("192.0.2.50") {
-		t.Fatalf("a padded announcement did not parse: %v %v", p, ok)
-	}
-	mutate := func(f func(c []byte) []byte) []byte { return f(append([]byte(nil), b...)) }
-	for name, frame := range map[string][]byte{
-		"empty":        {},
-		"truncated":    b[:20],
-		"header only":  b[:8],
-		"IPv6 ptype":   mutate(func(c []byte) []byte { c[2], c[3] = 0x86, 0xdd; return c }),
-		"hlen 8":       mutate(func(c []byte) []byte { c[4] = 8; return c }),
-		"plen 16":      mutate(func(c []byte) []byte { c[5] = 16; return c }),
-		"plen 0":       mutate(func(c []byte) []byte { c[5] = 0; return c }),
-		"not Ethernet": mutate(func(c []byte) []byte { c[1] = 6; return c }),
-	} {
-		if _, ok := ParseARP(frame); ok {
-			t.Errorf("%s: accepted", name)
 		}
 	}
 }

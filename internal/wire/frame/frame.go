@@ -1,13 +1,11 @@
-// Package wire is floatip on the LAN: the ARP and neighbour-discovery
-// frames it sends and understands (RFC 5227 probes carrying the floatip
-// tag, announcements as arping sends them), the raw sockets and BPF
-// filters that carry them, and the Port through which the machines send.
-// An NDP message is translated into the same Frame as an ARP packet, so
-// that everything above sees one vocabulary for IPv4 and IPv6.
+// Package frame is the vocabulary of floatip on the LAN: a received frame
+// (an ARP packet, or an NDP message translated into one), the floatip tag
+// that a probe carries in its target hardware address, and the probes and
+// announcements floatip sends, byte for byte as arping sends them. It is
+// all the decision core (internal/engine) knows of the wire.
 //
-// It must not know about decisions: who holds a VIP, states, peers or
-// timing beyond a socket's deadlines. Nor does it touch addresses or routes.
-package wire
+// It must not know about sockets (internal/wire) or decisions.
+package frame
 
 import (
 	"bytes"
@@ -31,7 +29,7 @@ const (
 // The addresses a probe and an announcement are made of.
 var (
 	BroadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	zeroMAC      = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	ZeroMAC      = net.HardwareAddr{0, 0, 0, 0, 0, 0}
 	ZeroIPv4     = netip.IPv4Unspecified()
 )
 
@@ -74,7 +72,7 @@ func ParseTag(tha net.HardwareAddr) (Tag, bool) {
 // 0.0.0.0, so that no neighbour's cache learns anything from it. tag may be
 // nil for a plain probe (THA zero, as the RFC recommends).
 func ProbePacket(mac net.HardwareAddr, vip netip.Addr, tag *Tag) (*arp.Packet, error) {
-	tha := zeroMAC
+	tha := ZeroMAC
 	if tag != nil {
 		tha = tag.HardwareAddr()
 	}
@@ -91,8 +89,8 @@ func AnnouncePacket(mac net.HardwareAddr, vip netip.Addr, reply bool) (*arp.Pack
 	return arp.NewPacket(arp.OperationRequest, mac, vip, BroadcastMAC, vip)
 }
 
-// announcePackets returns the packets of one announcement round in form.
-func announcePackets(mac net.HardwareAddr, vip netip.Addr, form AnnounceForm) ([]*arp.Packet, error) {
+// AnnouncePackets returns the packets of one announcement round in form.
+func AnnouncePackets(mac net.HardwareAddr, vip netip.Addr, form AnnounceForm) ([]*arp.Packet, error) {
 	var replies []bool
 	switch form {
 	case FormRequest:
