@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # the settings are read by the measurements in lab/bench/*.sh
 # bench.sh - measure floatip in the namespace lab the way a user feels it.
 #
 #   bash lab/bench.sh [-n RUNS] [-only LIST] [-quick] [-out DIR] [-bin FLOATIP]
@@ -191,10 +192,14 @@ json_field() {
 json_changes() { grep -o '"from":' "$1" | wc -l; }
 
 # The measurements, each in a file of its concern.
-for part in lab events cost pool; do
-	# shellcheck source=/dev/null
-	source "$HERE/bench/$part.sh"
-done
+# shellcheck source=lab/bench/lab.sh
+source "$HERE/bench/lab.sh"
+# shellcheck source=lab/bench/events.sh
+source "$HERE/bench/events.sh"
+# shellcheck source=lab/bench/cost.sh
+source "$HERE/bench/cost.sh"
+# shellcheck source=lab/bench/pool.sh
+source "$HERE/bench/pool.sh"
 
 # --- the table -------------------------------------------------------------------
 

@@ -459,12 +459,9 @@ cmd_show() {
 	fi
 }
 
-find_go() {
-	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-		PATH="$PATH:/usr/local/go/bin"
-	fi
-	command -v go >/dev/null 2>&1
-}
+# find_go, need_go and install_packages.
+# shellcheck source=lab/tools.sh
+source "$REPO/lab/tools.sh"
 
 cmd_deps() {
 	local -a pkgs=()
@@ -477,22 +474,13 @@ cmd_deps() {
 	# The IPv6 tests check floatip's answers against ndisc6's.
 	command -v ndisc6 >/dev/null 2>&1 || pkgs+=(ndisc6)
 	if ((${#pkgs[@]} > 0)); then
-		if [[ $EUID -eq 0 && -f /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; then
-			echo "lab.sh: installing ${pkgs[*]}" >&2
-			export DEBIAN_FRONTEND=noninteractive
-			if ! apt-get install -y --no-install-recommends "${pkgs[@]}"; then
-				apt-get update
-				apt-get install -y --no-install-recommends "${pkgs[@]}"
-			fi
-		else
-			die "missing tools; install these packages (as root): ${pkgs[*]}"
-		fi
+		install_packages lab.sh "${pkgs[@]}"
 		local t
 		for t in ip nft ping tcpdump arping ndisc6; do
 			command -v "$t" >/dev/null 2>&1 || die "'$t' still not found after installing ${pkgs[*]}"
 		done
 	fi
-	find_go || die "'go' not found: install Go (the version go.mod asks for) into /usr/local/go"
+	need_go
 	echo "deps ok: $(command -v ip) $(command -v nft) $(command -v ping) $(command -v tcpdump) $(command -v arping) $(command -v ndisc6) $(command -v go)"
 }
 

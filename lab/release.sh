@@ -39,16 +39,13 @@ usage() {
 	exit 2
 }
 
-find_go() {
-	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-		PATH="$PATH:/usr/local/go/bin"
-	fi
-	command -v go >/dev/null 2>&1
-}
+# find_go, need_go and install_packages.
+# shellcheck source=lab/tools.sh
+source "$REPO/lab/tools.sh"
 
 check_tools() {
 	local t
-	find_go || die "'go' not found: install Go (the version go.mod asks for) into /usr/local/go"
+	need_go
 	for t in git gzip sed sha256sum help2man; do
 		command -v "$t" >/dev/null 2>&1 || die "'$t' not found (Debian: apt-get install $t)"
 	done

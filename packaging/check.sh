@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check.sh - CI's check of the release build and the packages (run by
 # .ci/run; about 3 minutes). It installs the Debian tools it needs, then:
-#   - the scripts parse (bash -n, sh -n) and pass shellcheck;
+#   - the scripts parse (bash -n, sh -n) and pass shellcheck (with the lab's, which share lab/tools.sh);
 #   - the root module does not see packaging/ (nfpm stays out of go.mod);
 #   - lab/release.sh builds every artefact, twice with the same bytes (the
 #     second time with an empty Go build cache, so everything is compiled
@@ -27,12 +27,9 @@ die() {
 
 say() { printf '\n==> %s\n' "$*"; }
 
-find_go() {
-	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
-		PATH="$PATH:/usr/local/go/bin"
-	fi
-	command -v go >/dev/null 2>&1
-}
+# find_go, need_go and install_packages.
+# shellcheck source=lab/tools.sh
+source "$REPO/lab/tools.sh"
 
 # deps: the Debian packages of the tools used here (as lab.sh deps does).
 # man-db: systemd-analyze verify looks up the unit's Documentation= page.
@@ -46,19 +43,8 @@ deps() {
 	command -v man >/dev/null 2>&1 || pkgs+=(man-db)
 	command -v shellcheck >/dev/null 2>&1 || pkgs+=(shellcheck)
 	command -v deb-systemd-helper >/dev/null 2>&1 || pkgs+=(init-system-helpers)
-	if ((${#pkgs[@]} > 0)); then
-		if [[ $EUID -eq 0 && -f /etc/debian_version ]] && command -v apt-get >/dev/null 2>&1; then
-			echo "check.sh: installing ${pkgs[*]}" >&2
-			export DEBIAN_FRONTEND=noninteractive
-			if ! apt-get install -y --no-install-recommends "${pkgs[@]}"; then
-				apt-get update
-				apt-get install -y --no-install-recommends "${pkgs[@]}"
-			fi
-		else
-			die "missing tools; install these packages (as root): ${pkgs[*]}"
-		fi
-	fi
-	find_go || die "'go' not found: install Go (the version go.mod asks for) into /usr/local/go"
+	install_packages check.sh "${pkgs[@]}"
+	need_go
 	[[ $EUID -eq 0 ]] || die "must run as root (dpkg --root installs files owned by root)"
 }
 
@@ -75,9 +61,9 @@ same_lines() {
 check_scripts() {
 	local f
 	say "Scripts: bash -n, sh -n, shellcheck"
-	for f in lab/release.sh packaging/check.sh; do bash -n "$f"; done
+	for f in lab/release.sh packaging/check.sh lab/tools.sh lab/lab.sh lab/demo.sh; do bash -n "$f"; done
 	for f in packaging/deb/* packaging/rpm/*; do sh -n "$f"; done
-	shellcheck lab/release.sh packaging/check.sh packaging/deb/* packaging/rpm/*
+	shellcheck -x lab/release.sh packaging/check.sh lab/tools.sh lab/lab.sh lab/demo.sh packaging/deb/* packaging/rpm/*
 }
 
 # The nfpm tool module is nested: the root module neither lists its
