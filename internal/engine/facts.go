@@ -37,10 +37,7 @@ type PeerFacts struct {
 func (g *Group) Facts() Facts {
 	self := g.arp.MAC()
 	f := Facts{MAC: self, Priority: int(g.cfg.Priority), Pool: g.pool != nil, Priorities: map[string]int{}}
-	for _, m := range g.machines {
-		f.Healthy = m.healthy // a node-level fact every machine is told
-		break
-	}
+	f.Healthy = g.healthy()
 	for key, p := range g.peers {
 		f.Priorities[key] = int(p.rank.priority)
 		if p.frames < 2 || p.lastSeen.IsZero() || bytes.Equal(p.rank.mac, self) {
@@ -53,4 +50,13 @@ func (g *Group) Facts() Facts {
 		f.Members = slices.Clone(g.pool.members)
 	}
 	return f
+}
+
+// healthy is whether this node passes its health check: a node-level fact
+// every machine is told (false for a group without machines).
+func (g *Group) healthy() bool {
+	for _, m := range g.machines {
+		return m.healthy
+	}
+	return false
 }

@@ -103,16 +103,14 @@ func (g *Group) Start(ctx context.Context, now time.Time) {
 // and whether this node passes its health check.
 func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 	g.handedOver = true
-	healthy = true
 	for vip, m := range g.machines {
-		healthy = m.healthy // a node-level fact every machine is told
 		if m.state == event.Active && m.added {
 			m.handedOver = true
 			held = append(held, vip)
 		}
 	}
 	slices.SortFunc(held, netip.Addr.Compare)
-	return held, healthy
+	return held, g.healthy()
 }
 
 // Shutdown releases every VIP this node holds: the daemon is stopping.
