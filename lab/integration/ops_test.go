@@ -134,11 +134,7 @@ func TestLabSystemdStatusAndMetrics(t *testing.T) {
 	t.Parallel()
 	l := fiptest.NewLab(t, 1)
 	sock := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := listenNotify(t, sock)
 	notes := make(chan string, 100)
 	go func() {
 		buf := make([]byte, 4096)
@@ -250,11 +246,7 @@ func TestLabProductionSetup(t *testing.T) {
 		}
 		hookLog := filepath.Join(dir, host+".hook")
 		sock := filepath.Join(dir, host+".notify")
-		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
+		conn := listenNotify(t, sock)
 		if err := os.Chmod(sock, 0o777); err != nil {
 			t.Fatal(err)
 		}
@@ -305,4 +297,16 @@ func TestLabProductionSetup(t *testing.T) {
 	if !l.ClientPing(labVIP) || l.ClientNeighMAC(labVIP) != fiptest.HostMAC(2) {
 		t.Errorf("client does not reach the VIP at h2")
 	}
+}
+
+// listenNotify is a systemd notify socket at path, as NOTIFY_SOCKET names
+// it for the daemon; it is closed when the test ends.
+func listenNotify(t *testing.T, path string) *net.UnixConn {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -29,11 +29,7 @@ func TestLabReloadKeepsTheVIP(t *testing.T) {
 	copyExecutable(t, l.Binary(), bin)
 	newer := fiptest.BuildFloatipVersion(t, "reload-test")
 	sock := filepath.Join(dir, "notify")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { notify.Close() })
+	notify := listenNotify(t, sock)
 
 	h1 := l.StartProcess("h1", "floatip", "env", "NOTIFY_SOCKET="+sock, bin, "-i", "eth0", "--priority", "200", labVIP, labVIP6)
 	waitActive(t, l, "h1", 5*time.Second)
