@@ -18,6 +18,7 @@ type Facts struct {
 	Healthy  bool // false: its --check fails, it claims nothing
 	Pool     bool // --spread
 	Members  []pool.Member
+	Shared   *SharedFacts // --share; nil otherwise
 	// Peers are the confirmed floatip nodes heard on the interface.
 	Peers []PeerFacts
 	// Priorities holds the priority of every node heard, confirmed or
@@ -49,6 +50,12 @@ func (g *Group) Facts() Facts {
 	if g.pool != nil {
 		f.Members = slices.Clone(g.pool.members)
 	}
+	if g.shared != nil {
+		f.Shared = g.shared.facts()
+		if g.pool == nil {
+			f.Members = slices.Clone(g.shared.members)
+		}
+	}
 	return f
 }
 
@@ -57,6 +64,9 @@ func (g *Group) Facts() Facts {
 func (g *Group) healthy() bool {
 	for _, m := range g.machines {
 		return m.healthy
+	}
+	if g.shared != nil {
+		return g.shared.healthy
 	}
 	return false
 }

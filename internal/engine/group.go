@@ -44,6 +44,7 @@ type Group struct {
 	reconAt  map[string]time.Time    // last reconcile against a node
 	lastIntr time.Time               // last introduction (tagged self-check) on a claim
 	pool     *PoolView               // --spread: the pool (poolview.go); nil otherwise
+	shared   *SharedView             // --share: the shared addresses (shared.go); nil otherwise
 	// notStandby counts the machines not in standby (add, then setState).
 	notStandby int
 	// handedOver: the process is about to re-execute itself (HandOver);
@@ -110,6 +111,11 @@ func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 		}
 	}
 	slices.SortFunc(held, netip.Addr.Compare)
+	if g.shared != nil {
+		// The buckets are not handed over: the others take them at once,
+		// and the next program joins again after the hold-down.
+		g.shared.shutdown(now)
+	}
 	return held, g.healthy()
 }
 
@@ -117,6 +123,9 @@ func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 func (g *Group) Shutdown(now time.Time) {
 	for _, m := range g.machines {
 		m.Shutdown(now)
+	}
+	if g.shared != nil {
+		g.shared.shutdown(now)
 	}
 }
 
@@ -175,6 +184,10 @@ func (g *Group) Broadcast(ev MachineEvent, now time.Time) {
 		g.touch(m)
 	}
 	g.touch(g.held)
+	if g.shared != nil {
+		g.shared.onEvent(ev, now)
+		g.touch(g.shared)
+	}
 	g.settle()
 }
 
@@ -206,6 +219,10 @@ func (g *Group) FenceDone(r FenceResult, now time.Time) {
 func (g *Group) Dispatch(f frame.Frame, now time.Time) {
 	if g.handedOver {
 		return
+	}
+	if g.shared != nil && g.shared.isShared(f.Packet.TargetIP) {
+		g.shared.onFrame(f, now)
+		g.touch(g.shared)
 	}
 	if m := g.machines[f.Packet.SenderIP]; m != nil {
 		m.onFrame(f, now)

@@ -1,0 +1,531 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mdlayher/arp"
+
+	"floatip/internal/pool"
+	"floatip/internal/wire/frame"
+)
+
+// Shared addresses (--share): one address (or a few) served by every
+// healthy node at once, CLUSTERIP's model. The address is on every node,
+// the kernel answers ARP for it with a cluster multicast MAC, every node
+// receives every packet, and a flow hash cut into buckets says which node
+// keeps which flow. This file is the decision: who owns which bucket.
+//
+// Membership is the pool's (poolview.go), on the same wire: every node
+// sends a tagged probe for the shared address to the cluster MAC every
+// --interval (only the cluster's nodes receive it), flagged "holder" while
+// it owns buckets, "stand aside" while its check fails or it is cut off,
+// "releasing" when it leaves. A node not heard for misses × interval (the
+// dead time of a single VIP) is dead. A node heard for the first time
+// becomes a member after the hold-down, unless it was heard while this one
+// started (then it is part of the running group).
+//
+// The buckets of the members, the same on every node from the same view:
+//   - a death (or a leave) moves only the lost node's buckets (pool.Keep):
+//     the survivors' buckets carry live connections and stay put, and the
+//     lost node's ones are taken at once;
+//   - a join computes the balanced assignment (pool.AssignBuckets), which
+//     the newcomer computes too. Its moves are planned: the giver stops
+//     taking new flows of a moving bucket at once and keeps its established
+//     TCP flows (draining) until --share-drain; the taker takes the bucket
+//     takeDelay later, by when every giver has let go, and for --share-drain
+//     takes new flows only (incoming: a mid-stream packet of the giver's
+//     connections is dropped, not picked up by conntrack). New flows of a
+//     moving bucket may meet nobody for up to takeDelay: a SYN is sent
+//     again, a second SYN-ACK from two owners would break the connection.
+
+// BucketTable is the data path of the shared addresses: the sets of
+// buckets this node serves (internal/clusterip implements it).
+type BucketTable interface {
+	// SetBuckets replaces what this node serves in one step: mine (new and
+	// established flows), draining (established TCP only), incoming (a
+	// subset of mine: new flows only).
+	SetBuckets(mine, draining, incoming []int) error
+}
+
+// sharedSender is what the shared view sends on the wire; wire.Port.
+type sharedSender interface {
+	Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAddr) error
+	AnnounceAs(addr netip.Addr, mac net.HardwareAddr, form frame.AnnounceForm) error
+}
+
+// SharedConfig is the shared addresses of one interface.
+type SharedConfig struct {
+	Addrs      []netip.Addr
+	ClusterMAC func(netip.Addr) net.HardwareAddr
+	Buckets    int
+	HoldDown   time.Duration // a newcomer takes its share after being heard this long
+	Drain      time.Duration // planned moves keep established TCP flows this long
+	Table      BucketTable
+	Send       sharedSender
+	Refs       Reachability
+}
+
+// sharedNode is what this node knows of another node of the shared group.
+type sharedNode struct {
+	since    time.Time // start of its continuous presence as a candidate (zero: not)
+	last     time.Time // last tagged frame
+	priority uint8
+	holder   bool // its last frame said it owns buckets
+}
+
+// bucket is this node's part in one bucket.
+type bucket struct {
+	mine          bool
+	takeAt        time.Time // a planned take, due then (zero: none)
+	incomingUntil time.Time // new flows only until then
+	drainUntil    time.Time // established TCP flows only until then
+}
+
+// SharedView owns the buckets of an interface's shared addresses. It is a
+// scheduled item of the Group and ticks every --interval.
+type SharedView struct {
+	group *Group
+	cfg   SharedConfig
+	slot  int
+
+	linkUp, healthy bool
+	started         time.Time // first tick with the link up
+	selfSince       time.Time // this node a candidate since (zero: not)
+	lastPeer        time.Time // last frame of another node
+	nodes           map[string]*sharedNode
+	members         []pool.Member            // sorted by MAC
+	owners          map[int]net.HardwareAddr // the assignment of the members
+	buckets         []bucket                 // this node's part
+	applied         [3][]int                 // last sets given to the table
+	nextTick        time.Time
+	announceLeft    int
+	nextAnnounce    time.Time
+	leaving         bool
+	served          bool // this node has been a member since it started
+	failed          bool // the last SetBuckets failed: try again next tick
+	changedAt       time.Time
+	reportedMembers string
+}
+
+// takeDelay is how long after a planned move's decision the taker starts
+// serving the bucket: by then every giver, which decided within an
+// interval of the taker, has stopped taking new flows of it.
+func (s *SharedView) takeDelay() time.Duration { return 2 * s.group.cfg.Interval }
+
+// deadTime is how long a node may be silent before it is dead: a single
+// VIP's.
+func (s *SharedView) deadTime() time.Duration {
+	return time.Duration(s.group.cfg.Misses) * s.group.cfg.Interval
+}
+
+// NewSharedView makes the group serve cfg's shared addresses.
+func NewSharedView(g *Group, cfg SharedConfig) *SharedView {
+	if cfg.Refs == nil {
+		cfg.Refs = EverReachable{}
+	}
+	s := &SharedView{group: g, cfg: cfg, slot: -1, healthy: true, nodes: map[string]*sharedNode{},
+		owners: map[int]net.HardwareAddr{}, buckets: make([]bucket, cfg.Buckets)}
+	g.shared = s
+	g.queue.push(s)
+	return s
+}
+
+// SetInitialHealth says whether the node starts healthy (a --check starts
+// unhealthy until it passes).
+func (s *SharedView) SetInitialHealth(healthy bool) { s.healthy = healthy }
+
+func (s *SharedView) queueSlot() *int { return &s.slot }
+
+func (s *SharedView) nextWake() time.Time {
+	wake := s.nextTick
+	for i := range s.buckets {
+		for _, t := range []time.Time{s.buckets[i].takeAt, s.buckets[i].incomingUntil, s.buckets[i].drainUntil} {
+			if !t.IsZero() && t.Before(wake) {
+				wake = t
+			}
+		}
+	}
+	if s.announceLeft > 0 && s.nextAnnounce.Before(wake) {
+		wake = s.nextAnnounce
+	}
+	return wake
+}
+
+// isShared reports whether addr is one of the shared addresses.
+func (s *SharedView) isShared(addr netip.Addr) bool { return slices.Contains(s.cfg.Addrs, addr) }
+
+// onFrame takes a frame naming a shared address: another node's tagged
+// probe is a sign of life (or a leave).
+func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
+	p := f.Packet
+	if !f.FromOther(s.group.arp.MAC()) || p.Operation != arp.OperationRequest || !p.SenderIP.IsUnspecified() || !s.isShared(p.TargetIP) {
+		return
+	}
+	tag, ok := frame.ParseTag(p.TargetHardwareAddr)
+	if !ok {
+		return
+	}
+	s.lastPeer = now
+	key := string(p.SenderHardwareAddr)
+	n := s.nodes[key]
+	if n == nil {
+		if len(s.nodes) >= maxPeers {
+			s.forget(now)
+			if len(s.nodes) >= maxPeers {
+				return
+			}
+		}
+		n = &sharedNode{}
+		s.nodes[key] = n
+	}
+	if tag.Flags&(frame.FlagReleasing|frame.FlagStandAside) != 0 {
+		// Leaving or unhealthy: out at once, its buckets taken now.
+		was := !n.since.IsZero()
+		n.since, n.last, n.holder = time.Time{}, time.Time{}, false
+		if was {
+			s.recompute(now)
+		}
+		return
+	}
+	if n.since.IsZero() || now.Sub(n.last) > s.deadTime() {
+		n.since = now
+		if s.starting(now) {
+			n.since = now.Add(-s.cfg.HoldDown) // part of the running group
+		}
+	}
+	n.last, n.priority, n.holder = now, tag.Priority, tag.Flags&frame.FlagHolder != 0
+	if n.holder && now.Sub(n.since) < s.cfg.HoldDown {
+		n.since = now.Add(-s.cfg.HoldDown) // it serves already: a member, not a newcomer
+	}
+	if !slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, p.SenderHardwareAddr) }) && s.isMember(n, now) {
+		s.recompute(now)
+	}
+}
+
+// starting: this node has not served yet and is within its first
+// hold-down: a node heard now was there before it.
+func (s *SharedView) starting(now time.Time) bool {
+	return !s.served && (s.started.IsZero() || now.Sub(s.started) < s.cfg.HoldDown)
+}
+
+// forget drops the nodes not heard within the dead time: a flood of forged
+// tags from random MACs must not fill the table.
+func (s *SharedView) forget(now time.Time) {
+	for key, n := range s.nodes {
+		if now.Sub(n.last) > s.deadTime() {
+			delete(s.nodes, key)
+		}
+	}
+}
+
+func (s *SharedView) isMember(n *sharedNode, now time.Time) bool {
+	return !n.since.IsZero() && now.Sub(n.last) <= s.deadTime() && now.Sub(n.since) >= s.cfg.HoldDown
+}
+
+// onEvent takes the interface's changes and the health verdicts.
+func (s *SharedView) onEvent(ev MachineEvent, now time.Time) {
+	switch ev {
+	case EvLinkUp:
+		s.linkUp = true
+		if s.started.IsZero() {
+			s.started = now
+		}
+		// Tell the LAN the cluster MAC, as a claim does for a VIP.
+		s.announceLeft, s.nextAnnounce = s.group.cfg.AnnounceCount, now
+	case EvLinkDown:
+		s.linkUp = false
+		s.announceLeft = 0
+	case EvHealthy:
+		s.healthy = true
+	case EvUnhealthy:
+		s.healthy = false
+	default:
+		return
+	}
+	s.nextTick = now // decide at once
+	s.onTick(now)
+}
+
+// candidate reports whether this node may serve: link up, healthy, not
+// cut off, not leaving.
+func (s *SharedView) candidate(now time.Time) bool {
+	return s.linkUp && s.healthy && !s.leaving && !s.isolated(now)
+}
+
+// isolated: this node has reference hosts, and has heard neither them nor
+// another node for the isolation window after having heard both (a cut
+// upstream of its port): it gives its buckets up, as a VIP's holder does.
+func (s *SharedView) isolated(now time.Time) bool {
+	at, asked := s.cfg.Refs.HeardAt(now)
+	silence := isolationSilence(s.group.cfg.Interval)
+	return asked && !at.IsZero() && now.Sub(at) >= silence && !s.lastPeer.IsZero() && now.Sub(s.lastPeer) >= silence
+}
+
+// selfJoinAfter is how long this node must be a candidate before it
+// serves: the hold-down when others serve already (a newcomer), the dead
+// time when nobody does (a group starting: time enough to hear each other).
+func (s *SharedView) selfJoinAfter(now time.Time) time.Duration {
+	for _, n := range s.nodes {
+		if n.holder && now.Sub(n.last) <= s.deadTime() {
+			return s.cfg.HoldDown
+		}
+	}
+	return s.deadTime()
+}
+
+// currentMembers lists the members as this node sees them now, by MAC.
+func (s *SharedView) currentMembers(now time.Time) []pool.Member {
+	var ms []pool.Member
+	self := s.group.arp.MAC()
+	inNow := slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) })
+	if !s.selfSince.IsZero() && self != nil && (inNow || now.Sub(s.selfSince) >= s.selfJoinAfter(now)) {
+		ms = append(ms, pool.Member{MAC: slices.Clone(self), Weight: int(s.group.cfg.Priority)})
+	}
+	for key, n := range s.nodes {
+		if s.isMember(n, now) {
+			ms = append(ms, pool.Member{MAC: net.HardwareAddr(key), Weight: int(n.priority)})
+		}
+	}
+	slices.SortFunc(ms, func(a, b pool.Member) int { return bytes.Compare(a.MAC, b.MAC) })
+	return ms
+}
+
+// recompute refreshes the members and, when they changed, the owners and
+// this node's part.
+func (s *SharedView) recompute(now time.Time) {
+	ms := s.currentMembers(now)
+	if slices.EqualFunc(ms, s.members, func(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }) {
+		return
+	}
+	before, beforeMembers := s.owners, s.members
+	var owners map[int]net.HardwareAddr
+	if len(before) > 0 && pool.OnlyLeft(beforeMembers, ms) {
+		owners = pool.Keep(bucketNumbers(s.cfg.Buckets), before, ms)
+	} else {
+		owners = pool.AssignBuckets(s.cfg.Buckets, ms)
+	}
+	s.members, s.owners, s.changedAt = ms, owners, now
+	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
+		s.served = true
+	}
+	s.decide(before, ms, now)
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.MAC.String()
+	}
+	mine, _, _ := s.sets()
+	s.group.log.Info("shared address: membership changed", "members", strings.Join(names, ","),
+		"buckets_here", len(mine), "buckets", s.cfg.Buckets)
+	// Tell the LAN again: a client whose cache went stale hears the cluster MAC.
+	s.announceLeft, s.nextAnnounce = 1, now
+}
+
+func bucketNumbers(n int) []int {
+	b := make([]int, n)
+	for i := range b {
+		b[i] = i
+	}
+	return b
+}
+
+// decide turns the new owners into this node's part: what it takes, at
+// once or planned, and what it gives up, draining or not.
+func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Member, now time.Time) {
+	self := s.group.arp.MAC()
+	member := func(mac net.HardwareAddr) bool {
+		return mac != nil && slices.ContainsFunc(members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
+	}
+	// serves: another member that says it serves buckets; a move from it
+	// is planned, a bucket nobody serves is taken at once.
+	serves := func(mac net.HardwareAddr) bool {
+		n := s.nodes[string(mac)]
+		return member(mac) && !bytes.Equal(mac, self) && n != nil && n.holder
+	}
+	anyServes := slices.ContainsFunc(members, func(m pool.Member) bool { return serves(m.MAC) })
+	serving := s.candidate(now) && member(self)
+	for i := range s.buckets {
+		b := &s.buckets[i]
+		owner := s.owners[i]
+		ownNow := serving && bytes.Equal(owner, self)
+		switch {
+		case ownNow && !b.mine && b.takeAt.IsZero():
+			prev := before[i]
+			planned := serves(prev) || prev == nil && anyServes
+			b.drainUntil = time.Time{}
+			if planned {
+				b.takeAt = now.Add(s.takeDelay())
+			} else {
+				b.mine = true // its owner is gone: at once
+			}
+		case !ownNow:
+			b.takeAt, b.incomingUntil = time.Time{}, time.Time{}
+			if b.mine {
+				b.mine = false
+				if serving && member(owner) && s.cfg.Drain > 0 {
+					b.drainUntil = now.Add(s.cfg.Drain) // a planned move: keep its connections
+				}
+			}
+			if !serving {
+				b.drainUntil = time.Time{} // leaving, unhealthy, cut off: nothing stays
+			}
+		}
+	}
+	s.apply(now)
+}
+
+// sets lists this node's part as the table takes it.
+func (s *SharedView) sets() (mine, draining, incoming []int) {
+	for i, b := range s.buckets {
+		switch {
+		case b.mine:
+			mine = append(mine, i)
+			if !b.incomingUntil.IsZero() {
+				incoming = append(incoming, i)
+			}
+		case !b.drainUntil.IsZero():
+			draining = append(draining, i)
+		}
+	}
+	return mine, draining, incoming
+}
+
+// apply gives the table this node's part when it changed.
+func (s *SharedView) apply(now time.Time) {
+	mine, draining, incoming := s.sets()
+	next := [3][]int{mine, draining, incoming}
+	if !s.failed && slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int]) {
+		return
+	}
+	if err := s.cfg.Table.SetBuckets(mine, draining, incoming); err != nil {
+		s.failed = true
+		s.group.log.Error("shared address: cannot set the buckets; trying again", "err", err)
+		return
+	}
+	s.failed = false
+	s.applied = next
+}
+
+func (s *SharedView) onTick(now time.Time) {
+	if now.Before(s.nextTick) {
+		s.timers(now)
+		return
+	}
+	s.nextTick = now.Add(s.group.cfg.Interval)
+	if s.linkUp && s.started.IsZero() {
+		s.started = now
+	}
+	s.cfg.Refs.Probe(now)
+	if s.candidate(now) {
+		if s.selfSince.IsZero() {
+			s.selfSince = now
+		}
+	} else {
+		s.selfSince = time.Time{}
+	}
+	s.recompute(now)
+	s.timers(now)
+	s.presence(now)
+}
+
+// timers runs the planned takes, and ends the drains and the incoming
+// windows that are due.
+func (s *SharedView) timers(now time.Time) {
+	for i := range s.buckets {
+		b := &s.buckets[i]
+		if !b.takeAt.IsZero() && !now.Before(b.takeAt) {
+			b.takeAt, b.mine = time.Time{}, true
+			if s.cfg.Drain > 0 {
+				b.incomingUntil = now.Add(s.cfg.Drain)
+			}
+		}
+		if !b.incomingUntil.IsZero() && !now.Before(b.incomingUntil) {
+			b.incomingUntil = time.Time{}
+		}
+		if !b.drainUntil.IsZero() && !now.Before(b.drainUntil) {
+			b.drainUntil = time.Time{}
+		}
+	}
+	s.apply(now)
+	if s.announceLeft > 0 && !now.Before(s.nextAnnounce) && s.linkUp {
+		s.announceLeft--
+		s.nextAnnounce = now.Add(s.group.cfg.AnnounceSpacing)
+		for _, a := range s.cfg.Addrs {
+			if err := s.cfg.Send.AnnounceAs(a, s.cfg.ClusterMAC(a), s.group.cfg.AnnounceForm); err != nil {
+				s.group.log.Warn("shared address: cannot announce", "address", a.String(), "err", err)
+			}
+		}
+	}
+}
+
+// presence sends this node's sign of life to the other nodes of the
+// shared addresses: a tagged probe to the cluster MAC.
+func (s *SharedView) presence(now time.Time) {
+	if !s.linkUp || len(s.cfg.Addrs) == 0 {
+		return
+	}
+	s.sendPresence(s.tagFlags(now))
+}
+
+func (s *SharedView) tagFlags(now time.Time) uint8 {
+	var flags uint8
+	if mine, _, _ := s.sets(); len(mine) > 0 {
+		flags |= frame.FlagHolder
+	}
+	if !s.candidate(now) {
+		flags |= frame.FlagStandAside
+	}
+	return flags
+}
+
+func (s *SharedView) sendPresence(flags uint8) {
+	a := s.cfg.Addrs[0]
+	tag := frame.Tag{Priority: s.group.cfg.Priority, Flags: flags}
+	if err := s.cfg.Send.Probe(a, tag, s.cfg.ClusterMAC(a)); err != nil {
+		s.group.log.Debug("shared address: cannot send presence", "err", err)
+	}
+}
+
+// shutdown leaves the group: a release notice (the others take this node's
+// buckets at once), then nothing served.
+func (s *SharedView) shutdown(now time.Time) {
+	s.leaving = true
+	if s.linkUp && len(s.cfg.Addrs) > 0 {
+		s.sendPresence(frame.FlagReleasing)
+	}
+	for i := range s.buckets {
+		s.buckets[i] = bucket{}
+	}
+	s.apply(now)
+}
+
+// SharedFacts is the shared addresses as this node sees them, for status.
+type SharedFacts struct {
+	Addrs    []netip.Addr
+	Buckets  int
+	Owners   map[string][]int // bucket numbers by member MAC
+	Mine     []int            // served here, new and established flows
+	Draining []int            // moved away: established TCP flows only
+	Incoming []int            // moved here: new flows only
+}
+
+func (s *SharedView) facts() *SharedFacts {
+	f := &SharedFacts{Addrs: slices.Clone(s.cfg.Addrs), Buckets: s.cfg.Buckets, Owners: map[string][]int{}}
+	for b := range s.cfg.Buckets {
+		if o := s.owners[b]; o != nil {
+			f.Owners[o.String()] = append(f.Owners[o.String()], b)
+		}
+	}
+	f.Mine, f.Draining, f.Incoming = s.sets()
+	return f
+}
+
+// String is a one-line summary for logs and systemd.
+func (f *SharedFacts) String() string {
+	return fmt.Sprintf("%d of %d buckets here (%d draining, %d incoming), %d nodes", len(f.Mine), f.Buckets, len(f.Draining), len(f.Incoming), len(f.Owners))
+}

@@ -1,0 +1,350 @@
+package engine
+
+// A simulated LAN of nodes serving one shared address (synthetic time):
+// who owns which bucket through a start, a death, a join, a leave and a
+// failing health check, checked at every step.
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"floatip/internal/fiptest"
+	"floatip/internal/wire/frame"
+
+	"github.com/mdlayher/arp"
+)
+
+var (
+	sharedAddr = netip.MustParseAddr("192.0.2.80")
+	clusterMAC = net.HardwareAddr{0x01, 0x00, 0x5e, 0x00, 0x02, 0x50}
+)
+
+const testBuckets = 64
+
+type sharedNet struct {
+	t       *testing.T
+	now     time.Time
+	nodes   []*sharedTestNode
+	pending []poolDelivery2
+	drain   time.Duration
+}
+
+type poolDelivery2 struct {
+	at  time.Time
+	to  *sharedTestNode
+	frm frame.Frame
+}
+
+type sharedTestNode struct {
+	net       *sharedNet
+	own       net.HardwareAddr
+	g         *Group
+	s         *SharedView
+	dead      bool
+	mine      []int
+	draining  []int
+	incoming  []int
+	announces int
+}
+
+func (n *sharedTestNode) MAC() net.HardwareAddr { return n.own }
+
+func (n *sharedTestNode) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAddr) error {
+	if n.dead {
+		return nil
+	}
+	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
+		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: frame.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
+	for _, to := range n.net.nodes {
+		if to != n && !to.dead && (bytes.Equal(dst, clusterMAC) || bytes.Equal(dst, frame.BroadcastMAC)) {
+			n.net.pending = append(n.net.pending, poolDelivery2{n.net.now.Add(100 * time.Microsecond), to, frame.Frame{Packet: p}})
+		}
+	}
+	return nil
+}
+
+func (n *sharedTestNode) Announce(netip.Addr, frame.AnnounceForm) error { return nil }
+
+func (n *sharedTestNode) AnnounceAs(_ netip.Addr, mac net.HardwareAddr, _ frame.AnnounceForm) error {
+	if !bytes.Equal(mac, clusterMAC) {
+		n.net.t.Errorf("%s announced %s, not the cluster MAC", n.own, mac)
+	}
+	n.announces++
+	return nil
+}
+
+func (n *sharedTestNode) SetBuckets(mine, draining, incoming []int) error {
+	for _, b := range incoming {
+		if !slices.Contains(mine, b) {
+			n.net.t.Errorf("%s: incoming bucket %d is not one of its own", n.own, b)
+		}
+	}
+	n.mine, n.draining, n.incoming = slices.Clone(mine), slices.Clone(draining), slices.Clone(incoming)
+	return nil
+}
+
+func newSharedNet(t *testing.T, n int, drain time.Duration) *sharedNet {
+	sn := &sharedNet{t: t, now: fiptest.T0, drain: drain}
+	for i := 1; i <= n; i++ {
+		sn.addNode(i)
+	}
+	return sn
+}
+
+func (sn *sharedNet) addNode(i int) *sharedTestNode {
+	n := &sharedTestNode{net: sn, own: fiptest.MustMAC(fiptest.HostMAC(i))}
+	cfg := Config{Priority: 100, Interval: ms(200), Misses: 3, AnnounceCount: 3,
+		AnnounceSpacing: ms(1100), AnnounceForm: frame.FormRequest}
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	n.g = NewGroup(cfg, n, slog.New(slog.NewTextHandler(w, nil)).With("node", i))
+	n.s = NewSharedView(n.g, SharedConfig{Addrs: []netip.Addr{sharedAddr}, ClusterMAC: func(netip.Addr) net.HardwareAddr { return clusterMAC },
+		Buckets: testBuckets, HoldDown: 5 * time.Second, Drain: sn.drain, Table: n, Send: n})
+	n.g.Start(nil, sn.now)
+	n.g.Broadcast(EvLinkUp, sn.now)
+	sn.nodes = append(sn.nodes, n)
+	return n
+}
+
+// run advances the LAN to until; check runs after every step.
+func (sn *sharedNet) run(until time.Time, check func(now time.Time)) {
+	for {
+		next := until
+		for _, n := range sn.nodes {
+			if !n.dead {
+				if w := n.g.Next(); w.Before(next) {
+					next = w
+				}
+			}
+		}
+		for _, d := range sn.pending {
+			if d.at.Before(next) {
+				next = d.at
+			}
+		}
+		if next.After(until) || next.Equal(until) && len(sn.pending) == 0 {
+			sn.now = until
+			return
+		}
+		if next.After(sn.now) {
+			sn.now = next
+		}
+		var later []poolDelivery2
+		due := sn.pending
+		sn.pending = nil
+		for _, d := range due {
+			if d.at.After(sn.now) {
+				later = append(later, d)
+			} else if !d.to.dead {
+				d.to.g.Dispatch(d.frm, sn.now)
+			}
+		}
+		sn.pending = append(later, sn.pending...)
+		for _, n := range sn.nodes {
+			if !n.dead && !n.g.Next().After(sn.now) {
+				n.g.Tick(sn.now)
+			}
+		}
+		if check != nil {
+			check(sn.now)
+		}
+		if sn.now.Equal(until) {
+			return
+		}
+	}
+}
+
+// owners lists the nodes serving new flows of each bucket.
+func (sn *sharedNet) owners() map[int][]*sharedTestNode {
+	o := map[int][]*sharedTestNode{}
+	for _, n := range sn.nodes {
+		if n.dead {
+			continue
+		}
+		for _, b := range n.mine {
+			o[b] = append(o[b], n)
+		}
+	}
+	return o
+}
+
+// neverTwo fails the test when a bucket is served by two live nodes.
+func (sn *sharedNet) neverTwo(now time.Time) {
+	for b, ns := range sn.owners() {
+		if len(ns) > 1 {
+			sn.t.Fatalf("%s: bucket %d served by %d nodes", now.Sub(fiptest.T0), b, len(ns))
+		}
+	}
+}
+
+// balanced fails unless every bucket has one live owner and each live
+// node ⌊B/N⌋..⌈B/N⌉.
+func (sn *sharedNet) balanced(what string) {
+	sn.t.Helper()
+	o := sn.owners()
+	if len(o) != testBuckets {
+		sn.t.Fatalf("%s: %d of %d buckets served", what, len(o), testBuckets)
+	}
+	live := 0
+	for _, n := range sn.nodes {
+		if !n.dead {
+			live++
+		}
+	}
+	for _, n := range sn.nodes {
+		if !n.dead && (len(n.mine) < testBuckets/live || len(n.mine) > (testBuckets+live-1)/live) {
+			sn.t.Fatalf("%s: %s serves %d buckets, want %d..%d", what, n.own, len(n.mine), testBuckets/live, (testBuckets+live-1)/live)
+		}
+	}
+}
+
+func (sn *sharedNet) at(d time.Duration) time.Time { return fiptest.T0.Add(d) }
+
+// Three nodes started together: each bucket is served by exactly one node
+// from the start, and they are balanced within the dead time.
+func TestSharedStartTogether(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(ms(1000)), sn.neverTwo)
+	sn.balanced("after start")
+	for _, n := range sn.nodes {
+		if n.announces == 0 {
+			t.Errorf("%s never announced the cluster MAC", n.own)
+		}
+		if f := n.g.Facts(); f.Shared == nil || len(f.Shared.Mine) != len(n.mine) || len(f.Shared.Owners) != 3 {
+			t.Errorf("%s: facts %+v", n.own, f.Shared)
+		}
+	}
+}
+
+// A node dies: its buckets are served again within the dead time and an
+// interval, and no survivor's bucket moves, then or later.
+func TestSharedDeathMovesOnlyTheDeadNodesBuckets(t *testing.T) {
+	for dead := range 3 {
+		sn := newSharedNet(t, 3, time.Minute)
+		sn.run(sn.at(2*time.Second), sn.neverTwo)
+		sn.balanced("before")
+		before := map[*sharedTestNode][]int{}
+		for _, n := range sn.nodes {
+			before[n] = slices.Clone(n.mine)
+		}
+		victim := sn.nodes[dead]
+		victim.dead = true
+		killedAt := sn.now
+		var servedAgain time.Time
+		sn.run(sn.at(10*time.Second), func(now time.Time) {
+			sn.neverTwo(now)
+			for _, n := range sn.nodes {
+				if n.dead {
+					continue
+				}
+				for _, b := range before[n] {
+					if !slices.Contains(n.mine, b) {
+						t.Fatalf("survivor %s lost bucket %d when %s died", n.own, b, victim.own)
+					}
+				}
+			}
+			if servedAgain.IsZero() && len(sn.owners()) == testBuckets {
+				servedAgain = now
+			}
+		})
+		sn.balanced("after the death")
+		// Dead time (3 × 200 ms) after the last frame, found on the next tick.
+		if gap := servedAgain.Sub(killedAt); servedAgain.IsZero() || gap > ms(1000) {
+			t.Fatalf("victim %d: buckets served again after %s", dead, gap)
+		}
+	}
+}
+
+// A node leaving (SIGTERM) hands its buckets over at once.
+func TestSharedLeaveHandsOverAtOnce(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	leaver := sn.nodes[1]
+	leaver.g.Shutdown(sn.now)
+	if len(leaver.mine)+len(leaver.draining) != 0 {
+		t.Fatalf("after shutdown the leaver still serves %v / %v", leaver.mine, leaver.draining)
+	}
+	leaver.dead = true
+	left := sn.now
+	sn.run(left.Add(ms(5)), sn.neverTwo)
+	sn.balanced("5 ms after the leave")
+}
+
+// A node joins: after its hold-down it takes its share by planned moves.
+// The givers drain (established flows) what they give, the taker takes it
+// as incoming (new flows only), never two owners at once, and the buckets
+// of a move are without an owner for at most takeDelay and an interval.
+func TestSharedJoinIsPlanned(t *testing.T) {
+	sn := newSharedNet(t, 2, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	sn.balanced("two nodes")
+	joiner := sn.addNode(3)
+	joinedAt := sn.now
+	unowned := map[int]time.Time{}
+	var longest time.Duration
+	var sawDrain, sawIncoming bool
+	sn.run(joinedAt.Add(10*time.Second), func(now time.Time) {
+		sn.neverTwo(now)
+		o := sn.owners()
+		for b := range testBuckets {
+			if len(o[b]) == 0 {
+				if _, ok := unowned[b]; !ok {
+					unowned[b] = now
+				}
+			} else if since, ok := unowned[b]; ok {
+				longest = max(longest, now.Sub(since))
+				delete(unowned, b)
+			}
+		}
+		for _, n := range sn.nodes {
+			sawDrain = sawDrain || len(n.draining) > 0 && n != joiner
+		}
+		sawIncoming = sawIncoming || len(joiner.incoming) > 0
+	})
+	sn.balanced("three nodes")
+	if !sawDrain || !sawIncoming {
+		t.Fatalf("a planned move without drain (%v) or incoming (%v)", sawDrain, sawIncoming)
+	}
+	if len(unowned) > 0 || longest > ms(600) {
+		t.Fatalf("buckets without an owner for up to %s (%d still)", longest, len(unowned))
+	}
+	if len(joiner.mine) == 0 || len(joiner.incoming) != len(joiner.mine) {
+		t.Fatalf("the joiner serves %d buckets, %d of them as incoming: want all incoming within the drain", len(joiner.mine), len(joiner.incoming))
+	}
+	// After the drain, nothing is draining or incoming any more.
+	sn.run(sn.now.Add(time.Minute), sn.neverTwo)
+	for _, n := range sn.nodes {
+		if len(n.draining)+len(n.incoming) != 0 {
+			t.Fatalf("%s still drains %v / takes %v after the drain", n.own, n.draining, n.incoming)
+		}
+	}
+}
+
+// A node whose health check fails gives its buckets up at once (no
+// drain), and the others take them at once; healthy again, it rejoins
+// after the hold-down.
+func TestSharedUnhealthyGivesUp(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	sick := sn.nodes[0]
+	sick.g.Broadcast(EvUnhealthy, sn.now)
+	if len(sick.mine)+len(sick.draining) != 0 {
+		t.Fatalf("an unhealthy node still serves %v / %v", sick.mine, sick.draining)
+	}
+	sn.run(sn.now.Add(ms(300)), sn.neverTwo)
+	sn.nodes = slices.DeleteFunc(slices.Clone(sn.nodes), func(n *sharedTestNode) bool { return n == sick })
+	sn.balanced("without the unhealthy node")
+	sn.nodes = append(sn.nodes, sick)
+	sick.g.Broadcast(EvHealthy, sn.now)
+	sn.run(sn.now.Add(10*time.Second), sn.neverTwo)
+	sn.balanced("healthy again")
+}
