@@ -26,8 +26,9 @@ type Metrics struct {
 	version string
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	vips map[netip.Addr]*vipMetrics
+	mu     sync.Mutex
+	vips   map[netip.Addr]*vipMetrics
+	shared func() (SharedStats, error) // --share; nil otherwise (sharedmetrics.go)
 }
 
 type vipMetrics struct {
@@ -138,7 +139,10 @@ func (m *Metrics) write(w io.Writer) error {
 		}
 	}
 	m.writePool(&b, vips)
+	shared := m.shared
 	m.mu.Unlock()
+	// The kernel's counters are read without the lock too.
+	m.writeShared(&b, shared)
 	// Written after the lock: a slow scraper must not hold the machines.
 	_, err := w.Write(b.Bytes())
 	return err

@@ -35,6 +35,25 @@ type Report struct {
 	Members   []memberStatus `json:"members,omitempty"`
 	Peers     []peerStatus   `json:"peers"`
 	VIPs      []vipReport    `json:"vips"`
+	Shared    *sharedStatus  `json:"shared,omitempty"` // --share
+}
+
+// sharedStatus is the shared addresses (--share): the buckets of the flow
+// hash, who serves which, and what this node serves.
+type sharedStatus struct {
+	Addrs    []string           `json:"addresses"`
+	Buckets  int                `json:"buckets"`
+	Nodes    []sharedNodeStatus `json:"nodes"`              // the members, by MAC
+	Mine     []int              `json:"mine"`               // served here: new and established flows
+	Draining []int              `json:"draining,omitempty"` // moved away: established TCP flows only
+	Incoming []int              `json:"incoming,omitempty"` // moved here: new flows only
+}
+
+// sharedNodeStatus is one member's buckets as this node computes them.
+type sharedNodeStatus struct {
+	MAC     string `json:"mac"`
+	Self    bool   `json:"self,omitempty"`
+	Buckets []int  `json:"buckets"`
 }
 
 // memberStatus is a member of the pool as this node sees it (--spread).
@@ -90,6 +109,17 @@ func buildStatusReport(f engine.Facts, board *Board, ifname, version string, now
 	slices.SortFunc(r.Peers, func(a, b peerStatus) int { return strings.Compare(a.MAC, b.MAC) })
 	for _, m := range f.Members {
 		r.Members = append(r.Members, memberStatus{MAC: m.MAC.String(), Priority: m.Weight, Self: bytes.Equal(m.MAC, f.MAC)})
+	}
+	if sh := f.Shared; sh != nil {
+		st := &sharedStatus{Buckets: sh.Buckets, Mine: nonNil(sh.Mine), Draining: sh.Draining, Incoming: sh.Incoming, Nodes: []sharedNodeStatus{}}
+		for _, a := range sh.Addrs {
+			st.Addrs = append(st.Addrs, a.String())
+		}
+		for mac, buckets := range sh.Owners {
+			st.Nodes = append(st.Nodes, sharedNodeStatus{MAC: mac, Self: f.MAC != nil && mac == f.MAC.String(), Buckets: buckets})
+		}
+		slices.SortFunc(st.Nodes, func(a, b sharedNodeStatus) int { return strings.Compare(a.MAC, b.MAC) })
+		r.Shared = st
 	}
 	for _, s := range board.snapshot() {
 		v := vipReport{VIP: s.vip.String(), State: s.status.state.String(), Since: s.status.since}
@@ -170,6 +200,12 @@ func WriteTable(w io.Writer, reports []Report, loc *time.Location) error {
 			}
 			fmt.Fprintf(&b, "  pool members (%d): %s\n", len(r.Members), strings.Join(members, ", "))
 		}
+		if sh := r.Shared; sh != nil {
+			writeShared(&b, sh)
+			if len(r.VIPs) == 0 {
+				continue
+			}
+		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		if r.Pool {
 			fmt.Fprintln(tw, "VIP\tSTATE\tSINCE\tHOLDER\tASSIGNED TO\tAS ASSIGNED")
@@ -209,6 +245,35 @@ func holderText(v vipReport) string {
 		return "none (" + v.SilentHolder + " went silent)"
 	}
 	return "none"
+}
+
+// writeShared prints the shared addresses: what this node serves, and the
+// buckets of every node.
+func writeShared(b *bytes.Buffer, sh *sharedStatus) {
+	fmt.Fprintf(b, "  shared %s: %d of %d buckets served here", strings.Join(sh.Addrs, ", "), len(sh.Mine), sh.Buckets)
+	if len(sh.Draining)+len(sh.Incoming) > 0 {
+		fmt.Fprintf(b, " (%d incoming: new flows only); %d draining (established flows only)", len(sh.Incoming), len(sh.Draining))
+	}
+	b.WriteString("\n")
+	nodes := make([]string, 0, len(sh.Nodes))
+	for _, n := range sh.Nodes {
+		name := n.MAC
+		if n.Self {
+			name = "this node"
+		}
+		nodes = append(nodes, fmt.Sprintf("%s %d", name, len(n.Buckets)))
+	}
+	if len(nodes) == 0 {
+		nodes = append(nodes, "none yet")
+	}
+	fmt.Fprintf(b, "  buckets per node: %s\n", strings.Join(nodes, ", "))
+}
+
+func nonNil(b []int) []int {
+	if b == nil {
+		return []int{}
+	}
+	return b
 }
 
 func assigneeText(p *vipPoolStatus) string { return assigneeName(p.AssignedHere, p.Assignee) }

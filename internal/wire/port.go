@@ -123,3 +123,26 @@ func (p *Port) Announce(vip netip.Addr, form frame.AnnounceForm) error {
 	}
 	return nil
 }
+
+// AnnounceAs sends one round of unsolicited ARP for addr in form, with mac
+// as the sender hardware address: a shared address is announced with its
+// cluster multicast MAC, the same from every node.
+func (p *Port) AnnounceAs(addr netip.Addr, mac net.HardwareAddr, form frame.AnnounceForm) error {
+	if addr.Is6() {
+		return fmt.Errorf("announce %s: a shared IPv6 address is not supported", addr)
+	}
+	s := p.current()
+	if s == nil {
+		return errLinkDown
+	}
+	pkts, err := frame.AnnouncePackets(mac, addr, form)
+	if err != nil {
+		return err
+	}
+	for _, pkt := range pkts {
+		if err := s.Send(pkt, frame.BroadcastMAC); err != nil {
+			return fmt.Errorf("announce %s as %s: %w", addr, mac, err)
+		}
+	}
+	return nil
+}
