@@ -201,6 +201,11 @@ func (g *Group) EventFor(vip netip.Addr, ev MachineEvent, now time.Time) {
 		g.touch(m)
 		g.settle()
 	}
+	if g.shared != nil && g.shared.isShared(vip) {
+		g.shared.onEvent(ev, now)
+		g.touch(g.shared)
+		g.settle()
+	}
 }
 
 // FenceDone hands a fencing result back to its machine.

@@ -44,12 +44,18 @@ import (
 //     moving bucket may meet nobody for up to takeDelay: a SYN is sent
 //     again, a second SYN-ACK from two owners would break the connection.
 
-// BucketTable is the data path of the shared addresses: the sets of
-// buckets this node serves (internal/clusterip implements it).
+// BucketTable is the data path of the shared addresses: the addresses on
+// the interface and the sets of buckets this node serves (the command
+// implements it with internal/clusterip).
 type BucketTable interface {
+	// Up puts the shared addresses on the interface and joins their
+	// multicast groups (the link came up, or an address was removed).
+	Up() error
 	// SetBuckets replaces what this node serves in one step: mine (new and
 	// established flows), draining (established TCP only), incoming (a
-	// subset of mine: new flows only).
+	// subset of mine: new flows only). It is called again every interval
+	// while the link is up; what is not set again for the dead time may be
+	// forgotten (the process died).
 	SetBuckets(mine, draining, incoming []int) error
 }
 
@@ -193,6 +199,15 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 		}
 		return
 	}
+	wasHolder := n.holder && !n.since.IsZero() && now.Sub(n.last) <= s.deadTime()
+	if wasHolder && tag.Flags&frame.FlagHolder == 0 {
+		// It served a moment ago and serves nothing now, without a
+		// release notice: its process started again (a crash, kill -9)
+		// and serves nothing until it joins again as a newcomer. Out now,
+		// so that its buckets are served again at once.
+		n.since, n.holder = time.Time{}, false
+		s.recompute(now)
+	}
 	if n.since.IsZero() || now.Sub(n.last) > s.deadTime() {
 		n.since = now
 		if s.starting(now) {
@@ -236,11 +251,17 @@ func (s *SharedView) onEvent(ev MachineEvent, now time.Time) {
 		if s.started.IsZero() {
 			s.started = now
 		}
+		s.up()
 		// Tell the LAN the cluster MAC, as a claim does for a VIP.
 		s.announceLeft, s.nextAnnounce = s.group.cfg.AnnounceCount, now
 	case EvLinkDown:
 		s.linkUp = false
 		s.announceLeft = 0
+	case EvAddrRemoved, EvResync:
+		if s.linkUp && !s.leaving {
+			s.up()
+		}
+		return
 	case EvHealthy:
 		s.healthy = true
 	case EvUnhealthy:
@@ -250,6 +271,14 @@ func (s *SharedView) onEvent(ev MachineEvent, now time.Time) {
 	}
 	s.nextTick = now // decide at once
 	s.onTick(now)
+}
+
+// up puts the addresses back; a failure is logged and tried again at the
+// next change of the link.
+func (s *SharedView) up() {
+	if err := s.cfg.Table.Up(); err != nil {
+		s.group.log.Error("shared address: cannot set the interface up for it", "err", err)
+	}
 }
 
 // candidate reports whether this node may serve: link up, healthy, not
@@ -395,11 +424,14 @@ func (s *SharedView) sets() (mine, draining, incoming []int) {
 	return mine, draining, incoming
 }
 
-// apply gives the table this node's part when it changed.
-func (s *SharedView) apply(now time.Time) {
+// apply gives the table this node's part when it changed, or every
+// interval when refresh is set: the table forgets buckets not refreshed
+// for a while, so that a process that died (kill -9) stops serving its
+// buckets about when the others take them.
+func (s *SharedView) apply(now time.Time, refresh ...bool) {
 	mine, draining, incoming := s.sets()
 	next := [3][]int{mine, draining, incoming}
-	if !s.failed && slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int]) {
+	if !s.failed && len(refresh) == 0 && slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int]) {
 		return
 	}
 	if err := s.cfg.Table.SetBuckets(mine, draining, incoming); err != nil {
@@ -430,6 +462,9 @@ func (s *SharedView) onTick(now time.Time) {
 	}
 	s.recompute(now)
 	s.timers(now)
+	if s.linkUp {
+		s.apply(now, true)
+	}
 	s.presence(now)
 }
 

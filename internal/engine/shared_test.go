@@ -52,6 +52,7 @@ type sharedTestNode struct {
 	draining  []int
 	incoming  []int
 	announces int
+	ups       int
 }
 
 func (n *sharedTestNode) MAC() net.HardwareAddr { return n.own }
@@ -79,6 +80,8 @@ func (n *sharedTestNode) AnnounceAs(_ netip.Addr, mac net.HardwareAddr, _ frame.
 	n.announces++
 	return nil
 }
+
+func (n *sharedTestNode) Up() error { n.ups++; return nil }
 
 func (n *sharedTestNode) SetBuckets(mine, draining, incoming []int) error {
 	for _, b := range incoming {
@@ -216,6 +219,9 @@ func TestSharedStartTogether(t *testing.T) {
 	sn.run(sn.at(ms(1000)), sn.neverTwo)
 	sn.balanced("after start")
 	for _, n := range sn.nodes {
+		if n.ups != 1 {
+			t.Errorf("%s: the addresses were put up %d times, want once at link up", n.own, n.ups)
+		}
 		if n.announces == 0 {
 			t.Errorf("%s never announced the cluster MAC", n.own)
 		}
@@ -347,4 +353,24 @@ func TestSharedUnhealthyGivesUp(t *testing.T) {
 	sick.g.Broadcast(EvHealthy, sn.now)
 	sn.run(sn.now.Add(10*time.Second), sn.neverTwo)
 	sn.balanced("healthy again")
+}
+
+// A node's process starts again (kill -9 and a restart): it serves
+// nothing until it joins again, and the others see it at its first frame
+// without the holder flag and take its buckets at once, instead of
+// leaving them dark for its hold-down; then it rejoins by plan.
+func TestSharedRestartedNodeRejoins(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	old := sn.nodes[2]
+	old.dead = true
+	sn.nodes = sn.nodes[:2]
+	sn.run(sn.now.Add(ms(50)), sn.neverTwo) // within the dead time: nobody noticed
+	restarted := sn.addNode(3)
+	sn.run(sn.now.Add(ms(10)), sn.neverTwo)
+	sn.nodes = sn.nodes[:2]
+	sn.balanced("10 ms after the restart")
+	sn.nodes = append(sn.nodes, restarted)
+	sn.run(sn.now.Add(10*time.Second), sn.neverTwo)
+	sn.balanced("after the rejoin")
 }
