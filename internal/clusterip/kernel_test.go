@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 )
@@ -132,8 +133,35 @@ func TestTableKernel(t *testing.T) {
 		}
 	}
 	check([]int{0, 1, 5}, []int{2}, []int{3, 4})
+	// The next Set is one transaction: one generation of changes.
+	mc, err := nftables.New(nftables.WithNetNSFd(n.fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon := nftables.NewMonitor(nftables.WithMonitorEventBuffer(16))
+	gens, err := mc.AddGenerationalMonitor(mon)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := tb.Set(Buckets{Mine: []int{6, 7}, Incoming: []int{2}}); err != nil {
 		t.Fatal(err)
+	}
+	var changes []int
+	for wait := time.After(2 * time.Second); len(changes) == 0 || wait != nil; {
+		select {
+		case g := <-gens:
+			changes = append(changes, len(g.Changes))
+			wait = time.After(300 * time.Millisecond) // a second generation would come now
+		case <-wait:
+			if len(changes) == 0 {
+				t.Fatal("no generation of changes within 2 s of Set")
+			}
+			wait = nil
+		}
+	}
+	mon.Close()
+	if len(changes) != 1 || changes[0] < 2 {
+		t.Errorf("Set made generations with %v changes; want one generation", changes)
 	}
 	check([]int{6, 7}, nil, []int{2})
 	if err := tb.Set(Buckets{Mine: []int{1}, Draining: []int{1}}); err == nil {
