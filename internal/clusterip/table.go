@@ -9,6 +9,22 @@
 // the multicast group of the cluster MAC. It must not know who decides the
 // buckets or why: no decisions, no frames, no engine. It imports no other
 // floatip package.
+//
+// The tables, both named floatip_IFACE, are the only things it touches (no
+// sysctl, no other table):
+//   - inet: at prerouting −300, before conntrack (so that other nodes'
+//     flows leave no conntrack entries here), a packet for a shared address
+//     is made the host's (it came to the multicast MAC), hashed into its
+//     bucket and accepted if the bucket is mine, draining or incoming, else
+//     dropped; at −150, after conntrack, a draining bucket keeps only
+//     established TCP, an incoming one drops mid-stream TCP that is no
+//     connection of this node's. Named counters "accepted" and "dropped"
+//     count each packet once. The ct expressions load conntrack in the
+//     namespace.
+//   - arp: at output, the sender hardware address of every ARP from a
+//     shared address becomes its cluster MAC; at input, floatip's own tagged
+//     probes for a shared address are dropped, so the kernel does not answer
+//     each one (floatip's packet socket sees them before netfilter).
 package clusterip
 
 import (
@@ -70,7 +86,10 @@ const (
 	regFields = unix.NFT_REG32_08
 )
 
-// Table is one interface's nftables tables of shared addresses.
+// Table is one interface's nftables tables of shared addresses. There is
+// one per interface and network namespace: a second Open of the same
+// interface replaces the first's tables, and the first's methods then act
+// on the second's.
 type Table struct {
 	mu     sync.Mutex
 	cfg    Config
@@ -81,11 +100,15 @@ type Table struct {
 	closed bool
 }
 
-// Check reports (one clear error) when the kernel has no nf_tables.
+// Check reports (one clear error) when the kernel has no nf_tables, or
+// when this process may not use it.
 func Check() error {
 	c, err := nftables.New()
 	if err == nil {
 		_, err = c.ListTables()
+	}
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("nf_tables: not permitted (needs CAP_NET_ADMIN): %w", err)
 	}
 	if err != nil {
 		return fmt.Errorf("nf_tables not available: %w", err)
