@@ -249,3 +249,37 @@ func TestJoin(t *testing.T) {
 		t.Error("Join on a missing interface: no error")
 	}
 }
+
+// With a lease, a bucket not set again is no longer served: what a
+// process killed with -9 leaves behind stops serving by itself.
+func TestLeaseExpires(t *testing.T) {
+	needRoot(t)
+	n := newNetns(t, fmt.Sprintf("fipt-clip-%d-l", os.Getpid()))
+	n.ip(t, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	tb, err := Open(Config{Interface: "eth0", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.80")},
+		Buckets: 8, Seed: 0x5eed, Lease: 400 * time.Millisecond}, n.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	renew := func() {
+		if err := tb.Set(Buckets{Mine: []int{1, 2}, Draining: []int{3}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renew()
+	for range 4 { // renewed within the lease: kept
+		time.Sleep(200 * time.Millisecond)
+		if got := buckets(t, n, "eth0", setMine); !slices.Equal(got, []int{1, 2}) {
+			t.Fatalf("mine while renewed: %v", got)
+		}
+		renew()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(buckets(t, n, "eth0", setMine))+len(buckets(t, n, "eth0", setDraining)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("buckets still served 3 s after the last renewal: %v %v", buckets(t, n, "eth0", setMine), buckets(t, n, "eth0", setDraining))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -48,6 +49,10 @@ type Config struct {
 	Buckets   int          // number of buckets B (jhash ... mod B); 2..1024
 	Hash      Hash
 	Seed      uint32 // jhash seed; same on every node; not 0 (the kernel would pick a random one)
+	// Lease: a bucket not set again (Set) for this long is no longer
+	// served, so that a process killed with -9 stops serving its buckets
+	// about when the other nodes take them; 0: kept until the next Set.
+	Lease time.Duration
 }
 
 // Buckets is what this node serves: Mine (new and established flows),
@@ -246,7 +251,8 @@ func (t *Table) build(c *nftables.Conn) error {
 	for _, name := range []string{setMine, setDraining, setIncoming} {
 		// A plain integer key (not typeof jhash, on which nft 1.0.6
 		// crashes), in host byte order as jhash writes it.
-		s := &nftables.Set{Table: t.inet, Name: name, KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian}
+		s := &nftables.Set{Table: t.inet, Name: name, KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian,
+			HasTimeout: t.cfg.Lease > 0}
 		if err := c.AddSet(s, nil); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)
 		}
@@ -489,7 +495,7 @@ func (t *Table) Set(b Buckets) error {
 		}
 		elems := make([]nftables.SetElement, len(buckets))
 		for i, n := range buckets {
-			elems[i] = nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(n))}
+			elems[i] = nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(n)), Timeout: t.cfg.Lease}
 		}
 		if err := c.SetAddElements(s, elems); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)
