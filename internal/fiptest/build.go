@@ -25,13 +25,14 @@ func RemoveBuilds() {
 
 // builds holds the binaries built once per test run (the only state tests share).
 var builds struct {
-	mu       sync.Mutex
-	dir      string
-	floatip  onceBuild
-	udpecho  onceBuild
-	arpflood onceBuild
-	tcpidle  onceBuild
-	versions map[string]*onceBuild // floatip stamped with another version
+	mu        sync.Mutex
+	dir       string
+	floatip   onceBuild
+	udpecho   onceBuild
+	arpflood  onceBuild
+	tcpidle   onceBuild
+	flowcheck onceBuild
+	versions  map[string]*onceBuild // floatip stamped with another version
 }
 
 type onceBuild struct {
@@ -133,6 +134,16 @@ func BuildTCPIdle(t *testing.T) string {
 	p, err := goBuild(&builds.tcpidle, "tcpidle", "./lab/tcpidle")
 	if err != nil {
 		t.Fatalf("building tcpidle: %v", err)
+	}
+	return p
+}
+
+// BuildFlowCheck builds lab/flowcheck (once per test run) and returns its path.
+func BuildFlowCheck(t *testing.T) string {
+	t.Helper()
+	p, err := goBuild(&builds.flowcheck, "flowcheck", "./lab/flowcheck")
+	if err != nil {
+		t.Fatalf("building flowcheck: %v", err)
 	}
 	return p
 }
