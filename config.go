@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"floatip/internal/clusterip"
 	"floatip/internal/engine"
 	"floatip/internal/wire/frame"
 
@@ -140,6 +141,10 @@ type config struct {
 	resetConns                  bool         // reset the VIP's TCP connections on release
 	spread                      bool         // pool mode (internal/engine/poolview.go)
 	poolHoldDown                time.Duration
+	shared                      []netip.Addr // --share (share.go)
+	hash                        clusterip.Hash
+	buckets                     int
+	drain                       time.Duration
 }
 
 // parseListenAddr accepts IP:PORT or :PORT. Names are refused: a listen
@@ -184,6 +189,10 @@ func (r *runCmd) config() (*config, error) {
 		return nil, err
 	}
 	vips, err := parseVIPs(expanded)
+	if err != nil {
+		return nil, err
+	}
+	shared, hash, err := r.sharedConfig(vips)
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +284,10 @@ func (r *runCmd) config() (*config, error) {
 		resetConns:    r.ResetConns,
 		spread:        r.Spread,
 		poolHoldDown:  r.PoolHoldDown,
+		shared:        shared,
+		hash:          hash,
+		buckets:       r.Buckets,
+		drain:         r.Drain,
 		ifname:        r.Interface,
 		label:         label,
 		vips:          vips,
@@ -293,6 +306,36 @@ func (r *runCmd) config() (*config, error) {
 			PreemptDelay:    r.PreemptDelay,
 		},
 	}, nil
+}
+
+// sharedConfig checks --share and its flags against the VIPs.
+func (r *runCmd) sharedConfig(vips []netip.Addr) ([]netip.Addr, clusterip.Hash, error) {
+	if len(vips) == 0 && len(r.Share) == 0 {
+		return nil, 0, errors.New("no address given: name a VIP to float, or --share an address")
+	}
+	shared, err := parseVIPs(r.Share)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--share: %w", err)
+	}
+	for _, a := range shared {
+		switch {
+		case a.Is6():
+			return nil, 0, fmt.Errorf("--share %s: a shared IPv6 address is not supported (IPv4 only); float it as a VIP instead", a)
+		case slices.Contains(vips, a):
+			return nil, 0, fmt.Errorf("%s is both a VIP and --share: an address is either floated or shared", a)
+		}
+	}
+	if r.Buckets < 2 || r.Buckets > 1024 {
+		return nil, 0, fmt.Errorf("--buckets %d is out of range 2..1024", r.Buckets)
+	}
+	if r.Drain < 0 || r.Drain > 24*time.Hour {
+		return nil, 0, fmt.Errorf("--drain %s is out of range 0..24h", r.Drain)
+	}
+	hash, err := clusterip.ParseHash(r.Hash)
+	if err != nil {
+		return nil, 0, fmt.Errorf("--hash: %w", err)
+	}
+	return shared, hash, nil
 }
 
 // maxRangeVIPs bounds a range on the command line.

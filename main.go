@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"floatip/internal/clusterip"
 	"floatip/internal/daemon"
 
 	"floatip/internal/status"
@@ -87,8 +88,12 @@ type runCmd struct {
 	LogLevel        string        `default:"info" enum:"debug,info,warn,error" env:"FLOATIP_LOG_LEVEL" help:"Log level: debug, info, warn or error."`
 	LogFormat       string        `default:"text" enum:"text,json" env:"FLOATIP_LOG_FORMAT" help:"Log format: text (logfmt) or json."`
 	Spread          bool          `env:"FLOATIP_SPREAD" help:"Pool mode (active-active): spread the VIPs over every healthy node, ⌊M/N⌋ or ⌈M/N⌉ each (weighted by --priority), instead of all going to the best node; a dead node's share moves to the survivors. Run the same line on every node."`
-	PoolHoldDown    time.Duration `default:"5s" env:"FLOATIP_POOL_HOLD_DOWN" help:"With --spread: a node (re)joining the pool takes its share only after being heard continuously this long, so a flapping node moves nothing."`
-	VIPs            []string      `arg:"" name:"vip" help:"Floating IPv4 and/or IPv6 address(es) to hold, each handled independently; a range A-B (IPv4) stands for every address from A to B."`
+	PoolHoldDown    time.Duration `default:"5s" env:"FLOATIP_POOL_HOLD_DOWN" help:"With --spread or --share: a node (re)joining the pool takes its share only after being heard continuously this long, so a flapping node moves nothing."`
+	Share           []string      `env:"FLOATIP_SHARE" placeholder:"ADDR" help:"A shared IPv4 address (repeatable), served by every healthy node at once, as the removed CLUSTERIP target did: it is answered with a multicast MAC, every node receives every packet, and each keeps the flows whose hash falls into its buckets. A dead node's buckets move to the survivors. Run the same line on every node."`
+	Hash            string        `default:"source" enum:"source,source-port,source-port-dest-port" env:"FLOATIP_HASH" help:"With --share: what the flow hash covers: source (one client's flows stay on one node; CLUSTERIP's sourceip), source-port (sourceip-sourceport) or source-port-dest-port (sourceip-sourceport-destport)."`
+	Buckets         int           `default:"64" env:"FLOATIP_BUCKETS" help:"With --share: how many buckets the flow hash is cut into, 2..1024; the same on every node. Each node serves about buckets/nodes of them."`
+	Drain           time.Duration `default:"2m" env:"FLOATIP_DRAIN" help:"With --share: when a bucket moves by plan (a node joins), its old node keeps serving the bucket's established TCP connections this long while the new node takes the new ones; 0 moves them at once. UDP moves at once."`
+	VIPs            []string      `arg:"" optional:"" name:"vip" help:"Floating IPv4 and/or IPv6 address(es) to hold, each handled independently; a range A-B (IPv4) stands for every address from A to B."`
 }
 
 // env is what a command needs from the world outside it.
@@ -225,6 +230,9 @@ func (r *runCmd) run(e *env) error {
 	if err := system.CheckIPv6Enabled(cfg.ifname, cfg.vips); err != nil {
 		return err
 	}
+	if err := checkShared(cfg); err != nil {
+		return err
+	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		// The daemon's work is one loop; a second P only makes the runtime
 		// wake idle threads to look for work on every frame and timer,
@@ -310,6 +318,23 @@ func runDaemon(ctx context.Context, cfg *config, starts map[netip.Addr]engine.St
 	addMachines(cfg, starts, cfg.check != nil && !startHealthy, d, group, port, refs, obs, log)
 	if cfg.spread {
 		engine.NewPoolView(group, cfg.vips, cfg.poolHoldDown)
+	}
+	if len(cfg.shared) > 0 {
+		path, err := openSharedPath(cfg, &d.Index, log)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := path.Close(); err != nil {
+				log.Error("shared address: cleaning up", "err", err)
+			}
+		}()
+		view := engine.NewSharedView(group, engine.SharedConfig{Addrs: cfg.shared, ClusterMAC: clusterip.ClusterMAC,
+			Buckets: cfg.buckets, HoldDown: cfg.poolHoldDown, Drain: cfg.drain, Table: path, Send: port, Refs: refs})
+		view.SetInitialHealth(cfg.check == nil || startHealthy)
+		met.SetShared(path.stats)
+		log.Info("serving shared addresses", "addresses", fmt.Sprint(cfg.shared), "buckets", cfg.buckets,
+			"hash", cfg.hash.String(), "cluster_mac", clusterip.ClusterMAC(cfg.shared[0]).String())
 	}
 
 	var background sync.WaitGroup

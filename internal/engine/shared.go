@@ -83,6 +83,10 @@ type sharedNode struct {
 	last     time.Time // last tagged frame
 	priority uint8
 	holder   bool // its last frame said it owns buckets
+	// servedFirst: the first frame heard from it said it owns buckets: it
+	// was serving before this node started (a running group), not a node
+	// starting with it.
+	servedFirst bool
 }
 
 // bucket is this node's part in one bucket.
@@ -187,12 +191,16 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 				return
 			}
 		}
-		n = &sharedNode{}
+		n = &sharedNode{servedFirst: tag.Flags&frame.FlagHolder != 0}
 		s.nodes[key] = n
 	}
 	if tag.Flags&(frame.FlagReleasing|frame.FlagStandAside) != 0 {
 		// Leaving or unhealthy: out at once, its buckets taken now.
 		was := !n.since.IsZero()
+		if was {
+			s.group.log.Info("shared address: a node leaves or stands aside", "node", p.SenderHardwareAddr.String(),
+				"releasing", tag.Flags&frame.FlagReleasing != 0)
+		}
 		n.since, n.last, n.holder = time.Time{}, time.Time{}, false
 		if was {
 			s.recompute(now)
@@ -206,6 +214,8 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 		// and serves nothing until it joins again as a newcomer. Out now,
 		// so that its buckets are served again at once.
 		n.since, n.holder = time.Time{}, false
+		s.group.log.Info("shared address: a node serves nothing any more without a release notice (restarted?): its buckets go to the others",
+			"node", p.SenderHardwareAddr.String())
 		s.recompute(now)
 	}
 	if n.since.IsZero() || now.Sub(n.last) > s.deadTime() {
@@ -297,11 +307,15 @@ func (s *SharedView) isolated(now time.Time) bool {
 }
 
 // selfJoinAfter is how long this node must be a candidate before it
-// serves: the hold-down when others serve already (a newcomer), the dead
-// time when nobody does (a group starting: time enough to hear each other).
+// serves: the hold-down when it joins a running group (a node served
+// before this one was heard), the dead time when the group starts with it
+// (time enough to hear each other).
 func (s *SharedView) selfJoinAfter(now time.Time) time.Duration {
+	if !s.starting(now) {
+		return s.cfg.HoldDown // coming back: the others count it as a newcomer
+	}
 	for _, n := range s.nodes {
-		if n.holder && now.Sub(n.last) <= s.deadTime() {
+		if n.servedFirst && n.holder && now.Sub(n.last) <= s.deadTime() {
 			return s.cfg.HoldDown
 		}
 	}
