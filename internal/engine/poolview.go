@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -27,6 +28,15 @@ import (
 // its own node; a node moves a VIP held by a live node to itself (make
 // before break) once the membership has been stable for poolSettle; and in
 // a split brain the assignee wins, not the better rank.
+//
+// That holds for the canonical assignment (pool.Assign), which a node
+// computes on its first view and whenever a member joins or a weight
+// changes. When members only leave (a death, a release, a failed health
+// check) it is not recomputed: the VIPs held by a surviving member stay
+// where they are, because they carry live connections, and only the
+// departed members' VIPs move (pool.Keep over the observed holders, see
+// keepAssignment). Exact balance comes back with the next join, by planned
+// moves.
 
 const (
 	// poolWindow: a member not heard for this long has left.
@@ -67,6 +77,7 @@ type PoolView struct {
 	members     []pool.Member        // sorted by MAC
 	changedAt   time.Time            // last change of members
 	assign      map[netip.Addr]net.HardwareAddr
+	keep        bool                  // members only left since the last canonical assignment: assign is keepAssignment's
 	reported    map[netip.Addr]string // assignee last told to the observers
 	nextTick    time.Time
 	lastPresent time.Time
@@ -185,14 +196,28 @@ func (p *PoolView) currentMembers(now time.Time) []pool.Member {
 	return ms
 }
 
-// recompute refreshes the members and, when they changed, the assignment.
+// recompute refreshes the members and, when they changed, the assignment:
+// the canonical one after a join, a weight change or on the first view;
+// after members only left, the one that keeps every survivor's VIPs where
+// they are (keepAssignment), refreshed on every call while no member joins.
 func (p *PoolView) recompute(now time.Time) {
 	ms := p.currentMembers(now)
 	if slices.EqualFunc(ms, p.members, func(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }) {
+		if p.keep {
+			if a := p.keepAssignment(); !sameAssignment(a, p.assign) {
+				p.assign = a
+				p.report(now)
+			}
+		}
 		return
 	}
+	p.keep = len(p.members) > 0 && pool.OnlyLeft(p.members, ms)
 	p.members, p.changedAt = ms, now
-	p.assign = pool.Assign(p.vips, ms)
+	if p.keep {
+		p.assign = p.keepAssignment()
+	} else {
+		p.assign = pool.Assign(p.vips, ms)
+	}
 	names := make([]string, len(ms))
 	for i, m := range ms {
 		names[i] = m.MAC.String()
@@ -209,8 +234,46 @@ func (p *PoolView) recompute(now time.Time) {
 	// assignment now rather than at the next turn of the self-checks.
 	p.checks = append(p.checks[:0], p.group.held.machines...)
 	p.sendChecks(now)
-	p.group.log.Info("pool membership changed", "members", strings.Join(names, ","), "assigned_here", mine, "vips", len(p.vips))
+	p.group.log.Info("pool membership changed", "members", strings.Join(names, ","), "assigned_here", mine, "vips", len(p.vips), "kept", p.keep)
 	p.report(now)
+}
+
+// keepAssignment is the assignment after members only left: pool.Keep with
+// the holders this node observes as "before". A VIP held by a member stays
+// with it; the VIPs of departed members, and any VIP nobody live holds, go
+// one by one to the member furthest below its share.
+//
+// Why the observed holders and not the previous assignment (p.assign): the
+// rule is about where a VIP is held, since that is where its connections
+// are, and the holders are history that every node sees on the wire (the
+// announcements and answers every standby follows), whatever membership
+// changes it went through and in whatever order. The previous assignment is
+// each node's own history: two nodes that found two dead members in
+// opposite orders, or a node that restarted in between, chain pool.Keep
+// differently and would disagree until the next join; and it can differ from
+// the holders (a VIP claimed by the orphan fallback, planned moves not yet
+// made), so keeping it would move a survivor's VIP after all. Recomputed on
+// every tick, the assignment follows what is held: once a departed member's
+// VIP is claimed it is its claimer's, and nodes that disagreed for a moment
+// (a double claim, settled by rank in resolve) agree again without any move.
+func (p *PoolView) keepAssignment() map[netip.Addr]net.HardwareAddr {
+	own := p.group.arp.MAC()
+	held := make(map[netip.Addr]net.HardwareAddr, len(p.vips))
+	for _, vip := range p.vips {
+		m := p.group.machines[vip]
+		switch {
+		case m == nil:
+		case m.state == event.Active || m.state == event.Yielding || m.state == event.Adopting:
+			held[vip] = own
+		case !m.holderReleased:
+			held[vip] = m.holder // Standby: the holder it follows; Claiming, Fencing: the silent one
+		}
+	}
+	return pool.Keep(p.vips, held, p.members)
+}
+
+func sameAssignment(a, b map[netip.Addr]net.HardwareAddr) bool {
+	return len(a) == len(b) && maps.EqualFunc(a, b, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) })
 }
 
 // sendChecks sends the pending self-checks the pacer allows; the rest on
@@ -271,8 +334,18 @@ func (p *PoolView) mayClaim(m *Machine, now time.Time) bool {
 }
 
 // resolve decides a split brain in pool mode: the assignee keeps the VIP;
-// between two nodes that are not, the usual rank rule.
+// between two nodes that are not, the usual rank rule. After members only
+// left, the rank rule alone: that assignment follows the holders, so both
+// holders of a VIP would each find it assigned to themselves (two survivors
+// that, for a moment, disagreed on a departed member's VIP and both claimed
+// it). The rank gives one verdict on both; the loser then sees the winner
+// hold the VIP, which is thereby assigned to it, and nothing moves back. A
+// healed partition is a join (heard holding VIPs, a member at once), so the
+// canonical assignee decides it as before.
 func (p *PoolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank conflictAction) conflictAction {
+	if p.keep {
+		return byRank
+	}
 	switch a := p.assign[vip]; {
 	case a == nil:
 		return byRank
