@@ -335,15 +335,17 @@ func (p *PoolView) mayClaim(m *Machine, now time.Time) bool {
 
 // resolve decides a split brain in pool mode: the assignee keeps the VIP;
 // between two nodes that are not, the usual rank rule. After members only
-// left, the rank rule alone: that assignment follows the holders, so both
-// holders of a VIP would each find it assigned to themselves (two survivors
-// that, for a moment, disagreed on a departed member's VIP and both claimed
-// it). The rank gives one verdict on both; the loser then sees the winner
-// hold the VIP, which is thereby assigned to it, and nothing moves back. A
-// healed partition is a join (heard holding VIPs, a member at once), so the
-// canonical assignee decides it as before.
+// left, two members that both hold a VIP go by rank alone: that assignment
+// follows the holders, so each would find the VIP assigned to itself (two
+// survivors that, for a moment, disagreed on a departed member's VIP and
+// both claimed it). The rank gives one verdict on both; the loser then sees
+// the winner hold the VIP, which is thereby assigned to it, and nothing
+// moves back. Against a holder that is no member (the stale copy of a
+// daemon killed with -9, whose kernel still answers) the assignee still
+// wins. A healed partition is a join (heard holding VIPs, a member at
+// once), so the canonical assignee decides it as before.
 func (p *PoolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank conflictAction) conflictAction {
-	if p.keep {
+	if p.keep && slices.ContainsFunc(p.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, other) }) {
 		return byRank
 	}
 	switch a := p.assign[vip]; {

@@ -29,6 +29,16 @@ type poolLab struct {
 	n       int
 	vips    []string
 	daemons map[string]*fiptest.Process
+	macs    map[string]string // a host's MAC when not the lab's (setMACs)
+}
+
+// macOf is host h's MAC: the lab's, fiptest.HostMACOf, unless setMACs
+// changed it.
+func (pl *poolLab) macOf(h string) string {
+	if mac, ok := pl.macs[h]; ok {
+		return mac
+	}
+	return fiptest.HostMACOf(h)
 }
 
 func newPoolLab(t *testing.T, n, vips int, extra ...string) *poolLab {
@@ -51,7 +61,7 @@ func (pl *poolLab) Start(i int, extra ...string) {
 func (pl *poolLab) assignment(hosts ...int) map[string]string {
 	var ms []pool.Member
 	for _, i := range hosts {
-		mac, _ := net.ParseMAC(fiptest.HostMAC(i))
+		mac, _ := net.ParseMAC(pl.macOf(fmt.Sprintf("h%d", i)))
 		ms = append(ms, pool.Member{MAC: mac, Weight: 100})
 	}
 	var vips []netip.Addr
@@ -107,7 +117,7 @@ func (pl *poolLab) onAssignees(what string, want map[string]string) {
 	pl.T.Helper()
 	holder := pl.holderOf()
 	for _, v := range pl.vips {
-		if h := holder[v]; h == "" || h == "many" || fiptest.HostMACOf(h) != want[v] {
+		if h := holder[v]; h == "" || h == "many" || pl.macOf(h) != want[v] {
 			pl.T.Errorf("%s: %s held by %q, assigned to %s", what, v, h, want[v])
 		}
 	}
@@ -126,7 +136,7 @@ func (pl *poolLab) clientReachesAll() []string {
 			bad = append(bad, vs...)
 			continue
 		}
-		bad = append(bad, clientUnreached(pl.Lab, vs, fiptest.HostMACOf(h))...)
+		bad = append(bad, clientUnreached(pl.Lab, vs, pl.macOf(h))...)
 	}
 	sort.Strings(bad)
 	return bad
