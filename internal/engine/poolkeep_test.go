@@ -181,3 +181,66 @@ func testPoolDeathKeeps(t *testing.T, macs []string, vips []netip.Addr, kill []i
 		}
 	}
 }
+
+// After a death two survivors may, for a moment, both claim a dead node's
+// VIP (they found the deaths in different orders). The rank settles it, and
+// the loser then counts the VIP as the winner's: nothing moves back, and
+// every node agrees. A holder that is no member (a killed daemon's stale
+// copy) loses to the assignee, as before.
+func TestPoolLANKeepSettlesADoubleClaimByRank(t *testing.T) {
+	vips := fiptest.VIPs(16)
+	pn := newPoolNetMACs(t, seededMACs(3, 5), vips, 2*time.Second)
+	pn.run(fiptest.T0.Add(5 * time.Second))
+	start := pn.checkBalanced("start", vips)
+	a, b, dead := pn.nodes[0], pn.nodes[1], pn.nodes[4]
+	var v netip.Addr // a VIP of a
+	for _, x := range vips {
+		if start[x] == a {
+			v = x
+			break
+		}
+	}
+	rankA := rank{priority: 100, mac: a.own}
+	byRankA := resolveConflict(rankA, rank{priority: 100, mac: b.own}, true)
+	if got := a.g.pool.resolve(v, b.own, byRankA); got != defend {
+		t.Fatalf("canonical: the assignee does not win (%v)", got)
+	}
+
+	dead.dead = true
+	pn.run(pn.now.Add(3 * time.Second))
+	after := pn.checkBalanced("after the death", vips)
+	if !a.g.pool.keep {
+		t.Fatal("not keeping after the death")
+	}
+	if got := a.g.pool.resolve(v, b.own, byRankA); got != byRankA {
+		t.Errorf("keeping, between two members: %v, want the rank's %v", got, byRankA)
+	}
+	if got := a.g.pool.resolve(v, dead.own, yield); got != defend {
+		t.Errorf("keeping, against a holder that is no member: %v, want defend", got)
+	}
+
+	// b claims a's VIP as if it believed it its own.
+	b.g.machines[v].claim(pn.now, "test: a double claim", "test")
+	winner, loser := a, b
+	if resolveConflict(rankA, rank{priority: 100, mac: b.own}, true) == yield {
+		winner, loser = b, a
+	}
+	pn.run(pn.now.Add(5 * time.Second))
+	for range 100 { // 10 s more: nothing moves back
+		pn.run(pn.now.Add(ms(100)))
+		h := pn.holders()
+		if len(h[v]) != 1 || h[v][0] != winner {
+			t.Fatalf("%s is on %d nodes (want the better-ranked %s only; %s lost)", v, len(h[v]), winner.own, loser.own)
+		}
+		for _, x := range vips {
+			if x != v && (len(h[x]) != 1 || h[x][0] != after[x]) {
+				t.Fatalf("%s moved", x)
+			}
+		}
+	}
+	for _, n := range pn.nodes {
+		if !n.dead && !bytes.Equal(n.g.pool.assign[v], winner.own) {
+			t.Errorf("%s sees %s assigned to %s, held by %s", n.own, v, n.g.pool.assign[v], winner.own)
+		}
+	}
+}
