@@ -54,10 +54,19 @@ func (m *Machine) conflict(f frame.Frame, now time.Time) {
 		return
 	}
 	if m.state == event.Yielding {
-		// We outrank this holder but lose to another one (three holders
-		// after a partition of two heals): an announcement now would pull
-		// the clients to us just before we let go.
-		return
+		if !bytes.Equal(m.yieldTo.mac, mac) {
+			// We outrank this holder but lose to another one (three holders
+			// after a partition of two heals): an announcement now would pull
+			// the clients to us just before we let go.
+			return
+		}
+		// The verdict against the very node we yield to has turned: a
+		// pool's assignment changed since (right after a heal, a node sees
+		// the other side's members one by one), and that node may be
+		// yielding to us for the same reason. Keep the VIP and say so,
+		// rather than both letting go at the yield timeout.
+		m.Log.Info("split brain: the verdict turned, keeping the VIP", "other", other.String())
+		m.setState(event.Active, "split brain won after all", now)
 	}
 	if now.Sub(m.lastWinnerNotice) >= winnerAnnounceEvery {
 		m.lanLog.logAt(now, slog.LevelWarn, "split brain: another floatip node holds the VIP; we outrank it and re-announce", "other", other.String())
