@@ -34,6 +34,11 @@
 #             the last of its VIPs answers a client again (share failover);
 #             then its link back, the longest client gap of the VIPs that
 #             return to it after the hold-down (planned move)
+#   shared    --share, 3 hosts serving 192.0.2.80, a client sending from 64
+#             source addresses (lab/flowcheck): kill -9, link cut and SIGTERM
+#             of a host, the worst outage of its clients and of the others';
+#             a host joining (long TCP connections kept); the throughput
+#             through the shared address next to a plain VIP (iperf3)
 # The binary size is always reported.
 #
 # Event figures (outage, handover, heal, conns) are medians of RUNS runs (default 5),
@@ -57,7 +62,7 @@ REPO="$(cd "$HERE/.." && pwd)"
 
 RUNS=5
 RUNS_SET=0
-ONLY="outage,handover,reload,conns,heal,isolated,loss,steady,scale,scalefail,flood,pool"
+ONLY="outage,handover,reload,conns,heal,isolated,loss,steady,scale,scalefail,flood,pool,shared"
 QUICK=0
 OUT=""
 BIN=""
@@ -120,7 +125,7 @@ parse_args() {
 	[[ "$LOSS_LEVELS" =~ ^[0-9]{1,3}(,[0-9]{1,3})*$ ]] || die "-loss-levels takes percentages like 5,10"
 	local m
 	for m in ${ONLY//,/ }; do
-		[[ "$m" =~ ^(outage|handover|reload|conns|heal|isolated|loss|steady|scale|scalefail|flood|pool)$ ]] || die "unknown measurement '$m'"
+		[[ "$m" =~ ^(outage|handover|reload|conns|heal|isolated|loss|steady|scale|scalefail|flood|pool|shared)$ ]] || die "unknown measurement '$m'"
 	done
 	[[ $EUID -eq 0 ]] || die "needs root (network namespaces)"
 }
@@ -200,6 +205,8 @@ source "$HERE/bench/events.sh"
 source "$HERE/bench/cost.sh"
 # shellcheck source=lab/bench/pool.sh
 source "$HERE/bench/pool.sh"
+# shellcheck source=lab/bench/shared.sh
+source "$HERE/bench/shared.sh"
 
 # --- the table -------------------------------------------------------------------
 
@@ -305,6 +312,8 @@ build() {
 	ARPFLOOD="$OUT/bin/arpflood"
 	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/tcpidle" ./lab/tcpidle) || die "tcpidle does not build"
 	TCPIDLE="$OUT/bin/tcpidle"
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$OUT/bin/flowcheck" ./lab/flowcheck) || die "flowcheck does not build"
+	FLOWCHECK="$OUT/bin/flowcheck"
 }
 
 main() {
@@ -316,7 +325,7 @@ main() {
 	: >"$OUT/runs.log"
 	CLK_TCK="$(getconf CLK_TCK)"
 	local x
-	for x in o t h i l1 l2 s x f p; do LABS+=("$(lab_name "$x")"); done
+	for x in o t h i l1 l2 s x f p sh; do LABS+=("$(lab_name "$x")"); done
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -327,7 +336,7 @@ main() {
 	tick
 	local start=$NOW
 	local m
-	for m in outage handover reload conns heal isolated loss steady scale scalefail flood pool; do
+	for m in outage handover reload conns heal isolated loss steady scale scalefail flood pool shared; do
 		wanted "$m" || continue
 		tick
 		local t=$NOW

@@ -3,7 +3,7 @@
 // answering only the flows whose source-hash bucket it owns).
 //
 //	flowcheck serve  -listen 192.0.2.80:7007 -name h1
-//	flowcheck client -target 192.0.2.80:7007 -sources 192.0.2.130-192.0.2.193 [-every 100ms] [-duration 10s] [-timeout 300ms] [-long] [-json]
+//	flowcheck client -target 192.0.2.80:7007 -sources 192.0.2.130-192.0.2.193 [-every 100ms] [-duration 10s] [-timeout 300ms] [-long] [-udp-only] [-json]
 //
 // The server answers each UDP datagram, and each line on a TCP connection to
 // the same port, with its name, a space and the payload or line. It binds
@@ -35,13 +35,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +58,8 @@ func main() {
 		code = serve(ctx, os.Args[2:])
 	case "client":
 		code = client(ctx, os.Args[2:], os.Stdout)
+	case "gaps":
+		code = gaps(os.Args[2:], os.Stdin, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		usage(os.Stdout)
 		code = 0
@@ -73,118 +72,11 @@ func main() {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: flowcheck serve -listen ADDR:PORT [-name NAME]")
-	fmt.Fprintln(w, "       flowcheck client -target ADDR:PORT -sources A-B[,C...] [-every 100ms] [-duration 10s] [-timeout 300ms] [-long] [-json]")
+	fmt.Fprintln(w, "       flowcheck client -target ADDR:PORT -sources A-B[,C...] [-every 100ms] [-duration 10s] [-timeout 300ms] [-long] [-udp-only] [-json]")
+	fmt.Fprintln(w, "       flowcheck gaps -of NAME < REPORT.json")
 }
 
 // ---------------------------------------------------------------- server
-
-func serve(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	listen := fs.String("listen", "", "address:port to listen on, UDP and TCP (required)")
-	host, _ := os.Hostname()
-	name := fs.String("name", host, "name put in front of every answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *listen == "" || *name == "" || strings.ContainsAny(*name, " \n") {
-		fmt.Fprintln(os.Stderr, "flowcheck serve: -listen is required and -name must be one word")
-		return 2
-	}
-	ln, pc, err := listenBoth(ctx, *listen)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "flowcheck serve: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "flowcheck: %s serving on %s (udp and tcp)\n", *name, ln.Addr())
-	runServer(ctx, ln, pc, *name)
-	return 0
-}
-
-func freebind(network, address string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-// listenBoth binds TCP on addr, then UDP on the TCP listener's address (so
-// port 0 picks one free port for both), both with IP_FREEBIND.
-func listenBoth(ctx context.Context, addr string) (net.Listener, net.PacketConn, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	v := "4"
-	if ap.Addr().Unmap().Is6() {
-		v = "6"
-	}
-	lc := net.ListenConfig{Control: freebind}
-	ln, err := lc.Listen(ctx, "tcp"+v, addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	pc, err := lc.ListenPacket(ctx, "udp"+v, ln.Addr().String())
-	if err != nil {
-		ln.Close()
-		return nil, nil, err
-	}
-	return ln, pc, nil
-}
-
-// runServer answers on ln and pc until ctx ends, then closes them and every
-// connection, and returns when all are done.
-func runServer(ctx context.Context, ln net.Listener, pc net.PacketConn, name string) {
-	defer context.AfterFunc(ctx, func() { ln.Close(); pc.Close() })()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 64*1024)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
-				}
-				time.Sleep(time.Millisecond) // ICMP errors and the like
-				continue
-			}
-			_, _ = pc.WriteTo(append([]byte(name+" "), buf[:n]...), from)
-		}
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			defer context.AfterFunc(ctx, func() { c.Close() })()
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if _, err := io.WriteString(c, name+" "+line); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	ln.Close()
-	pc.Close()
-	wg.Wait()
-}
 
 // ---------------------------------------------------------------- client
 
@@ -193,54 +85,11 @@ type config struct {
 	Sources                  []netip.Addr
 	Every, Duration, Timeout time.Duration
 	Long                     bool
+	UDPOnly                  bool // no new TCP connection per tick: fine-grained gaps for the bench
 }
 
 // connTimeout bounds a TCP connect and the wait for a TCP answer.
 func (c *config) connTimeout() time.Duration { return max(c.Timeout, time.Second) }
-
-type report struct {
-	Target     string `json:"target"`
-	EveryMS    int64  `json:"every_ms"`
-	DurationMS int64  `json:"duration_ms"`
-	Sources    int    `json:"sources"`
-	UDP        struct {
-		Sent       int `json:"sent"`
-		Answered   int `json:"answered"`
-		Missing    int `json:"missing"`
-		Duplicates int `json:"duplicates"`
-	} `json:"udp"`
-	TCP struct {
-		Tried  int `json:"tried"`
-		OK     int `json:"ok"`
-		Failed int `json:"failed"`
-	} `json:"tcp"`
-	Long struct {
-		Opened int `json:"opened"`
-		Broken int `json:"broken"`
-	} `json:"long"`
-	BySource map[string]*sourceReport `json:"by_source"`
-}
-
-type sourceReport struct {
-	UDPResponders        map[string]int `json:"udp_responders"`
-	UDPMissing           int            `json:"udp_missing"`
-	UDPDuplicates        int            `json:"udp_duplicates"`
-	UDPDupResponders     map[string]int `json:"udp_duplicate_responders"`
-	UDPLongestGapMS      int64          `json:"udp_longest_gap_ms"`
-	UDPLongestGapStartMS int64          `json:"udp_longest_gap_start_ms"`
-	TCPResponders        map[string]int `json:"tcp_responders"`
-	TCPFailed            int            `json:"tcp_failed"`
-	TCPFailures          map[string]int `json:"tcp_failures"` // by kind
-	TCPLongestGapMS      int64          `json:"tcp_longest_gap_ms"`
-	TCPLongestGapStartMS int64          `json:"tcp_longest_gap_start_ms"`
-	LongOpened           bool           `json:"long_opened"`
-	LongResponders       map[string]int `json:"long_responders"`
-	LongChanges          int            `json:"long_changes"`
-	LongError            string         `json:"long_error"` // kind; "" while the connection lived to the end
-	LongErrorText        string         `json:"long_error_text,omitempty"`
-	LongBrokenAtMS       int64          `json:"long_broken_at_ms"`
-	LongLongestGapMS     int64          `json:"long_longest_gap_ms"`
-}
 
 // request is one UDP request or TCP flow (or, on the long connection, one
 // answered line). Times are offsets from the run's start.
@@ -277,6 +126,7 @@ func client(ctx context.Context, args []string, stdout io.Writer) int {
 	duration := fs.Duration("duration", 10*time.Second, "how long to send (<= 1h)")
 	timeout := fs.Duration("timeout", 300*time.Millisecond, "a UDP reply later than this is missing; TCP waits max(this, 1s)")
 	long := fs.Bool("long", false, "also keep one long-lived TCP connection per source")
+	udpOnly := fs.Bool("udp-only", false, "send UDP only, no new TCP connection per tick (for short -every)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -300,7 +150,7 @@ func client(ctx context.Context, args []string, stdout io.Writer) int {
 		return 2
 	}
 	cfg := &config{Target: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), Sources: srcs,
-		Every: *every, Duration: *duration, Timeout: *timeout, Long: *long}
+		Every: *every, Duration: *duration, Timeout: *timeout, Long: *long, UDPOnly: *udpOnly}
 	rep, err := runClient(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "flowcheck client: %v\n", err)
@@ -438,11 +288,15 @@ func (s *source) run(ctx context.Context) {
 		}
 		s.mu.Lock()
 		s.udp = append(s.udp, request{sent: at})
-		s.tcp = append(s.tcp, request{sent: at})
+		if !s.cfg.UDPOnly {
+			s.tcp = append(s.tcp, request{sent: at})
+		}
 		s.mu.Unlock()
 		_, _ = s.conn.Write(strconv.AppendInt(nil, int64(seq), 10))
-		wg.Add(1)
-		go func() { defer wg.Done(); s.tcpFlow(ctx, seq) }()
+		if !s.cfg.UDPOnly {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.tcpFlow(ctx, seq) }()
+		}
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
@@ -586,90 +440,4 @@ func kind(err error) string {
 		return "timeout"
 	}
 	return "other"
-}
-
-// summarize adds this source's counts to rep and returns its own report.
-func (s *source) summarize(rep *report) *sourceReport {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sr := &sourceReport{UDPResponders: map[string]int{}, UDPDupResponders: s.dups, TCPResponders: map[string]int{},
-		TCPFailures: map[string]int{}, LongResponders: map[string]int{}, LongOpened: s.longOpened,
-		LongError: s.longErr, LongErrorText: s.longErrText, LongBrokenAtMS: ms(s.longBrokenAt)}
-	var udp, tcp, long []time.Duration // the send times of answered requests
-	for _, r := range s.udp {
-		if r.responder != "" && r.reply-r.sent <= s.cfg.Timeout {
-			sr.UDPResponders[r.responder]++
-			udp = append(udp, r.sent)
-		}
-	}
-	for _, n := range s.dups {
-		sr.UDPDuplicates += n
-	}
-	for _, r := range s.tcp {
-		if r.done && r.fail != "" {
-			sr.TCPFailures[r.fail]++
-			sr.TCPFailed++
-		} else if r.done {
-			sr.TCPResponders[r.responder]++
-			tcp = append(tcp, r.sent)
-		}
-	}
-	for i, r := range s.long {
-		sr.LongResponders[r.responder]++
-		if i > 0 && r.responder != s.long[i-1].responder {
-			sr.LongChanges++
-		}
-		long = append(long, r.sent)
-	}
-	sr.UDPMissing = len(s.udp) - len(udp)
-	sr.UDPLongestGapMS, sr.UDPLongestGapStartMS = longestGap(udp, s.end)
-	sr.TCPLongestGapMS, sr.TCPLongestGapStartMS = longestGap(tcp, s.end)
-	if s.cfg.Long {
-		sr.LongLongestGapMS, _ = longestGap(long, s.end)
-	}
-	rep.UDP.Sent += len(s.udp)
-	rep.UDP.Answered += len(udp)
-	rep.UDP.Missing += sr.UDPMissing
-	rep.UDP.Duplicates += sr.UDPDuplicates
-	rep.TCP.Tried += len(tcp) + sr.TCPFailed
-	rep.TCP.OK += len(tcp)
-	rep.TCP.Failed += sr.TCPFailed
-	if s.longOpened {
-		rep.Long.Opened++
-		if s.longErr != "" {
-			rep.Long.Broken++
-		}
-	}
-	return sr
-}
-
-// longestGap is the longest time between consecutive answered send times,
-// the start (0) and end counting as answered, and where it began (ms).
-func longestGap(sends []time.Duration, end time.Duration) (gapMS, startMS int64) {
-	sort.Slice(sends, func(i, j int) bool { return sends[i] < sends[j] })
-	var prev, gap, from time.Duration
-	for _, at := range append(sends, end) {
-		if at-prev > gap {
-			gap, from = at-prev, prev
-		}
-		prev = at
-	}
-	return ms(gap), ms(from)
-}
-
-func ms(d time.Duration) int64 { return d.Round(time.Millisecond).Milliseconds() }
-
-func (r *report) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "flowcheck: %d sources to %s over %d ms\n  udp:  %d sent, %d answered, %d missing, %d duplicates\n",
-		r.Sources, r.Target, r.DurationMS, r.UDP.Sent, r.UDP.Answered, r.UDP.Missing, r.UDP.Duplicates)
-	fmt.Fprintf(&b, "  tcp:  %d tried, %d ok, %d failed\n  long: %d opened, %d broken\n",
-		r.TCP.Tried, r.TCP.OK, r.TCP.Failed, r.Long.Opened, r.Long.Broken)
-	for _, a := range slices.Sorted(maps.Keys(r.BySource)) {
-		s := r.BySource[a]
-		fmt.Fprintf(&b, "  %-15s udp %v miss %d dup %d gap %d ms | tcp %v fail %d gap %d ms | long %v %s\n", a,
-			s.UDPResponders, s.UDPMissing, s.UDPDuplicates, s.UDPLongestGapMS,
-			s.TCPResponders, s.TCPFailed, s.TCPLongestGapMS, s.LongResponders, s.LongError)
-	}
-	return b.String()
 }
