@@ -6,7 +6,6 @@ package engine
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,20 +15,6 @@ import (
 	"floatip/internal/fiptest"
 	"floatip/internal/pool"
 )
-
-// seededMACs is n locally administered unicast MACs drawn from a seeded
-// generator: a group whose assignment is not the lab's. With seed 3, the
-// canonical assignment over any 4 of the 5 moves 1 or 2 VIPs between
-// survivors (checked in the test), so a death would reset those VIPs'
-// connections if the survivors recomputed it.
-func seededMACs(seed uint64, n int) []string {
-	rng := rand.New(rand.NewPCG(seed, 19))
-	macs := make([]string, n)
-	for i := range macs {
-		macs[i] = fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256))
-	}
-	return macs
-}
 
 func newPoolNetMACs(t *testing.T, macs []string, vips []netip.Addr, holdDown time.Duration) *poolNet {
 	pn := &poolNet{t: t, now: fiptest.T0, macs: macs}
@@ -59,7 +44,7 @@ func membersOf(nodes []*poolTestNode) []pool.Member {
 // two nodes at once, which the survivors find dead in differing orders.
 func TestPoolLANDeathMovesOnlyTheDeadNodesVIPs(t *testing.T) {
 	vips := fiptest.VIPs(16)
-	macs := seededMACs(3, 5)
+	macs := fiptest.SeededMACs(3, 5)
 	all := membersOf(newPoolNetMACs(t, macs, nil, time.Second).nodes)
 	canonical := pool.Assign(vips, all)
 	reshuffled := 0 // what recomputing the canonical assignment after each death would move
@@ -189,7 +174,7 @@ func testPoolDeathKeeps(t *testing.T, macs []string, vips []netip.Addr, kill []i
 // copy) loses to the assignee, as before.
 func TestPoolLANKeepSettlesADoubleClaimByRank(t *testing.T) {
 	vips := fiptest.VIPs(16)
-	pn := newPoolNetMACs(t, seededMACs(3, 5), vips, 2*time.Second)
+	pn := newPoolNetMACs(t, fiptest.SeededMACs(3, 5), vips, 2*time.Second)
 	pn.run(fiptest.T0.Add(5 * time.Second))
 	start := pn.checkBalanced("start", vips)
 	a, b, dead := pn.nodes[0], pn.nodes[1], pn.nodes[4]

@@ -109,41 +109,23 @@ func BuildFloatipVersion(t *testing.T, version string) string {
 }
 
 // BuildUDPEcho builds lab/udpecho (once per test run) and returns its path.
-func BuildUDPEcho(t *testing.T) string {
-	t.Helper()
-	p, err := goBuild(&builds.udpecho, "udpecho", "./lab/udpecho")
-	if err != nil {
-		t.Fatalf("building udpecho: %v", err)
-	}
-	return p
-}
+func BuildUDPEcho(t *testing.T) string { return buildLabProgram(t, &builds.udpecho, "udpecho") }
 
 // BuildARPFlood builds lab/arpflood (once per test run) and returns its path.
-func BuildARPFlood(t *testing.T) string {
-	t.Helper()
-	p, err := goBuild(&builds.arpflood, "arpflood", "./lab/arpflood")
-	if err != nil {
-		t.Fatalf("building arpflood: %v", err)
-	}
-	return p
-}
+func BuildARPFlood(t *testing.T) string { return buildLabProgram(t, &builds.arpflood, "arpflood") }
 
 // BuildTCPIdle builds lab/tcpidle (once per test run) and returns its path.
-func BuildTCPIdle(t *testing.T) string {
-	t.Helper()
-	p, err := goBuild(&builds.tcpidle, "tcpidle", "./lab/tcpidle")
-	if err != nil {
-		t.Fatalf("building tcpidle: %v", err)
-	}
-	return p
-}
+func BuildTCPIdle(t *testing.T) string { return buildLabProgram(t, &builds.tcpidle, "tcpidle") }
 
 // BuildFlowCheck builds lab/flowcheck (once per test run) and returns its path.
-func BuildFlowCheck(t *testing.T) string {
+func BuildFlowCheck(t *testing.T) string { return buildLabProgram(t, &builds.flowcheck, "flowcheck") }
+
+// buildLabProgram builds lab/NAME once per test run.
+func buildLabProgram(t *testing.T, b *onceBuild, name string) string {
 	t.Helper()
-	p, err := goBuild(&builds.flowcheck, "flowcheck", "./lab/flowcheck")
+	p, err := goBuild(b, name, "./lab/"+name)
 	if err != nil {
-		t.Fatalf("building flowcheck: %v", err)
+		t.Fatalf("building %s: %v", name, err)
 	}
 	return p
 }

@@ -11,6 +11,7 @@ package fiptest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 
@@ -28,6 +29,19 @@ func MustMAC(s string) net.HardwareAddr {
 
 // HostMAC is the MAC of lab host I (lab.sh: 02:00:00:00:00:<I in hex>).
 func HostMAC(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i) }
+
+// SeededMACs is n locally administered unicast MACs drawn from a seeded
+// generator: a group whose assignment is not the lab's. With seed 3, the
+// canonical pool assignment over any 4 of the 5 moves 1 or 2 VIPs between
+// survivors (the pool tests rely on it).
+func SeededMACs(seed uint64, n int) []string {
+	rng := rand.New(rand.NewPCG(seed, 19))
+	macs := make([]string, n)
+	for i := range macs {
+		macs[i] = fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256))
+	}
+	return macs
+}
 
 // VIPs is n addresses from 198.51.100.1 on.
 func VIPs(n int) []netip.Addr {

@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"time"
 
+	"floatip/lab/labnet"
+
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
@@ -40,21 +42,6 @@ const (
 	maxRate     = 50000
 	maxDuration = 5 * time.Minute
 )
-
-var labRanges = []netip.Prefix{
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-}
-
-func inLabRange(a netip.Addr) bool {
-	for _, p := range labRanges {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
 
 // kinds are the frames of the flood, sent in turn.
 var kinds = []string{
@@ -91,7 +78,7 @@ func main() {
 
 func run(ifname, vipText, toText string, rate int, duration time.Duration, seed uint64) error {
 	vip, err := netip.ParseAddr(vipText)
-	if err != nil || !vip.Is4() || !inLabRange(vip) {
+	if err != nil || !vip.Is4() || !labnet.InRanges(vip) {
 		return fmt.Errorf("-vip %q: want an IPv4 address in 192.0.2.0/24, 198.51.100.0/24 or 203.0.113.0/24", vipText)
 	}
 	to, err := net.ParseMAC(toText)
@@ -159,7 +146,7 @@ func labHost(ifi *net.Interface) bool {
 	}
 	for _, a := range addrs {
 		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && inLabRange(ip) {
+			if ip, ok := netip.AddrFromSlice(n.IP.To4()); ok && labnet.InRanges(ip) {
 				return true
 			}
 		}

@@ -44,6 +44,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"floatip/lab/labnet"
 )
 
 func main() {
@@ -140,7 +142,7 @@ func client(ctx context.Context, args []string, stdout io.Writer) int {
 		fmt.Fprintf(os.Stderr, "flowcheck client: -target: %v\n", err)
 		return 2
 	}
-	if !allowedTarget(ap.Addr()) {
+	if !labnet.AllowedTarget(ap.Addr()) {
 		fmt.Fprintf(os.Stderr, "flowcheck client: refusing %s: only loopback and the documentation ranges are allowed\n", ap.Addr())
 		return 2
 	}
@@ -164,26 +166,6 @@ func client(ctx context.Context, args []string, stdout io.Writer) int {
 	}
 	fmt.Fprint(stdout, rep.text())
 	return 0
-}
-
-var labRanges = []netip.Prefix{
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("2001:db8::/32"),
-}
-
-func allowedTarget(a netip.Addr) bool {
-	a = a.Unmap()
-	if a.IsLoopback() {
-		return true
-	}
-	for _, p := range labRanges {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // parseSources parses "A-B,C,...": at most 1024 distinct addresses, all of

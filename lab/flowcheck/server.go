@@ -12,8 +12,9 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"floatip/lab/labnet"
 )
 
 // // The server: UDP and TCP on one port, answering with its name.
@@ -40,16 +41,6 @@ func serve(ctx context.Context, args []string) int {
 	return 0
 }
 
-func freebind(network, address string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
 // listenBoth binds TCP on addr, then UDP on the TCP listener's address (so
 // port 0 picks one free port for both), both with IP_FREEBIND.
 func listenBoth(ctx context.Context, addr string) (net.Listener, net.PacketConn, error) {
@@ -61,7 +52,7 @@ func listenBoth(ctx context.Context, addr string) (net.Listener, net.PacketConn,
 	if ap.Addr().Unmap().Is6() {
 		v = "6"
 	}
-	lc := net.ListenConfig{Control: freebind}
+	lc := net.ListenConfig{Control: labnet.Freebind}
 	ln, err := lc.Listen(ctx, "tcp"+v, addr)
 	if err != nil {
 		return nil, nil, err

@@ -6,26 +6,12 @@ package integration
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	"floatip/internal/fiptest"
 )
-
-// seededMACs is n locally administered unicast MACs from a seeded generator
-// (the engine's TestPoolLANDeathMovesOnlyTheDeadNodesVIPs uses the same):
-// with seed 3, the canonical assignment over any 4 of the 5 moves 1 or 2
-// VIPs between survivors.
-func seededMACs(seed uint64, n int) []string {
-	rng := rand.New(rand.NewPCG(seed, 19))
-	macs := make([]string, n)
-	for i := range macs {
-		macs[i] = fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256), rng.IntN(256))
-	}
-	return macs
-}
 
 // newPoolLabMACs is newPoolLab with host hI's eth0 on macs[I-1] instead of
 // the lab's MAC, set before the daemons start.
@@ -63,7 +49,7 @@ func TestLabPoolDeathKeepsSurvivors(t *testing.T) {
 }
 
 func testLabPoolDeathKeeps(t *testing.T, mode string) {
-	pl := newPoolLabMACs(t, seededMACs(3, 5), 16)
+	pl := newPoolLabMACs(t, fiptest.SeededMACs(3, 5), 16)
 	all := []int{1, 2, 3, 4, 5}
 	fiptest.WaitFor(t, 30*time.Second, "16 VIPs balanced over 5 hosts", func() bool { return pl.balancedOn(all...) })
 	want5 := pl.assignment(all...)

@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"floatip/lab/labnet"
 )
 
 func main() {
@@ -84,15 +86,7 @@ func serve(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	lc := net.ListenConfig{Control: labnet.Freebind}
 	ln, err := lc.Listen(ctx, tcpNetwork(*listen), *listen)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tcpidle serve: %v\n", err)

@@ -40,6 +40,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"floatip/lab/labnet"
 )
 
 func main() {
@@ -145,16 +147,7 @@ func serveConn(ctx context.Context, conn net.PacketConn, name string) {
 // listenFreebind binds a UDP socket with IP_FREEBIND, retrying every 100 ms
 // on EADDRNOTAVAIL until timeout (or ctx ends).
 func listenFreebind(ctx context.Context, addr string, timeout time.Duration) (net.PacketConn, error) {
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	lc := net.ListenConfig{Control: labnet.Freebind}
 	network := "udp4"
 	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Unmap().Is6() {
 		network = "udp6" // IP_FREEBIND works on an IPv6 socket too
@@ -292,26 +285,6 @@ func (s summary) text() string {
 
 // ---------------------------------------------------------------- client
 
-var labRanges = []netip.Prefix{
-	netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.51.100.0/24"),
-	netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("2001:db8::/32"),
-}
-
-func allowedTarget(a netip.Addr) bool {
-	a = a.Unmap()
-	if a.IsLoopback() {
-		return true
-	}
-	for _, p := range labRanges {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 type run struct {
 	start   time.Time
 	timeout time.Duration
@@ -423,7 +396,7 @@ func client(args []string) int {
 		fmt.Fprintf(os.Stderr, "udpecho client: -target: %v\n", err)
 		return 2
 	}
-	if !allowedTarget(ap.Addr()) {
+	if !labnet.AllowedTarget(ap.Addr()) {
 		fmt.Fprintf(os.Stderr, "udpecho client: refusing %s: only loopback and the documentation ranges are allowed\n", ap.Addr())
 		return 2
 	}

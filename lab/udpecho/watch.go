@@ -32,6 +32,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"floatip/lab/labnet"
 )
 
 // watchEvent is one line of watch's output.
@@ -130,7 +132,7 @@ func parseTargets(s string) ([]netip.AddrPort, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-targets: %w", err)
 		}
-		if !allowedTarget(ap.Addr()) {
+		if !labnet.AllowedTarget(ap.Addr()) {
 			return nil, fmt.Errorf("refusing %s: only loopback and the documentation ranges are allowed", ap.Addr())
 		}
 		out = append(out, ap)
