@@ -449,9 +449,14 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 		return
 	}
 	if err := s.cfg.Table.SetBuckets(mine, draining, incoming); err != nil {
+		if !s.failed { // once, not every interval
+			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
+		}
 		s.failed = true
-		s.group.log.Error("shared address: cannot set the buckets; trying again", "err", err)
 		return
+	}
+	if s.failed {
+		s.group.log.Info("shared address: the buckets are set again")
 	}
 	s.failed = false
 	s.applied = next
