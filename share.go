@@ -41,7 +41,8 @@ type sharedPath struct {
 // addresses, with nothing to configure.
 func sharedSeed(addrs []netip.Addr) uint32 {
 	h := fnv.New32a()
-	for _, a := range addrs {
+	// In address order: the nodes' command lines may list them in any order.
+	for _, a := range slices.SortedFunc(slices.Values(addrs), netip.Addr.Compare) {
 		b := a.As16()
 		h.Write(b[:])
 	}
@@ -68,17 +69,24 @@ func checkShared(cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("--share: read the addresses of %s: %w", cfg.ifname, err)
 	}
+	return outsideSubnets(cfg.ifname, cfg.shared, ifAddrs)
+}
+
+// outsideSubnets refuses a shared address outside every IPv4 subnet of the
+// interface (its /32 VIPs and shared addresses are no subnet); an interface
+// without one is not judged.
+func outsideSubnets(ifname string, shared []netip.Addr, ifAddrs []net.Addr) error {
 	var subnets []netip.Prefix
 	for _, a := range ifAddrs {
 		if n, ok := a.(*net.IPNet); ok {
-			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Addr().Is4() && p.Bits() < 32 {
-				subnets = append(subnets, p.Masked())
+			if p, err := netip.ParsePrefix(n.String()); err == nil && p.Addr().Unmap().Is4() && p.Bits() < 32 {
+				subnets = append(subnets, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked())
 			}
 		}
 	}
-	for _, a := range cfg.shared {
+	for _, a := range shared {
 		if len(subnets) > 0 && !slices.ContainsFunc(subnets, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			return fmt.Errorf("--share %s is outside the subnets of %s (%v): the clients on the segment would not ARP for it", a, cfg.ifname, subnets)
+			return fmt.Errorf("--share %s is outside the subnets of %s (%v): the clients on the segment would not ARP for it", a, ifname, subnets)
 		}
 	}
 	return nil
