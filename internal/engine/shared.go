@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -89,14 +88,6 @@ type sharedNode struct {
 	servedFirst bool
 }
 
-// bucket is this node's part in one bucket.
-type bucket struct {
-	mine          bool
-	takeAt        time.Time // a planned take, due then (zero: none)
-	incomingUntil time.Time // new flows only until then
-	drainUntil    time.Time // established TCP flows only until then
-}
-
 // SharedView owns the buckets of an interface's shared addresses. It is a
 // scheduled item of the Group and ticks every --interval.
 type SharedView struct {
@@ -122,11 +113,6 @@ type SharedView struct {
 	changedAt       time.Time
 	reportedMembers string
 }
-
-// takeDelay is how long after a planned move's decision the taker starts
-// serving the bucket: by then every giver, which decided within an
-// interval of the taker, has stopped taking new flows of it.
-func (s *SharedView) takeDelay() time.Duration { return 2 * s.group.cfg.Interval }
 
 // deadTime is how long a node may be silent before it is dead: a single
 // VIP's.
@@ -369,99 +355,6 @@ func (s *SharedView) recompute(now time.Time) {
 	s.announceLeft, s.nextAnnounce = 1, now
 }
 
-func bucketNumbers(n int) []int {
-	b := make([]int, n)
-	for i := range b {
-		b[i] = i
-	}
-	return b
-}
-
-// decide turns the new owners into this node's part: what it takes, at
-// once or planned, and what it gives up, draining or not.
-func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Member, now time.Time) {
-	self := s.group.arp.MAC()
-	member := func(mac net.HardwareAddr) bool {
-		return mac != nil && slices.ContainsFunc(members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
-	}
-	// serves: another member that says it serves buckets; a move from it
-	// is planned, a bucket nobody serves is taken at once.
-	serves := func(mac net.HardwareAddr) bool {
-		n := s.nodes[string(mac)]
-		return member(mac) && !bytes.Equal(mac, self) && n != nil && n.holder
-	}
-	anyServes := slices.ContainsFunc(members, func(m pool.Member) bool { return serves(m.MAC) })
-	serving := s.candidate(now) && member(self)
-	for i := range s.buckets {
-		b := &s.buckets[i]
-		owner := s.owners[i]
-		ownNow := serving && bytes.Equal(owner, self)
-		switch {
-		case ownNow && !b.mine && b.takeAt.IsZero():
-			prev := before[i]
-			planned := serves(prev) || prev == nil && anyServes
-			b.drainUntil = time.Time{}
-			if planned {
-				b.takeAt = now.Add(s.takeDelay())
-			} else {
-				b.mine = true // its owner is gone: at once
-			}
-		case !ownNow:
-			b.takeAt, b.incomingUntil = time.Time{}, time.Time{}
-			if b.mine {
-				b.mine = false
-				if serving && member(owner) && s.cfg.Drain > 0 {
-					b.drainUntil = now.Add(s.cfg.Drain) // a planned move: keep its connections
-				}
-			}
-			if !serving {
-				b.drainUntil = time.Time{} // leaving, unhealthy, cut off: nothing stays
-			}
-		}
-	}
-	s.apply(now)
-}
-
-// sets lists this node's part as the table takes it.
-func (s *SharedView) sets() (mine, draining, incoming []int) {
-	for i, b := range s.buckets {
-		switch {
-		case b.mine:
-			mine = append(mine, i)
-			if !b.incomingUntil.IsZero() {
-				incoming = append(incoming, i)
-			}
-		case !b.drainUntil.IsZero():
-			draining = append(draining, i)
-		}
-	}
-	return mine, draining, incoming
-}
-
-// apply gives the table this node's part when it changed, or every
-// interval when refresh is set: the table forgets buckets not refreshed
-// for a while, so that a process that died (kill -9) stops serving its
-// buckets about when the others take them.
-func (s *SharedView) apply(now time.Time, refresh ...bool) {
-	mine, draining, incoming := s.sets()
-	next := [3][]int{mine, draining, incoming}
-	if !s.failed && len(refresh) == 0 && slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int]) {
-		return
-	}
-	if err := s.cfg.Table.SetBuckets(mine, draining, incoming); err != nil {
-		if !s.failed { // once, not every interval
-			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
-		}
-		s.failed = true
-		return
-	}
-	if s.failed {
-		s.group.log.Info("shared address: the buckets are set again")
-	}
-	s.failed = false
-	s.applied = next
-}
-
 func (s *SharedView) onTick(now time.Time) {
 	if now.Before(s.nextTick) {
 		s.timers(now)
@@ -485,36 +378,6 @@ func (s *SharedView) onTick(now time.Time) {
 		s.apply(now, true)
 	}
 	s.presence(now)
-}
-
-// timers runs the planned takes, and ends the drains and the incoming
-// windows that are due.
-func (s *SharedView) timers(now time.Time) {
-	for i := range s.buckets {
-		b := &s.buckets[i]
-		if !b.takeAt.IsZero() && !now.Before(b.takeAt) {
-			b.takeAt, b.mine = time.Time{}, true
-			if s.cfg.Drain > 0 {
-				b.incomingUntil = now.Add(s.cfg.Drain)
-			}
-		}
-		if !b.incomingUntil.IsZero() && !now.Before(b.incomingUntil) {
-			b.incomingUntil = time.Time{}
-		}
-		if !b.drainUntil.IsZero() && !now.Before(b.drainUntil) {
-			b.drainUntil = time.Time{}
-		}
-	}
-	s.apply(now)
-	if s.announceLeft > 0 && !now.Before(s.nextAnnounce) && s.linkUp {
-		s.announceLeft--
-		s.nextAnnounce = now.Add(s.group.cfg.AnnounceSpacing)
-		for _, a := range s.cfg.Addrs {
-			if err := s.cfg.Send.AnnounceAs(a, s.cfg.ClusterMAC(a), s.group.cfg.AnnounceForm); err != nil {
-				s.group.log.Warn("shared address: cannot announce", "address", a.String(), "err", err)
-			}
-		}
-	}
 }
 
 // presence sends this node's sign of life to the other nodes of the
@@ -556,30 +419,4 @@ func (s *SharedView) shutdown(now time.Time) {
 		s.buckets[i] = bucket{}
 	}
 	s.apply(now)
-}
-
-// SharedFacts is the shared addresses as this node sees them, for status.
-type SharedFacts struct {
-	Addrs    []netip.Addr
-	Buckets  int
-	Owners   map[string][]int // bucket numbers by member MAC
-	Mine     []int            // served here, new and established flows
-	Draining []int            // moved away: established TCP flows only
-	Incoming []int            // moved here: new flows only
-}
-
-func (s *SharedView) facts() *SharedFacts {
-	f := &SharedFacts{Addrs: slices.Clone(s.cfg.Addrs), Buckets: s.cfg.Buckets, Owners: map[string][]int{}}
-	for b := range s.cfg.Buckets {
-		if o := s.owners[b]; o != nil {
-			f.Owners[o.String()] = append(f.Owners[o.String()], b)
-		}
-	}
-	f.Mine, f.Draining, f.Incoming = s.sets()
-	return f
-}
-
-// String is a one-line summary for logs and systemd.
-func (f *SharedFacts) String() string {
-	return fmt.Sprintf("%d of %d buckets here (%d draining, %d incoming), %d nodes", len(f.Mine), f.Buckets, len(f.Draining), len(f.Incoming), len(f.Owners))
 }
