@@ -168,6 +168,9 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 		return
 	}
 	s.lastPeer = now
+	// A node-level fact, as any tagged probe: its rank and health for the
+	// VIPs of this interface too, and for floatip status.
+	s.group.peers.observe(p.SenderHardwareAddr, tag, now)
 	key := string(p.SenderHardwareAddr)
 	n := s.nodes[key]
 	if n == nil {

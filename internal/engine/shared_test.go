@@ -225,8 +225,8 @@ func TestSharedStartTogether(t *testing.T) {
 		if n.announces == 0 {
 			t.Errorf("%s never announced the cluster MAC", n.own)
 		}
-		if f := n.g.Facts(); f.Shared == nil || len(f.Shared.Mine) != len(n.mine) || len(f.Shared.Owners) != 3 {
-			t.Errorf("%s: facts %+v", n.own, f.Shared)
+		if f := n.g.Facts(); f.Shared == nil || len(f.Shared.Mine) != len(n.mine) || len(f.Shared.Owners) != 3 || len(f.Peers) != 2 {
+			t.Errorf("%s: facts %+v, peers %+v", n.own, f.Shared, f.Peers)
 		}
 	}
 }

@@ -28,7 +28,7 @@ shared_mine() {
 		echo 0
 		return
 	}
-	j="$(grep -oE '"mine":\[[0-9,]*\]' <<<"$j")" || true
+	j="$(tr -d ' \n' <<<"$j" | grep -oE '"mine":\[[0-9,]*\]')" || true
 	j="${j#*[}" j="${j%]}"
 	if [[ -z "$j" ]]; then echo 0; else tr ',' '\n' <<<"$j" | grep -c .; fi
 }
