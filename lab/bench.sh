@@ -212,6 +212,7 @@ source "$HERE/bench/shared.sh"
 
 ROWS=()
 SCALE_ROWS=()
+declare -A SERIES_MEDIAN=() # an event series' median by its key (outage-cut, ...), for targets relative to it
 declare -A FIG=() # "HOSTS x VIPS" -> "bcast/s/VIP ucast/s/VIP cpu-holder% cpu-standby% rss-kB"
 NOTES=()
 

@@ -61,9 +61,9 @@ same_lines() {
 check_scripts() {
 	local f
 	say "Scripts: bash -n, sh -n, shellcheck"
-	for f in lab/release.sh packaging/check.sh lab/tools.sh lab/lab.sh lab/demo.sh; do bash -n "$f"; done
+	for f in lab/release.sh packaging/check.sh lab/tools.sh lab/lab.sh lab/demo.sh lab/bench.sh lab/bench/*.sh; do bash -n "$f"; done
 	for f in packaging/deb/* packaging/rpm/*; do sh -n "$f"; done
-	shellcheck -x lab/release.sh packaging/check.sh lab/tools.sh lab/lab.sh lab/demo.sh packaging/deb/* packaging/rpm/*
+	shellcheck -x lab/release.sh packaging/check.sh lab/tools.sh lab/lab.sh lab/demo.sh lab/bench.sh packaging/deb/* packaging/rpm/*
 }
 
 # The nfpm tool module is nested: the root module neither lists its

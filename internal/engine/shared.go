@@ -150,6 +150,15 @@ func (s *SharedView) nextWake() time.Time {
 	if s.announceLeft > 0 && s.nextAnnounce.Before(wake) {
 		wake = s.nextAnnounce
 	}
+	// A member found dead the moment its dead time is over, not at the
+	// next interval: a single VIP's failover is no slower.
+	for _, m := range s.members {
+		if n := s.nodes[string(m.MAC)]; n != nil {
+			if dead := n.last.Add(s.deadTime() + time.Millisecond); dead.Before(wake) {
+				wake = dead
+			}
+		}
+	}
 	return wake
 }
 
@@ -360,6 +369,7 @@ func (s *SharedView) recompute(now time.Time) {
 
 func (s *SharedView) onTick(now time.Time) {
 	if now.Before(s.nextTick) {
+		s.recompute(now) // a member's dead time may be over
 		s.timers(now)
 		return
 	}

@@ -50,6 +50,7 @@ outage_series() {
 	done
 	local med
 	med="$(median "${vals[@]}")"
+	SERIES_MEDIAN[$key]="$med"
 	row_ms "$label" "$med" "$target" "${vals[*]}" "$(count_of inf "${vals[@]}")"
 }
 
