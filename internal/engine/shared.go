@@ -86,6 +86,10 @@ type sharedNode struct {
 	// was serving before this node started (a running group), not a node
 	// starting with it.
 	servedFirst bool
+	// digest is the digest of the owners its last frame carried (the
+	// tag's high flag bits), and since when it differs from ours.
+	digest        uint8
+	mismatchSince time.Time
 }
 
 // SharedView owns the buckets of an interface's shared addresses. It is a
@@ -109,6 +113,9 @@ type SharedView struct {
 	nextAnnounce    time.Time
 	leaving         bool
 	served          bool // this node has been a member since it started
+	digest          uint8     // of owners (sharedsync.go)
+	lastRun         time.Time // last tick or frame handled: a longer pause is a stall
+	joinedAt        time.Time // last change in which a member joined
 	failed          bool // the last SetBuckets failed: try again next tick
 	changedAt       time.Time
 	reportedMembers string
@@ -176,6 +183,7 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 	if !ok {
 		return
 	}
+	s.checkStall(now)
 	s.lastPeer = now
 	// A node-level fact, as any tagged probe: its rank and health for the
 	// VIPs of this interface too, and for floatip status.
@@ -218,11 +226,14 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 	}
 	if n.since.IsZero() || now.Sub(n.last) > s.deadTime() {
 		n.since = now
-		if s.starting(now) {
-			n.since = now.Add(-s.cfg.HoldDown) // part of the running group
+		if !s.anyServes(now) {
+			// Nobody serves: a group starting together, every node sees
+			// the same; no hold-down between its nodes.
+			n.since = now.Add(-s.cfg.HoldDown)
 		}
 	}
 	n.last, n.priority, n.holder = now, tag.Priority, tag.Flags&frame.FlagHolder != 0
+	n.digest = tag.Flags >> digestShift
 	if n.holder && now.Sub(n.since) < s.cfg.HoldDown {
 		n.since = now.Add(-s.cfg.HoldDown) // it serves already: a member, not a newcomer
 	}
@@ -231,10 +242,18 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 	}
 }
 
-// starting: this node has not served yet and is within its first
-// hold-down: a node heard now was there before it.
-func (s *SharedView) starting(now time.Time) bool {
-	return !s.served && (s.started.IsZero() || now.Sub(s.started) < s.cfg.HoldDown)
+// anyServes reports whether a node serves buckets: this one, or another
+// whose last frame, within the dead time, said so.
+func (s *SharedView) anyServes(now time.Time) bool {
+	if mine, _, _ := s.sets(); len(mine) > 0 {
+		return true
+	}
+	for _, n := range s.nodes {
+		if n.holder && now.Sub(n.last) <= s.deadTime() {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops the nodes not heard within the dead time: a flood of forged
@@ -305,15 +324,13 @@ func (s *SharedView) isolated(now time.Time) bool {
 }
 
 // selfJoinAfter is how long this node must be a candidate before it
-// serves: the hold-down when it joins a running group (a node served
-// before this one was heard), the dead time when the group starts with it
-// (time enough to hear each other).
+// serves: the hold-down when it joins a running group (a node served before
+// this one heard it) or comes back to one, as the others count it a
+// newcomer; the dead time when nobody else serves, or only the nodes that
+// started with it (time enough to hear each other).
 func (s *SharedView) selfJoinAfter(now time.Time) time.Duration {
-	if !s.starting(now) {
-		return s.cfg.HoldDown // coming back: the others count it as a newcomer
-	}
 	for _, n := range s.nodes {
-		if n.servedFirst && n.holder && now.Sub(n.last) <= s.deadTime() {
+		if n.holder && now.Sub(n.last) <= s.deadTime() && (n.servedFirst || s.served) {
 			return s.cfg.HoldDown
 		}
 	}
@@ -344,14 +361,36 @@ func (s *SharedView) recompute(now time.Time) {
 	if slices.EqualFunc(ms, s.members, func(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }) {
 		return
 	}
-	before, beforeMembers := s.owners, s.members
+	before := s.owners
 	var owners map[int]net.HardwareAddr
-	if len(before) > 0 && pool.OnlyLeft(beforeMembers, ms) {
+	// A node lost right after a join (within the skew of a change between
+	// the nodes) is part of that change: the others may see both at once,
+	// and take the balanced assignment for both.
+	joining := now.Sub(s.joinedAt) < s.joinSkew()
+	if len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining {
 		owners = pool.Keep(bucketNumbers(s.cfg.Buckets), before, ms)
 	} else {
 		owners = pool.AssignBuckets(s.cfg.Buckets, ms)
 	}
+	for _, m := range ms {
+		if !slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
+			s.joinedAt = now // a member joined
+		}
+	}
+	s.adopt(ms, owners, now, "shared address: membership changed")
+}
+
+// joinSkew bounds how far apart two nodes see one membership change: the
+// hold-down of a newcomer ends on each node's own clock, an interval apart
+// at most, and a frame's delivery.
+func (s *SharedView) joinSkew() time.Duration { return 2 * s.group.cfg.Interval }
+
+// adopt makes owners the assignment of members, and this node's part
+// follow it.
+func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, now time.Time, why string) {
+	before := s.owners
 	s.members, s.owners, s.changedAt = ms, owners, now
+	s.digest = ownersDigest(owners, s.cfg.Buckets)
 	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
 		s.served = true
 	}
@@ -361,13 +400,13 @@ func (s *SharedView) recompute(now time.Time) {
 		names[i] = m.MAC.String()
 	}
 	mine, _, _ := s.sets()
-	s.group.log.Info("shared address: membership changed", "members", strings.Join(names, ","),
-		"buckets_here", len(mine), "buckets", s.cfg.Buckets)
+	s.group.log.Info(why, "members", strings.Join(names, ","), "buckets_here", len(mine), "buckets", s.cfg.Buckets)
 	// Tell the LAN again: a client whose cache went stale hears the cluster MAC.
 	s.announceLeft, s.nextAnnounce = 1, now
 }
 
 func (s *SharedView) onTick(now time.Time) {
+	s.checkStall(now)
 	if now.Before(s.nextTick) {
 		s.recompute(now) // a member's dead time may be over
 		s.timers(now)
@@ -386,6 +425,7 @@ func (s *SharedView) onTick(now time.Time) {
 		s.selfSince = time.Time{}
 	}
 	s.recompute(now)
+	s.checkAgreement(now)
 	s.timers(now)
 	if s.linkUp {
 		s.apply(now, true)
@@ -409,6 +449,9 @@ func (s *SharedView) tagFlags(now time.Time) uint8 {
 	}
 	if !s.candidate(now) {
 		flags |= frame.FlagStandAside
+	}
+	if s.isSelfMember() {
+		flags |= s.digest << digestShift
 	}
 	return flags
 }

@@ -1,0 +1,120 @@
+package engine
+
+// The nodes of a shared address agree on the owners of the buckets as long
+// as they saw the same membership changes (a death keeps what each survivor
+// held, so the owners depend on the history). Two ways that can fail, and
+// what brings the nodes back together:
+//   - a node misses a step, or sees two in another order (a death and a
+//     join within an interval of each other): every node puts a 4-bit
+//     digest of the owners it computes in the high bits of its tag's flags,
+//     and nodes whose digests differ for disagreeAfter take the balanced
+//     assignment (pool.AssignBuckets, the same on every node), by planned
+//     moves;
+//   - the process stalls (SIGSTOP, a paused VM) for longer than the dead
+//     time: the others have taken its buckets, so it serves nothing and
+//     comes back as a restarted node.
+
+import (
+	"bytes"
+	"hash/fnv"
+	"net"
+	"time"
+
+	"floatip/internal/pool"
+)
+
+// digestShift: the tag's flags bits 4..7 carry the digest (bits 0..2 are
+// holder, releasing and stand aside).
+const digestShift = 4
+
+// disagreeAfter is how long two members' digests may differ before they
+// take the balanced assignment: longer than the skew of a membership change
+// between the nodes (an interval), so that a change in progress moves
+// nothing.
+func (s *SharedView) disagreeAfter() time.Duration {
+	return max(time.Second, 5*s.group.cfg.Interval)
+}
+
+// ownersDigest folds the owners of every bucket into 4 bits.
+func ownersDigest(owners map[int]net.HardwareAddr, buckets int) uint8 {
+	h := fnv.New32a()
+	for b := range buckets {
+		h.Write(owners[b])
+		h.Write([]byte{0})
+	}
+	x := h.Sum32()
+	x ^= x >> 16
+	x ^= x >> 8
+	x ^= x >> 4
+	return uint8(x & 0x0f)
+}
+
+// isSelfMember reports whether this node is one of the members.
+func (s *SharedView) isSelfMember() bool {
+	self := s.group.arp.MAC()
+	for _, m := range s.members {
+		if bytes.Equal(m.MAC, self) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAgreement compares the digests of the serving members with ours,
+// and takes the balanced assignment when one has differed for
+// disagreeAfter.
+func (s *SharedView) checkAgreement(now time.Time) {
+	if !s.isSelfMember() {
+		return
+	}
+	disagree := false
+	for _, m := range s.members {
+		n := s.nodes[string(m.MAC)]
+		if n == nil || !n.holder {
+			continue
+		}
+		switch {
+		case n.digest == s.digest:
+			n.mismatchSince = time.Time{}
+		case n.mismatchSince.IsZero():
+			n.mismatchSince = now
+		case now.Sub(n.mismatchSince) >= s.disagreeAfter():
+			disagree = true
+		}
+	}
+	if !disagree {
+		return
+	}
+	for _, n := range s.nodes {
+		n.mismatchSince = time.Time{}
+	}
+	balanced := pool.AssignBuckets(s.cfg.Buckets, s.members)
+	if ownersDigest(balanced, s.cfg.Buckets) == s.digest {
+		return // ours is the balanced one already: the others come to it
+	}
+	s.adopt(s.members, balanced, now, "shared address: the nodes disagree on the owners of the buckets: taking the balanced assignment")
+}
+
+// checkStall notices that this node's loop did not run for longer than the
+// dead time: the others found it silent and took its buckets, which it
+// must not serve again. It forgets its part and joins again.
+func (s *SharedView) checkStall(now time.Time) {
+	pause := now.Sub(s.lastRun)
+	stalled := !s.lastRun.IsZero() && pause > s.deadTime()
+	if now.After(s.lastRun) {
+		s.lastRun = now
+	}
+	if !stalled {
+		return
+	}
+	s.group.log.Warn("shared address: this node stalled for longer than the dead time; serving nothing until it joins again",
+		"stalled", pause.String())
+	for i := range s.buckets {
+		s.buckets[i] = bucket{}
+	}
+	s.members, s.owners = nil, map[int]net.HardwareAddr{}
+	if !s.selfSince.IsZero() {
+		s.selfSince = now
+	}
+	s.apply(now)
+}
