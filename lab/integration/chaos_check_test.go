@@ -63,6 +63,7 @@ type clientGap struct {
 	FirstLost  time.Time // when the first lost request was sent (zero: unknown)
 	From, To   string
 	Open       bool // still open at the end of the run
+	Planned    bool // a shared address's bucket moving by plan (bound: at least PlannedMove)
 }
 
 func (g clientGap) length() time.Duration { return g.End.Sub(g.Start) }
@@ -114,6 +115,9 @@ type chaosBounds struct {
 	DeadTime time.Duration
 	// ClientEvery is the client's request interval (0: judge gaps by their length).
 	ClientEvery time.Duration
+	// PlannedMove: a shared address's bucket moving by plan (a join) has
+	// no owner until the taker's delay, two intervals, is over.
+	PlannedMove time.Duration
 }
 
 // outageBound is the longest client outage a fault may cause while it
@@ -405,6 +409,9 @@ func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b ch
 			}
 			what = fmt.Sprintf("%s fault #%d (%s %s)", phase, f.N, f.Kind, strings.Join(f.Targets, ","))
 			longest[i] = max(longest[i], g.outage(b.ClientEvery))
+		}
+		if g.Planned && b.PlannedMove > bound {
+			bound, what = b.PlannedMove, what+", its bucket moving by plan"
 		}
 		if g.outage(b.ClientEvery) > bound {
 			open := ""

@@ -57,6 +57,7 @@ type chaosWatchEvent struct {
 	Open     bool   `json:"open"`
 	Sent     int    `json:"sent"`
 	Answered int    `json:"answered"`
+	Dups     int    `json:"duplicates"`
 }
 
 // recordMemory adds every running daemon's RSS to the series, once a
@@ -206,6 +207,17 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 	vs = append(vs, noHolderViolations(samples, spans, c.vips, c.bounds.NoHolder)...)
 	outages, longest := outageViolations(gaps, faults, c.vips, c.bounds)
 	vs = append(vs, outages...)
+	var buckets []bucketSample
+	for _, s := range c.bucketSamples {
+		if !s.At.Before(c.begin) && !s.At.After(end) {
+			buckets = append(buckets, s)
+		}
+	}
+	shareVs, shareLongest, shareLines := c.shareReport(buckets, clientOut, faults, spans)
+	vs = append(vs, shareVs...)
+	for i := range longest {
+		longest[i] = max(longest[i], shareLongest[i])
+	}
 	vs = append(vs, c.extra...)
 
 	var mem []string
@@ -260,6 +272,9 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 		c.hosts, len(c.vips), c.seed, end.Sub(c.begin).Round(time.Second), len(samples), sent, answered, changes)
 	fmt.Fprintf(&b, "bounds: no holder %v, two holders %v after a heal, client outage %v (failover) / %v (graceful) / %v (after a heal)\n",
 		c.bounds.NoHolder, c.bounds.TwoHolders, c.bounds.Failover, c.bounds.Handover, c.bounds.AfterHeal)
+	for _, l := range shareLines {
+		fmt.Fprintln(&b, l)
+	}
 	fmt.Fprintf(&b, "%4s %9s  %-9s %-7s %-12s %7s %12s %10s\n", "#", "at", "fault", "targets", "detail", "held", "client gap", "violations")
 	count := map[string]int{}
 	for i, f := range faults {

@@ -98,17 +98,23 @@ func TestChaos(t *testing.T) {
 // TestChaosCatchesPlantedFault: the checker is not blind. Half way through
 // a short run the last VIP is added by hand on a standby whose daemon is
 // paused (a running one removes such a copy) — two holders with no
-// partition and no heal — and the run must report it.
+// partition and no heal — and so is every bucket of the shared address to
+// its mine set (two owners of each); the run must report both.
 func TestChaosCatchesPlantedFault(t *testing.T) {
 	t.Setenv("GOTRACEBACK", "all")
 	seed, _, _ := chaosEnv(t)
 	vs := newChaos(t, chaosRunSpec{hosts: 3, vips: 2}, seed).Run(20*time.Second, true)
+	var vip, buckets bool
 	for _, v := range vs {
-		if v.Kind == "two-holders" && v.VIP == "192.0.2.51" {
-			return
-		}
+		vip = vip || v.Kind == "two-holders" && v.VIP == "192.0.2.51"
+		buckets = buckets || v.Kind == "two-owners"
 	}
-	t.Fatalf("the planted second holder of 192.0.2.51 was not reported; violations: %v", vs)
+	if !vip {
+		t.Errorf("the planted second holder of 192.0.2.51 was not reported; violations: %v", vs)
+	}
+	if !buckets {
+		t.Errorf("the planted second owner of the buckets of %s was not reported; violations: %v", chaosShareAddr, vs)
+	}
 }
 
 // chaos is one run: its lab, daemons and what the checker saw.
@@ -130,8 +136,13 @@ type chaos struct {
 	faults  []chaosFault
 	extra   []violation // daemon exits, memory
 	mem     []memSample // the daemons' RSS, once a second (main goroutine only)
-	begin   time.Time   // the chaos starts (after the warm-up)
-	seed    uint64
+	// the shared address (chaos_shared_test.go)
+	shareSrcs     []netip.Addr // the client's source addresses
+	shareBkts     []int        // their buckets
+	bucketSamples []bucketSample
+	nsFDs         []netns.NsHandle
+	begin         time.Time // the chaos starts (after the warm-up)
+	seed          uint64
 }
 
 func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
@@ -153,6 +164,8 @@ func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 		DeadTime:   time.Duration(chaosMisses) * chaosInterval,
 		// The client's outage counts its lost requests, not its own stalls.
 		ClientEvery: 10 * time.Millisecond,
+		// The taker's delay (two intervals) and the tick that applies it.
+		PlannedMove: 2*chaosInterval + chaosInterval/2,
 	}
 	c.l = fiptest.NewLab(t, r.hosts)
 	return c
@@ -168,7 +181,7 @@ func (c *chaos) failFile(i int) string { return filepath.Join(c.failDir, c.host(
 func (c *chaos) daemonArgs(i int) []string {
 	args := []string{"-i", "eth0", "--priority", strconv.Itoa(100 + 10*(c.hosts-i)),
 		"--check", "test ! -e " + c.failFile(i), "--check-interval", chaosCheckInterval.String(),
-		"--rise", strconv.Itoa(chaosRise), "--fall", "2"}
+		"--rise", strconv.Itoa(chaosRise), "--fall", "2", "--share", chaosShareAddr}
 	if os.Getenv("FLOATIP_CHAOS_REFERENCE") != "" {
 		args = append(args, "--reference", fiptest.ClientIP)
 	}
@@ -260,31 +273,38 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 	for _, v := range c.vips {
 		listen = append(listen, fmt.Sprintf("%s:%d", v, fiptest.EchoPort))
 	}
+	shared := fmt.Sprintf("%s:%d", chaosShareAddr, fiptest.EchoPort)
 	for i := 1; i <= c.hosts; i++ {
-		l.StartEchoServer(c.host(i), strings.Join(listen, ","))
+		l.StartEchoServer(c.host(i), strings.Join(append(listen, shared), ","))
 	}
+	c.shareSetup()
 	stopSampler, samplerDone := make(chan struct{}), make(chan struct{})
 	go c.sampler(stopSampler, samplerDone)
+	stopBuckets, bucketsDone := make(chan struct{}), make(chan struct{})
+	go c.bucketSampler(stopBuckets, bucketsDone)
 	defer func() {
-		select {
-		case <-samplerDone:
-		default:
-			close(stopSampler)
-			<-samplerDone
+		for _, s := range []struct{ stop, done chan struct{} }{{stopSampler, samplerDone}, {stopBuckets, bucketsDone}} {
+			select {
+			case <-s.done:
+			default:
+				close(s.stop)
+				<-s.done
+			}
 		}
+		c.closeShare()
 	}()
 	for i := c.hosts; i >= 1; i-- { // worst first: start order does not decide
 		c.StartDaemon(i)
 	}
-	fiptest.WaitFor(t, 15*time.Second, "h1 to hold every VIP alone", func() bool {
+	fiptest.WaitFor(t, 30*time.Second, "h1 to hold every VIP alone, every bucket of "+chaosShareAddr+" to have one owner", func() bool {
 		for v := range c.vips {
 			if c.holdersNow(v) != 1 {
 				return false
 			}
 		}
-		return true
+		return c.everyBucketOwnedOnce()
 	})
-	client := l.StartProcess("c", "udpecho-watch", fiptest.BuildUDPEcho(t), "watch", "-targets", strings.Join(listen, ","),
+	client := l.StartProcess("c", "udpecho-watch", fiptest.BuildUDPEcho(t), "watch", "-targets", strings.Join(append(listen, c.shareTargets()...), ","),
 		"-every", "10ms", "-gap", "50ms", "-duration", (dur + 10*time.Minute).String())
 	time.Sleep(2 * time.Second) // the client's ARP entries, the health checks' rise
 
@@ -308,6 +328,11 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 					}
 					d.Signal(syscall.SIGSTOP)
 					l.MustRun(c.host(i), "ip", "addr", "add", c.vips[v]+"/32", "dev", "eth0")
+					// And every bucket of the shared address in its mine set.
+					t.Logf("planting a second owner of every bucket of %s: %s's mine set, by hand", chaosShareAddr, c.host(i))
+					if err := c.plantSharedOwner(i, 5*time.Second); err != nil {
+						t.Errorf("planting the buckets: %v", err)
+					}
 					// No fault for a while, so that nothing excuses the
 					// second holder (a heal's grace, a partition).
 					c.sleep(4 * time.Second)
@@ -331,6 +356,8 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 	}
 	close(stopSampler)
 	<-samplerDone
+	close(stopBuckets)
+	<-bucketsDone
 	c.checkExits()
 	// A fresh daemon's goroutines are the yardstick of the long-lived ones':
 	// h1 starts again (it also shows a restart into a running group).

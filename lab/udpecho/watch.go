@@ -5,7 +5,16 @@ package main
 //
 //	{"event":"gap","target":"192.0.2.50:7007","start_unix_ms":...,"end_unix_ms":...,"gap_ms":640,"lost":63,"first_lost_unix_ms":...,"from":"h1","to":"h2"}
 //	{"event":"change","target":...,"end_unix_ms":...,"from":"h1","to":"h2"}
+//	{"event":"duplicates","target":...,"start_unix_ms":...,"end_unix_ms":...,"duplicates":12,"from":"h1","to":"h2"}
 //	{"event":"end","target":...,"sent":6000,"answered":5990}
+//
+// A target ADDR:PORT@SRC is sent to from the local address SRC (already on
+// this host), so that one shared address (--share) can be watched from
+// several sources, each in its own flow-hash bucket; its events name it
+// with the suffix. A request answered by two names is a duplicate:
+// duplicates less than dupJoin requests apart make one "duplicates" event
+// (the send times of the first and the last, how many), printed when the
+// episode ends.
 //
 // A gap is measured as the client's summary does: between the send times of
 // two consecutive answered requests, reported when it exceeds -gap, with
@@ -50,7 +59,11 @@ type watchEvent struct {
 	Open     bool   `json:"open,omitempty"`
 	Sent     int    `json:"sent,omitempty"`
 	Answered int    `json:"answered,omitempty"`
+	Dups     int    `json:"duplicates,omitempty"`
 }
+
+// dupJoin: duplicates fewer requests apart than this are one episode.
+const dupJoin = 20
 
 // gapTracker follows one target's answers and turns them into events. It
 // is pure: send and answer times come from the caller.
@@ -62,22 +75,75 @@ type gapTracker struct {
 	lastSeq  int           // latest answered sequence number, -1 before the first
 	lastResp string
 	answered int
+	// first responder of each request: an index into names, plus one
+	firstBy []uint8
+	names   []string
+	// the open episode of duplicates (dupFirst -1: none)
+	dupFirst, dupLast, dups int
+	dupFrom, dupTo          string
 }
 
 func newGapTracker(target string, minGap, timeout time.Duration) *gapTracker {
-	return &gapTracker{target: target, minGap: minGap, timeout: timeout, lastSeq: -1}
+	return &gapTracker{target: target, minGap: minGap, timeout: timeout, lastSeq: -1, dupFirst: -1}
 }
 
 // sent records the next request; it returns its sequence number.
 func (g *gapTracker) sent(at time.Time) int {
 	g.sends = append(g.sends, at)
+	g.firstBy = append(g.firstBy, 0)
 	return len(g.sends) - 1
+}
+
+// nameIndex interns a responder's name (at most 255 of them).
+func (g *gapTracker) nameIndex(name string) uint8 {
+	for i, n := range g.names {
+		if n == name {
+			return uint8(i + 1)
+		}
+	}
+	if len(g.names) == 255 {
+		return 255
+	}
+	g.names = append(g.names, name)
+	return uint8(len(g.names))
+}
+
+// duplicate records a second answer to seq from another name; it returns
+// the episode it ends, if any.
+func (g *gapTracker) duplicate(seq int, first, name string) []watchEvent {
+	var evs []watchEvent
+	if g.dupFirst >= 0 && seq > g.dupLast+dupJoin {
+		evs = g.flushDups()
+	}
+	if g.dupFirst < 0 {
+		g.dupFirst, g.dupLast, g.dups, g.dupFrom, g.dupTo = seq, seq, 0, first, name
+	}
+	g.dupFirst, g.dupLast = min(g.dupFirst, seq), max(g.dupLast, seq)
+	g.dups++
+	return evs
+}
+
+func (g *gapTracker) flushDups() []watchEvent {
+	if g.dupFirst < 0 {
+		return nil
+	}
+	ev := watchEvent{Event: "duplicates", Target: g.target, StartMS: g.sends[g.dupFirst].UnixMilli(), EndMS: g.sends[g.dupLast].UnixMilli(),
+		Dups: g.dups, From: g.dupFrom, To: g.dupTo}
+	g.dupFirst = -1
+	return []watchEvent{ev}
 }
 
 // answer records the first reply to seq from name, arrived at at, and
 // returns the events it completes. Answers older than the latest answered
 // request, late ones and unknown sequence numbers are ignored.
 func (g *gapTracker) answer(seq int, name string, at time.Time) []watchEvent {
+	if seq >= 0 && seq < len(g.sends) {
+		if by := g.firstBy[seq]; by == 0 {
+			g.firstBy[seq] = g.nameIndex(name)
+		} else if first := g.names[by-1]; first != name {
+			return g.duplicate(seq, first, name)
+		}
+	}
 	if seq < 0 || seq >= len(g.sends) || seq <= g.lastSeq || at.Sub(g.sends[seq]) > g.timeout {
 		return nil
 	}
@@ -107,7 +173,7 @@ func (g *gapTracker) answer(seq int, name string, at time.Time) []watchEvent {
 
 // finish returns the events of the run's end: a gap still open, and the counts.
 func (g *gapTracker) finish() []watchEvent {
-	var evs []watchEvent
+	evs := g.flushDups()
 	if n := len(g.sends); n > 0 {
 		prev := g.sends[0]
 		if g.lastSeq >= 0 {
@@ -121,21 +187,41 @@ func (g *gapTracker) finish() []watchEvent {
 	return append(evs, watchEvent{Event: "end", Target: g.target, Sent: len(g.sends), Answered: g.answered})
 }
 
-// parseTargets parses "A:P,B:P" and refuses anything outside the lab's ranges.
-func parseTargets(s string) ([]netip.AddrPort, error) {
-	var out []netip.AddrPort
+// watchTarget is a server and the local address to send from (zero: any).
+type watchTarget struct {
+	ap  netip.AddrPort
+	src netip.Addr
+}
+
+func (w watchTarget) String() string {
+	if w.src.IsValid() {
+		return w.ap.String() + "@" + w.src.String()
+	}
+	return w.ap.String()
+}
+
+// parseTargets parses "A:P,B:P@SRC" and refuses anything outside the lab's ranges.
+func parseTargets(s string) ([]watchTarget, error) {
+	var out []watchTarget
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
-		ap, err := netip.ParseAddrPort(f)
-		if err != nil {
+		var w watchTarget
+		addr, src, ok := strings.Cut(f, "@")
+		var err error
+		if w.ap, err = netip.ParseAddrPort(addr); err != nil {
 			return nil, fmt.Errorf("-targets: %w", err)
 		}
-		if !labnet.AllowedTarget(ap.Addr()) {
-			return nil, fmt.Errorf("refusing %s: only loopback and the documentation ranges are allowed", ap.Addr())
+		if ok {
+			if w.src, err = netip.ParseAddr(src); err != nil {
+				return nil, fmt.Errorf("-targets: source of %s: %w", addr, err)
+			}
 		}
-		out = append(out, ap)
+		if !labnet.AllowedTarget(w.ap.Addr()) {
+			return nil, fmt.Errorf("refusing %s: only loopback and the documentation ranges are allowed", w.ap.Addr())
+		}
+		out = append(out, w)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-targets is required")
@@ -145,7 +231,7 @@ func parseTargets(s string) ([]netip.AddrPort, error) {
 
 func watch(args []string) int {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	targets := fs.String("targets", "", "comma-separated server address:port list (required)")
+	targets := fs.String("targets", "", "comma-separated server address:port[@source] list (required)")
 	every := fs.Duration("every", 10*time.Millisecond, "interval between requests to each target (>= 1ms)")
 	duration := fs.Duration("duration", time.Hour, "how long to send (<= 2h); SIGTERM ends it earlier")
 	minGap := fs.Duration("gap", 50*time.Millisecond, "report gaps in answers longer than this")
@@ -175,7 +261,7 @@ func watch(args []string) int {
 
 // runWatch sends to every target each tick until ctx ends, writing events
 // to out as JSON lines; it waits up to timeout for the last answers.
-func runWatch(ctx context.Context, targets []netip.AddrPort, every, minGap, timeout time.Duration, out io.Writer) error {
+func runWatch(ctx context.Context, targets []watchTarget, every, minGap, timeout time.Duration, out io.Writer) error {
 	var mu sync.Mutex // guards the trackers and out
 	enc := json.NewEncoder(out)
 	emit := func(evs []watchEvent) {
@@ -193,12 +279,16 @@ func runWatch(ctx context.Context, targets []netip.AddrPort, every, minGap, time
 			c.c.Close()
 		}
 	}()
-	for _, ap := range targets {
-		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
+	for _, w := range targets {
+		var laddr *net.UDPAddr
+		if w.src.IsValid() {
+			laddr = &net.UDPAddr{IP: w.src.AsSlice()}
+		}
+		c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(w.ap))
 		if err != nil {
 			return err
 		}
-		conns = append(conns, conn{c: c, gt: newGapTracker(ap.String(), minGap, timeout)})
+		conns = append(conns, conn{c: c, gt: newGapTracker(w.String(), minGap, timeout)})
 	}
 	var wg sync.WaitGroup
 	for _, c := range conns {

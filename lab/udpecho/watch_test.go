@@ -59,12 +59,43 @@ func TestGapTracker(t *testing.T) {
 	}
 }
 
+// TestGapTrackerDuplicates: a request answered by two names is a
+// duplicate; duplicates close together are one episode, reported when it
+// ends (a later one, or the end of the run).
+func TestGapTrackerDuplicates(t *testing.T) {
+	t0 := time.UnixMilli(1_000_000)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * tick) }
+	g := newGapTracker("x", 50*time.Millisecond, time.Second)
+	for i := 0; i < 100; i++ {
+		g.sent(at(i))
+	}
+	var got []watchEvent
+	for i := 0; i < 100; i++ {
+		got = append(got, g.answer(i, "h1", at(i).Add(time.Millisecond))...)
+		if (i >= 10 && i < 15) || i == 30 || i == 70 {
+			got = append(got, g.answer(i, "h2", at(i).Add(2*time.Millisecond))...)
+		}
+		got = append(got, g.answer(i, "h1", at(i).Add(3*time.Millisecond))...) // the same name again: nothing
+	}
+	got = append(got, g.finish()...)
+	ms := func(i int) int64 { return at(i).UnixMilli() }
+	want := []watchEvent{
+		{Event: "duplicates", Target: "x", StartMS: ms(10), EndMS: ms(30), Dups: 6, From: "h1", To: "h2"},
+		{Event: "duplicates", Target: "x", StartMS: ms(70), EndMS: ms(70), Dups: 1, From: "h1", To: "h2"},
+		{Event: "end", Target: "x", Sent: 100, Answered: 100},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events:\n got %+v\nwant %+v", got, want)
+	}
+}
+
 func TestParseTargets(t *testing.T) {
-	aps, err := parseTargets("192.0.2.50:7007, 192.0.2.51:7007,")
-	if err != nil || len(aps) != 2 || aps[1] != netip.MustParseAddrPort("192.0.2.51:7007") {
+	aps, err := parseTargets("192.0.2.50:7007, 192.0.2.51:7007,192.0.2.80:7007@192.0.2.130")
+	if err != nil || len(aps) != 3 || aps[1].ap != netip.MustParseAddrPort("192.0.2.51:7007") || aps[1].src.IsValid() ||
+		aps[2].src != netip.MustParseAddr("192.0.2.130") || aps[2].String() != "192.0.2.80:7007@192.0.2.130" {
 		t.Fatalf("got %v, %v", aps, err)
 	}
-	for _, bad := range []string{"", "10.0.0.1:7", "192.0.2.50", "192.0.2.50:7007,8.8.8.8:53"} {
+	for _, bad := range []string{"", "10.0.0.1:7", "192.0.2.50", "192.0.2.50:7007,8.8.8.8:53", "192.0.2.80:7007@x"} {
 		if _, err := parseTargets(bad); err == nil {
 			t.Errorf("parseTargets(%q) accepted", bad)
 		}
@@ -79,14 +110,19 @@ func TestParseTargets(t *testing.T) {
 func TestWatchLoopback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var addrs []netip.AddrPort
+	var addrs []watchTarget
 	var stops []context.CancelFunc
 	for _, name := range []string{"h1", "h2"} {
 		conn, err := listenFreebind(ctx, "127.0.0.1:0", time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		addrs = append(addrs, conn.LocalAddr().(*net.UDPAddr).AddrPort())
+		// the second from a source address of its own
+		w := watchTarget{ap: conn.LocalAddr().(*net.UDPAddr).AddrPort()}
+		if name == "h2" {
+			w.src = netip.MustParseAddr("127.0.0.1")
+		}
+		addrs = append(addrs, w)
 		sctx, stop := context.WithCancel(ctx)
 		stops = append(stops, stop)
 		go serveConn(sctx, conn, name)
@@ -112,6 +148,9 @@ func TestWatchLoopback(t *testing.T) {
 	a, b := byTarget[addrs[0].String()], byTarget[addrs[1].String()]
 	if len(a) != 1 || a[0].Event != "end" || a[0].Sent < 40 || a[0].Answered < a[0].Sent*9/10 {
 		t.Errorf("steady target: %+v", a)
+	}
+	if addrs[1].String() != addrs[1].ap.String()+"@127.0.0.1" {
+		t.Errorf("target name %q", addrs[1])
 	}
 	if len(b) != 2 || b[0].Event != "gap" || !b[0].Open || b[0].GapMS < 150 || b[0].From != "h2" {
 		t.Errorf("stopped target: want one open gap from h2, then end: %+v", b)
