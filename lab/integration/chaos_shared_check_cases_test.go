@@ -45,6 +45,13 @@ func TestChaosSharedOwners(t *testing.T) {
 			}
 			return m, d
 		}, "two-owners buckets 1@4000"},
+		{"h3 also serves buckets 1 and 2 from the same sample: one violation", nil, func(ms int) (m, d [4]uint64) {
+			m = ckSplit
+			if ms >= 4000 && ms < 4500 {
+				m[3] |= 1<<1 | 1<<2
+			}
+			return m, d
+		}, "two-owners buckets 1,2@4000"},
 		{"h1, partitioned, takes every bucket while the others keep theirs", []chaosFault{partition}, func(ms int) (m, d [4]uint64) {
 			m = ckSplit
 			if ms >= 1700 && ms < 6000 { // until 1 s after the heal

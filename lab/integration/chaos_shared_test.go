@@ -67,6 +67,39 @@ func (c *chaos) shareTargets() []string {
 	return ts
 }
 
+// checkSourceBuckets: with every bucket served by one host, each source is
+// answered by the host serving the bucket the checker computes for it (a
+// second of flowcheck client; only its UDP answers count, nothing listens
+// on TCP). A mismatch means the checker's hash is not the kernel's.
+func (c *chaos) checkSourceBuckets() {
+	var srcs []string
+	for _, a := range c.shareSrcs {
+		srcs = append(srcs, a.String())
+	}
+	before := make([]uint64, len(c.shareSrcs))
+	for k := range c.shareSrcs {
+		before[k] = c.ownedBy(c.shareBkts[k])
+	}
+	out, err := c.l.Run("c", fiptest.BuildFlowCheck(c.t), "client", "-target", fmt.Sprintf("%s:%d", chaosShareAddr, fiptest.EchoPort),
+		"-sources", strings.Join(srcs, ","), "-every", "100ms", "-duration", "1s", "-timeout", "300ms", "-json")
+	var s flowSummary
+	if i := strings.Index(out, "{"); i < 0 || json.Unmarshal([]byte(out[i:]), &s) != nil {
+		c.t.Fatalf("flowcheck client: %v: %s", err, fiptest.LastLines(out, 10))
+	}
+	for k, a := range c.shareSrcs {
+		// A planned move may have moved it meanwhile: either owner will do.
+		want := before[k] | c.ownedBy(c.shareBkts[k])
+		got := responders(s.BySource[a.String()].UDPResponders)
+		var set uint64
+		for _, h := range got {
+			set |= 1 << (fiptest.HostIndex(h) - 1)
+		}
+		if set == 0 || set&^want != 0 {
+			c.t.Fatalf("source %s (bucket %d by the checker's hash) answered by %v, the bucket is served by %s", a, c.shareBkts[k], got, holderNames(want))
+		}
+	}
+}
+
 // bucketConns opens an nftables connection in every host's namespace.
 func (c *chaos) bucketConns() ([]*nftables.Conn, error) {
 	conns := make([]*nftables.Conn, c.hosts+1)

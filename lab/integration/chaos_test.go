@@ -304,6 +304,7 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 		}
 		return c.everyBucketOwnedOnce()
 	})
+	c.checkSourceBuckets()
 	client := l.StartProcess("c", "udpecho-watch", fiptest.BuildUDPEcho(t), "watch", "-targets", strings.Join(append(listen, c.shareTargets()...), ","),
 		"-every", "10ms", "-gap", "50ms", "-duration", (dur + 10*time.Minute).String())
 	time.Sleep(2 * time.Second) // the client's ARP entries, the health checks' rise
