@@ -8,7 +8,9 @@ package integration
 // one or two hosts and heal, 5-20 % frame loss, a VIP deleted by hand, a
 // failing health check — while the checker (chaos_check_test.go) watches the
 // real state: every namespace's addresses every 50 ms (one netlink dump
-// each) and a client talking to every VIP every 10 ms (udpecho watch).
+// each) and a client talking to every VIP every 10 ms (udpecho watch); every
+// daemon also serves the shared address 192.0.2.80 (--share), whose bucket
+// sets and per-source answers chaos_shared_test.go watches.
 //
 //	go test -tags chaos -run TestChaos -count=1 -timeout 0 -v .
 //
