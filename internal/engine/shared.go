@@ -112,11 +112,11 @@ type SharedView struct {
 	announceLeft    int
 	nextAnnounce    time.Time
 	leaving         bool
-	served          bool // this node has been a member since it started
+	served          bool      // this node has been a member since it started
 	digest          uint8     // of owners (sharedsync.go)
 	lastRun         time.Time // last tick or frame handled: a longer pause is a stall
 	joinedAt        time.Time // last change in which a member joined
-	failed          bool // the last SetBuckets failed: try again next tick
+	failed          bool      // the last SetBuckets failed: try again next tick
 	changedAt       time.Time
 	reportedMembers string
 }
