@@ -237,7 +237,7 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 	if n.holder && now.Sub(n.since) < s.cfg.HoldDown {
 		n.since = now.Add(-s.cfg.HoldDown) // it serves already: a member, not a newcomer
 	}
-	if !slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, p.SenderHardwareAddr) }) && s.isMember(n, now) {
+	if !slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, p.SenderHardwareAddr) }) && s.isMember(p.SenderHardwareAddr, n, now) {
 		s.recompute(now)
 	}
 }
@@ -266,8 +266,16 @@ func (s *SharedView) forget(now time.Time) {
 	}
 }
 
-func (s *SharedView) isMember(n *sharedNode, now time.Time) bool {
-	return !n.since.IsZero() && now.Sub(n.last) <= s.deadTime() && now.Sub(n.since) >= s.cfg.HoldDown
+func (s *SharedView) isMember(mac net.HardwareAddr, n *sharedNode, now time.Time) bool {
+	if n.since.IsZero() || now.Sub(n.last) > s.deadTime() {
+		return false
+	}
+	// A member stays one while it is heard. While nobody serves, the
+	// hold-down protects nothing: every node present is a member, the same
+	// on every node (after the group's servers left, two newcomers would
+	// otherwise each start alone).
+	return now.Sub(n.since) >= s.cfg.HoldDown || !s.anyServes(now) ||
+		slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
 }
 
 // onEvent takes the interface's changes and the health verdicts.
@@ -346,7 +354,7 @@ func (s *SharedView) currentMembers(now time.Time) []pool.Member {
 		ms = append(ms, pool.Member{MAC: slices.Clone(self), Weight: int(s.group.cfg.Priority)})
 	}
 	for key, n := range s.nodes {
-		if s.isMember(n, now) {
+		if s.isMember(net.HardwareAddr(key), n, now) {
 			ms = append(ms, pool.Member{MAC: net.HardwareAddr(key), Weight: int(n.priority)})
 		}
 	}
@@ -381,9 +389,9 @@ func (s *SharedView) recompute(now time.Time) {
 }
 
 // joinSkew bounds how far apart two nodes see one membership change: the
-// hold-down of a newcomer ends on each node's own clock, an interval apart
+// hold-down of a newcomer ends on each node's own tick, an interval apart
 // at most, and a frame's delivery.
-func (s *SharedView) joinSkew() time.Duration { return 2 * s.group.cfg.Interval }
+func (s *SharedView) joinSkew() time.Duration { return s.group.cfg.Interval + 50*time.Millisecond }
 
 // adopt makes owners the assignment of members, and this node's part
 // follow it.

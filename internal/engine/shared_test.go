@@ -450,3 +450,62 @@ func TestSharedTwoRestarts(t *testing.T) {
 		t.Fatal("the nodes disagree on the owners")
 	}
 }
+
+// The node a planned take waits for leaves in the meantime: the taker
+// serves the bucket at once, not at the end of its delay.
+func TestSharedPlannedTakeFromALeaver(t *testing.T) {
+	sn := newSharedNet(t, 2, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	joiner := sn.addNode(3)
+	// Until the joiner has planned its takes (its hold-down), and past
+	// the skew of a join: the takes are pending.
+	sn.run(sn.now.Add(5*time.Second+ms(300)), sn.neverTwo)
+	pending := 0
+	for _, b := range joiner.s.buckets {
+		if !b.takeAt.IsZero() {
+			pending++
+		}
+	}
+	if pending == 0 {
+		t.Fatal("no planned take pending: the test tests nothing")
+	}
+	leaver := sn.nodes[0]
+	fromLeaver := 0
+	for _, b := range joiner.s.buckets {
+		if !b.takeAt.IsZero() && bytes.Equal(b.takeFrom, leaver.own) {
+			fromLeaver++
+		}
+	}
+	if fromLeaver == 0 {
+		t.Fatal("no planned take from the leaver: the test tests nothing")
+	}
+	leaver.g.Shutdown(sn.now)
+	leaver.dead = true
+	sn.run(sn.now.Add(ms(5)), sn.neverTwo)
+	// Served 5 ms later: every bucket but those still moving by plan
+	// between the two that stay.
+	o := sn.owners()
+	for i, b := range joiner.s.buckets {
+		if len(o[i]) == 0 && (b.takeAt.IsZero() || bytes.Equal(b.takeFrom, leaver.own)) {
+			t.Errorf("bucket %d served by nobody 5 ms after its giver left (pending take from %s)", i, b.takeFrom)
+		}
+	}
+}
+
+// The nodes that serve leave while two others are newcomers to each
+// other (each came back from a stall): both are members at once on both
+// sides, so they split the buckets without serving any twice.
+func TestSharedNewcomersWhenTheServersLeave(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	a, server, b := sn.nodes[0], sn.nodes[1], sn.nodes[2]
+	a.paused, b.paused = true, true
+	sn.run(sn.now.Add(time.Second), sn.neverTwo)
+	a.paused, b.paused = false, false
+	sn.run(sn.now.Add(ms(1500)), sn.neverTwo)
+	server.g.Shutdown(sn.now)
+	server.dead = true
+	sn.run(sn.now.Add(2*time.Second), sn.neverTwo)
+	sn.nodes = []*sharedTestNode{a, b}
+	sn.balanced("after the server left")
+}

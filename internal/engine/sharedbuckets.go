@@ -20,9 +20,10 @@ import (
 // bucket is this node's part in one bucket.
 type bucket struct {
 	mine          bool
-	takeAt        time.Time // a planned take, due then (zero: none)
-	incomingUntil time.Time // new flows only until then
-	drainUntil    time.Time // established TCP flows only until then
+	takeAt        time.Time        // a planned take, due then (zero: none)
+	takeFrom      net.HardwareAddr // ... from this node, which serves it meanwhile (nil: nobody known)
+	incomingUntil time.Time        // new flows only until then
+	drainUntil    time.Time        // established TCP flows only until then
 }
 
 // takeDelay is how long after a planned move's decision the taker starts
@@ -64,11 +65,18 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			b.drainUntil = time.Time{}
 			if planned {
 				b.takeAt = now.Add(s.takeDelay())
+				if serves(prev) {
+					b.takeFrom = slices.Clone(prev)
+				}
 			} else {
 				b.mine = true // its owner is gone: at once
 			}
+		case ownNow && !b.mine && b.takeFrom != nil && !serves(b.takeFrom):
+			// The node a planned take waited for has left meanwhile (a
+			// release notice, a death): nobody serves the bucket now.
+			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
 		case !ownNow:
-			b.takeAt, b.incomingUntil = time.Time{}, time.Time{}
+			b.takeAt, b.takeFrom, b.incomingUntil = time.Time{}, nil, time.Time{}
 			if b.mine {
 				b.mine = false
 				if serving && member(owner) && s.cfg.Drain > 0 {
@@ -129,7 +137,7 @@ func (s *SharedView) timers(now time.Time) {
 	for i := range s.buckets {
 		b := &s.buckets[i]
 		if !b.takeAt.IsZero() && !now.Before(b.takeAt) {
-			b.takeAt, b.mine = time.Time{}, true
+			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
 			if s.cfg.Drain > 0 {
 				b.incomingUntil = now.Add(s.cfg.Drain)
 			}
