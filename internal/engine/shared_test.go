@@ -509,3 +509,27 @@ func TestSharedNewcomersWhenTheServersLeave(t *testing.T) {
 	sn.nodes = []*sharedTestNode{a, b}
 	sn.balanced("after the server left")
 }
+
+// A node stops right after a change of its sets between two intervals (an
+// incoming window ends): its table's lease runs from that change, so the
+// others must count its silence from it too; no bucket is served twice.
+func TestSharedStopRightAfterAChange(t *testing.T) {
+	sn := newSharedNet(t, 2, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	joiner := sn.addNode(3)
+	sn.run(sn.now.Add(6*time.Second+ms(130)), sn.neverTwo) // between two of its ticks
+	changed := false
+	for i, b := range joiner.s.buckets {
+		if !b.incomingUntil.IsZero() {
+			joiner.s.buckets[i].incomingUntil = sn.now
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		t.Fatal("no incoming bucket to end")
+	}
+	joiner.s.timers(sn.now) // the window ends: the sets change now
+	joiner.paused = true    // SIGSTOP right after it
+	sn.run(sn.now.Add(3*time.Second), sn.neverTwo)
+}

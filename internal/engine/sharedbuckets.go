@@ -129,6 +129,12 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 	}
 	s.failed = false
 	s.applied = next
+	if len(refresh) == 0 && !s.leaving {
+		// The table's lease runs from now: the others must count this
+		// node's silence from now too, or a death right after this change
+		// would leave its buckets served here and by their new owner.
+		s.presence(now)
+	}
 }
 
 // timers runs the planned takes, and ends the drains and the incoming
