@@ -213,10 +213,15 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 			buckets = append(buckets, s)
 		}
 	}
-	shareVs, shareLongest, shareLines := c.shareReport(buckets, clientOut, faults, spans)
-	vs = append(vs, shareVs...)
-	for i := range longest {
-		longest[i] = max(longest[i], shareLongest[i])
+	var shareLines []string
+	if c.shared {
+		var shareVs []violation
+		var shareLongest []time.Duration
+		shareVs, shareLongest, shareLines = c.shareReport(buckets, clientOut, faults, spans)
+		vs = append(vs, shareVs...)
+		for i := range longest {
+			longest[i] = max(longest[i], shareLongest[i])
+		}
 	}
 	vs = append(vs, c.extra...)
 

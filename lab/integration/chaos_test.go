@@ -17,7 +17,8 @@ package integration
 // Environment: FLOATIP_CHAOS_SEED (default: from the clock; printed first),
 // FLOATIP_CHAOS_DURATION per run (default 10m), FLOATIP_CHAOS_RUNS, a list
 // of HOSTSxVIPS (default "3x1,5x16"), FLOATIP_CHAOS_REFERENCE (non-empty:
-// the client is every node's --reference). The seed fixes the sequence of faults,
+// the client is every node's --reference), FLOATIP_CHAOS_SHARED ("off": no
+// shared address in the runs of TestChaos). The seed fixes the sequence of faults,
 // their targets and durations; a target named "the holder of VIP k" is
 // whichever host holds it at that moment.
 
@@ -27,6 +28,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,7 +107,9 @@ func TestChaos(t *testing.T) {
 func TestChaosCatchesPlantedFault(t *testing.T) {
 	t.Setenv("GOTRACEBACK", "all")
 	seed, _, _ := chaosEnv(t)
-	vs := newChaos(t, chaosRunSpec{hosts: 3, vips: 2}, seed).Run(20*time.Second, true)
+	c := newChaos(t, chaosRunSpec{hosts: 3, vips: 2}, seed)
+	c.shared = true // the checker of the shared address is tested whatever FLOATIP_CHAOS_SHARED says
+	vs := c.Run(20*time.Second, true)
 	var vip, buckets bool
 	for _, v := range vs {
 		vip = vip || v.Kind == "two-holders" && v.VIP == "192.0.2.51"
@@ -142,6 +146,7 @@ type chaos struct {
 	shareSrcs     []netip.Addr // the client's source addresses
 	shareBkts     []int        // their buckets
 	bucketSamples []bucketSample
+	shared        bool // FLOATIP_CHAOS_SHARED is not "off": the shared address is in the mix
 	nsFDs         []netns.NsHandle
 	begin         time.Time // the chaos starts (after the warm-up)
 	seed          uint64
@@ -150,7 +155,8 @@ type chaos struct {
 func newChaos(t *testing.T, r chaosRunSpec, seed uint64) *chaos {
 	c := &chaos{t: t, hosts: r.hosts, failDir: t.TempDir(), seed: seed,
 		rng:     rand.New(rand.NewPCG(seed, uint64(r.hosts*100+r.vips))),
-		daemons: make([]*fiptest.Process, r.hosts+1), killed: make([]bool, r.hosts+1)}
+		daemons: make([]*fiptest.Process, r.hosts+1), killed: make([]bool, r.hosts+1),
+		shared: os.Getenv("FLOATIP_CHAOS_SHARED") != "off"}
 	for i := 0; i < r.vips; i++ {
 		c.vips = append(c.vips, fmt.Sprintf("192.0.2.%d", 50+i))
 	}
@@ -183,7 +189,10 @@ func (c *chaos) failFile(i int) string { return filepath.Join(c.failDir, c.host(
 func (c *chaos) daemonArgs(i int) []string {
 	args := []string{"-i", "eth0", "--priority", strconv.Itoa(100 + 10*(c.hosts-i)),
 		"--check", "test ! -e " + c.failFile(i), "--check-interval", chaosCheckInterval.String(),
-		"--rise", strconv.Itoa(chaosRise), "--fall", "2", "--share", chaosShareAddr}
+		"--rise", strconv.Itoa(chaosRise), "--fall", "2"}
+	if c.shared {
+		args = append(args, "--share", chaosShareAddr)
+	}
 	if os.Getenv("FLOATIP_CHAOS_REFERENCE") != "" {
 		args = append(args, "--reference", fiptest.ClientIP)
 	}
@@ -275,15 +284,22 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 	for _, v := range c.vips {
 		listen = append(listen, fmt.Sprintf("%s:%d", v, fiptest.EchoPort))
 	}
-	shared := fmt.Sprintf("%s:%d", chaosShareAddr, fiptest.EchoPort)
-	for i := 1; i <= c.hosts; i++ {
-		l.StartEchoServer(c.host(i), strings.Join(append(listen, shared), ","))
+	serve := listen
+	if c.shared {
+		serve = append(slices.Clone(listen), fmt.Sprintf("%s:%d", chaosShareAddr, fiptest.EchoPort))
 	}
-	c.shareSetup()
+	for i := 1; i <= c.hosts; i++ {
+		l.StartEchoServer(c.host(i), strings.Join(serve, ","))
+	}
 	stopSampler, samplerDone := make(chan struct{}), make(chan struct{})
 	go c.sampler(stopSampler, samplerDone)
 	stopBuckets, bucketsDone := make(chan struct{}), make(chan struct{})
-	go c.bucketSampler(stopBuckets, bucketsDone)
+	if c.shared {
+		c.shareSetup()
+		go c.bucketSampler(stopBuckets, bucketsDone)
+	} else {
+		close(bucketsDone)
+	}
 	defer func() {
 		for _, s := range []struct{ stop, done chan struct{} }{{stopSampler, samplerDone}, {stopBuckets, bucketsDone}} {
 			select {
@@ -304,9 +320,11 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 				return false
 			}
 		}
-		return c.everyBucketOwnedOnce()
+		return !c.shared || c.everyBucketOwnedOnce()
 	})
-	c.checkSourceBuckets()
+	if c.shared {
+		c.checkSourceBuckets()
+	}
 	client := l.StartProcess("c", "udpecho-watch", fiptest.BuildUDPEcho(t), "watch", "-targets", strings.Join(append(listen, c.shareTargets()...), ","),
 		"-every", "10ms", "-gap", "50ms", "-duration", (dur + 10*time.Minute).String())
 	time.Sleep(2 * time.Second) // the client's ARP entries, the health checks' rise
@@ -332,9 +350,11 @@ func (c *chaos) Run(dur time.Duration, plant bool) []violation {
 					d.Signal(syscall.SIGSTOP)
 					l.MustRun(c.host(i), "ip", "addr", "add", c.vips[v]+"/32", "dev", "eth0")
 					// And every bucket of the shared address in its mine set.
-					t.Logf("planting a second owner of every bucket of %s: %s's mine set, by hand", chaosShareAddr, c.host(i))
-					if err := c.plantSharedOwner(i, 5*time.Second); err != nil {
-						t.Errorf("planting the buckets: %v", err)
+					if c.shared {
+						t.Logf("planting a second owner of every bucket of %s: %s's mine set, by hand", chaosShareAddr, c.host(i))
+						if err := c.plantSharedOwner(i, 5*time.Second); err != nil {
+							t.Errorf("planting the buckets: %v", err)
+						}
 					}
 					// No fault for a while, so that nothing excuses the
 					// second holder (a heal's grace, a partition).
