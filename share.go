@@ -97,10 +97,11 @@ func outsideSubnets(ifname string, shared []netip.Addr, ifAddrs []net.Addr) erro
 func openSharedPath(cfg *config, index *system.LinkIndex, log *slog.Logger) (*sharedPath, error) {
 	table, err := clusterip.Open(clusterip.Config{Interface: cfg.ifname, Addrs: cfg.shared, Buckets: cfg.buckets,
 		Hash: cfg.hash, Seed: sharedSeed(cfg.shared),
-		// The engine renews the buckets every interval: a process killed
-		// with -9 stops serving them after the dead time, when the other
-		// nodes take them.
-		Lease: time.Duration(cfg.machine.Misses) * cfg.machine.Interval}, 0)
+		// The engine renews the buckets every interval, just after its
+		// probe: a process killed with -9 stops serving them a little
+		// before the other nodes take them, at the dead time after that
+		// probe (a short gap, never two owners).
+		Lease: time.Duration(cfg.machine.Misses)*cfg.machine.Interval - cfg.machine.Interval/10}, 0)
 	if err != nil {
 		return nil, fmt.Errorf("--share: %w", err)
 	}

@@ -435,10 +435,12 @@ func (s *SharedView) onTick(now time.Time) {
 	s.recompute(now)
 	s.checkAgreement(now)
 	s.timers(now)
+	// The probe before the lease's renewal (as in apply): a node killed
+	// between the two is found dead no earlier than its table stops.
+	s.presence(now)
 	if s.linkUp {
 		s.apply(now, true)
 	}
-	s.presence(now)
 }
 
 // presence sends this node's sign of life to the other nodes of the

@@ -117,6 +117,14 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 	if !s.failed && len(refresh) == 0 && slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int]) {
 		return
 	}
+	if len(refresh) == 0 && !s.leaving {
+		// The table's lease runs from this change: the others must count
+		// this node's silence from no earlier, or a death right after it
+		// would leave its buckets served here and by their new owner. The
+		// probe goes first: a death between the two leaves a short gap,
+		// never two owners.
+		s.presence(now)
+	}
 	if err := s.cfg.Table.SetBuckets(mine, draining, incoming); err != nil {
 		if !s.failed { // once, not every interval
 			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
@@ -129,12 +137,6 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 	}
 	s.failed = false
 	s.applied = next
-	if len(refresh) == 0 && !s.leaving {
-		// The table's lease runs from now: the others must count this
-		// node's silence from now too, or a death right after this change
-		// would leave its buckets served here and by their new owner.
-		s.presence(now)
-	}
 }
 
 // timers runs the planned takes, and ends the drains and the incoming
