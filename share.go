@@ -10,7 +10,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -35,21 +34,6 @@ type sharedPath struct {
 	mu                       sync.Mutex // the metrics read from their own goroutine
 	joins                    []io.Closer
 	mine, draining, incoming int
-}
-
-// sharedSeed is the jhash seed: the same on every node of the same
-// addresses, with nothing to configure.
-func sharedSeed(addrs []netip.Addr) uint32 {
-	h := fnv.New32a()
-	// In address order: the nodes' command lines may list them in any order.
-	for _, a := range slices.SortedFunc(slices.Values(addrs), netip.Addr.Compare) {
-		b := a.As16()
-		h.Write(b[:])
-	}
-	if h.Sum32() == 0 {
-		return 1 // 0 would let the kernel pick a random seed on each node
-	}
-	return h.Sum32()
 }
 
 // checkShared refuses, before anything changes, what cannot work: a kernel
@@ -96,7 +80,7 @@ func outsideSubnets(ifname string, shared []netip.Addr, ifAddrs []net.Addr) erro
 // bucket dropped until the engine decides.
 func openSharedPath(cfg *config, index *system.LinkIndex, log *slog.Logger) (*sharedPath, error) {
 	table, err := clusterip.Open(clusterip.Config{Interface: cfg.ifname, Addrs: cfg.shared, Buckets: cfg.buckets,
-		Hash: cfg.hash, Seed: sharedSeed(cfg.shared),
+		Hash: cfg.hash, Seed: clusterip.Seed(cfg.shared),
 		// The engine renews the buckets every interval, just after its
 		// probe: a process killed with -9 stops serving them a little
 		// before the other nodes take them, at the dead time after that

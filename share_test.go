@@ -35,19 +35,3 @@ func TestOutsideSubnets(t *testing.T) {
 		}
 	}
 }
-
-// The jhash seed is the same on every node of the same addresses, and
-// never 0 (the kernel would draw one per node).
-func TestSharedSeed(t *testing.T) {
-	a := []netip.Addr{netip.MustParseAddr("192.0.2.80")}
-	if s := sharedSeed(a); s == 0 || s != sharedSeed([]netip.Addr{netip.MustParseAddr("192.0.2.80")}) {
-		t.Fatalf("seed %#x", s)
-	}
-	x, y := netip.MustParseAddr("192.0.2.80"), netip.MustParseAddr("198.51.100.80")
-	if sharedSeed([]netip.Addr{x, y}) != sharedSeed([]netip.Addr{y, x}) {
-		t.Fatal("the seed depends on the order of --share")
-	}
-	if sharedSeed(a) == sharedSeed([]netip.Addr{netip.MustParseAddr("192.0.2.81")}) {
-		t.Fatal("two shared addresses, one seed")
-	}
-}

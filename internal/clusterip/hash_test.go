@@ -95,3 +95,30 @@ func TestBucketsChecked(t *testing.T) {
 		}
 	}
 }
+
+// The jhash seed is the same on every node of the same addresses, and
+// never 0 (the kernel would draw one per node).
+func TestSeed(t *testing.T) {
+	a := []netip.Addr{netip.MustParseAddr("192.0.2.80")}
+	if s := Seed(a); s == 0 || s != Seed([]netip.Addr{netip.MustParseAddr("192.0.2.80")}) {
+		t.Fatalf("seed %#x", s)
+	}
+	x, y := netip.MustParseAddr("192.0.2.80"), netip.MustParseAddr("198.51.100.80")
+	if Seed([]netip.Addr{x, y}) != Seed([]netip.Addr{y, x}) {
+		t.Fatal("the seed depends on the order of --share")
+	}
+	if Seed(a) == Seed([]netip.Addr{netip.MustParseAddr("192.0.2.81")}) {
+		t.Fatal("two shared addresses, one seed")
+	}
+}
+
+// The kernel's jhash of a 4-byte key: cross-checked against nft by the
+// traffic test (who answers each source), here only that it runs.
+func TestJhashOfASource(t *testing.T) {
+	if got := jhash([]byte{192, 0, 2, 130}, 0); got == 0 {
+		t.Fatalf("jhash %#x", got)
+	}
+	if b := Bucket([]byte{192, 0, 2, 130}, 64, Seed([]netip.Addr{netip.MustParseAddr("192.0.2.80")})); b < 0 || b >= 64 {
+		t.Fatalf("bucket %d of 64", b)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -17,64 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// jhash is the kernel's jhash (include/linux/jhash.h) on a little-endian
-// machine, and bucket is nft's "jhash ... mod n seed s" of key.
-func jhash(k []byte, seed uint32) uint32 {
-	a := 0xdeadbeef + uint32(len(k)) + seed
-	b, c := a, a
-	for len(k) > 12 {
-		a += binary.LittleEndian.Uint32(k)
-		b += binary.LittleEndian.Uint32(k[4:])
-		c += binary.LittleEndian.Uint32(k[8:])
-		a -= c
-		a ^= bits.RotateLeft32(c, 4)
-		c += b
-		b -= a
-		b ^= bits.RotateLeft32(a, 6)
-		a += c
-		c -= b
-		c ^= bits.RotateLeft32(b, 8)
-		b += a
-		a -= c
-		a ^= bits.RotateLeft32(c, 16)
-		c += b
-		b -= a
-		b ^= bits.RotateLeft32(a, 19)
-		a += c
-		c -= b
-		c ^= bits.RotateLeft32(b, 4)
-		b += a
-		k = k[12:]
-	}
-	if len(k) == 0 {
-		return c
-	}
-	var tail [12]byte
-	copy(tail[:], k)
-	a += binary.LittleEndian.Uint32(tail[0:])
-	b += binary.LittleEndian.Uint32(tail[4:])
-	c += binary.LittleEndian.Uint32(tail[8:])
-	c ^= b
-	c -= bits.RotateLeft32(b, 14)
-	a ^= c
-	a -= bits.RotateLeft32(c, 11)
-	b ^= a
-	b -= bits.RotateLeft32(a, 25)
-	c ^= b
-	c -= bits.RotateLeft32(b, 16)
-	a ^= c
-	a -= bits.RotateLeft32(c, 4)
-	b ^= a
-	b -= bits.RotateLeft32(a, 14)
-	c ^= b
-	c -= bits.RotateLeft32(b, 24)
-	return c
-}
-
-func bucket(key []byte, n int, seed uint32) int {
-	return int(uint64(jhash(key, seed)) * uint64(n) >> 32)
-}
 
 const (
 	udpPort = 7007
@@ -287,7 +228,7 @@ func expect(t *testing.T, answers []answer, want func(netip.AddrPort) string) ma
 
 func bySource(split int) func(netip.AddrPort) string {
 	return func(s netip.AddrPort) string {
-		if bucket(s.Addr().AsSlice(), nBucket, seed) < split {
+		if Bucket(s.Addr().AsSlice(), nBucket, seed) < split {
 			return "n1"
 		}
 		return "n2"
@@ -298,7 +239,7 @@ func bySourcePort(split int) func(netip.AddrPort) string {
 	return func(s netip.AddrPort) string {
 		key := binary.BigEndian.AppendUint16(s.Addr().AsSlice(), s.Port())
 		key = append(key, 0, 0) // nft pads each field of a concatenation to 4 bytes
-		if bucket(key, nBucket, seed) < split {
+		if Bucket(key, nBucket, seed) < split {
 			return "n1"
 		}
 		return "n2"
@@ -389,7 +330,7 @@ func TestSharedAddressTraffic(t *testing.T) {
 	// n1, UDP moves at once.
 	var src netip.Addr
 	for _, s := range sources {
-		if bucket(s.AsSlice(), nBucket, seed) >= 4 {
+		if Bucket(s.AsSlice(), nBucket, seed) >= 4 {
 			src = s
 			break
 		}

@@ -22,89 +22,21 @@ package integration
 //     of the last heal.
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"math/bits"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
+
+	"floatip/internal/clusterip"
 )
-
-// jhash is the kernel's jhash (include/linux/jhash.h) on a little-endian
-// machine (a copy of internal/clusterip's test helper).
-func jhash(k []byte, seed uint32) uint32 {
-	a := 0xdeadbeef + uint32(len(k)) + seed
-	b, c := a, a
-	for len(k) > 12 {
-		a += binary.LittleEndian.Uint32(k)
-		b += binary.LittleEndian.Uint32(k[4:])
-		c += binary.LittleEndian.Uint32(k[8:])
-		a -= c
-		a ^= bits.RotateLeft32(c, 4)
-		c += b
-		b -= a
-		b ^= bits.RotateLeft32(a, 6)
-		a += c
-		c -= b
-		c ^= bits.RotateLeft32(b, 8)
-		b += a
-		a -= c
-		a ^= bits.RotateLeft32(c, 16)
-		c += b
-		b -= a
-		b ^= bits.RotateLeft32(a, 19)
-		a += c
-		c -= b
-		c ^= bits.RotateLeft32(b, 4)
-		b += a
-		k = k[12:]
-	}
-	if len(k) == 0 {
-		return c
-	}
-	var tail [12]byte
-	copy(tail[:], k)
-	a += binary.LittleEndian.Uint32(tail[0:])
-	b += binary.LittleEndian.Uint32(tail[4:])
-	c += binary.LittleEndian.Uint32(tail[8:])
-	c ^= b
-	c -= bits.RotateLeft32(b, 14)
-	a ^= c
-	a -= bits.RotateLeft32(c, 11)
-	b ^= a
-	b -= bits.RotateLeft32(a, 25)
-	c ^= b
-	c -= bits.RotateLeft32(b, 16)
-	a ^= c
-	a -= bits.RotateLeft32(c, 4)
-	b ^= a
-	b -= bits.RotateLeft32(a, 14)
-	c ^= b
-	c -= bits.RotateLeft32(b, 24)
-	return c
-}
-
-// sharedSeedOf is floatip's hash seed for its shared addresses (share.go's
-// sharedSeed: FNV-1a of the addresses, 0 made 1).
-func sharedSeedOf(addrs ...netip.Addr) uint32 {
-	h := fnv.New32a()
-	for _, a := range addrs {
-		b := a.As16()
-		h.Write(b[:])
-	}
-	if h.Sum32() == 0 {
-		return 1
-	}
-	return h.Sum32()
-}
 
 // sourceBucket is the bucket of a client source address with --hash
 // source: nft's "jhash ip saddr mod n seed s".
 func sourceBucket(src netip.Addr, n int, seed uint32) int {
 	a := src.As4()
-	return int(uint64(jhash(a[:], seed)) * uint64(n) >> 32)
+	return clusterip.Bucket(a[:], n, seed)
 }
 
 // spreadSources picks n addresses from candidates whose buckets differ.

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"floatip/internal/clusterip"
+
 	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
 
@@ -51,7 +53,7 @@ func (c *chaos) shareSetup() {
 	for i := 130; i < 250; i++ {
 		cands = append(cands, netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}))
 	}
-	seed := sharedSeedOf(netip.MustParseAddr(chaosShareAddr))
+	seed := clusterip.Seed([]netip.Addr{netip.MustParseAddr(chaosShareAddr)})
 	c.shareSrcs, c.shareBkts = spreadSources(cands, chaosShareSources, chaosShareBuckets, seed)
 	for _, a := range c.shareSrcs {
 		c.l.MustRun("c", "ip", "addr", "add", a.String()+"/24", "dev", "eth0")
