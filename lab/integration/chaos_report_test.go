@@ -60,6 +60,51 @@ type chaosWatchEvent struct {
 	Dups     int    `json:"duplicates"`
 }
 
+// watchSummary is what udpecho watch reported of some of its targets.
+type watchSummary struct {
+	gaps                          []clientGap // after the chaos began
+	dups                          []clientDup // after the chaos began
+	changes, ends, sent, answered int
+}
+
+// watchEvents reads udpecho watch's JSON lines for the targets of index
+// (target → its number: a VIP's, or a shared address's source's).
+func (c *chaos) watchEvents(clientOut string, index map[string]int) watchSummary {
+	var w watchSummary
+	for _, line := range strings.Split(clientOut, "\n") {
+		var ev chaosWatchEvent
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &ev) != nil {
+			continue
+		}
+		k, ok := index[ev.Target]
+		if !ok {
+			continue
+		}
+		switch ev.Event {
+		case "gap":
+			g := clientGap{VIP: k, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Lost: ev.Lost, From: ev.From, To: ev.To, Open: ev.Open}
+			if ev.FirstMS != 0 {
+				g.FirstLost = time.UnixMilli(ev.FirstMS)
+			}
+			if !g.Start.Before(c.begin) {
+				w.gaps = append(w.gaps, g)
+			}
+		case "duplicates":
+			d := clientDup{Source: k, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Count: ev.Dups, From: ev.From, To: ev.To}
+			if !d.Start.Before(c.begin) {
+				w.dups = append(w.dups, d)
+			}
+		case "change":
+			w.changes++
+		case "end":
+			w.ends++
+			w.sent += ev.Sent
+			w.answered += ev.Answered
+		}
+	}
+	return w
+}
+
 // recordMemory adds every running daemon's RSS to the series, once a
 // second (now, with force).
 func (c *chaos) recordMemory(force bool) {
@@ -169,35 +214,8 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 	for v, vip := range c.vips {
 		vipIndex[fmt.Sprintf("%s:%d", vip, fiptest.EchoPort)] = v
 	}
-	var gaps []clientGap
-	changes, ends := 0, 0
-	sent, answered := 0, 0
-	for _, line := range strings.Split(clientOut, "\n") {
-		var ev chaosWatchEvent
-		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &ev) != nil {
-			continue
-		}
-		v, ok := vipIndex[ev.Target]
-		if !ok {
-			continue
-		}
-		switch ev.Event {
-		case "gap":
-			g := clientGap{VIP: v, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Lost: ev.Lost, From: ev.From, To: ev.To, Open: ev.Open}
-			if ev.FirstMS != 0 {
-				g.FirstLost = time.UnixMilli(ev.FirstMS)
-			}
-			if !g.Start.Before(c.begin) {
-				gaps = append(gaps, g)
-			}
-		case "change":
-			changes++
-		case "end":
-			ends++
-			sent += ev.Sent
-			answered += ev.Answered
-		}
-	}
+	w := c.watchEvents(clientOut, vipIndex)
+	gaps, changes, ends, sent, answered := w.gaps, w.changes, w.ends, w.sent, w.answered
 	if ends != len(c.vips) {
 		t.Errorf("udpecho watch reported the end of %d targets, want %d; its output:\n%s", ends, len(c.vips), fiptest.LastLines(clientOut, 20))
 	}

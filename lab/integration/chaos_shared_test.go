@@ -249,40 +249,8 @@ func (c *chaos) shareReport(samples []bucketSample, clientOut string, faults []c
 		index[t] = k
 		names = append(names, fmt.Sprintf("%s@%s(bucket %d)", chaosShareAddr, c.shareSrcs[k], c.shareBkts[k]))
 	}
-	var gaps []clientGap
-	var dups []clientDup
-	sent, answered, ends, changes := 0, 0, 0, 0
-	for _, line := range strings.Split(clientOut, "\n") {
-		var ev chaosWatchEvent
-		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &ev) != nil {
-			continue
-		}
-		k, ok := index[ev.Target]
-		if !ok {
-			continue
-		}
-		switch ev.Event {
-		case "gap":
-			g := clientGap{VIP: k, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Lost: ev.Lost, From: ev.From, To: ev.To, Open: ev.Open}
-			if ev.FirstMS != 0 {
-				g.FirstLost = time.UnixMilli(ev.FirstMS)
-			}
-			if !g.Start.Before(c.begin) {
-				gaps = append(gaps, g)
-			}
-		case "duplicates":
-			d := clientDup{Source: k, Start: time.UnixMilli(ev.StartMS), End: time.UnixMilli(ev.EndMS), Count: ev.Dups, From: ev.From, To: ev.To}
-			if !d.Start.Before(c.begin) {
-				dups = append(dups, d)
-			}
-		case "change":
-			changes++
-		case "end":
-			ends++
-			sent += ev.Sent
-			answered += ev.Answered
-		}
-	}
+	w := c.watchEvents(clientOut, index)
+	gaps, dups, sent, answered, ends, changes := w.gaps, w.dups, w.sent, w.answered, w.ends, w.changes
 	if dir := os.Getenv("FLOATIP_TEST_LOGDIR"); dir != "" {
 		c.writeBucketSamples(filepath.Join(dir, fmt.Sprintf("chaos-buckets-%d.txt", c.begin.Unix())), samples)
 	}
