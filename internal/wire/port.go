@@ -112,7 +112,13 @@ func (p *Port) Announce(vip netip.Addr, form frame.AnnounceForm) error {
 	if s == nil {
 		return errLinkDown
 	}
-	pkts, err := frame.AnnouncePackets(s.MAC, vip, form)
+	return announceARP(s, s.MAC, vip, form)
+}
+
+// announceARP sends one round of unsolicited ARP for addr in form, with
+// mac as the sender hardware address, broadcast.
+func announceARP(s *ARPSocket, mac net.HardwareAddr, addr netip.Addr, form frame.AnnounceForm) error {
+	pkts, err := frame.AnnouncePackets(mac, addr, form)
 	if err != nil {
 		return err
 	}
@@ -135,14 +141,8 @@ func (p *Port) AnnounceAs(addr netip.Addr, mac net.HardwareAddr, form frame.Anno
 	if s == nil {
 		return errLinkDown
 	}
-	pkts, err := frame.AnnouncePackets(mac, addr, form)
-	if err != nil {
-		return err
-	}
-	for _, pkt := range pkts {
-		if err := s.Send(pkt, frame.BroadcastMAC); err != nil {
-			return fmt.Errorf("announce %s as %s: %w", addr, mac, err)
-		}
+	if err := announceARP(s, mac, addr, form); err != nil {
+		return fmt.Errorf("announce %s as %s: %w", addr, mac, err)
 	}
 	return nil
 }
