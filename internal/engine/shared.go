@@ -245,7 +245,7 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 // anyServes reports whether a node serves buckets: this one, or another
 // whose last frame, within the dead time, said so.
 func (s *SharedView) anyServes(now time.Time) bool {
-	if mine, _, _ := s.sets(); len(mine) > 0 {
+	if s.servesAny() {
 		return true
 	}
 	for _, n := range s.nodes {
@@ -454,7 +454,7 @@ func (s *SharedView) presence(now time.Time) {
 
 func (s *SharedView) tagFlags(now time.Time) uint8 {
 	var flags uint8
-	if mine, _, _ := s.sets(); len(mine) > 0 {
+	if s.servesAny() {
 		flags |= frame.FlagHolder
 	}
 	if !s.candidate(now) {

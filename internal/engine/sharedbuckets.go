@@ -107,6 +107,12 @@ func (s *SharedView) sets() (mine, draining, incoming []int) {
 	return mine, draining, incoming
 }
 
+// servesAny reports whether this node serves a bucket: sets' mine is not
+// empty, without building the sets (membership asks on every tick).
+func (s *SharedView) servesAny() bool {
+	return slices.ContainsFunc(s.buckets, func(b bucket) bool { return b.mine })
+}
+
 // apply gives the table this node's part when it changed, or every
 // interval when refresh is set: the table forgets buckets not refreshed
 // for a while, so that a process that died (kill -9) stops serving its
