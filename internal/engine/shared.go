@@ -26,8 +26,8 @@ import (
 // it owns buckets, "stand aside" while its check fails or it is cut off,
 // "releasing" when it leaves. A node not heard for misses × interval (the
 // dead time of a single VIP) is dead. A node heard for the first time
-// becomes a member after the hold-down, unless it was heard while this one
-// started (then it is part of the running group).
+// becomes a member after the hold-down, unless it was heard while nobody
+// served (then it is part of a group starting together).
 //
 // The buckets of the members, the same on every node from the same view:
 //   - a death (or a leave) moves only the lost node's buckets (pool.Keep):
@@ -100,7 +100,6 @@ type SharedView struct {
 	slot  int
 
 	linkUp, healthy bool
-	started         time.Time // first tick with the link up
 	selfSince       time.Time // this node a candidate since (zero: not)
 	lastPeer        time.Time // last frame of another node
 	nodes           map[string]*sharedNode
@@ -117,8 +116,6 @@ type SharedView struct {
 	lastRun         time.Time // last tick or frame handled: a longer pause is a stall
 	joinedAt        time.Time // last change in which a member joined
 	failed          bool      // the last SetBuckets failed: try again next tick
-	changedAt       time.Time
-	reportedMembers string
 }
 
 // deadTime is how long a node may be silent before it is dead: a single
@@ -283,9 +280,6 @@ func (s *SharedView) onEvent(ev MachineEvent, now time.Time) {
 	switch ev {
 	case EvLinkUp:
 		s.linkUp = true
-		if s.started.IsZero() {
-			s.started = now
-		}
 		s.up()
 		// Tell the LAN the cluster MAC, as a claim does for a VIP.
 		s.announceLeft, s.nextAnnounce = s.group.cfg.AnnounceCount, now
@@ -397,7 +391,7 @@ func (s *SharedView) joinSkew() time.Duration { return s.group.cfg.Interval + 50
 // follow it.
 func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, now time.Time, why string) {
 	before := s.owners
-	s.members, s.owners, s.changedAt = ms, owners, now
+	s.members, s.owners = ms, owners
 	s.digest = ownersDigest(owners, s.cfg.Buckets)
 	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
 		s.served = true
@@ -421,9 +415,6 @@ func (s *SharedView) onTick(now time.Time) {
 		return
 	}
 	s.nextTick = now.Add(s.group.cfg.Interval)
-	if s.linkUp && s.started.IsZero() {
-		s.started = now
-	}
 	s.cfg.Refs.Probe(now)
 	if s.candidate(now) {
 		if s.selfSince.IsZero() {
