@@ -13,8 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// // The rules of the tables: the chains, their matches and the ARP rewrite.
-
 // build queues the two tables and everything in them.
 func (t *Table) build(c *nftables.Conn) error {
 	t.inet, t.arp = tables(t.cfg.Interface)

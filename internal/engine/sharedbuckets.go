@@ -15,8 +15,6 @@ import (
 	"floatip/internal/pool"
 )
 
-// // This node's part of a shared address's buckets: what it takes, at once or by plan, what it gives up, draining or not, and what the table is told.
-
 // bucket is this node's part in one bucket.
 type bucket struct {
 	mine          bool

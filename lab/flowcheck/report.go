@@ -1,5 +1,7 @@
 package main
 
+// The client's report: what each source saw, summed up per source and in all.
+
 import (
 	"fmt"
 	"maps"
@@ -8,8 +10,6 @@ import (
 	"strings"
 	"time"
 )
-
-// // The client's report: what each source saw, summed up per source and in all.
 
 type report struct {
 	Target     string `json:"target"`

@@ -1,5 +1,7 @@
 package main
 
+// The server: UDP and TCP on one port, answering with its name.
+
 import (
 	"bufio"
 	"context"
@@ -16,8 +18,6 @@ import (
 
 	"floatip/lab/labnet"
 )
-
-// // The server: UDP and TCP on one port, answering with its name.
 
 func serve(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
