@@ -116,6 +116,10 @@ type SharedView struct {
 	lastRun         time.Time // last tick or frame handled: a longer pause is a stall
 	joinedAt        time.Time // last change in which a member joined
 	failed          bool      // the last SetBuckets failed: try again next tick
+	// takeDue is, per bucket, when its owner's planned take is due (zero:
+	// it took the bucket at once): until then its owner does not serve it.
+	takeDue []time.Time
+	history []sharedAssignment // the last assignments adopted (sharedsync.go)
 }
 
 // deadTime is how long a node may be silent before it is dead: a single
@@ -130,7 +134,7 @@ func NewSharedView(g *Group, cfg SharedConfig) *SharedView {
 		cfg.Refs = EverReachable{}
 	}
 	s := &SharedView{group: g, cfg: cfg, slot: -1, healthy: true, nodes: map[string]*sharedNode{},
-		owners: map[int]net.HardwareAddr{}, buckets: make([]bucket, cfg.Buckets)}
+		owners: map[int]net.HardwareAddr{}, buckets: make([]bucket, cfg.Buckets), takeDue: make([]time.Time, cfg.Buckets)}
 	g.shared = s
 	g.queue.push(s)
 	return s
@@ -360,7 +364,7 @@ func (s *SharedView) currentMembers(now time.Time) []pool.Member {
 // this node's part.
 func (s *SharedView) recompute(now time.Time) {
 	ms := s.currentMembers(now)
-	if slices.EqualFunc(ms, s.members, func(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }) {
+	if slices.EqualFunc(ms, s.members, sameMember) {
 		return
 	}
 	before := s.owners
@@ -369,9 +373,20 @@ func (s *SharedView) recompute(now time.Time) {
 	// the nodes) is part of that change: the others may see both at once,
 	// and take the balanced assignment for both.
 	joining := now.Sub(s.joinedAt) < s.joinSkew()
-	if len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining {
+	why := "shared address: membership changed"
+	switch {
+	case len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining:
 		owners = pool.Keep(bucketNumbers(s.cfg.Buckets), before, ms)
-	} else {
+	case s.cameBackServing(ms):
+		// A node this node found dead serves as before: only its frames
+		// were lost here, and the others still serve by the assignment
+		// this node had before it.
+		if owners = s.remembered(ms); owners != nil {
+			why = "shared address: a node found dead came back serving as before: taking the assignment before its death again"
+			break
+		}
+		fallthrough
+	default:
 		owners = pool.AssignBuckets(s.cfg.Buckets, ms)
 	}
 	for _, m := range ms {
@@ -379,7 +394,7 @@ func (s *SharedView) recompute(now time.Time) {
 			s.joinedAt = now // a member joined
 		}
 	}
-	s.adopt(ms, owners, now, "shared address: membership changed")
+	s.adopt(ms, owners, now, why)
 }
 
 // joinSkew bounds how far apart two nodes see one membership change: the
@@ -393,6 +408,7 @@ func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, no
 	before := s.owners
 	s.members, s.owners = ms, owners
 	s.digest = ownersDigest(owners, s.cfg.Buckets)
+	s.remember(ms, owners)
 	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
 		s.served = true
 	}

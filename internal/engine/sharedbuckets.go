@@ -51,6 +51,27 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		return member(mac) && !bytes.Equal(mac, self) && n != nil && n.holder
 	}
 	anyServes := slices.ContainsFunc(members, func(m pool.Member) bool { return serves(m.MAC) })
+	// servesBucket: mac serves bucket i, as far as this node can tell. An
+	// owner whose planned take is not due for a while yet has not taken
+	// it (the change that gave it the bucket is undone right after, as in
+	// a heal that brings the nodes back one frame at a time).
+	servesBucket := func(i int, mac net.HardwareAddr) bool {
+		if bytes.Equal(mac, self) {
+			return s.buckets[i].mine
+		}
+		return serves(mac) && !now.Before(s.takeDue[i].Add(-s.group.cfg.Interval/2))
+	}
+	// When each bucket's new owner serves it: a move from a node serving
+	// it is planned, as the owner does it (below).
+	due := slices.Clone(s.takeDue)
+	for i := range s.buckets {
+		if prev := before[i]; !bytes.Equal(prev, s.owners[i]) {
+			due[i] = time.Time{}
+			if prev != nil && servesBucket(i, prev) || prev == nil && anyServes {
+				due[i] = now.Add(s.takeDelay())
+			}
+		}
+	}
 	serving := s.candidate(now) && member(self)
 	for i := range s.buckets {
 		b := &s.buckets[i]
@@ -59,15 +80,22 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		switch {
 		case ownNow && !b.mine && b.takeAt.IsZero():
 			prev := before[i]
-			planned := serves(prev) || prev == nil && anyServes
+			prevServes := prev != nil && servesBucket(i, prev)
+			planned := prevServes || prev == nil && anyServes
+			gaveIt := !b.drainUntil.IsZero() // this node let it go by plan
 			b.drainUntil = time.Time{}
-			if planned {
+			switch {
+			case planned:
 				b.takeAt = now.Add(s.takeDelay())
-				if serves(prev) {
+				if prevServes {
 					b.takeFrom = slices.Clone(prev)
 				}
-			} else {
-				b.mine = true // its owner is gone: at once
+			case prev != nil && serves(prev) && !gaveIt && s.cfg.Drain > 0:
+				// Its owner had not taken it yet from another node, which
+				// keeps its established flows: new flows only.
+				b.mine, b.incomingUntil = true, now.Add(s.cfg.Drain)
+			default:
+				b.mine = true // its owner is gone, or never took it from here: at once
 			}
 		case ownNow && !b.mine && b.takeFrom != nil && !serves(b.takeFrom):
 			// The node a planned take waited for has left meanwhile (a
@@ -86,6 +114,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			}
 		}
 	}
+	s.takeDue = due
 	s.apply(now)
 }
 

@@ -34,6 +34,9 @@ type sharedNet struct {
 	nodes   []*sharedTestNode
 	pending []poolDelivery2
 	drain   time.Duration
+	// lost, when set, drops the frames it reports true for (loss on a
+	// node's port).
+	lost func(from, to *sharedTestNode) bool
 }
 
 type poolDelivery2 struct {
@@ -66,6 +69,9 @@ func (n *sharedTestNode) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAd
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: frame.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
 	for _, to := range n.net.nodes {
+		if n.net.lost != nil && n.net.lost(n, to) {
+			continue
+		}
 		if to != n && !to.dead && (bytes.Equal(dst, clusterMAC) || bytes.Equal(dst, frame.BroadcastMAC)) {
 			n.net.pending = append(n.net.pending, poolDelivery2{n.net.now.Add(100 * time.Microsecond), to, frame.Frame{Packet: p}})
 		}
@@ -214,3 +220,30 @@ func (sn *sharedNet) balanced(what string) {
 }
 
 func (sn *sharedNet) at(d time.Duration) time.Time { return fiptest.T0.Add(d) }
+
+// gaps follows, step by step, how long each bucket has been served by
+// nobody; longest is the longest such stretch seen.
+type gaps struct {
+	sn      *sharedNet
+	since   map[int]time.Time
+	longest time.Duration
+	bucket  int
+}
+
+func (sn *sharedNet) gaps() *gaps { return &gaps{sn: sn, since: map[int]time.Time{}} }
+
+func (g *gaps) check(now time.Time) {
+	o := g.sn.owners()
+	for b := range testBuckets {
+		if len(o[b]) > 0 {
+			delete(g.since, b)
+			continue
+		}
+		if _, ok := g.since[b]; !ok {
+			g.since[b] = now
+		}
+		if d := now.Sub(g.since[b]); d > g.longest {
+			g.longest, g.bucket = d, b
+		}
+	}
+}

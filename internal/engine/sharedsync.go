@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"hash/fnv"
 	"net"
+	"slices"
 	"time"
 
 	"floatip/internal/pool"
@@ -88,12 +89,92 @@ func (s *SharedView) checkAgreement(now time.Time) {
 	for _, n := range s.nodes {
 		n.mismatchSince = time.Time{}
 	}
+	if owners := s.remembered(s.members); owners != nil {
+		// The others agree on an assignment this node had: only this node
+		// moves.
+		s.adopt(s.members, owners, now, "shared address: the other nodes serve by an earlier assignment of the same members: taking it again")
+		return
+	}
 	balanced := pool.AssignBuckets(s.cfg.Buckets, s.members)
 	if ownersDigest(balanced, s.cfg.Buckets) == s.digest {
 		return // ours is the balanced one already: the others come to it
 	}
 	s.adopt(s.members, balanced, now, "shared address: the nodes disagree on the owners of the buckets: taking the balanced assignment")
 }
+
+// sharedAssignment is an assignment this node adopted: its members, owners
+// and their digest.
+type sharedAssignment struct {
+	members []pool.Member
+	owners  map[int]net.HardwareAddr
+	digest  uint8
+}
+
+// historyLength bounds the assignments remembered: enough for a false
+// death and its return, or a few changes while the nodes disagree.
+const historyLength = 8
+
+func (s *SharedView) remember(ms []pool.Member, owners map[int]net.HardwareAddr) {
+	s.history = append(s.history, sharedAssignment{members: ms, owners: owners, digest: ownersDigest(owners, s.cfg.Buckets)})
+	if len(s.history) > historyLength {
+		s.history = slices.Delete(s.history, 0, len(s.history)-historyLength)
+	}
+}
+
+// remembered returns the latest assignment this node adopted for exactly
+// the members ms whose digest every other serving member carries now, and
+// is not this node's: the nodes that did not see a change this node saw
+// (a death that was only frames lost here) still serve by it. Nil when
+// the serving members disagree among themselves or none is remembered.
+func (s *SharedView) remembered(ms []pool.Member) map[int]net.HardwareAddr {
+	self := s.group.arp.MAC()
+	var digest uint8
+	found := false
+	for _, m := range ms {
+		n := s.nodes[string(m.MAC)]
+		if bytes.Equal(m.MAC, self) || n == nil || !n.holder {
+			continue
+		}
+		if found && n.digest != digest {
+			return nil
+		}
+		digest, found = n.digest, true
+	}
+	if !found || digest == s.digest {
+		return nil
+	}
+	for i := len(s.history) - 1; i >= 0; i-- {
+		h := s.history[i]
+		if h.digest == digest && slices.EqualFunc(h.members, ms, sameMember) {
+			return h.owners
+		}
+	}
+	return nil
+}
+
+// cameBackServing reports whether the change to ms is only the return of
+// nodes that serve buckets, to a group this node is part of: nodes found
+// dead here whose frames were lost, not newcomers.
+func (s *SharedView) cameBackServing(ms []pool.Member) bool {
+	self := s.group.arp.MAC()
+	if !s.isSelfMember() {
+		return false
+	}
+	joined := false
+	for _, m := range ms {
+		if slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
+			continue
+		}
+		n := s.nodes[string(m.MAC)]
+		if bytes.Equal(m.MAC, self) || n == nil || !n.holder {
+			return false
+		}
+		joined = true
+	}
+	return joined
+}
+
+func sameMember(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }
 
 // checkStall notices that this node's loop did not run for longer than the
 // dead time: the others found it silent and took its buckets, which it
@@ -113,6 +194,7 @@ func (s *SharedView) checkStall(now time.Time) {
 		s.buckets[i] = bucket{}
 	}
 	s.members, s.owners = nil, map[int]net.HardwareAddr{}
+	clear(s.takeDue)
 	if !s.selfSince.IsZero() {
 		s.selfSince = now
 	}
