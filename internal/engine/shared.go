@@ -24,24 +24,27 @@ import (
 // sends a tagged probe for the shared address to the cluster MAC every
 // --interval (only the cluster's nodes receive it), flagged "holder" while
 // it owns buckets, "stand aside" while its check fails or it is cut off,
-// "releasing" when it leaves. A node not heard for misses × interval (the
-// dead time of a single VIP) is dead. A node heard for the first time
-// becomes a member after the hold-down, unless it was heard while nobody
-// served (then it is part of a group starting together).
+// "releasing" when it leaves, "member" once it counts itself one (its own
+// hold-down is over). A node not heard for misses × interval (the dead
+// time of a single VIP) is dead. A node heard for the first time becomes a
+// member at its first frame that says so (or after the hold-down here),
+// unless it was heard while nobody served (then it is part of a group
+// starting together).
 //
 // The buckets of the members, the same on every node from the same view:
 //   - a death (or a leave) moves only the lost node's buckets (pool.Keep):
 //     the survivors' buckets carry live connections and stay put, and the
 //     lost node's ones are taken at once;
 //   - a join computes the balanced assignment (pool.AssignBuckets), which
-//     the newcomer computes too. Its moves are planned: the giver stops
-//     taking new flows of a moving bucket at once and keeps its established
-//     TCP flows (draining) until --share-drain; the taker takes the bucket
-//     takeDelay later, by when every giver has let go, and for --share-drain
-//     takes new flows only (incoming: a mid-stream packet of the giver's
-//     connections is dropped, not picked up by conntrack). New flows of a
-//     moving bucket may meet nobody for up to takeDelay: a SYN is sent
+//     the newcomer computes too, at the same frame. Its moves are planned:
+//     the taker takes the bucket takeDelay later, and for --drain takes new
+//     flows only (incoming: a mid-stream packet of the giver's connections
+//     is dropped, not picked up by conntrack); the giver keeps taking new
+//     flows until giveDelay, half an interval before that, then keeps its
+//     established TCP flows (draining) until --drain. New flows of a
+//     moving bucket meet nobody for that half interval: a SYN is sent
 //     again, a second SYN-ACK from two owners would break the connection.
+//     (sharedbuckets.go.)
 
 // BucketTable is the data path of the shared addresses: the addresses on
 // the interface and the sets of buckets this node serves (the command
@@ -82,6 +85,7 @@ type sharedNode struct {
 	last     time.Time // last tagged frame
 	priority uint8
 	holder   bool // its last frame said it owns buckets
+	member   bool // its last frame said it counts itself a member
 	// servedFirst: the first frame heard from it said it owns buckets: it
 	// was serving before this node started (a running group), not a node
 	// starting with it.
@@ -149,7 +153,7 @@ func (s *SharedView) queueSlot() *int { return &s.slot }
 func (s *SharedView) nextWake() time.Time {
 	wake := s.nextTick
 	for i := range s.buckets {
-		for _, t := range []time.Time{s.buckets[i].takeAt, s.buckets[i].incomingUntil, s.buckets[i].drainUntil} {
+		for _, t := range []time.Time{s.buckets[i].giveAt, s.buckets[i].takeAt, s.buckets[i].incomingUntil, s.buckets[i].drainUntil} {
 			if !t.IsZero() && t.Before(wake) {
 				wake = t
 			}
@@ -234,7 +238,7 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 		}
 	}
 	n.last, n.priority, n.holder = now, tag.Priority, tag.Flags&frame.FlagHolder != 0
-	n.digest = tag.Flags >> digestShift
+	n.member, n.digest = tag.Flags&frame.FlagMember != 0, tag.Flags>>digestShift
 	if n.holder && now.Sub(n.since) < s.cfg.HoldDown {
 		n.since = now.Add(-s.cfg.HoldDown) // it serves already: a member, not a newcomer
 	}
@@ -271,11 +275,13 @@ func (s *SharedView) isMember(mac net.HardwareAddr, n *sharedNode, now time.Time
 	if n.since.IsZero() || now.Sub(n.last) > s.deadTime() {
 		return false
 	}
-	// A member stays one while it is heard. While nobody serves, the
-	// hold-down protects nothing: every node present is a member, the same
-	// on every node (after the group's servers left, two newcomers would
-	// otherwise each start alone).
-	return now.Sub(n.since) >= s.cfg.HoldDown || !s.anyServes(now) ||
+	// A member stays one while it is heard. A node that says it is one
+	// (its own hold-down is over) is one from that frame on: every node
+	// sees the join at the same frame, not each at its own tick. While
+	// nobody serves, the hold-down protects nothing: every node present is
+	// a member, the same on every node (after the group's servers left,
+	// two newcomers would otherwise each start alone).
+	return n.member || now.Sub(n.since) >= s.cfg.HoldDown || !s.anyServes(now) ||
 		slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
 }
 
@@ -373,20 +379,16 @@ func (s *SharedView) recompute(now time.Time) {
 	// the nodes) is part of that change: the others may see both at once,
 	// and take the balanced assignment for both.
 	joining := now.Sub(s.joinedAt) < s.joinSkew()
-	why := "shared address: membership changed"
-	switch {
-	case len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining:
+	if back := s.cameBackServing(ms); back != nil {
+		// Nodes found dead here serve as before: only their frames were
+		// lost, and they serve by an assignment of these members that this
+		// node remembers (the one before their death, as a rule).
+		s.adopt(ms, back, now, "shared address: a node found dead came back serving as before: taking its assignment again", movesDone)
+		return
+	}
+	if len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining {
 		owners = pool.Keep(bucketNumbers(s.cfg.Buckets), before, ms)
-	case s.cameBackServing(ms):
-		// A node this node found dead serves as before: only its frames
-		// were lost here, and the others still serve by the assignment
-		// this node had before it.
-		if owners = s.remembered(ms); owners != nil {
-			why = "shared address: a node found dead came back serving as before: taking the assignment before its death again"
-			break
-		}
-		fallthrough
-	default:
+	} else {
 		owners = pool.AssignBuckets(s.cfg.Buckets, ms)
 	}
 	for _, m := range ms {
@@ -394,7 +396,7 @@ func (s *SharedView) recompute(now time.Time) {
 			s.joinedAt = now // a member joined
 		}
 	}
-	s.adopt(ms, owners, now, why)
+	s.adopt(ms, owners, now, "shared address: membership changed", movesPlanned)
 }
 
 // joinSkew bounds how far apart two nodes see one membership change: the
@@ -403,8 +405,8 @@ func (s *SharedView) recompute(now time.Time) {
 func (s *SharedView) joinSkew() time.Duration { return s.group.cfg.Interval + 50*time.Millisecond }
 
 // adopt makes owners the assignment of members, and this node's part
-// follow it.
-func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, now time.Time, why string) {
+// follow it, moving as mode says.
+func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, now time.Time, why string, mode moveMode) {
 	before := s.owners
 	s.members, s.owners = ms, owners
 	s.digest = ownersDigest(owners, s.cfg.Buckets)
@@ -412,7 +414,7 @@ func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, no
 	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
 		s.served = true
 	}
-	s.decide(before, ms, now)
+	s.decide(before, ms, now, mode)
 	names := make([]string, len(ms))
 	for i, m := range ms {
 		names[i] = m.MAC.String()
@@ -468,7 +470,7 @@ func (s *SharedView) tagFlags(now time.Time) uint8 {
 		flags |= frame.FlagStandAside
 	}
 	if s.isSelfMember() {
-		flags |= s.digest << digestShift
+		flags |= frame.FlagMember | s.digest<<digestShift
 	}
 	return flags
 }

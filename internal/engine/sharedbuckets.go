@@ -18,6 +18,8 @@ import (
 // bucket is this node's part in one bucket.
 type bucket struct {
 	mine          bool
+	giveAt        time.Time        // a planned give: mine until then (zero: none)
+	giveTo        net.HardwareAddr // ... to this node
 	takeAt        time.Time        // a planned take, due then (zero: none)
 	takeFrom      net.HardwareAddr // ... from this node, which serves it meanwhile (nil: nobody known)
 	incomingUntil time.Time        // new flows only until then
@@ -29,6 +31,28 @@ type bucket struct {
 // interval of the taker, has stopped taking new flows of it.
 func (s *SharedView) takeDelay() time.Duration { return 2 * s.group.cfg.Interval }
 
+// giveDelay is how long after a membership change's decision the giver of
+// a planned move keeps new flows: the nodes see a join at the newcomer's
+// frame (FlagMember), a few milliseconds apart, so the giver can hand over
+// half an interval before the taker takes, not a whole takeDelay.
+func (s *SharedView) giveDelay() time.Duration { return s.takeDelay() - s.group.cfg.Interval/2 }
+
+// moveMode is how the nodes come to an assignment, and so how this node
+// moves its buckets.
+type moveMode int
+
+const (
+	// movesPlanned: a membership change, which every node sees at about
+	// the same frame: the giver keeps new flows for giveDelay, the taker
+	// takes after takeDelay.
+	movesPlanned moveMode = iota
+	// movesLoose: each node comes to it at its own time (a disagreement):
+	// the giver lets go at once, the taker takes after takeDelay.
+	movesLoose
+	// movesDone: the others serve by it already: nothing is planned.
+	movesDone
+)
+
 func bucketNumbers(n int) []int {
 	b := make([]int, n)
 	for i := range b {
@@ -38,8 +62,9 @@ func bucketNumbers(n int) []int {
 }
 
 // decide turns the new owners into this node's part: what it takes, at
-// once or planned, and what it gives up, draining or not.
-func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Member, now time.Time) {
+// once or planned, and what it gives up, draining or not, as mode says.
+func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Member, now time.Time, mode moveMode) {
+	served := mode == movesDone
 	self := s.group.arp.MAC()
 	member := func(mac net.HardwareAddr) bool {
 		return mac != nil && slices.ContainsFunc(members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
@@ -51,6 +76,16 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		return member(mac) && !bytes.Equal(mac, self) && n != nil && n.holder
 	}
 	anyServes := slices.ContainsFunc(members, func(m pool.Member) bool { return serves(m.MAC) })
+	// known: the owners this node had before are the ones the others
+	// served by: it served by them too, or it serves nothing (it joins)
+	// and its digest of them is the one the serving nodes carry. A joiner
+	// that missed a death or a restart before it started does not know who
+	// served what: while another node serves, its takes are all planned.
+	known := s.servesAny()
+	if !known {
+		d, ok := s.othersDigest(members, false)
+		known = ok && d == ownersDigest(before, s.cfg.Buckets)
+	}
 	// servesBucket: mac serves bucket i, as far as this node can tell. An
 	// owner whose planned take is not due for a while yet has not taken
 	// it (the change that gave it the bucket is undone right after, as in
@@ -67,7 +102,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 	for i := range s.buckets {
 		if prev := before[i]; !bytes.Equal(prev, s.owners[i]) {
 			due[i] = time.Time{}
-			if prev != nil && servesBucket(i, prev) || prev == nil && anyServes {
+			if !served && (prev != nil && servesBucket(i, prev) || prev == nil && anyServes) {
 				due[i] = now.Add(s.takeDelay())
 			}
 		}
@@ -77,22 +112,26 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		b := &s.buckets[i]
 		owner := s.owners[i]
 		ownNow := serving && bytes.Equal(owner, self)
+		if ownNow {
+			b.giveAt, b.giveTo = time.Time{}, nil // a planned give undone
+		}
 		switch {
 		case ownNow && !b.mine && b.takeAt.IsZero():
 			prev := before[i]
 			prevServes := prev != nil && servesBucket(i, prev)
-			planned := prevServes || prev == nil && anyServes
+			planned := !served && (prevServes || (prev == nil || !known) && anyServes)
 			gaveIt := !b.drainUntil.IsZero() // this node let it go by plan
 			b.drainUntil = time.Time{}
 			switch {
 			case planned:
 				b.takeAt = now.Add(s.takeDelay())
-				if prevServes {
+				if prevServes && known {
 					b.takeFrom = slices.Clone(prev)
 				}
 			case prev != nil && serves(prev) && !gaveIt && s.cfg.Drain > 0:
-				// Its owner had not taken it yet from another node, which
-				// keeps its established flows: new flows only.
+				// Its owner had not taken it yet from another node, or has
+				// let it go already (served): that node keeps its
+				// established flows, this one takes new flows only.
 				b.mine, b.incomingUntil = true, now.Add(s.cfg.Drain)
 			default:
 				b.mine = true // its owner is gone, or never took it from here: at once
@@ -103,9 +142,17 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
 		case !ownNow:
 			b.takeAt, b.takeFrom, b.incomingUntil = time.Time{}, nil, time.Time{}
-			if b.mine {
-				b.mine = false
-				if serving && member(owner) && s.cfg.Drain > 0 {
+			planned := serving && member(owner) // not a leave, a failing check, a cut
+			switch {
+			case b.mine && planned && mode == movesPlanned && (b.giveAt.IsZero() || bytes.Equal(b.giveTo, owner)):
+				if b.giveAt.IsZero() {
+					b.giveAt, b.giveTo = now.Add(s.giveDelay()), slices.Clone(owner)
+				}
+			case b.mine:
+				// Not planned, or the owner it was planned for is gone (a
+				// death right after a join): the new owner takes it at once.
+				b.mine, b.giveAt, b.giveTo = false, time.Time{}, nil
+				if planned && s.cfg.Drain > 0 {
 					b.drainUntil = now.Add(s.cfg.Drain) // a planned move: keep its connections
 				}
 			}
@@ -177,6 +224,12 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 func (s *SharedView) timers(now time.Time) {
 	for i := range s.buckets {
 		b := &s.buckets[i]
+		if !b.giveAt.IsZero() && !now.Before(b.giveAt) {
+			b.mine, b.giveAt, b.giveTo = false, time.Time{}, nil
+			if s.cfg.Drain > 0 {
+				b.drainUntil = now.Add(s.cfg.Drain)
+			}
+		}
 		if !b.takeAt.IsZero() && !now.Before(b.takeAt) {
 			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
 			if s.cfg.Drain > 0 {

@@ -79,3 +79,51 @@ func TestSharedHealHearingNodesOneAtATime(t *testing.T) {
 		sn.balanced("after the heal")
 	}
 }
+
+// A newcomer's first frames are lost on their way to node 1 only: node 1
+// starts its hold-down later than the others. The newcomer's own hold-down
+// decides for everyone: its frames say it counts itself a member, and
+// every node sees the join at the same frame. No bucket gets two owners,
+// and none is unserved for longer than a planned move's delay.
+func TestSharedJoinSeenAtTheNewcomersFrame(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	n1 := sn.nodes[0]
+	n4 := sn.addNode(4)
+	lostUntil := sn.at(4 * time.Second)
+	sn.lost = func(from, to *sharedTestNode) bool { return from == n4 && to == n1 && sn.now.Before(lostUntil) }
+	g := sn.gaps()
+	sn.run(sn.at(15*time.Second), func(now time.Time) {
+		sn.neverTwo(now)
+		g.check(now)
+	})
+	sn.balanced("after the join")
+	if limit := ms(401); g.longest > limit {
+		t.Fatalf("bucket %d served by nobody for %v, more than a planned move's %v", g.bucket, g.longest, limit)
+	}
+}
+
+// A newcomer dies right after its join, before its planned takes: the
+// givers kept the new flows of those buckets until just before the
+// newcomer would have taken them, so the buckets go unserved for less
+// than a planned move's delay, not from the join to the dead time.
+func TestSharedNewcomerDiesBeforeItsTakes(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	n4 := sn.addNode(4)
+	for end := sn.at(10 * time.Second); !n4.s.isSelfMember() && sn.now.Before(end); {
+		sn.run(sn.now.Add(ms(10)), sn.neverTwo)
+	}
+	if !n4.s.isSelfMember() {
+		t.Fatal("the newcomer never joined")
+	}
+	g := sn.gaps()
+	sn.run(sn.now.Add(ms(150)), func(now time.Time) { sn.neverTwo(now); g.check(now) })
+	n4.dead = true
+	sn.run(sn.now.Add(3*time.Second), func(now time.Time) { sn.neverTwo(now); g.check(now) })
+	sn.nodes = sn.nodes[:3]
+	sn.balanced("after the newcomer died")
+	if limit := ms(400); g.longest > limit {
+		t.Fatalf("bucket %d served by nobody for %v, more than a planned move's %v", g.bucket, g.longest, limit)
+	}
+}

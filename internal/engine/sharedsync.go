@@ -6,10 +6,15 @@ package engine
 // what brings the nodes back together:
 //   - a node misses a step, or sees two in another order (a death and a
 //     join within an interval of each other): every node puts a 4-bit
-//     digest of the owners it computes in the high bits of its tag's flags,
-//     and nodes whose digests differ for disagreeAfter take the balanced
-//     assignment (pool.AssignBuckets, the same on every node), by planned
-//     moves;
+//     digest of the owners it computes in the high bits of its tag's flags.
+//     A node that remembers the assignment all the others carry (the
+//     history of its last ones) takes it again, alone; otherwise nodes
+//     whose digests differ for disagreeAfter take the balanced assignment
+//     (pool.AssignBuckets, the same on every node), by planned moves;
+//   - frames lost on one node's port make it find another dead that the
+//     others still hear: when that node is heard again, serving by an
+//     assignment this node remembers for the same members, this node takes
+//     it again, and nothing else moves;
 //   - the process stalls (SIGSTOP, a paused VM) for longer than the dead
 //     time: the others have taken its buckets, so it serves nothing and
 //     comes back as a restarted node.
@@ -61,14 +66,16 @@ func (s *SharedView) isSelfMember() bool {
 	return false
 }
 
-// checkAgreement compares the digests of the serving members with ours,
-// and takes the balanced assignment when one has differed for
-// disagreeAfter.
+// checkAgreement compares the digests of the serving members with ours.
+// When all the others agree on one this node remembers for the same
+// members, for longer than the skew of a change, it takes that one at once
+// (only this node moves). Otherwise, when one has differed for
+// disagreeAfter, it takes the balanced assignment.
 func (s *SharedView) checkAgreement(now time.Time) {
 	if !s.isSelfMember() {
 		return
 	}
-	disagree := false
+	disagree, settled := false, true
 	for _, m := range s.members {
 		n := s.nodes[string(m.MAC)]
 		if n == nil || !n.holder {
@@ -77,29 +84,37 @@ func (s *SharedView) checkAgreement(now time.Time) {
 		switch {
 		case n.digest == s.digest:
 			n.mismatchSince = time.Time{}
+			continue
 		case n.mismatchSince.IsZero():
 			n.mismatchSince = now
-		case now.Sub(n.mismatchSince) >= s.disagreeAfter():
-			disagree = true
+		}
+		settled = settled && now.Sub(n.mismatchSince) >= s.joinSkew()
+		disagree = disagree || now.Sub(n.mismatchSince) >= s.disagreeAfter()
+	}
+	if settled {
+		if d, ok := s.othersDigest(s.members, false); ok && d != s.digest {
+			if owners := s.remembered(s.members, d); owners != nil {
+				s.clearMismatch()
+				s.adopt(s.members, owners, now, "shared address: the other nodes serve by an earlier assignment of the same members: taking it again", movesDone)
+				return
+			}
 		}
 	}
 	if !disagree {
 		return
 	}
-	for _, n := range s.nodes {
-		n.mismatchSince = time.Time{}
-	}
-	if owners := s.remembered(s.members); owners != nil {
-		// The others agree on an assignment this node had: only this node
-		// moves.
-		s.adopt(s.members, owners, now, "shared address: the other nodes serve by an earlier assignment of the same members: taking it again")
-		return
-	}
+	s.clearMismatch()
 	balanced := pool.AssignBuckets(s.cfg.Buckets, s.members)
 	if ownersDigest(balanced, s.cfg.Buckets) == s.digest {
 		return // ours is the balanced one already: the others come to it
 	}
-	s.adopt(s.members, balanced, now, "shared address: the nodes disagree on the owners of the buckets: taking the balanced assignment")
+	s.adopt(s.members, balanced, now, "shared address: the nodes disagree on the owners of the buckets: taking the balanced assignment", movesLoose)
+}
+
+func (s *SharedView) clearMismatch() {
+	for _, n := range s.nodes {
+		n.mismatchSince = time.Time{}
+	}
 }
 
 // sharedAssignment is an assignment this node adopted: its members, owners
@@ -122,56 +137,63 @@ func (s *SharedView) remember(ms []pool.Member, owners map[int]net.HardwareAddr)
 }
 
 // remembered returns the latest assignment this node adopted for exactly
-// the members ms whose digest every other serving member carries now, and
-// is not this node's: the nodes that did not see a change this node saw
-// (a death that was only frames lost here) still serve by it. Nil when
-// the serving members disagree among themselves or none is remembered.
-func (s *SharedView) remembered(ms []pool.Member) map[int]net.HardwareAddr {
-	self := s.group.arp.MAC()
-	var digest uint8
-	found := false
-	for _, m := range ms {
-		n := s.nodes[string(m.MAC)]
-		if bytes.Equal(m.MAC, self) || n == nil || !n.holder {
-			continue
-		}
-		if found && n.digest != digest {
-			return nil
-		}
-		digest, found = n.digest, true
-	}
-	if !found || digest == s.digest {
-		return nil
-	}
+// the members ms whose digest is d (nil: none).
+func (s *SharedView) remembered(ms []pool.Member, d uint8) map[int]net.HardwareAddr {
 	for i := len(s.history) - 1; i >= 0; i-- {
 		h := s.history[i]
-		if h.digest == digest && slices.EqualFunc(h.members, ms, sameMember) {
+		if h.digest == d && slices.EqualFunc(h.members, ms, sameMember) {
 			return h.owners
 		}
 	}
 	return nil
 }
 
-// cameBackServing reports whether the change to ms is only the return of
-// nodes that serve buckets, to a group this node is part of: nodes found
-// dead here whose frames were lost, not newcomers.
-func (s *SharedView) cameBackServing(ms []pool.Member) bool {
+// othersDigest returns the digest that every other serving member of ms
+// carries (with joiners: only those that are not members here yet), and
+// whether they all carry the same one.
+func (s *SharedView) othersDigest(ms []pool.Member, joiners bool) (uint8, bool) {
+	self := s.group.arp.MAC()
+	var d uint8
+	found := false
+	for _, m := range ms {
+		n := s.nodes[string(m.MAC)]
+		if bytes.Equal(m.MAC, self) || n == nil || !n.holder || !n.member {
+			continue
+		}
+		if joiners && slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
+			continue
+		}
+		if found && n.digest != d {
+			return 0, false
+		}
+		d, found = n.digest, true
+	}
+	return d, found
+}
+
+// cameBackServing returns, when the change to ms is only the return of
+// nodes that serve buckets to a group this node is part of (nodes found
+// dead here whose frames were lost, not newcomers), the assignment they
+// serve by if this node remembers it for these members; else nil. The
+// others that found them dead take it too; those that did not never left it.
+func (s *SharedView) cameBackServing(ms []pool.Member) map[int]net.HardwareAddr {
 	self := s.group.arp.MAC()
 	if !s.isSelfMember() {
-		return false
+		return nil
 	}
-	joined := false
 	for _, m := range ms {
 		if slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
 			continue
 		}
-		n := s.nodes[string(m.MAC)]
-		if bytes.Equal(m.MAC, self) || n == nil || !n.holder {
-			return false
+		if n := s.nodes[string(m.MAC)]; bytes.Equal(m.MAC, self) || n == nil || !n.holder || !n.member {
+			return nil
 		}
-		joined = true
 	}
-	return joined
+	d, ok := s.othersDigest(ms, true)
+	if !ok {
+		return nil
+	}
+	return s.remembered(ms, d)
 }
 
 func sameMember(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }

@@ -228,6 +228,8 @@ func TestChaosOutages(t *testing.T) {
 	stall.Lost = 2
 	stalledThenLost := gap(0, 4900, 5071)
 	stalledThenLost.Lost, stalledThenLost.FirstLost = 6, ckAt(5005)
+	sentAsItStarted := gap(1, 4989, 5060) // the first lost request sent in the millisecond before the SIGTERM's start
+	sentAsItStarted.FirstLost = ckAt(4999)
 	gaps := []clientGap{
 		gap(0, 100, 750),     // cut: failover in 650 ms, fine
 		gap(1, 100, 950),     // cut: 850 ms, too long
@@ -240,6 +242,7 @@ func TestChaosOutages(t *testing.T) {
 		stall,                // 30 ms as the client lived it
 		gap(0, 4995, 5060),   // the last answer just before the SIGTERM: 65 ms, fine
 		stalledThenLost,      // the client stalled after the cut's heal, then lost 6 requests to the SIGTERM: fine
+		sentAsItStarted,      // the SIGTERM's, not the heal's (50 ms): 71 ms, fine
 	}
 	b := ckBound
 	b.ClientEvery = 10 * time.Millisecond

@@ -372,6 +372,10 @@ func noHolderViolations(samples []holdSample, spans [][]span, vips []string, bou
 	return out
 }
 
+// sendSlack: how far before a fault's start a request it loses may have
+// been sent (the client's millisecond send times, the way to the host).
+const sendSlack = 2 * time.Millisecond
+
 // faultAt is the fault whose window [Start, End) contains t.
 func faultAt(faults []chaosFault, t time.Time) (int, bool) {
 	for i, f := range faults {
@@ -397,7 +401,10 @@ func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b ch
 		if firstLost.IsZero() {
 			firstLost = g.Start.Add(b.ClientEvery)
 		}
-		i, ok := faultAt(faults, firstLost)
+		// The client reports send times in whole milliseconds, and a
+		// request takes a moment to arrive: one sent in the millisecond a
+		// fault starts may be its first victim.
+		i, ok := faultAt(faults, firstLost.Add(sendSlack))
 		bound, what := b.AfterHeal, "outside any fault"
 		if ok {
 			f := faults[i]

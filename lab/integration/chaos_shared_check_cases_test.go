@@ -197,3 +197,25 @@ func TestChaosSharedSources(t *testing.T) {
 		t.Fatalf("%d sources", len(srcs))
 	}
 }
+
+// A planned move shorter than the sampling period: no sample shows the
+// bucket in nobody's mine, but its owner changed across the gap and the
+// old one drains it. A death's move (no drain) is not a planned one.
+func TestChaosSharedPlannedMoveBetweenSamples(t *testing.T) {
+	sample := func(at int, mine1, mine2, drain1 uint64) bucketSample {
+		return bucketSample{At: ckAt(at), Mine: []uint64{0, mine1, mine2}, Draining: []uint64{0, drain1, 0}}
+	}
+	const b = 5
+	moved := []bucketSample{sample(0, 1<<b, 0, 0), sample(100, 1<<b, 0, 0), sample(200, 0, 1<<b, 1<<b), sample(300, 0, 1<<b, 1<<b)}
+	if !plannedMove(moved, b, ckAt(120), ckAt(190)) {
+		t.Error("a planned move between two samples: not seen")
+	}
+	died := []bucketSample{sample(0, 1<<b, 0, 0), sample(100, 1<<b, 0, 0), sample(200, 0, 1<<b, 0), sample(300, 0, 1<<b, 0)}
+	if plannedMove(died, b, ckAt(120), ckAt(190)) {
+		t.Error("a move without a drain counted as planned")
+	}
+	stayed := []bucketSample{sample(0, 1<<b, 0, 1<<b), sample(100, 1<<b, 0, 1<<b), sample(200, 1<<b, 0, 1<<b)}
+	if plannedMove(stayed, b, ckAt(120), ckAt(190)) {
+		t.Error("a bucket that kept its owner counted as planned")
+	}
+}

@@ -127,21 +127,37 @@ func groupBuckets(vs []violation) []violation {
 	return out
 }
 
-// plannedMove tells whether bucket b was moving by plan at some sample in
-// [from, to]: in some host's draining set and in nobody's mine.
+// plannedMove tells whether bucket b was moving by plan in [from, to]: at
+// a sample within, it is in some host's draining set and in nobody's mine
+// (the taker's delay, seen); or it changed owners between the last sample
+// before from and the first after to, and a host drains it at the latter
+// (a move shorter than the sampling period: only a planned give drains).
 func plannedMove(samples []bucketSample, b int, from, to time.Time) bool {
-	i := sort.Search(len(samples), func(i int) bool { return !samples[i].At.Before(from) })
-	for ; i < len(samples) && !samples[i].At.After(to); i++ {
-		var mine, draining uint64
-		for h := range samples[i].Mine {
-			mine |= samples[i].Mine[h]
-			draining |= samples[i].Draining[h]
+	bit := uint64(1) << b
+	sets := func(s bucketSample) (mine, draining uint64) {
+		for h := range s.Mine {
+			if s.Mine[h]&bit != 0 {
+				mine |= 1 << h
+			}
+			if s.Draining[h]&bit != 0 {
+				draining |= 1 << h
+			}
 		}
-		if bit := uint64(1) << b; mine&bit == 0 && draining&bit != 0 {
+		return mine, draining
+	}
+	i := sort.Search(len(samples), func(i int) bool { return !samples[i].At.Before(from) })
+	first := i
+	for ; i < len(samples) && !samples[i].At.After(to); i++ {
+		if mine, draining := sets(samples[i]); mine == 0 && draining != 0 {
 			return true
 		}
 	}
-	return false
+	if first == 0 || i == len(samples) {
+		return false
+	}
+	before, _ := sets(samples[first-1])
+	after, draining := sets(samples[i])
+	return before != after && draining != 0
 }
 
 // sharedOutageViolations: the VIPs' outage rule for each source's gaps

@@ -46,6 +46,10 @@ const (
 	FlagHolder     = 0x01 // the sender holds the VIP (an active node's self-check)
 	FlagReleasing  = 0x02 // the sender is giving the VIP up right now
 	FlagStandAside = 0x04 // the sender will not take the VIP (its health check fails)
+	// FlagMember: a shared address's node (--share) counts itself one of
+	// the members that own the buckets; the high four bits then carry the
+	// digest of its owners.
+	FlagMember = 0x08
 )
 
 // Tag is what a floatip probe says about its sender.
