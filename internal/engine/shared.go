@@ -391,12 +391,18 @@ func (s *SharedView) recompute(now time.Time) {
 	} else {
 		owners = pool.AssignBuckets(s.cfg.Buckets, ms)
 	}
+	mode := movesPlanned
 	for _, m := range ms {
 		if !slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
 			s.joinedAt = now // a member joined
+			if n := s.nodes[string(m.MAC)]; n != nil && n.holder {
+				// It serves already (a partition heals): what it is given
+				// it likely serves, and a planned give would answer twice.
+				mode = movesLoose
+			}
 		}
 	}
-	s.adopt(ms, owners, now, "shared address: membership changed", movesPlanned)
+	s.adopt(ms, owners, now, "shared address: membership changed", mode)
 }
 
 // joinSkew bounds how far apart two nodes see one membership change: the

@@ -46,8 +46,9 @@ const (
 	// the same frame: the giver keeps new flows for giveDelay, the taker
 	// takes after takeDelay.
 	movesPlanned moveMode = iota
-	// movesLoose: each node comes to it at its own time (a disagreement):
-	// the giver lets go at once, the taker takes after takeDelay.
+	// movesLoose: each node comes to it at its own time (a disagreement),
+	// or a joiner serves already (a heal): the giver lets go at once, the
+	// taker takes after takeDelay.
 	movesLoose
 	// movesDone: the others serve by it already: nothing is planned.
 	movesDone
