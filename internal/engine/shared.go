@@ -84,8 +84,9 @@ type sharedNode struct {
 	since    time.Time // start of its continuous presence as a candidate (zero: not)
 	last     time.Time // last tagged frame
 	priority uint8
-	holder   bool // its last frame said it owns buckets
-	member   bool // its last frame said it counts itself a member
+	holder   bool          // its last frame said it owns buckets
+	member   bool          // its last frame said it counts itself a member
+	silence  time.Duration // between its last two frames
 	// servedFirst: the first frame heard from it said it owns buckets: it
 	// was serving before this node started (a running group), not a node
 	// starting with it.
@@ -123,7 +124,9 @@ type SharedView struct {
 	// takeDue is, per bucket, when its owner's planned take is due (zero:
 	// it took the bucket at once): until then its owner does not serve it.
 	takeDue []time.Time
-	history []sharedAssignment // the last assignments adopted (sharedsync.go)
+	// beforeLoss is the assignment in force before the last loss of a
+	// member (sharedsync.go: cameBackServing).
+	beforeLoss sharedAssignment
 }
 
 // deadTime is how long a node may be silent before it is dead: a single
@@ -236,6 +239,10 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 			// the same; no hold-down between its nodes.
 			n.since = now.Add(-s.cfg.HoldDown)
 		}
+	}
+	n.silence = time.Hour // not heard since it stood aside or left
+	if !n.last.IsZero() {
+		n.silence = now.Sub(n.last)
 	}
 	n.last, n.priority, n.holder = now, tag.Priority, tag.Flags&frame.FlagHolder != 0
 	n.member, n.digest = tag.Flags&frame.FlagMember != 0, tag.Flags>>digestShift
@@ -379,14 +386,14 @@ func (s *SharedView) recompute(now time.Time) {
 	// the nodes) is part of that change: the others may see both at once,
 	// and take the balanced assignment for both.
 	joining := now.Sub(s.joinedAt) < s.joinSkew()
-	if back := s.cameBackServing(ms); back != nil {
+	if back := s.cameBackServing(ms, now); back != nil {
 		// Nodes found dead here serve as before: only their frames were
-		// lost, and they serve by an assignment of these members that this
-		// node remembers (the one before their death, as a rule).
+		// lost, and they serve by the assignment before their death.
 		s.adopt(ms, back, now, "shared address: a node found dead came back serving as before: taking its assignment again", movesDone)
 		return
 	}
 	if len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining {
+		s.beforeLoss = sharedAssignment{members: s.members, owners: before, digest: s.digest}
 		owners = pool.Keep(bucketNumbers(s.cfg.Buckets), before, ms)
 	} else {
 		owners = pool.AssignBuckets(s.cfg.Buckets, ms)
@@ -416,7 +423,6 @@ func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, no
 	before := s.owners
 	s.members, s.owners = ms, owners
 	s.digest = ownersDigest(owners, s.cfg.Buckets)
-	s.remember(ms, owners)
 	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
 		s.served = true
 	}

@@ -84,7 +84,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 	// served what: while another node serves, its takes are all planned.
 	known := s.servesAny()
 	if !known {
-		d, ok := s.othersDigest(members, false)
+		d, ok := s.othersDigest(members)
 		known = ok && d == ownersDigest(before, s.cfg.Buckets)
 	}
 	// servesBucket: mac serves bucket i, as far as this node can tell. An

@@ -5,6 +5,9 @@ package engine
 // LAN). Found by the chaos run (docs/chaos.md).
 
 import (
+	"bytes"
+	"maps"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -129,5 +132,52 @@ func TestSharedNewcomerDiesBeforeItsTakes(t *testing.T) {
 	sn.balanced("after the newcomer died")
 	if limit := ms(400); g.longest > limit {
 		t.Fatalf("bucket %d served by nobody for %v, more than a planned move's %v", g.bucket, g.longest, limit)
+	}
+}
+
+// The digest is 4 bits: the assignment before a death can share the
+// digest of the one its node comes back with. Node 3 finds node 1 dead
+// (its frames lost on the way) for longer than a few lost probes, as in a
+// partition; meanwhile its assignment before that death is one that looks
+// like the balanced one (the same digest, two buckets swapped). Node 1
+// comes back serving by the balanced one: after so long a silence node 3
+// must not take the look-alike back, but the balanced one.
+func TestSharedLongSilenceIsNotAFalseDeath(t *testing.T) {
+	sn := newSharedNet(t, 3, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	n1, n3 := sn.nodes[0], sn.nodes[2]
+	balanced := maps.Clone(n3.s.owners)
+	want := ownersDigest(balanced, testBuckets)
+	var lookAlike map[int]net.HardwareAddr
+	for a := 0; a < testBuckets && lookAlike == nil; a++ {
+		for b := a + 1; b < testBuckets; b++ {
+			if bytes.Equal(balanced[a], balanced[b]) {
+				continue
+			}
+			m := maps.Clone(balanced)
+			m[a], m[b] = m[b], m[a]
+			if ownersDigest(m, testBuckets) == want {
+				lookAlike = m
+				break
+			}
+		}
+	}
+	if lookAlike == nil {
+		t.Fatal("no look-alike assignment found")
+	}
+	lostUntil := sn.at(4 * time.Second)
+	sn.lost = func(from, to *sharedTestNode) bool { return from == n1 && to == n3 && sn.now.Before(lostUntil) }
+	sn.run(lostUntil.Add(-ms(50)), nil)
+	if len(n3.s.members) != 2 || n3.s.beforeLoss.owners == nil {
+		t.Fatal("node 3 never found node 1 dead: the test loses too few frames")
+	}
+	n3.s.beforeLoss.owners = lookAlike
+	sn.run(sn.at(8*time.Second), nil)
+	sn.run(sn.at(10*time.Second), sn.neverTwo)
+	sn.balanced("after node 1 came back")
+	for _, n := range sn.nodes {
+		if !maps.EqualFunc(n.s.owners, balanced, func(a, b net.HardwareAddr) bool { return bytes.Equal(a, b) }) {
+			t.Errorf("%s: owners are not the balanced ones", n.own)
+		}
 	}
 }

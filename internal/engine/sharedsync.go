@@ -6,15 +6,14 @@ package engine
 // what brings the nodes back together:
 //   - a node misses a step, or sees two in another order (a death and a
 //     join within an interval of each other): every node puts a 4-bit
-//     digest of the owners it computes in the high bits of its tag's flags.
-//     A node that remembers the assignment all the others carry (the
-//     history of its last ones) takes it again, alone; otherwise nodes
-//     whose digests differ for disagreeAfter take the balanced assignment
-//     (pool.AssignBuckets, the same on every node), by planned moves;
-//   - frames lost on one node's port make it find another dead that the
-//     others still hear: when that node is heard again, serving by an
-//     assignment this node remembers for the same members, this node takes
-//     it again, and nothing else moves;
+//     digest of the owners it computes in the high bits of its tag's flags,
+//     and nodes whose digests differ for disagreeAfter take the balanced
+//     assignment (pool.AssignBuckets, the same on every node);
+//   - frames lost on one node's port make others find it dead while the
+//     rest still hear it: when it is heard again after a short silence,
+//     still serving by the assignment in force before its death (its
+//     digest), the nodes that found it dead take that assignment back, and
+//     nothing else moves;
 //   - the process stalls (SIGSTOP, a paused VM) for longer than the dead
 //     time: the others have taken its buckets, so it serves nothing and
 //     comes back as a restarted node.
@@ -66,16 +65,14 @@ func (s *SharedView) isSelfMember() bool {
 	return false
 }
 
-// checkAgreement compares the digests of the serving members with ours.
-// When all the others agree on one this node remembers for the same
-// members, for longer than the skew of a change, it takes that one at once
-// (only this node moves). Otherwise, when one has differed for
-// disagreeAfter, it takes the balanced assignment.
+// checkAgreement compares the digests of the serving members with ours,
+// and takes the balanced assignment when one has differed for
+// disagreeAfter.
 func (s *SharedView) checkAgreement(now time.Time) {
 	if !s.isSelfMember() {
 		return
 	}
-	disagree, settled := false, true
+	disagree := false
 	for _, m := range s.members {
 		n := s.nodes[string(m.MAC)]
 		if n == nil || !n.holder {
@@ -84,26 +81,18 @@ func (s *SharedView) checkAgreement(now time.Time) {
 		switch {
 		case n.digest == s.digest:
 			n.mismatchSince = time.Time{}
-			continue
 		case n.mismatchSince.IsZero():
 			n.mismatchSince = now
-		}
-		settled = settled && now.Sub(n.mismatchSince) >= s.joinSkew()
-		disagree = disagree || now.Sub(n.mismatchSince) >= s.disagreeAfter()
-	}
-	if settled {
-		if d, ok := s.othersDigest(s.members, false); ok && d != s.digest {
-			if owners := s.remembered(s.members, d); owners != nil {
-				s.clearMismatch()
-				s.adopt(s.members, owners, now, "shared address: the other nodes serve by an earlier assignment of the same members: taking it again", movesDone)
-				return
-			}
+		case now.Sub(n.mismatchSince) >= s.disagreeAfter():
+			disagree = true
 		}
 	}
 	if !disagree {
 		return
 	}
-	s.clearMismatch()
+	for _, n := range s.nodes {
+		n.mismatchSince = time.Time{}
+	}
 	balanced := pool.AssignBuckets(s.cfg.Buckets, s.members)
 	if ownersDigest(balanced, s.cfg.Buckets) == s.digest {
 		return // ours is the balanced one already: the others come to it
@@ -111,13 +100,7 @@ func (s *SharedView) checkAgreement(now time.Time) {
 	s.adopt(s.members, balanced, now, "shared address: the nodes disagree on the owners of the buckets: taking the balanced assignment", movesLoose)
 }
 
-func (s *SharedView) clearMismatch() {
-	for _, n := range s.nodes {
-		n.mismatchSince = time.Time{}
-	}
-}
-
-// sharedAssignment is an assignment this node adopted: its members, owners
+// sharedAssignment is an assignment this node had: its members, owners
 // and their digest.
 type sharedAssignment struct {
 	members []pool.Member
@@ -125,33 +108,47 @@ type sharedAssignment struct {
 	digest  uint8
 }
 
-// historyLength bounds the assignments remembered: enough for a false
-// death and its return, or a few changes while the nodes disagree.
-const historyLength = 8
-
-func (s *SharedView) remember(ms []pool.Member, owners map[int]net.HardwareAddr) {
-	s.history = append(s.history, sharedAssignment{members: ms, owners: owners, digest: ownersDigest(owners, s.cfg.Buckets)})
-	if len(s.history) > historyLength {
-		s.history = slices.Delete(s.history, 0, len(s.history)-historyLength)
-	}
+// falseDeathSilence is the longest silence after which a node heard back
+// may have been found dead only because of lost frames: a few probes lost
+// past the dead time. A longer one is a partition or a stall, after which
+// the node has likely changed its owners too, and a 4-bit digest that
+// matches the old ones may be a coincidence.
+func (s *SharedView) falseDeathSilence() time.Duration {
+	return s.deadTime() + 2*s.group.cfg.Interval
 }
 
-// remembered returns the latest assignment this node adopted for exactly
-// the members ms whose digest is d (nil: none).
-func (s *SharedView) remembered(ms []pool.Member, d uint8) map[int]net.HardwareAddr {
-	for i := len(s.history) - 1; i >= 0; i-- {
-		h := s.history[i]
-		if h.digest == d && slices.EqualFunc(h.members, ms, sameMember) {
-			return h.owners
-		}
+// cameBackServing returns, when the change to ms is only the return of
+// nodes found dead here after a short silence (falseDeathSilence), that
+// serve and carry the digest of the assignment in force before that death,
+// that assignment; else nil. Only frames were lost: they and the nodes
+// that did not find them dead still serve by it, and the others that did
+// take it back too.
+func (s *SharedView) cameBackServing(ms []pool.Member, now time.Time) map[int]net.HardwareAddr {
+	self := s.group.arp.MAC()
+	before := s.beforeLoss
+	if !s.isSelfMember() || before.owners == nil || !slices.EqualFunc(before.members, ms, sameMember) {
+		return nil
 	}
-	return nil
+	joined := false
+	for _, m := range ms {
+		if slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
+			continue
+		}
+		n := s.nodes[string(m.MAC)]
+		if bytes.Equal(m.MAC, self) || n == nil || !n.holder || !n.member || n.digest != before.digest || n.silence > s.falseDeathSilence() {
+			return nil
+		}
+		joined = true
+	}
+	if !joined {
+		return nil
+	}
+	return before.owners
 }
 
 // othersDigest returns the digest that every other serving member of ms
-// carries (with joiners: only those that are not members here yet), and
-// whether they all carry the same one.
-func (s *SharedView) othersDigest(ms []pool.Member, joiners bool) (uint8, bool) {
+// carries, and whether they all carry the same one.
+func (s *SharedView) othersDigest(ms []pool.Member) (uint8, bool) {
 	self := s.group.arp.MAC()
 	var d uint8
 	found := false
@@ -160,40 +157,12 @@ func (s *SharedView) othersDigest(ms []pool.Member, joiners bool) (uint8, bool) 
 		if bytes.Equal(m.MAC, self) || n == nil || !n.holder || !n.member {
 			continue
 		}
-		if joiners && slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
-			continue
-		}
 		if found && n.digest != d {
 			return 0, false
 		}
 		d, found = n.digest, true
 	}
 	return d, found
-}
-
-// cameBackServing returns, when the change to ms is only the return of
-// nodes that serve buckets to a group this node is part of (nodes found
-// dead here whose frames were lost, not newcomers), the assignment they
-// serve by if this node remembers it for these members; else nil. The
-// others that found them dead take it too; those that did not never left it.
-func (s *SharedView) cameBackServing(ms []pool.Member) map[int]net.HardwareAddr {
-	self := s.group.arp.MAC()
-	if !s.isSelfMember() {
-		return nil
-	}
-	for _, m := range ms {
-		if slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
-			continue
-		}
-		if n := s.nodes[string(m.MAC)]; bytes.Equal(m.MAC, self) || n == nil || !n.holder || !n.member {
-			return nil
-		}
-	}
-	d, ok := s.othersDigest(ms, true)
-	if !ok {
-		return nil
-	}
-	return s.remembered(ms, d)
 }
 
 func sameMember(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }
@@ -217,6 +186,7 @@ func (s *SharedView) checkStall(now time.Time) {
 	}
 	s.members, s.owners = nil, map[int]net.HardwareAddr{}
 	clear(s.takeDue)
+	s.beforeLoss = sharedAssignment{}
 	if !s.selfSince.IsZero() {
 		s.selfSince = now
 	}
