@@ -386,7 +386,7 @@ func (s *SharedView) recompute(now time.Time) {
 	// the nodes) is part of that change: the others may see both at once,
 	// and take the balanced assignment for both.
 	joining := now.Sub(s.joinedAt) < s.joinSkew()
-	if back := s.cameBackServing(ms, now); back != nil {
+	if back := s.cameBackServing(ms); back != nil {
 		// Nodes found dead here serve as before: only their frames were
 		// lost, and they serve by the assignment before their death.
 		s.adopt(ms, back, now, "shared address: a node found dead came back serving as before: taking its assignment again", movesDone)

@@ -123,7 +123,7 @@ func (s *SharedView) falseDeathSilence() time.Duration {
 // that assignment; else nil. Only frames were lost: they and the nodes
 // that did not find them dead still serve by it, and the others that did
 // take it back too.
-func (s *SharedView) cameBackServing(ms []pool.Member, now time.Time) map[int]net.HardwareAddr {
+func (s *SharedView) cameBackServing(ms []pool.Member) map[int]net.HardwareAddr {
 	self := s.group.arp.MAC()
 	before := s.beforeLoss
 	if !s.isSelfMember() || before.owners == nil || !slices.EqualFunc(before.members, ms, sameMember) {
