@@ -495,15 +495,16 @@ func (s *SharedView) sendPresence(flags uint8) {
 	}
 }
 
-// shutdown leaves the group: a release notice (the others take this node's
-// buckets at once), then nothing served.
+// shutdown leaves the group: nothing served, then a release notice (the
+// others take this node's buckets at once). In this order, or a flow that
+// arrives between the two is answered here and by the bucket's new owner.
 func (s *SharedView) shutdown(now time.Time) {
 	s.leaving = true
-	if s.linkUp && len(s.cfg.Addrs) > 0 {
-		s.sendPresence(frame.FlagReleasing)
-	}
 	for i := range s.buckets {
 		s.buckets[i] = bucket{}
 	}
 	s.apply(now)
+	if s.linkUp && len(s.cfg.Addrs) > 0 {
+		s.sendPresence(frame.FlagReleasing)
+	}
 }

@@ -66,6 +66,10 @@ func (n *sharedTestNode) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAd
 	if n.dead || n.paused {
 		return nil
 	}
+	if tag.Flags&frame.FlagReleasing != 0 && len(n.mine)+len(n.draining) > 0 {
+		// The others take its buckets as soon as they hear this.
+		n.net.t.Errorf("%s sent its release notice while it still served %v / %v", n.own, n.mine, n.draining)
+	}
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: frame.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}
 	for _, to := range n.net.nodes {
