@@ -92,9 +92,10 @@ type sharedNode struct {
 	// starting with it.
 	servedFirst bool
 	// digest is the digest of the owners its last frame carried (the
-	// tag's high flag bits), and since when it differs from ours.
-	digest        uint8
-	mismatchSince time.Time
+	// tag's high flag bits), and since when it differs from ours;
+	// prevDigest the one it carried before.
+	digest, prevDigest uint8
+	mismatchSince      time.Time
 }
 
 // SharedView owns the buckets of an interface's shared addresses. It is a
@@ -121,9 +122,9 @@ type SharedView struct {
 	lastRun         time.Time // last tick or frame handled: a longer pause is a stall
 	joinedAt        time.Time // last change in which a member joined
 	failed          bool      // the last SetBuckets failed: try again next tick
-	// takeDue is, per bucket, when its owner's planned take is due (zero:
-	// it took the bucket at once): until then its owner does not serve it.
-	takeDue []time.Time
+	// takeDue is, per bucket, its owner's planned take (zero: it took
+	// the bucket at once): until it is due, the owner does not serve it.
+	takeDue []dueTake
 	// beforeLoss is the assignment in force before the last loss of a
 	// member (sharedsync.go: cameBackServing).
 	beforeLoss sharedAssignment
@@ -141,7 +142,7 @@ func NewSharedView(g *Group, cfg SharedConfig) *SharedView {
 		cfg.Refs = EverReachable{}
 	}
 	s := &SharedView{group: g, cfg: cfg, slot: -1, healthy: true, nodes: map[string]*sharedNode{},
-		owners: map[int]net.HardwareAddr{}, buckets: make([]bucket, cfg.Buckets), takeDue: make([]time.Time, cfg.Buckets)}
+		owners: map[int]net.HardwareAddr{}, buckets: make([]bucket, cfg.Buckets), takeDue: make([]dueTake, cfg.Buckets)}
 	g.shared = s
 	g.queue.push(s)
 	return s
@@ -245,7 +246,10 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 		n.silence = now.Sub(n.last)
 	}
 	n.last, n.priority, n.holder = now, tag.Priority, tag.Flags&frame.FlagHolder != 0
-	n.member, n.digest = tag.Flags&frame.FlagMember != 0, tag.Flags>>digestShift
+	if d := tag.Flags >> digestShift; d != n.digest {
+		n.prevDigest, n.digest = n.digest, d
+	}
+	n.member = tag.Flags&frame.FlagMember != 0
 	if n.holder && now.Sub(n.since) < s.cfg.HoldDown {
 		n.since = now.Add(-s.cfg.HoldDown) // it serves already: a member, not a newcomer
 	}

@@ -26,6 +26,13 @@ type bucket struct {
 	drainUntil    time.Time        // established TCP flows only until then
 }
 
+// dueTake is a bucket's planned move: when its new owner takes it, and the
+// node that serves it until then (nil: none known).
+type dueTake struct {
+	at   time.Time
+	from net.HardwareAddr
+}
+
 // takeDelay is how long after a planned move's decision the taker starts
 // serving the bucket: by then every giver, which decided within an
 // interval of the taker, has stopped taking new flows of it.
@@ -79,32 +86,49 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 	anyServes := slices.ContainsFunc(members, func(m pool.Member) bool { return serves(m.MAC) })
 	// known: the owners this node had before are the ones the others
 	// served by: it served by them too, or it serves nothing (it joins)
-	// and its digest of them is the one the serving nodes carry. A joiner
-	// that missed a death or a restart before it started does not know who
-	// served what: while another node serves, its takes are all planned.
-	known := s.servesAny()
-	if !known {
-		d, ok := s.othersDigest(members)
-		known = ok && d == ownersDigest(before, s.cfg.Buckets)
+	// and the serving nodes carry the digest of them, or have just moved
+	// from it to the one this node computes now. A joiner that missed a
+	// death or a restart before it started does not know who served what:
+	// while another node serves, its takes are all planned.
+	known := s.servesAny() || s.othersServedBy(members, ownersDigest(before, s.cfg.Buckets))
+	// server is the node that serves bucket i, as far as this node can
+	// tell, and whether it does: its owner, or, while that owner's planned
+	// take is not due (half an interval before, when the giver lets go),
+	// the node it takes it from (nil: not known). The change that gave
+	// the owner the bucket may be undone or overtaken right after: a heal
+	// that brings the nodes back one frame at a time, a death right after
+	// a join.
+	inFlight := func(i int) bool {
+		d := s.takeDue[i]
+		return !d.at.IsZero() && now.Before(d.at.Add(-s.group.cfg.Interval/2))
 	}
-	// servesBucket: mac serves bucket i, as far as this node can tell. An
-	// owner whose planned take is not due for a while yet has not taken
-	// it (the change that gave it the bucket is undone right after, as in
-	// a heal that brings the nodes back one frame at a time).
-	servesBucket := func(i int, mac net.HardwareAddr) bool {
-		if bytes.Equal(mac, self) {
-			return s.buckets[i].mine
+	server := func(i int) (net.HardwareAddr, bool) {
+		mac := before[i]
+		if inFlight(i) {
+			mac = s.takeDue[i].from
 		}
-		return serves(mac) && !now.Before(s.takeDue[i].Add(-s.group.cfg.Interval/2))
+		if bytes.Equal(mac, self) {
+			return mac, s.buckets[i].mine
+		}
+		return mac, serves(mac)
 	}
 	// When each bucket's new owner serves it: a move from a node serving
-	// it is planned, as the owner does it (below).
+	// it is planned, as the owner does it (below); a planned move still in
+	// flight keeps its time, and its giver, for the new owner.
 	due := slices.Clone(s.takeDue)
 	for i := range s.buckets {
 		if prev := before[i]; !bytes.Equal(prev, s.owners[i]) {
-			due[i] = time.Time{}
-			if !served && (prev != nil && servesBucket(i, prev) || prev == nil && anyServes) {
-				due[i] = now.Add(s.takeDelay())
+			srv, on := server(i)
+			unknown := (srv == nil || !known) && anyServes
+			switch {
+			case served || on && bytes.Equal(srv, s.owners[i]) || !on && !unknown:
+				due[i] = dueTake{}
+			case inFlight(i):
+				// due[i] stays
+			case on && known:
+				due[i] = dueTake{at: now.Add(s.takeDelay()), from: slices.Clone(srv)}
+			default:
+				due[i] = dueTake{at: now.Add(s.takeDelay())}
 			}
 		}
 	}
@@ -119,15 +143,18 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		switch {
 		case ownNow && !b.mine && b.takeAt.IsZero():
 			prev := before[i]
-			prevServes := prev != nil && servesBucket(i, prev)
-			planned := !served && (prevServes || (prev == nil || !known) && anyServes)
+			srv, on := server(i)
+			planned := !served && (on || (srv == nil || !known) && anyServes)
 			gaveIt := !b.drainUntil.IsZero() // this node let it go by plan
 			b.drainUntil = time.Time{}
 			switch {
 			case planned:
 				b.takeAt = now.Add(s.takeDelay())
-				if prevServes && known {
-					b.takeFrom = slices.Clone(prev)
+				if inFlight(i) {
+					b.takeAt = s.takeDue[i].at // its giver, known or not, lets go as planned
+				}
+				if on && known {
+					b.takeFrom = slices.Clone(srv)
 				}
 			case prev != nil && serves(prev) && !gaveIt && s.cfg.Drain > 0:
 				// Its owner had not taken it yet from another node, or has
@@ -145,13 +172,16 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			b.takeAt, b.takeFrom, b.incomingUntil = time.Time{}, nil, time.Time{}
 			planned := serving && member(owner) // not a leave, a failing check, a cut
 			switch {
-			case b.mine && planned && mode == movesPlanned && (b.giveAt.IsZero() || bytes.Equal(b.giveTo, owner)):
+			case b.mine && planned && mode == movesPlanned:
+				// A planned give stays planned when the bucket changes
+				// hands again before it (its owner died right after a
+				// join): the new owner takes it at the same time.
 				if b.giveAt.IsZero() {
-					b.giveAt, b.giveTo = now.Add(s.giveDelay()), slices.Clone(owner)
+					b.giveAt = now.Add(s.giveDelay())
 				}
+				b.giveTo = slices.Clone(owner)
 			case b.mine:
-				// Not planned, or the owner it was planned for is gone (a
-				// death right after a join): the new owner takes it at once.
+				// Not planned: the new owner takes it at once.
 				b.mine, b.giveAt, b.giveTo = false, time.Time{}, nil
 				if planned && s.cfg.Drain > 0 {
 					b.drainUntil = now.Add(s.cfg.Drain) // a planned move: keep its connections
@@ -163,7 +193,11 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		}
 	}
 	s.takeDue = due
-	s.apply(now)
+	// The new digest goes out now, not at the next tick: a node that
+	// joins in the same moment judges by it what it knows (above). The
+	// table's lease is renewed with it, as on a tick.
+	s.presence(now)
+	s.apply(now, true)
 }
 
 // sets lists this node's part as the table takes it.

@@ -181,3 +181,98 @@ func TestSharedLongSilenceIsNotAFalseDeath(t *testing.T) {
 		}
 	}
 }
+
+// A member dies just before a node joins again (it had stood aside, a
+// failing check), and the others find it dead within the skew of the
+// join: every node takes the balanced assignment for both changes at once.
+// The joiner, which serves nothing yet, must tell its new buckets that
+// nobody serves (the dead node's: taken at once) from those a survivor
+// still serves (planned): no bucket goes unserved for longer than it takes
+// to find the death, and none gets two owners. The survivors' assignment
+// is not the balanced one (a death before), so the join also moves buckets
+// between them, and some of those moves are overtaken by the death: those
+// stay planned, from the same giver at the same time. The joiner finds the
+// death first, or last (the others' new digests reach it before: they
+// moved from the assignment it knows to the one it computes). Found by the
+// chaos run (seed 20261203).
+func TestSharedDeathWithinAJoin(t *testing.T) {
+	for _, joinerLast := range []bool{false, true} {
+		testDeathWithinAJoin(t, joinerLast)
+	}
+}
+
+func testDeathWithinAJoin(t *testing.T, joinerLast bool) {
+	setup := func() (*sharedNet, *sharedTestNode) {
+		sn := newSharedNet(t, 5, time.Minute)
+		sn.run(sn.at(2*time.Second), sn.neverTwo)
+		sn.nodes[3].dead = true
+		joiner := sn.nodes[4]
+		sn.run(sn.at(2500*time.Millisecond), sn.neverTwo)
+		joiner.g.Broadcast(EvUnhealthy, sn.now)
+		sn.run(sn.at(3*time.Second), sn.neverTwo)
+		joiner.g.Broadcast(EvHealthy, sn.now)
+		return sn, joiner
+	}
+	sn, joiner := setup()
+	for end := sn.at(12 * time.Second); !joiner.s.isSelfMember() && sn.now.Before(end); {
+		sn.run(sn.now.Add(ms(1)), nil)
+	}
+	if !joiner.s.isSelfMember() {
+		t.Fatal("the node never joined again")
+	}
+	joinAt := sn.now
+	within := 0
+	for early := ms(400); early <= ms(800); early += ms(10) {
+		sn, joiner := setup()
+		victim := sn.nodes[0]
+		if joinerLast {
+			// The victim's frames reach the joiner a little later.
+			sn.delay = func(from, to *sharedTestNode) time.Duration {
+				if from == victim && to == joiner {
+					return ms(5)
+				}
+				return 0
+			}
+		}
+		sn.run(joinAt.Add(-early), sn.neverTwo)
+		victim.dead = true
+		victims := slices.Clone(victim.mine)
+		g := sn.gaps()
+		g.skip = func(b int) bool { return !slices.Contains(victims, b) }
+		moved := sn.gaps() // the others' buckets: moved by plan only
+		moved.skip = func(b int) bool { return slices.Contains(victims, b) }
+		var joined, lost, lastFrame time.Time
+		lastFrame = victim.lastProbe
+		sn.run(joinAt.Add(3*time.Second), func(now time.Time) {
+			sn.neverTwo(now)
+			g.check(now)
+			moved.check(now)
+			switch n := len(joiner.s.members); {
+			case n == 4 && joined.IsZero():
+				joined = now
+			case n == 3 && !joined.IsZero() && lost.IsZero():
+				lost = now
+			}
+		})
+		if joined.IsZero() || lost.IsZero() || lost.Sub(joined) >= joiner.s.joinSkew() {
+			continue // the death and the join were seen apart: not this case
+		}
+		within++
+		sn.nodes = slices.DeleteFunc(sn.nodes, func(n *sharedTestNode) bool { return n.dead })
+		sn.balanced("after the death and the join")
+		// The dead node's buckets count as unserved from its death (the
+		// simulated table has no lease): the dead time after its last
+		// probe, and a few frames' delivery.
+		if limit := lastFrame.Add(ms(610)).Sub(joinAt.Add(-early)); g.longest > limit {
+			t.Errorf("joiner last %v, killed %v before the join, found dead %v after it: its bucket %d served by nobody for %v (limit %v)",
+				joinerLast, early, lost.Sub(joined), g.bucket, g.longest, limit)
+		}
+		if limit := joiner.s.takeDelay() - joiner.s.giveDelay() + ms(5); moved.longest > limit {
+			t.Errorf("joiner last %v, killed %v before the join, found dead %v after it: bucket %d, not its, served by nobody for %v (a planned move's %v)",
+				joinerLast, early, lost.Sub(joined), moved.bucket, moved.longest, limit)
+		}
+	}
+	if within == 0 {
+		t.Fatal("no death was found within the skew of the join: the test kills at the wrong times")
+	}
+}

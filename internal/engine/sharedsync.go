@@ -146,23 +146,24 @@ func (s *SharedView) cameBackServing(ms []pool.Member) map[int]net.HardwareAddr 
 	return before.owners
 }
 
-// othersDigest returns the digest that every other serving member of ms
-// carries, and whether they all carry the same one.
-func (s *SharedView) othersDigest(ms []pool.Member) (uint8, bool) {
+// othersServedBy reports whether every other serving member of ms serves
+// by the owners whose digest is before: it carries that digest, or has
+// just moved from it to ours (it saw the same change first). False when
+// no other member serves.
+func (s *SharedView) othersServedBy(ms []pool.Member, before uint8) bool {
 	self := s.group.arp.MAC()
-	var d uint8
 	found := false
 	for _, m := range ms {
 		n := s.nodes[string(m.MAC)]
 		if bytes.Equal(m.MAC, self) || n == nil || !n.holder || !n.member {
 			continue
 		}
-		if found && n.digest != d {
-			return 0, false
+		if n.digest != before && (n.digest != s.digest || n.prevDigest != before) {
+			return false
 		}
-		d, found = n.digest, true
+		found = true
 	}
-	return d, found
+	return found
 }
 
 func sameMember(a, b pool.Member) bool { return bytes.Equal(a.MAC, b.MAC) && a.Weight == b.Weight }
