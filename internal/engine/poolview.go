@@ -143,7 +143,7 @@ func (p *PoolView) heard(mac net.HardwareAddr, tag frame.Tag, now time.Time) {
 		if now.Sub(n.since) < p.holdDown {
 			n.since = now.Add(-p.holdDown)
 		}
-		if !slices.ContainsFunc(p.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) }) {
+		if !pool.Has(p.members, mac) {
 			p.recompute(now)
 		}
 	}
@@ -345,7 +345,7 @@ func (p *PoolView) mayClaim(m *Machine, now time.Time) bool {
 // wins. A healed partition is a join (heard holding VIPs, a member at
 // once), so the canonical assignee decides it as before.
 func (p *PoolView) resolve(vip netip.Addr, other net.HardwareAddr, byRank conflictAction) conflictAction {
-	if p.keep && slices.ContainsFunc(p.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, other) }) {
+	if p.keep && pool.Has(p.members, other) {
 		return byRank
 	}
 	switch a := p.assign[vip]; {

@@ -253,7 +253,7 @@ func (s *SharedView) onFrame(f frame.Frame, now time.Time) {
 	if n.holder && now.Sub(n.since) < s.cfg.HoldDown {
 		n.since = now.Add(-s.cfg.HoldDown) // it serves already: a member, not a newcomer
 	}
-	if !slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, p.SenderHardwareAddr) }) && s.isMember(p.SenderHardwareAddr, n, now) {
+	if !pool.Has(s.members, p.SenderHardwareAddr) && s.isMember(p.SenderHardwareAddr, n, now) {
 		s.recompute(now)
 	}
 }
@@ -293,7 +293,7 @@ func (s *SharedView) isMember(mac net.HardwareAddr, n *sharedNode, now time.Time
 	// a member, the same on every node (after the group's servers left,
 	// two newcomers would otherwise each start alone).
 	return n.member || now.Sub(n.since) >= s.cfg.HoldDown || !s.anyServes(now) ||
-		slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
+		pool.Has(s.members, mac)
 }
 
 // onEvent takes the interface's changes and the health verdicts.
@@ -364,7 +364,7 @@ func (s *SharedView) selfJoinAfter(now time.Time) time.Duration {
 func (s *SharedView) currentMembers(now time.Time) []pool.Member {
 	var ms []pool.Member
 	self := s.group.arp.MAC()
-	inNow := slices.ContainsFunc(s.members, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) })
+	inNow := pool.Has(s.members, self)
 	if !s.selfSince.IsZero() && self != nil && (inNow || now.Sub(s.selfSince) >= s.selfJoinAfter(now)) {
 		ms = append(ms, pool.Member{MAC: slices.Clone(self), Weight: int(s.group.cfg.Priority)})
 	}
@@ -404,7 +404,7 @@ func (s *SharedView) recompute(now time.Time) {
 	}
 	mode := movesPlanned
 	for _, m := range ms {
-		if !slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
+		if !pool.Has(s.members, m.MAC) {
 			s.joinedAt = now // a member joined
 			if n := s.nodes[string(m.MAC)]; n != nil && n.holder {
 				// It serves already (a partition heals): what it is given
@@ -427,7 +427,7 @@ func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, no
 	before := s.owners
 	s.members, s.owners = ms, owners
 	s.digest = ownersDigest(owners, s.cfg.Buckets)
-	if self := s.group.arp.MAC(); slices.ContainsFunc(ms, func(m pool.Member) bool { return bytes.Equal(m.MAC, self) }) {
+	if self := s.group.arp.MAC(); pool.Has(ms, self) {
 		s.served = true
 	}
 	s.decide(before, ms, now, mode)

@@ -75,7 +75,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 	served := mode == movesDone
 	self := s.group.arp.MAC()
 	member := func(mac net.HardwareAddr) bool {
-		return mac != nil && slices.ContainsFunc(members, func(m pool.Member) bool { return bytes.Equal(m.MAC, mac) })
+		return mac != nil && pool.Has(members, mac)
 	}
 	// serves: another member that says it serves buckets; a move from it
 	// is planned, a bucket nobody serves is taken at once.

@@ -55,15 +55,7 @@ func ownersDigest(owners map[int]net.HardwareAddr, buckets int) uint8 {
 }
 
 // isSelfMember reports whether this node is one of the members.
-func (s *SharedView) isSelfMember() bool {
-	self := s.group.arp.MAC()
-	for _, m := range s.members {
-		if bytes.Equal(m.MAC, self) {
-			return true
-		}
-	}
-	return false
-}
+func (s *SharedView) isSelfMember() bool { return pool.Has(s.members, s.group.arp.MAC()) }
 
 // checkAgreement compares the digests of the serving members with ours,
 // and takes the balanced assignment when one has differed for
@@ -131,7 +123,7 @@ func (s *SharedView) cameBackServing(ms []pool.Member) map[int]net.HardwareAddr 
 	}
 	joined := false
 	for _, m := range ms {
-		if slices.ContainsFunc(s.members, func(o pool.Member) bool { return bytes.Equal(o.MAC, m.MAC) }) {
+		if pool.Has(s.members, m.MAC) {
 			continue
 		}
 		n := s.nodes[string(m.MAC)]

@@ -136,6 +136,11 @@ func assign[K comparable](keys []K, keyBytes func(K) []byte, members []Member) m
 	return out
 }
 
+// Has reports whether mac is one of members.
+func Has(members []Member, mac net.HardwareAddr) bool {
+	return slices.ContainsFunc(members, func(m Member) bool { return bytes.Equal(m.MAC, mac) })
+}
+
 // OnlyLeft reports whether the change from before to after is members
 // leaving and nothing else: no member joined and no weight changed.
 func OnlyLeft(before, after []Member) bool {

@@ -109,3 +109,11 @@ func TestOnlyLeft(t *testing.T) {
 		}
 	}
 }
+
+func TestHas(t *testing.T) {
+	m := poolMACs(3)
+	other := poolMACs(4)[3].MAC
+	if !Has(m, slices.Clone(m[1].MAC)) || Has(m, other) || Has(m, nil) || Has(nil, m[0].MAC) {
+		t.Error("Has is wrong")
+	}
+}
