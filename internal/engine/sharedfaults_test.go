@@ -6,6 +6,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"net"
 	"slices"
@@ -43,8 +44,8 @@ func TestSharedFalseDeathTakesTheAssignmentBackAtOnce(t *testing.T) {
 	if !sawDead {
 		t.Fatal("node 1 never found node 2 dead: the test loses too few frames")
 	}
-	if g.longest > 0 {
-		t.Fatalf("bucket %d served by nobody for %v", g.bucket, g.longest)
+	if err := g.over(0); err != nil {
+		t.Fatal(err)
 	}
 	for n, mine := range before {
 		if !slices.Equal(n.mine, mine) {
@@ -80,8 +81,8 @@ func TestSharedHealHearingNodesOneAtATime(t *testing.T) {
 		// after the heal at the most), not by plan.
 		sn.run(healAt.Add(ms(250)), g.check)
 		sn.run(sn.at(10*time.Second), func(now time.Time) { g.check(now); sn.neverTwo(now) })
-		if g.longest > 0 {
-			t.Fatalf("node %d cut off: after the heal, bucket %d served by nobody for %v", cut+1, g.bucket, g.longest)
+		if err := g.over(0); err != nil {
+			t.Fatalf("node %d cut off: after the heal, %v", cut+1, err)
 		}
 		sn.balanced("after the heal")
 	}
@@ -105,8 +106,8 @@ func TestSharedJoinSeenAtTheNewcomersFrame(t *testing.T) {
 		g.check(now)
 	})
 	sn.balanced("after the join")
-	if limit := ms(401); g.longest > limit {
-		t.Fatalf("bucket %d served by nobody for %v, more than a planned move's %v", g.bucket, g.longest, limit)
+	if err := g.over(ms(401)); err != nil {
+		t.Fatalf("longer than a planned move: %v", err)
 	}
 }
 
@@ -130,8 +131,8 @@ func TestSharedNewcomerDiesBeforeItsTakes(t *testing.T) {
 	sn.run(sn.now.Add(3*time.Second), func(now time.Time) { sn.neverTwo(now); g.check(now) })
 	sn.nodes = sn.nodes[:3]
 	sn.balanced("after the newcomer died")
-	if limit := ms(400); g.longest > limit {
-		t.Fatalf("bucket %d served by nobody for %v, more than a planned move's %v", g.bucket, g.longest, limit)
+	if err := g.over(ms(400)); err != nil {
+		t.Fatalf("longer than a planned move: %v", err)
 	}
 }
 
@@ -263,13 +264,12 @@ func testDeathWithinAJoin(t *testing.T, joinerLast bool) {
 		// The dead node's buckets count as unserved from its death (the
 		// simulated table has no lease): the dead time after its last
 		// probe, and a few frames' delivery.
-		if limit := lastFrame.Add(ms(610)).Sub(joinAt.Add(-early)); g.longest > limit {
-			t.Errorf("joiner last %v, killed %v before the join, found dead %v after it: its bucket %d served by nobody for %v (limit %v)",
-				joinerLast, early, lost.Sub(joined), g.bucket, g.longest, limit)
+		what := fmt.Sprintf("joiner last %v, killed %v before the join, found dead %v after it", joinerLast, early, lost.Sub(joined))
+		if err := g.over(lastFrame.Add(ms(610)).Sub(joinAt.Add(-early))); err != nil {
+			t.Errorf("%s: the dead node's %v", what, err)
 		}
-		if limit := joiner.s.takeDelay() - joiner.s.giveDelay() + ms(5); moved.longest > limit {
-			t.Errorf("joiner last %v, killed %v before the join, found dead %v after it: bucket %d, not its, served by nobody for %v (a planned move's %v)",
-				joinerLast, early, lost.Sub(joined), moved.bucket, moved.longest, limit)
+		if err := moved.over(joiner.s.takeDelay() - joiner.s.giveDelay() + ms(5)); err != nil {
+			t.Errorf("%s: longer than a planned move: %v", what, err)
 		}
 	}
 	if within == 0 {

@@ -6,6 +6,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -263,4 +264,12 @@ func (g *gaps) check(now time.Time) {
 			g.longest, g.bucket = d, b
 		}
 	}
+}
+
+// over says which bucket went unserved for longer than limit, if one did.
+func (g *gaps) over(limit time.Duration) error {
+	if g.longest > limit {
+		return fmt.Errorf("bucket %d served by nobody for %v (limit %v)", g.bucket, g.longest, limit)
+	}
+	return nil
 }
