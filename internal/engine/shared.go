@@ -163,7 +163,9 @@ func (s *SharedView) nextWake() time.Time {
 			}
 		}
 	}
-	if s.announceLeft > 0 && s.nextAnnounce.Before(wake) {
+	if s.linkUp && s.announceLeft > 0 && s.nextAnnounce.Before(wake) {
+		// Only with the link up, when the announcement can go: else the
+		// loop would wake for it again and again.
 		wake = s.nextAnnounce
 	}
 	// A member found dead the moment its dead time is over, not at the

@@ -123,8 +123,8 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			switch {
 			case served || on && bytes.Equal(srv, s.owners[i]) || !on && !unknown:
 				due[i] = dueTake{}
-			case inFlight(i):
-				// due[i] stays
+			case on && inFlight(i):
+				// due[i] stays: its giver lets go as planned
 			case on && known:
 				due[i] = dueTake{at: now.Add(s.takeDelay()), from: slices.Clone(srv)}
 			default:
@@ -150,8 +150,11 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			switch {
 			case planned:
 				b.takeAt = now.Add(s.takeDelay())
-				if inFlight(i) {
-					b.takeAt = s.takeDue[i].at // its giver, known or not, lets go as planned
+				if on && inFlight(i) {
+					// Its giver lets go as planned. A move whose giver this
+					// node did not know has no time to keep: the node that
+					// serves the bucket now plans its give from now on.
+					b.takeAt = s.takeDue[i].at
 				}
 				if on && known {
 					b.takeFrom = slices.Clone(srv)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"floatip/internal/pool"
 )
 
 // Node 1 loses node 2's frames long enough to find it dead, while the
@@ -274,5 +276,57 @@ func testDeathWithinAJoin(t *testing.T, joinerLast bool) {
 	}
 	if within == 0 {
 		t.Fatal("no death was found within the skew of the join: the test kills at the wrong times")
+	}
+}
+
+// Node 1's link goes down long enough for the others to find it dead (they
+// keep an assignment that is not the balanced one); when it is back, it
+// can only guess their owners. Node 2 dies shortly before node 1 joins
+// again: node 1 did not know who served node 2's buckets, and must not
+// take them at the time of a move it only guessed, before node 3, which
+// took them all, gives them by plan. Found by the chaos run (seed
+// 20261202).
+func TestSharedJoinAfterAGuessedDeath(t *testing.T) {
+	setup := func() (*sharedNet, *sharedTestNode) {
+		sn := newSharedNet(t, 3, time.Minute)
+		sn.run(sn.at(2*time.Second), sn.neverTwo)
+		n1 := sn.nodes[0]
+		n1.g.Broadcast(EvLinkDown, sn.now)
+		sn.lost = func(from, to *sharedTestNode) bool {
+			return (from == n1 || to == n1) && sn.now.Before(sn.at(4*time.Second))
+		}
+		sn.run(sn.at(4*time.Second), sn.neverTwo)
+		n1.g.Broadcast(EvLinkUp, sn.now)
+		return sn, n1
+	}
+	sn, n1 := setup()
+	for end := sn.at(15 * time.Second); !n1.s.isSelfMember() && sn.now.Before(end); {
+		sn.run(sn.now.Add(ms(1)), nil)
+	}
+	if !n1.s.isSelfMember() {
+		t.Fatal("node 1 never joined again")
+	}
+	joinAt := sn.now
+	tried := 0
+	for early := ms(600); early <= ms(1000); early += ms(10) {
+		sn, n1 := setup()
+		sn.run(joinAt.Add(-early), sn.neverTwo)
+		victim := sn.nodes[1]
+		victim.dead = true
+		var lost time.Time
+		sn.run(joinAt.Add(3*time.Second), func(now time.Time) {
+			sn.neverTwo(now)
+			if lost.IsZero() && !pool.Has(n1.s.members, victim.own) && n1.s.nodes[string(victim.own)] != nil {
+				lost = now
+			}
+		})
+		if !lost.IsZero() && lost.Before(joinAt) {
+			tried++
+		}
+		sn.nodes = slices.DeleteFunc(sn.nodes, func(n *sharedTestNode) bool { return n.dead })
+		sn.balanced("after the death and the join")
+	}
+	if tried == 0 {
+		t.Fatal("node 2 never died before the join: the test kills at the wrong times")
 	}
 }

@@ -177,6 +177,10 @@ func (sn *sharedNet) run(until time.Time, check func(now time.Time)) {
 		for _, n := range sn.nodes {
 			if !n.dead && !n.paused && !n.g.Next().After(sn.now) {
 				n.g.Tick(sn.now)
+				if !n.g.Next().After(sn.now) {
+					// The daemon's loop would spin.
+					sn.t.Fatalf("%s: %s wants to run again at once after a tick", sn.now.Sub(fiptest.T0), n.own)
+				}
 			}
 		}
 		if check != nil {

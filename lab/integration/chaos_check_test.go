@@ -420,6 +420,18 @@ func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b ch
 		if g.Planned && b.PlannedMove > bound {
 			bound, what = b.PlannedMove, what+", its bucket moving by plan"
 		}
+		if g.Planned {
+			// A fault that begins during a planned move (its taker killed
+			// before it took) ends the gap no sooner than the fault's own
+			// bound from its start.
+			for _, f := range faults {
+				if f.Start.After(firstLost) && f.Start.Before(g.End) {
+					if d := f.Start.Sub(g.Start) + b.outageBound(f, true); d > bound {
+						bound, what = d, what+fmt.Sprintf(", then fault #%d (%s %s) within it", f.N, f.Kind, strings.Join(f.Targets, ","))
+					}
+				}
+			}
+		}
 		if g.outage(b.ClientEvery) > bound {
 			open := ""
 			if g.Open {

@@ -159,6 +159,44 @@ func TestChaosSharedOutages(t *testing.T) {
 	}
 }
 
+// A planned move's taker is killed before it takes (chaos seed 20261202,
+// +3m57): the bucket stays unserved until the taker is found dead. The
+// gap is held to the kill's bound from the kill, not to the planned
+// move's from its start.
+func TestChaosSharedTakerKilledDuringAPlannedMove(t *testing.T) {
+	vipDel := chaosFault{N: 1, Kind: faultVIPDel, Targets: []string{"h2"}, Start: ckAt(8000), Restored: ckAt(8010), End: ckAt(8600)}
+	kill := chaosFault{N: 2, Kind: faultKill9, Targets: []string{"h2"}, Start: ckAt(8600), Restored: ckAt(9500), End: ckAt(12000)}
+	// Bucket 2 is h1's; from 8.5 s it drains on h1, given by plan to h2,
+	// which never takes it; h1 takes it back when h2 is found dead.
+	samples := ckBuckets(12000, func(ms int) (m, d [4]uint64) {
+		m = ckSplit
+		if ms >= 8500 && ms < 9150 {
+			m[1], d[1] = 0x00b, 0x004
+		}
+		return m, d
+	})
+	gap := func(from, to int) clientGap {
+		return clientGap{VIP: 1, Start: ckAt(from), End: ckAt(to), Lost: (to-from)/10 - 1, From: "h1", To: "h1"}
+	}
+	b := ckBound
+	b.ClientEvery, b.PlannedMove, b.Failover = 10*time.Millisecond, 500*time.Millisecond, 800*time.Millisecond
+	names := []string{"192.0.2.80@a", "192.0.2.80@b"}
+	for _, c := range []struct {
+		gap    clientGap
+		faults []chaosFault
+		want   string
+	}{
+		{gap(8450, 9160), []chaosFault{vipDel, kill}, ""},                         // 710 ms: the kill 150 ms in, found dead 560 ms later
+		{gap(8450, 9600), []chaosFault{vipDel, kill}, "outage 192.0.2.80@b@8450"}, // 1150 ms: more than 150 + 800 ms
+		{gap(8450, 9160), []chaosFault{vipDel}, "outage 192.0.2.80@b@8450"},       // 710 ms with no fault in it: more than a planned move's 500 ms
+	} {
+		vs, _ := sharedOutageViolations([]clientGap{c.gap}, samples, []int{0, 2}, c.faults, names, b, 100*time.Millisecond)
+		if got := ckKinds(vs); got != c.want {
+			t.Errorf("gap %v..%v, %d faults: got %q, want %q", c.gap.Start.Sub(ckAt(0)), c.gap.End.Sub(ckAt(0)), len(c.faults), got, c.want)
+		}
+	}
+}
+
 func TestChaosSharedDuplicates(t *testing.T) {
 	faults := []chaosFault{
 		{N: 1, Kind: faultPartition, Targets: []string{"h1"}, Start: ckAt(1000), Restored: ckAt(5000), End: ckAt(8000)},
