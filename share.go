@@ -120,8 +120,8 @@ func (p *sharedPath) Up() error {
 	return errors.Join(errs...)
 }
 
-func (p *sharedPath) SetBuckets(mine, draining, incoming []int) error {
-	if err := p.table.Set(clusterip.Buckets{Mine: mine, Draining: draining, Incoming: incoming}); err != nil {
+func (p *sharedPath) SetBuckets(mine, draining, incoming []int, expire map[int]time.Duration) error {
+	if err := p.table.Set(clusterip.Buckets{Mine: mine, Draining: draining, Incoming: incoming, Expire: expire}); err != nil {
 		return err
 	}
 	p.mu.Lock()

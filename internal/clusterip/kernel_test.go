@@ -291,3 +291,34 @@ func TestLeaseExpires(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A bucket given by plan expires at its give even when the process that
+// set it cannot run (SIGSTOP): the taker takes it then.
+func TestExpireShortensTheLease(t *testing.T) {
+	needRoot(t)
+	n := newNetns(t, fmt.Sprintf("fipt-clip-%d-e", os.Getpid()))
+	n.ip(t, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	tb, err := Open(Config{Interface: "eth0", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.80")},
+		Buckets: 8, Seed: 0x5eed, Lease: 2 * time.Second}, n.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	if err := tb.Set(Buckets{Mine: []int{1, 2}, Expire: map[int]time.Duration{2: 300 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	set := time.Now()
+	deadline := set.Add(3 * time.Second)
+	for slices.Contains(buckets(t, n, "eth0", setMine), 2) {
+		if time.Now().After(deadline) {
+			t.Fatal("bucket 2 still served 3 s after it was set to expire in 300 ms")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := time.Since(set); d > time.Second {
+		t.Errorf("bucket 2 expired after %v, set to expire in 300 ms (lease 2 s)", d)
+	}
+	if got := buckets(t, n, "eth0", setMine); !slices.Equal(got, []int{1}) {
+		t.Errorf("mine after bucket 2 expired: %v, want [1] (its lease runs on)", got)
+	}
+}

@@ -59,8 +59,13 @@ type Config struct {
 // drain ends), Incoming (buckets moving in: new flows only; mid-stream TCP
 // packets of the old owner's connections are dropped). A bucket in Incoming
 // is served for new flows whether or not it is also in Mine; a bucket may
-// not be both Draining and Mine or Incoming.
-type Buckets struct{ Mine, Draining, Incoming []int }
+// not be both Draining and Mine or Incoming. Expire shortens the lease of
+// some buckets of Mine or Incoming (a planned give: the kernel stops
+// serving them then, even if the process is stopped and cannot).
+type Buckets struct {
+	Mine, Draining, Incoming []int
+	Expire                   map[int]time.Duration
+}
 
 // The names of the objects in the tables.
 const (
@@ -273,7 +278,11 @@ func (t *Table) Set(b Buckets) error {
 		}
 		elems := make([]nftables.SetElement, len(buckets))
 		for i, n := range buckets {
-			elems[i] = nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(n)), Timeout: t.cfg.Lease}
+			timeout := t.cfg.Lease
+			if e, ok := b.Expire[n]; ok && timeout > 0 && name != setDraining {
+				timeout = min(timeout, max(e, time.Millisecond)) // the kernel's timeouts are in ms, and 0 is none
+			}
+			elems[i] = nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(n)), Timeout: timeout}
 		}
 		if err := c.SetAddElements(s, elems); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)

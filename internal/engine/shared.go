@@ -57,8 +57,10 @@ type BucketTable interface {
 	// established flows), draining (established TCP only), incoming (a
 	// subset of mine: new flows only). It is called again every interval
 	// while the link is up; what is not set again for the dead time may be
-	// forgotten (the process died).
-	SetBuckets(mine, draining, incoming []int) error
+	// forgotten (the process died). expire: buckets of mine given by plan,
+	// to be served no longer than that from now even if not set again
+	// (the process is stopped and cannot give them).
+	SetBuckets(mine, draining, incoming []int, expire map[int]time.Duration) error
 }
 
 // sharedSender is what the shared view sends on the wire; wire.Port.

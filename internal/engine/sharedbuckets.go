@@ -243,7 +243,7 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 		// never two owners.
 		s.presence(now)
 	}
-	if err := s.cfg.Table.SetBuckets(mine, draining, incoming); err != nil {
+	if err := s.cfg.Table.SetBuckets(mine, draining, incoming, s.expiring(now)); err != nil {
 		if !s.failed { // once, not every interval
 			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
 		}
@@ -255,6 +255,22 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 	}
 	s.failed = false
 	s.applied = next
+}
+
+// expiring is how long each bucket given by plan may still be served, even
+// if this process cannot run to give it (SIGSTOP, a paused VM): a little
+// past its give, well before the taker takes it half an interval later.
+func (s *SharedView) expiring(now time.Time) map[int]time.Duration {
+	var out map[int]time.Duration
+	for i, b := range s.buckets {
+		if b.mine && !b.giveAt.IsZero() {
+			if out == nil {
+				out = map[int]time.Duration{}
+			}
+			out[i] = b.giveAt.Add(s.group.cfg.Interval / 4).Sub(now)
+		}
+	}
+	return out
 }
 
 // timers runs the planned takes, and ends the drains and the incoming

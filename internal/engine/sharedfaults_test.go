@@ -330,3 +330,35 @@ func TestSharedJoinAfterAGuessedDeath(t *testing.T) {
 		t.Fatal("node 2 never died before the join: the test kills at the wrong times")
 	}
 }
+
+// A giver is stopped (SIGSTOP) during a planned move, before its give: it
+// cannot let the bucket go, but its table does, at the give, so the taker
+// does not serve the bucket with it. Found by the chaos run (seed
+// 20261202, 5 × 16).
+func TestSharedGiverStoppedBeforeItsGive(t *testing.T) {
+	sn := newSharedNet(t, 2, time.Minute)
+	sn.run(sn.at(2*time.Second), sn.neverTwo)
+	n3 := sn.addNode(3)
+	for end := sn.at(10 * time.Second); !n3.s.isSelfMember() && sn.now.Before(end); {
+		sn.run(sn.now.Add(ms(1)), sn.neverTwo)
+	}
+	if !n3.s.isSelfMember() {
+		t.Fatal("the newcomer never joined")
+	}
+	giver := sn.nodes[0]
+	giving := 0
+	for _, b := range giver.s.buckets {
+		if !b.giveAt.IsZero() {
+			giving++
+		}
+	}
+	if giving == 0 {
+		t.Fatal("node 1 gives nothing by plan: the test tests nothing")
+	}
+	sn.run(sn.now.Add(ms(100)), sn.neverTwo)
+	giver.paused = true
+	sn.run(sn.now.Add(1200*time.Millisecond), sn.neverTwo)
+	giver.paused = false
+	sn.run(sn.now.Add(10*time.Second), sn.neverTwo)
+	sn.balanced("after the stop")
+}

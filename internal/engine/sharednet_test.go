@@ -57,6 +57,7 @@ type sharedTestNode struct {
 	paused    bool      // SIGSTOP: sends, ticks and takes nothing; frames wait
 	setAt     time.Time // last SetBuckets: the table's lease runs from it
 	lastProbe time.Time
+	expireAt  map[int]time.Time // buckets of mine that the table stops serving then
 	mine      []int
 	draining  []int
 	incoming  []int
@@ -104,7 +105,7 @@ func (n *sharedTestNode) AnnounceAs(_ netip.Addr, mac net.HardwareAddr, _ frame.
 
 func (n *sharedTestNode) Up() error { n.ups++; return nil }
 
-func (n *sharedTestNode) SetBuckets(mine, draining, incoming []int) error {
+func (n *sharedTestNode) SetBuckets(mine, draining, incoming []int, expire map[int]time.Duration) error {
 	for _, b := range incoming {
 		if !slices.Contains(mine, b) {
 			n.net.t.Errorf("%s: incoming bucket %d is not one of its own", n.own, b)
@@ -112,6 +113,10 @@ func (n *sharedTestNode) SetBuckets(mine, draining, incoming []int) error {
 	}
 	n.mine, n.draining, n.incoming = slices.Clone(mine), slices.Clone(draining), slices.Clone(incoming)
 	n.setAt = n.net.now
+	n.expireAt = map[int]time.Time{}
+	for b, d := range expire {
+		n.expireAt[b] = n.net.now.Add(d)
+	}
 	return nil
 }
 
@@ -200,6 +205,9 @@ func (sn *sharedNet) owners() map[int][]*sharedTestNode {
 			continue
 		}
 		for _, b := range n.mine {
+			if e, ok := n.expireAt[b]; ok && sn.now.After(e) {
+				continue // given by plan: the table let it go
+			}
 			o[b] = append(o[b], n)
 		}
 	}
