@@ -468,7 +468,7 @@ func (s *SharedView) onTick(now time.Time) {
 	// between the two is found dead no earlier than its table stops.
 	s.presence(now)
 	if s.linkUp {
-		s.apply(now, true)
+		s.apply(now, applyRefresh)
 	}
 }
 
@@ -511,7 +511,7 @@ func (s *SharedView) shutdown(now time.Time) {
 	for i := range s.buckets {
 		s.buckets[i] = bucket{}
 	}
-	s.apply(now)
+	s.apply(now, applyChanged)
 	if s.linkUp && len(s.cfg.Addrs) > 0 {
 		s.sendPresence(frame.FlagReleasing)
 	}

@@ -199,8 +199,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 	// The new digest goes out now, not at the next tick: a node that
 	// joins in the same moment judges by it what it knows (above). The
 	// table's lease is renewed with it, as on a tick.
-	s.presence(now)
-	s.apply(now, true)
+	s.apply(now, applyAndTell)
 }
 
 // sets lists this node's part as the table takes it.
@@ -225,17 +224,32 @@ func (s *SharedView) servesAny() bool {
 	return slices.ContainsFunc(s.buckets, func(b bucket) bool { return b.mine })
 }
 
+// applyMode says when apply sets the table and tells the others.
+type applyMode int
+
+const (
+	applyChanged applyMode = iota // set and tell when the sets changed
+	applyRefresh                  // set, to renew the lease (the tick's probe went out)
+	applyAndTell                  // set and tell: the owners changed (a new digest)
+)
+
 // apply gives the table this node's part when it changed, or every
-// interval when refresh is set: the table forgets buckets not refreshed
-// for a while, so that a process that died (kill -9) stops serving its
-// buckets about when the others take them.
-func (s *SharedView) apply(now time.Time, refresh ...bool) {
+// interval (applyRefresh): the table forgets buckets not refreshed for a
+// while, so that a process that died (kill -9) stops serving its buckets
+// about when the others take them.
+func (s *SharedView) apply(now time.Time, mode applyMode) {
 	mine, draining, incoming := s.sets()
 	next := [3][]int{mine, draining, incoming}
-	if !s.failed && len(refresh) == 0 && slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int]) {
+	changed := !slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int])
+	if !s.failed && mode == applyChanged && !changed {
 		return
 	}
-	if len(refresh) == 0 && !s.leaving {
+	tell := !s.leaving && (mode == applyAndTell || mode == applyChanged && changed)
+	// A node that stops serving altogether (a failing check, cut off)
+	// empties its table before it tells: the others take its buckets at
+	// once when they hear it.
+	emptied := len(mine) == 0 && len(s.applied[0]) > 0
+	if tell && !emptied {
 		// The table's lease runs from this change: the others must count
 		// this node's silence from no earlier, or a death right after it
 		// would leave its buckets served here and by their new owner. The
@@ -243,7 +257,11 @@ func (s *SharedView) apply(now time.Time, refresh ...bool) {
 		// never two owners.
 		s.presence(now)
 	}
-	if err := s.cfg.Table.SetBuckets(mine, draining, incoming, s.expiring(now)); err != nil {
+	err := s.cfg.Table.SetBuckets(mine, draining, incoming, s.expiring(now))
+	if tell && emptied {
+		s.presence(now) // nothing left to outlive the others' dead time
+	}
+	if err != nil {
 		if !s.failed { // once, not every interval
 			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
 		}
@@ -297,7 +315,7 @@ func (s *SharedView) timers(now time.Time) {
 			b.drainUntil = time.Time{}
 		}
 	}
-	s.apply(now)
+	s.apply(now, applyChanged)
 	if s.announceLeft > 0 && !now.Before(s.nextAnnounce) && s.linkUp {
 		s.announceLeft--
 		s.nextAnnounce = now.Add(s.group.cfg.AnnounceSpacing)

@@ -75,6 +75,9 @@ func (n *sharedTestNode) Probe(vip netip.Addr, tag frame.Tag, dst net.HardwareAd
 		// The others take its buckets as soon as they hear this.
 		n.net.t.Errorf("%s sent its release notice while it still served %v / %v", n.own, n.mine, n.draining)
 	}
+	if tag.Flags&frame.FlagStandAside != 0 && len(n.mine) > 0 {
+		n.net.t.Errorf("%s said it stands aside while it still served %v", n.own, n.mine)
+	}
 	n.lastProbe = n.net.now
 	p := &arp.Packet{HardwareType: 1, ProtocolType: 0x0800, HardwareAddrLength: 6, IPLength: 4,
 		Operation: arp.OperationRequest, SenderHardwareAddr: n.own, SenderIP: frame.ZeroIPv4, TargetHardwareAddr: tag.HardwareAddr(), TargetIP: vip}

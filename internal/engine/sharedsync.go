@@ -183,5 +183,5 @@ func (s *SharedView) checkStall(now time.Time) {
 	if !s.selfSince.IsZero() {
 		s.selfSince = now
 	}
-	s.apply(now)
+	s.apply(now, applyChanged)
 }
