@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"floatip/internal/event"
@@ -121,12 +122,45 @@ func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 
 // Shutdown releases every VIP this node holds: the daemon is stopping.
 func (g *Group) Shutdown(now time.Time) {
+	g.removeAll()
 	for _, m := range g.machines {
 		m.Shutdown(now)
 	}
 	if g.shared != nil {
 		g.shared.shutdown(now)
 	}
+}
+
+// removeAll removes every VIP this node has configured, all at once: each
+// removal resets the VIP's connections and deletes the address, a few
+// milliseconds, and one after another the 16th VIP would be handed over
+// more than 100 ms after SIGTERM. The machines then tell the LAN, in
+// Shutdown, each after its own VIP is gone; a removal that failed is tried
+// again there.
+func (g *Group) removeAll() {
+	var wg sync.WaitGroup
+	var removed sync.Map // *Machine → struct{}
+	for _, m := range g.machines {
+		if !m.added || m.handedOver {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Address.Remove(); err != nil {
+				m.Log.Error("cannot remove the VIP", "err", err)
+				return
+			}
+			removed.Store(m, struct{}{})
+		}()
+	}
+	wg.Wait()
+	removed.Range(func(k, _ any) bool {
+		m := k.(*Machine)
+		m.added = false
+		m.Log.Info("released VIP")
+		return true
+	})
 }
 
 func (g *Group) add(m *Machine) {

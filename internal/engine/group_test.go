@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,7 @@ type groupLAN struct {
 	announced map[netip.Addr]int
 	adds      map[netip.Addr]int
 	removes   map[netip.Addr]int
+	mu        sync.Mutex
 }
 
 type sentProbe struct {
@@ -53,8 +56,13 @@ type groupAddr struct {
 	vip netip.Addr
 }
 
-func (a groupAddr) Add() error    { a.lan.adds[a.vip]++; return nil }
-func (a groupAddr) Remove() error { a.lan.removes[a.vip]++; return nil }
+func (a groupAddr) Add() error { a.lan.adds[a.vip]++; return nil }
+func (a groupAddr) Remove() error {
+	a.lan.mu.Lock() // Group.Shutdown removes the VIPs concurrently
+	defer a.lan.mu.Unlock()
+	a.lan.removes[a.vip]++
+	return nil
+}
 
 // newTestGroup builds a node with one machine per VIP sharing a group.
 func newTestGroup(t *testing.T, own string, priority uint8, vips []netip.Addr, start Start) (*Group, *groupLAN) {
@@ -467,5 +475,62 @@ func TestGroupFacts(t *testing.T) {
 	}
 	if len(f.Members) != 2 || f.Priorities[holderMAC] != 200 {
 		t.Errorf("members %+v, priorities %v", f.Members, f.Priorities)
+	}
+}
+
+// barrierAddr's Remove returns only once every VIP's Remove has begun, or
+// after a second: removals done one after another would each wait it out.
+type barrierAddr struct {
+	started *sync.WaitGroup
+	waited  *atomic.Int32 // removals that gave up waiting
+}
+
+func (barrierAddr) Add() error { return nil }
+func (a barrierAddr) Remove() error {
+	a.started.Done()
+	done := make(chan struct{})
+	go func() { a.started.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		a.waited.Add(1)
+	}
+	return nil
+}
+
+// SIGTERM removes the VIPs a node holds all at once (each removal resets
+// the VIP's connections: a few milliseconds), not one after another: the
+// 16th VIP is handed over as soon as the first.
+func TestGroupShutdownRemovesTheVIPsAtOnce(t *testing.T) {
+	vips := fiptest.VIPs(16)
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, vips, StartAdopting)
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(2*time.Second), nil) // nobody answers: all adopted
+	var started sync.WaitGroup
+	var waited atomic.Int32
+	for _, m := range g.machines {
+		if m.state != event.Active {
+			t.Fatalf("%s not held: %v", m.vip, m.state)
+		}
+		started.Add(1)
+		m.Address = barrierAddr{&started, &waited}
+	}
+	probes := len(lan.probes)
+	g.Shutdown(now)
+	if n := waited.Load(); n > 0 {
+		t.Errorf("%d of 16 removals waited for the others a whole second: removed one after another", n)
+	}
+	released := 0
+	for _, p := range lan.probes[probes:] {
+		if p.tag.Flags&frame.FlagReleasing != 0 {
+			released++
+		}
+	}
+	for _, m := range g.machines {
+		if m.added || m.state != event.Standby {
+			t.Errorf("%s after shutdown: added %v, state %v", m.vip, m.added, m.state)
+		}
+	}
+	if released != 16 {
+		t.Errorf("%d release notices, want 16", released)
 	}
 }
