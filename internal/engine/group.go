@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"floatip/internal/event"
@@ -122,45 +121,42 @@ func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 
 // Shutdown releases every VIP this node holds: the daemon is stopping.
 func (g *Group) Shutdown(now time.Time) {
-	g.removeAll()
+	// The VIPs this node has configured are removed all at once: each
+	// removal resets the VIP's connections and deletes the address, a few
+	// milliseconds, and one after another the 16th VIP would be handed
+	// over more than 100 ms after SIGTERM. Each machine tells the LAN as
+	// soon as its own VIP is gone; a removal that failed is tried again
+	// there.
+	type removal struct {
+		m   *Machine
+		err error
+	}
+	removed := make(chan removal)
+	var removing []*Machine
 	for _, m := range g.machines {
-		m.Shutdown(now)
+		if m.added && !m.handedOver {
+			removing = append(removing, m)
+			go func() { removed <- removal{m, m.Address.Remove()} }()
+		}
+	}
+	for range removing {
+		r := <-removed
+		if r.err != nil {
+			r.m.Log.Error("cannot remove the VIP", "err", r.err)
+		} else {
+			r.m.added = false
+			r.m.Log.Info("released VIP")
+		}
+		r.m.Shutdown(now)
+	}
+	for _, m := range g.machines {
+		if !slices.Contains(removing, m) {
+			m.Shutdown(now)
+		}
 	}
 	if g.shared != nil {
 		g.shared.shutdown(now)
 	}
-}
-
-// removeAll removes every VIP this node has configured, all at once: each
-// removal resets the VIP's connections and deletes the address, a few
-// milliseconds, and one after another the 16th VIP would be handed over
-// more than 100 ms after SIGTERM. The machines then tell the LAN, in
-// Shutdown, each after its own VIP is gone; a removal that failed is tried
-// again there.
-func (g *Group) removeAll() {
-	var wg sync.WaitGroup
-	var removed sync.Map // *Machine → struct{}
-	for _, m := range g.machines {
-		if !m.added || m.handedOver {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.Address.Remove(); err != nil {
-				m.Log.Error("cannot remove the VIP", "err", err)
-				return
-			}
-			removed.Store(m, struct{}{})
-		}()
-	}
-	wg.Wait()
-	removed.Range(func(k, _ any) bool {
-		m := k.(*Machine)
-		m.added = false
-		m.Log.Info("released VIP")
-		return true
-	})
 }
 
 func (g *Group) add(m *Machine) {
