@@ -11,11 +11,12 @@
 // address is added (netlink), or who watches it (hooks, metrics, status):
 // it reads frame.Frame values and reports event.Change values.
 //
-// The files follow the machine: standby.go (probing, the claim check),
-// takeover.go (the claim and the active holder), splitbrain.go,
-// recovery.go (adopting a VIP found at start), isolation.go, events.go (the
-// link, the address and the health check changing); group.go, groupwatch.go
-// (the holder watches, the self-check rotation) and schedule.go for what the
-// machines share; peers.go and debounce.go for rank and "free"; poolview.go
-// for --spread; shared.go, sharedbuckets.go and sharedsync.go for --share.
+// The files follow the machine: machine.go (its state, clock and frames),
+// standby.go (probing, the claim check), takeover.go (the claim and the
+// active holder), splitbrain.go, recovery.go (adopting a VIP found at
+// start), isolation.go, events.go (the link, the address and the health
+// check changing); group.go, groupwatch.go (the holder watches, the
+// self-check rotation) and schedule.go for what the machines share; peers.go
+// and debounce.go for rank and "free"; poolview.go for --spread; shared.go,
+// sharedmembers.go, sharedbuckets.go and sharedsync.go for --share.
 package engine
