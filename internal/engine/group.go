@@ -139,6 +139,14 @@ func (g *Group) Shutdown(now time.Time) {
 			go func() { removed <- removal{m, m.Address.Remove()} }()
 		}
 	}
+	// The shared addresses leave while the VIPs' removals run: their
+	// release notice reaches the others before the VIPs' notices, and the
+	// others' tables change (an nftables transaction in their loop, 10 to
+	// 20 ms on a busy host) before their claims of the VIPs are due, not
+	// in the middle of them.
+	if g.shared != nil {
+		g.shared.shutdown(now)
+	}
 	for range removing {
 		r := <-removed
 		if r.err != nil {
@@ -153,9 +161,6 @@ func (g *Group) Shutdown(now time.Time) {
 		if !slices.Contains(removing, m) {
 			m.Shutdown(now)
 		}
-	}
-	if g.shared != nil {
-		g.shared.shutdown(now)
 	}
 }
 

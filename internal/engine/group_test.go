@@ -534,3 +534,80 @@ func TestGroupShutdownRemovesTheVIPsAtOnce(t *testing.T) {
 		t.Errorf("%d release notices, want 16", released)
 	}
 }
+
+// SIGTERM of a node with VIPs and a shared address: the shared address's
+// release notice goes while the VIPs' removals run, not after the last of
+// them, so that the others change their bucket tables before their claims
+// of the VIPs are due (the chaos run's 5 × 16: claims 20 to 30 ms late
+// behind that change).
+func TestGroupShutdownSharedLeavesWhileTheVIPsAreRemoved(t *testing.T) {
+	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, fiptest.VIPs(4), StartAdopting)
+	left := make(chan struct{})
+	sender := &leaveSignal{left: left}
+	table := &countingTable{}
+	s := NewSharedView(g, SharedConfig{Addrs: []netip.Addr{sharedAddr}, ClusterMAC: func(netip.Addr) net.HardwareAddr { return clusterMAC },
+		Buckets: testBuckets, HoldDown: 5 * time.Second, Table: table, Send: sender})
+	s.onEvent(EvLinkUp, fiptest.T0)
+	now := runGroup(g, lan, fiptest.T0, fiptest.T0.Add(2*time.Second), nil) // nobody answers: all adopted, the buckets served
+	if !s.servesAny() {
+		t.Fatal("the lone node serves no bucket after 2 s")
+	}
+	var waited atomic.Int32
+	for _, m := range g.machines {
+		if m.state != event.Active {
+			t.Fatalf("%s not held: %v", m.vip, m.state)
+		}
+		m.Address = waitForAddr{left, &waited}
+	}
+	g.Shutdown(now)
+	if n := waited.Load(); n > 0 {
+		t.Errorf("%d of 4 VIP removals finished before the shared address's release notice", n)
+	}
+	if !sender.released {
+		t.Error("no release notice for the shared address")
+	}
+	if s.servesAny() || table.mine != 0 {
+		t.Errorf("after shutdown the table still serves %d buckets", table.mine)
+	}
+}
+
+// leaveSignal is the shared view's wire: it closes left at the release notice.
+type leaveSignal struct {
+	left     chan struct{}
+	released bool
+}
+
+func (l *leaveSignal) Probe(_ netip.Addr, tag frame.Tag, _ net.HardwareAddr) error {
+	if tag.Flags&frame.FlagReleasing != 0 && !l.released {
+		l.released = true
+		close(l.left)
+	}
+	return nil
+}
+func (l *leaveSignal) AnnounceAs(netip.Addr, net.HardwareAddr, frame.AnnounceForm) error { return nil }
+
+// countingTable is a bucket table that keeps how many buckets it serves.
+type countingTable struct{ mine int }
+
+func (c *countingTable) Up() error { return nil }
+func (c *countingTable) SetBuckets(mine, _, _ []int, _ map[int]time.Duration) error {
+	c.mine = len(mine)
+	return nil
+}
+
+// waitForAddr's Remove returns once left is closed, or after a second
+// (counted in waited): a removal that finishes first would wait it out.
+type waitForAddr struct {
+	left   chan struct{}
+	waited *atomic.Int32
+}
+
+func (waitForAddr) Add() error { return nil }
+func (a waitForAddr) Remove() error {
+	select {
+	case <-a.left:
+	case <-time.After(time.Second):
+		a.waited.Add(1)
+	}
+	return nil
+}
