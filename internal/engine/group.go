@@ -121,22 +121,10 @@ func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 
 // Shutdown releases every VIP this node holds: the daemon is stopping.
 func (g *Group) Shutdown(now time.Time) {
-	// The VIPs this node has configured are removed all at once: each
-	// removal resets the VIP's connections and deletes the address, a few
-	// milliseconds, and one after another the 16th VIP would be handed
-	// over more than 100 ms after SIGTERM. Each machine tells the LAN as
-	// soon as its own VIP is gone; a removal that failed is tried again
-	// there.
-	type removal struct {
-		m   *Machine
-		err error
-	}
-	removed := make(chan removal)
 	var removing []*Machine
 	for _, m := range g.machines {
 		if m.added && !m.handedOver {
 			removing = append(removing, m)
-			go func() { removed <- removal{m, m.Address.Remove()} }()
 		}
 	}
 	// The shared addresses leave while the VIPs' removals run: their
@@ -144,10 +132,36 @@ func (g *Group) Shutdown(now time.Time) {
 	// others' tables change (an nftables transaction in their loop, 10 to
 	// 20 ms on a busy host) before their claims of the VIPs are due, not
 	// in the middle of them.
-	if g.shared != nil {
-		g.shared.shutdown(now)
+	g.removeAtOnce(removing, func() {
+		if g.shared != nil {
+			g.shared.shutdown(now)
+		}
+	}, func(m *Machine) { m.Shutdown(now) })
+	for _, m := range g.machines {
+		if !slices.Contains(removing, m) {
+			m.Shutdown(now)
+		}
 	}
-	for range removing {
+}
+
+// removeAtOnce removes the VIPs of ms all at once. Each removal resets the
+// VIP's connections and deletes the address, a few milliseconds on a busy
+// host, and one after another the 16th VIP would be handed over 50 to
+// 140 ms after the first. meanwhile runs in the loop while they do; then
+// runs for each machine as soon as its own removal is done, so that it
+// tells the LAN at once. A removal that failed leaves the VIP added: the
+// machine's own release tries again.
+func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine)) {
+	type removal struct {
+		m   *Machine
+		err error
+	}
+	removed := make(chan removal)
+	for _, m := range ms {
+		go func() { removed <- removal{m, m.Address.Remove()} }()
+	}
+	meanwhile()
+	for range ms {
 		r := <-removed
 		if r.err != nil {
 			r.m.Log.Error("cannot remove the VIP", "err", r.err)
@@ -155,12 +169,7 @@ func (g *Group) Shutdown(now time.Time) {
 			r.m.added = false
 			r.m.Log.Info("released VIP")
 		}
-		r.m.Shutdown(now)
-	}
-	for _, m := range g.machines {
-		if !slices.Contains(removing, m) {
-			m.Shutdown(now)
-		}
+		then(r.m)
 	}
 }
 
@@ -214,15 +223,40 @@ func (g *Group) Broadcast(ev MachineEvent, now time.Time) {
 	if g.handedOver {
 		return
 	}
-	for _, m := range g.machines {
+	toMachine := func(m *Machine) {
 		m.onEvent(ev, now)
 		g.touch(m)
 	}
-	g.touch(g.held)
-	if g.shared != nil {
-		g.shared.onEvent(ev, now)
-		g.touch(g.shared)
+	toShared := func() {
+		if g.shared != nil {
+			g.shared.onEvent(ev, now)
+			g.touch(g.shared)
+		}
 	}
+	if ev == EvUnhealthy {
+		// A failing check hands every held VIP over, as SIGTERM does: all
+		// removed at once, and the shared addresses stand aside meanwhile.
+		var handing []*Machine
+		for _, m := range g.machines {
+			if m.added && (m.state == event.Active || m.state == event.Yielding) {
+				handing = append(handing, m)
+			}
+		}
+		g.removeAtOnce(handing, toShared, toMachine)
+		for _, m := range g.machines {
+			if !slices.Contains(handing, m) {
+				toMachine(m)
+			}
+		}
+		g.touch(g.held)
+		g.settle()
+		return
+	}
+	for _, m := range g.machines {
+		toMachine(m)
+	}
+	g.touch(g.held)
+	toShared()
 	g.settle()
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ type poolTestNode struct {
 	own  net.HardwareAddr
 	g    *Group
 	held map[netip.Addr]bool
+	mu   sync.Mutex // the group removes VIPs concurrently (a failed check, SIGTERM)
 	dead bool
 	adds int
 }
@@ -77,8 +79,13 @@ type poolTestAddr struct {
 	vip netip.Addr
 }
 
-func (a poolTestAddr) Add() error    { a.n.held[a.vip] = true; a.n.adds++; return nil }
-func (a poolTestAddr) Remove() error { delete(a.n.held, a.vip); return nil }
+func (a poolTestAddr) Add() error { a.n.held[a.vip] = true; a.n.adds++; return nil }
+func (a poolTestAddr) Remove() error {
+	a.n.mu.Lock()
+	defer a.n.mu.Unlock()
+	delete(a.n.held, a.vip)
+	return nil
+}
 
 func (pn *poolNet) send(from *poolTestNode, p *arp.Packet, dst net.HardwareAddr) {
 	for _, to := range pn.nodes {
