@@ -14,7 +14,7 @@ var (
 	ckT0    = time.Unix(1_800_000_000, 0)
 	ckVIPs  = []string{"192.0.2.50", "192.0.2.51"}
 	ckBound = chaosBounds{NoHolder: 780 * time.Millisecond, TwoHolders: 2 * time.Second, RiseDelay: time.Second, DeadTime: 600 * time.Millisecond,
-		Failover: 800 * time.Millisecond, Handover: 100 * time.Millisecond, AfterHeal: 50 * time.Millisecond}
+		Failover: 800 * time.Millisecond, Handover: 100 * time.Millisecond, Readd: 100 * time.Millisecond, AfterHeal: 50 * time.Millisecond}
 )
 
 func ckAt(ms int) time.Time { return ckT0.Add(time.Duration(ms) * time.Millisecond) }

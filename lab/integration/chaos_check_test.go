@@ -108,7 +108,8 @@ type chaosBounds struct {
 	RiseDelay  time.Duration // a (re)started daemon, or a check that passes again, needs this to be healthy
 	// Outage bounds of the client, from the benchmark's targets.
 	Failover  time.Duration // a holder's death: ≤ 800 ms
-	Handover  time.Duration // a graceful release: ≤ 100 ms
+	Handover  time.Duration // a graceful release: ≤ 100 ms, + 20 % for several VIPs at once
+	Readd     time.Duration // a VIP deleted behind floatip's back, re-added: ≤ 100 ms
 	AfterHeal time.Duration // second outage after a partition heals: ≤ 50 ms
 	// DeadTime is misses × interval: how long a standby waits for a better
 	// standby it heard to claim.
@@ -130,7 +131,7 @@ func (b chaosBounds) outageBound(f chaosFault, during bool) time.Duration {
 		}
 		return b.Failover // a restarted or recovered node rejoins as a standby
 	case faultVIPDel:
-		return b.Handover // re-added within milliseconds
+		return b.Readd // re-added within milliseconds
 	case faultPartition:
 		if !during {
 			return b.AfterHeal
