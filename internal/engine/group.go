@@ -127,11 +127,10 @@ func (g *Group) Shutdown(now time.Time) {
 			removing = append(removing, m)
 		}
 	}
-	// The shared addresses leave while the VIPs' removals run: their
-	// release notice reaches the others before the VIPs' notices, and the
-	// others' tables change (an nftables transaction in their loop, 10 to
-	// 20 ms on a busy host) before their claims of the VIPs are due, not
-	// in the middle of them.
+	// The shared addresses leave while the VIPs' removals run, after the
+	// first VIP's notice: the others' tables change (an nftables
+	// transaction in their loop, 10 to 20 ms on a busy host) early in
+	// their claim checks of the VIPs, not at their end.
 	g.removeAtOnce(removing, func() {
 		if g.shared != nil {
 			g.shared.shutdown(now)
@@ -147,10 +146,12 @@ func (g *Group) Shutdown(now time.Time) {
 // removeAtOnce removes the VIPs of ms all at once. Each removal resets the
 // VIP's connections and deletes the address, a few milliseconds on a busy
 // host, and one after another the 16th VIP would be handed over 50 to
-// 140 ms after the first. meanwhile runs in the loop while they do; then
-// runs for each machine as soon as its own removal is done, so that it
-// tells the LAN at once. A removal that failed leaves the VIP added: the
-// machine's own release tries again.
+// 140 ms after the first. then runs for each machine as soon as its own
+// removal is done, so that it tells the LAN at once. meanwhile runs in the
+// loop after the first machine's then (before it, a node with one VIP
+// would hold its notice back for meanwhile's work), while the other
+// removals run. A removal that failed leaves the VIP added: the machine's
+// own release tries again.
 func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine)) {
 	type removal struct {
 		m   *Machine
@@ -160,8 +161,10 @@ func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine
 	for _, m := range ms {
 		go func() { removed <- removal{m, m.Address.Remove()} }()
 	}
-	meanwhile()
-	for range ms {
+	if len(ms) == 0 {
+		meanwhile()
+	}
+	for i := range ms {
 		r := <-removed
 		if r.err != nil {
 			r.m.Log.Error("cannot remove the VIP", "err", r.err)
@@ -170,6 +173,9 @@ func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine
 			r.m.Log.Info("released VIP")
 		}
 		then(r.m)
+		if i == 0 {
+			meanwhile()
+		}
 	}
 }
 

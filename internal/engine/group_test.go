@@ -572,14 +572,15 @@ func TestGroupFailingCheckRemovesTheVIPsAtOnce(t *testing.T) {
 }
 
 // SIGTERM of a node with VIPs and a shared address: the shared address's
-// release notice goes while the VIPs' removals run, not after the last of
-// them, so that the others change their bucket tables before their claims
-// of the VIPs are due (the chaos run's 5 × 16: claims 20 to 30 ms late
-// behind that change).
+// release notice goes after the first VIP's notice, while the other VIPs'
+// removals run: not after the last of them, so that the others change
+// their bucket tables early in their claim checks of the VIPs (the chaos
+// run's 5 × 16: claims 20 to 30 ms late behind that change), and not
+// before the first, which a node with one VIP would hold back.
 func TestGroupShutdownSharedLeavesWhileTheVIPsAreRemoved(t *testing.T) {
 	g, lan := newTestGroup(t, "02:00:00:00:00:09", 100, fiptest.VIPs(4), StartAdopting)
 	left := make(chan struct{})
-	sender := &leaveSignal{left: left}
+	sender := &leaveSignal{left: left, lan: lan}
 	table := &countingTable{}
 	s := NewSharedView(g, SharedConfig{Addrs: []netip.Addr{sharedAddr}, ClusterMAC: func(netip.Addr) net.HardwareAddr { return clusterMAC },
 		Buckets: testBuckets, HoldDown: 5 * time.Second, Table: table, Send: sender})
@@ -589,33 +590,53 @@ func TestGroupShutdownSharedLeavesWhileTheVIPsAreRemoved(t *testing.T) {
 		t.Fatal("the lone node serves no bucket after 2 s")
 	}
 	var waited atomic.Int32
+	first := true
 	for _, m := range g.machines {
 		if m.state != event.Active {
 			t.Fatalf("%s not held: %v", m.vip, m.state)
 		}
+		if first {
+			m.Address = groupAddr{lan, m.vip} // removed at once
+			first = false
+			continue
+		}
 		m.Address = waitForAddr{left, &waited}
 	}
+	probes := len(lan.probes)
 	g.Shutdown(now)
 	if n := waited.Load(); n > 0 {
-		t.Errorf("%d of 4 VIP removals finished before the shared address's release notice", n)
+		t.Errorf("%d of 3 slow VIP removals finished before the shared address's release notice", n)
 	}
 	if !sender.released {
 		t.Error("no release notice for the shared address")
+	}
+	if vipNotices := len(lan.probes) - probes; vipNotices != 4 || sender.vipNoticesBefore != 1 {
+		t.Errorf("%d VIP notices, %d of them before the shared address's: want 4, the first one before", vipNotices, sender.vipNoticesBefore)
 	}
 	if s.servesAny() || table.mine != 0 {
 		t.Errorf("after shutdown the table still serves %d buckets", table.mine)
 	}
 }
 
-// leaveSignal is the shared view's wire: it closes left at the release notice.
+// leaveSignal is the shared view's wire: it closes left at the release
+// notice, and counts the VIPs' notices sent before it (on lan).
 type leaveSignal struct {
-	left     chan struct{}
-	released bool
+	left             chan struct{}
+	released         bool
+	lan              *groupLAN
+	vipNoticesBefore int
 }
 
 func (l *leaveSignal) Probe(_ netip.Addr, tag frame.Tag, _ net.HardwareAddr) error {
 	if tag.Flags&frame.FlagReleasing != 0 && !l.released {
 		l.released = true
+		if l.lan != nil {
+			for _, p := range l.lan.probes {
+				if p.tag.Flags&frame.FlagReleasing != 0 {
+					l.vipNoticesBefore++
+				}
+			}
+		}
 		close(l.left)
 	}
 	return nil
