@@ -127,10 +127,10 @@ func (g *Group) Shutdown(now time.Time) {
 			removing = append(removing, m)
 		}
 	}
-	// The shared addresses leave while the VIPs' removals run, after the
-	// first VIP's notice: the others' tables change (an nftables
-	// transaction in their loop, 10 to 20 ms on a busy host) early in
-	// their claim checks of the VIPs, not at their end.
+	// The shared addresses leave while the VIPs' removals run: the
+	// others' tables change (an nftables transaction in their loop, 10 to
+	// 20 ms on a busy host) early in their claim checks of the VIPs, not
+	// at their end.
 	g.removeAtOnce(removing, func() {
 		if g.shared != nil {
 			g.shared.shutdown(now)
@@ -148,33 +148,47 @@ func (g *Group) Shutdown(now time.Time) {
 // host, and one after another the 16th VIP would be handed over 50 to
 // 140 ms after the first. then runs for each machine as soon as its own
 // removal is done, so that it tells the LAN at once. meanwhile runs in the
-// loop after the first machine's then (before it, a node with one VIP
-// would hold its notice back for meanwhile's work), while the other
-// removals run. A removal that failed leaves the VIP added: the machine's
-// own release tries again.
+// loop while the removals run; the shared table's changes it makes (an
+// nftables transaction, 10 to 20 ms on a busy host) are made on a
+// goroutine of their own, so that no VIP's notice waits for them, and
+// what follows a change (the shared address's release notice) runs in the
+// loop once it is made. A removal that failed leaves the VIP added: the
+// machine's own release tries again.
 func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine)) {
 	type removal struct {
 		m   *Machine
 		err error
 	}
-	removed := make(chan removal)
+	removed := make(chan removal, len(ms))
 	for _, m := range ms {
 		go func() { removed <- removal{m, m.Address.Remove()} }()
 	}
-	if len(ms) == 0 {
-		meanwhile()
+	var changes []tableChange
+	if g.shared != nil {
+		g.shared.deferred = &changes
 	}
-	for i := range ms {
-		r := <-removed
-		if r.err != nil {
-			r.m.Log.Error("cannot remove the VIP", "err", r.err)
-		} else {
-			r.m.added = false
-			r.m.Log.Info("released VIP")
-		}
-		then(r.m)
-		if i == 0 {
-			meanwhile()
+	meanwhile()
+	if g.shared != nil {
+		g.shared.deferred = nil
+	}
+	made := make(chan []error, 1)
+	go func() { made <- makeChanges(changes) }()
+	for left := len(ms); left > 0 || made != nil; {
+		select {
+		case r := <-removed:
+			left--
+			if r.err != nil {
+				r.m.Log.Error("cannot remove the VIP", "err", r.err)
+			} else {
+				r.m.added = false
+				r.m.Log.Info("released VIP")
+			}
+			then(r.m)
+		case errs := <-made:
+			for i, c := range changes {
+				c.after(errs[i])
+			}
+			made = nil
 		}
 	}
 }

@@ -121,6 +121,9 @@ type SharedView struct {
 	lastRun         time.Time // last tick or frame handled: a longer pause is a stall
 	joinedAt        time.Time // last change in which a member joined
 	failed          bool      // the last SetBuckets failed: try again next tick
+	// deferred, while set, collects the table's changes instead of making
+	// them (changeTable).
+	deferred *[]tableChange
 	// takeDue is, per bucket, its owner's planned take (zero: it took
 	// the bucket at once): until it is due, the owner does not serve it.
 	takeDue []dueTake
@@ -318,6 +321,6 @@ func (s *SharedView) shutdown(now time.Time) {
 	}
 	s.apply(now, applyChanged)
 	if s.linkUp && len(s.cfg.Addrs) > 0 {
-		s.sendPresence(frame.FlagReleasing)
+		s.sendPresence(frame.FlagReleasing) // after the change, even when it is made off the loop
 	}
 }

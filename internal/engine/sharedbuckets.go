@@ -257,22 +257,60 @@ func (s *SharedView) apply(now time.Time, mode applyMode) {
 		// never two owners.
 		s.presence(now)
 	}
-	err := s.cfg.Table.SetBuckets(mine, draining, incoming, s.expiring(now))
-	if tell && emptied {
-		s.presence(now) // nothing left to outlive the others' dead time
-	}
-	if err != nil {
-		if !s.failed { // once, not every interval
-			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
+	expire := s.expiring(now)
+	s.changeTable(func() error { return s.cfg.Table.SetBuckets(mine, draining, incoming, expire) }, func(err error) {
+		if tell && emptied {
+			s.presence(now) // nothing left to outlive the others' dead time
 		}
-		s.failed = true
+		if err != nil {
+			if !s.failed { // once, not every interval
+				s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
+			}
+			s.failed = true
+			return
+		}
+		if s.failed {
+			s.group.log.Info("shared address: the buckets are set again")
+		}
+		s.failed = false
+		s.applied = next
+	})
+}
+
+// tableChange is one change of the bucket table: run makes it (the
+// nftables transaction, which reads nothing of the view) and after takes
+// its result in the loop. run nil: after only waits for the changes
+// before it.
+type tableChange struct {
+	run   func() error
+	after func(error)
+}
+
+// changeTable makes a change of the table, at once, or, while the group
+// removes its VIPs (Group.removeAtOnce), collected for it to make off the
+// loop: an nftables transaction takes 10 to 20 ms on a busy host, and the
+// VIPs' release notices must not wait for it.
+func (s *SharedView) changeTable(run func() error, after func(error)) {
+	if s.deferred != nil {
+		*s.deferred = append(*s.deferred, tableChange{run, after})
 		return
 	}
-	if s.failed {
-		s.group.log.Info("shared address: the buckets are set again")
+	var err error
+	if run != nil {
+		err = run()
 	}
-	s.failed = false
-	s.applied = next
+	after(err)
+}
+
+// makeChanges makes collected changes in order; the errors are theirs.
+func makeChanges(changes []tableChange) []error {
+	errs := make([]error, len(changes))
+	for i, c := range changes {
+		if c.run != nil {
+			errs[i] = c.run()
+		}
+	}
+	return errs
 }
 
 // expiring is how long each bucket given by plan may still be served, even

@@ -201,6 +201,13 @@ func (s *SharedView) tagFlags(now time.Time) uint8 {
 }
 
 func (s *SharedView) sendPresence(flags uint8) {
+	if s.deferred != nil {
+		// After the table's changes before it, as when they are made at
+		// once: a frame that says "stand aside" or "releasing" must not
+		// overtake the emptying of the sets.
+		s.changeTable(nil, func(error) { s.sendPresence(flags) })
+		return
+	}
 	a := s.cfg.Addrs[0]
 	tag := frame.Tag{Priority: s.group.cfg.Priority, Flags: flags}
 	if err := s.cfg.Send.Probe(a, tag, s.cfg.ClusterMAC(a)); err != nil {
