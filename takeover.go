@@ -38,7 +38,7 @@ func addMachines(cfg *config, starts map[netip.Addr]engine.Start, unhealthy bool
 	}
 	var resetter *system.ConnResetter
 	if cfg.resetConns {
-		resetter = system.NewConnResetter(cfg.ifname, log)
+		resetter = system.NewConnResetter(cfg.ifname, &d.Index, log)
 	}
 	now := time.Now()
 	for _, vip := range cfg.vips {

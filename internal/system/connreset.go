@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,13 +49,13 @@ const (
 	tcpClosing     = 11
 )
 
-// connsToReset picks the connections of vip that have a peer to tell: not
-// listeners (the server keeps listening for the VIP's return), not
-// TIME_WAIT or CLOSE (nothing left to reset).
-func connsToReset(conns []tcpConn, vip netip.Addr) []tcpConn {
+// connsToReset picks the connections of the VIPs that reset says, that
+// have a peer to tell: not listeners (the server keeps listening for the
+// VIP's return), not TIME_WAIT or CLOSE (nothing left to reset).
+func connsToReset(conns []tcpConn, reset func(vip netip.Addr) bool) []tcpConn {
 	var out []tcpConn
 	for _, c := range conns {
-		if c.local.Addr().Unmap() != vip {
+		if !reset(c.local.Addr().Unmap()) {
 			continue
 		}
 		switch c.state {
@@ -105,11 +106,31 @@ type ConnResetter struct {
 	sockets socketTable
 	gate    vipGate
 	off     atomic.Bool // unavailable here: said once, not tried again
+
+	// The resets asked for while a listing runs wait for the next one,
+	// which serves them all: a node that releases 16 VIPs at once lists
+	// the sockets twice, not 16 times (each listing is a dump of every
+	// TCP socket of the namespace, milliseconds on a busy host).
+	mu      sync.Mutex
+	queue   []*resetRequest
+	working bool // a goroutine serves the queue
 }
 
-// NewConnResetter resets connections of VIPs on ifname.
-func NewConnResetter(ifname string, log *slog.Logger) *ConnResetter {
-	return &ConnResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname}}
+// resetRequest is one VIP's reset, its gate closed, waiting for a listing.
+type resetRequest struct {
+	vip  netip.Addr
+	done chan resetResult
+}
+
+type resetResult struct {
+	reset int
+	err   error
+}
+
+// NewConnResetter resets connections of VIPs on ifname; index, when set,
+// saves the look-up of the link by name (as for NewAddress).
+func NewConnResetter(ifname string, index *LinkIndex, log *slog.Logger) *ConnResetter {
+	return &ConnResetter{log: log, sockets: netlinkSockets{}, gate: localRouteGate{ifname: ifname, index: index}}
 }
 
 // Reset closes the gate of vip and destroys its TCP connections, and logs
@@ -127,7 +148,7 @@ func (r *ConnResetter) Reset(vip netip.Addr) (closed bool) {
 	} else {
 		closed = true
 	}
-	n, err := r.resetPasses(vip)
+	n, err := r.resetTogether(vip)
 	switch {
 	case err != nil && unavailable(err):
 		if !r.off.Swap(true) {
@@ -150,35 +171,102 @@ func (r *ConnResetter) reopen(vip netip.Addr) {
 	}
 }
 
-func (r *ConnResetter) resetPasses(vip netip.Addr) (int, error) {
+// resetTogether destroys vip's connections in the next round of listings,
+// with those of the other VIPs whose resets are asked for meanwhile.
+func (r *ConnResetter) resetTogether(vip netip.Addr) (int, error) {
+	req := &resetRequest{vip: vip, done: make(chan resetResult, 1)}
+	r.mu.Lock()
+	r.queue = append(r.queue, req)
+	if !r.working {
+		r.working = true
+		go r.serve()
+	}
+	r.mu.Unlock()
+	res := <-req.done
+	return res.reset, res.err
+}
+
+// serve runs rounds of resets until nobody waits.
+func (r *ConnResetter) serve() {
+	for {
+		r.mu.Lock()
+		batch := r.queue
+		r.queue = nil
+		if len(batch) == 0 {
+			r.working = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		for _, ipv6 := range []bool{false, true} {
+			var family []*resetRequest
+			for _, req := range batch {
+				if req.vip.Is6() == ipv6 {
+					family = append(family, req)
+				}
+			}
+			if len(family) > 0 {
+				r.resetPasses(family, ipv6)
+			}
+		}
+	}
+}
+
+// resetPasses destroys the connections of the VIPs of reqs (one address
+// family), and answers each request.
+func (r *ConnResetter) resetPasses(reqs []*resetRequest, ipv6 bool) {
+	count := make(map[netip.Addr]int, len(reqs))
+	failed := make(map[netip.Addr]error)
+	answer := func() {
+		for _, req := range reqs {
+			req.done <- resetResult{count[req.vip], failed[req.vip]}
+		}
+	}
+	for _, req := range reqs {
+		count[req.vip] = 0
+	}
+	pending := func(vip netip.Addr) bool {
+		_, ours := count[vip]
+		return ours && failed[vip] == nil
+	}
 	tab := r.sockets
-	total := 0
 	for range maxResetPasses {
-		conns, err := tab.tcpConns(vip.Is6())
+		conns, err := tab.tcpConns(ipv6)
 		interrupted := errors.Is(err, netlink.ErrDumpInterrupted)
 		if err != nil && !interrupted {
-			return total, fmt.Errorf("list TCP sockets: %w", err)
+			for vip := range count {
+				if failed[vip] == nil {
+					failed[vip] = fmt.Errorf("list TCP sockets: %w", err)
+				}
+			}
+			break
 		}
 		destroyed := 0
-		for _, c := range connsToReset(conns, vip) {
+		for _, c := range connsToReset(conns, pending) {
+			vip := c.local.Addr().Unmap()
+			if failed[vip] != nil {
+				continue // failed earlier in this pass
+			}
 			err := tab.destroy(c)
 			switch {
 			case err == nil:
 				destroyed++
+				count[vip]++
 			case errors.Is(err, unix.ENOENT):
 				// closed meanwhile
 			case unavailable(err):
-				return total, err
+				for vip := range count {
+					failed[vip] = err // the same for every VIP: no use trying
+				}
 			default:
-				return total, fmt.Errorf("destroy %s -> %s: %w", c.local, c.remote, err)
+				failed[vip] = fmt.Errorf("destroy %s -> %s: %w", c.local, c.remote, err)
 			}
 		}
-		total += destroyed
-		if destroyed == 0 && !interrupted {
+		if destroyed == 0 && !interrupted || len(failed) == len(count) {
 			break
 		}
 	}
-	return total, nil
+	answer()
 }
 
 // resetThenRemove is a address whose remove first resets the VIP's TCP
@@ -208,18 +296,25 @@ func WithConnReset(addr address, r *ConnResetter, vip netip.Addr) address {
 // kernel added with the address and deletes with it anyway. Without it
 // nothing addressed to the VIP is delivered (nor answered by ARP), while
 // the address itself still lets the RSTs leave.
-type localRouteGate struct{ ifname string }
+type localRouteGate struct {
+	ifname string
+	index  *LinkIndex // nil or 0: look the link up by name
+}
 
 func (g localRouteGate) route(vip netip.Addr) (*netlink.Route, error) {
-	link, err := netlink.LinkByName(g.ifname)
-	if err != nil {
-		return nil, err
+	index := g.index.get()
+	if index == 0 {
+		link, err := netlink.LinkByName(g.ifname)
+		if err != nil {
+			return nil, err
+		}
+		index = link.Attrs().Index
 	}
 	ip := vip.AsSlice()
 	if vip.Is6() {
-		return localRoute6(link.Attrs().Index, vip), nil
+		return localRoute6(index, vip), nil
 	}
-	return &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)},
+	return &netlink.Route{LinkIndex: index, Dst: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)},
 		Src: ip, Table: unix.RT_TABLE_LOCAL, Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST, Protocol: unix.RTPROT_KERNEL}, nil
 }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +42,7 @@ func TestConnsToReset(t *testing.T) {
 		conn("192.0.2.50:5432", "192.0.2.109:40011", tcpEstablished+20), // no: unknown state
 	}
 	var got []string
-	for _, c := range connsToReset(all, vip) {
+	for _, c := range connsToReset(all, func(a netip.Addr) bool { return a == vip }) {
 		got = append(got, c.remote.String())
 	}
 	want := []string{"192.0.2.100:40000", "192.0.2.101:40001", "192.0.2.102:40002", "192.0.2.103:40003",
@@ -205,3 +208,90 @@ func TestResetUnavailable(t *testing.T) {
 		t.Errorf("ENOENT on destroy:\n%s", logs.String())
 	}
 }
+
+// VIPs released at once (SIGTERM, a failing check) share their listings:
+// the resets asked for while one runs are served by the next, so 16 VIPs
+// list the sockets a few times, not 16 times, and each VIP's connections
+// are still reset, and counted for it.
+func TestResetsAskedTogetherShareTheListings(t *testing.T) {
+	const vips = 16
+	socks := &liveSockets{}
+	var want []netip.Addr
+	for i := range vips {
+		vip := netip.AddrFrom4([4]byte{192, 0, 2, byte(50 + i)})
+		want = append(want, vip)
+		socks.conns = append(socks.conns,
+			tcpConn{local: netip.AddrPortFrom(vip, 5432), remote: netip.MustParseAddrPort("192.0.2.100:40000"), state: tcpEstablished},
+			tcpConn{local: netip.AddrPortFrom(vip, 5432), remote: netip.MustParseAddrPort("192.0.2.101:40000"), state: tcpCloseWait})
+	}
+	socks.conns = append(socks.conns, other)
+	r := &ConnResetter{log: slog.New(slog.NewTextHandler(io.Discard, nil)), gate: openGate{}, sockets: socks}
+	r.working = true // another VIP's listing runs: the 16 wait for the next
+	counts := make(chan int, vips)
+	for _, vip := range want {
+		go func() { counts <- must(r.resetTogether(vip)) }()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		queued := len(r.queue)
+		r.mu.Unlock()
+		if queued == vips {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d resets queued after 5 s", queued, vips)
+		}
+	}
+	go r.serve() // the other listing is over
+	for range vips {
+		if n := <-counts; n != 2 {
+			t.Errorf("a VIP's reset counted %d connections, want 2", n)
+		}
+	}
+	socks.mu.Lock()
+	defer socks.mu.Unlock()
+	if socks.lists != 2 {
+		t.Errorf("%d listings for %d VIPs asked for together, want 2 (a pass that destroys is checked by one more)", socks.lists, vips)
+	}
+	if len(socks.conns) != 1 || socks.conns[0] != other {
+		t.Errorf("left %v, want only the host's own connection", socks.conns)
+	}
+}
+
+func must(n int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// liveSockets is a socket table whose destroyed sockets are gone from the
+// next listing.
+type liveSockets struct {
+	mu    sync.Mutex
+	conns []tcpConn
+	lists int
+}
+
+func (l *liveSockets) tcpConns(bool) ([]tcpConn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lists++
+	return slices.Clone(l.conns), nil
+}
+
+func (l *liveSockets) destroy(c tcpConn) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := slices.Index(l.conns, c)
+	if i < 0 {
+		return unix.ENOENT
+	}
+	l.conns = slices.Delete(l.conns, i, i+1)
+	return nil
+}
+
+type openGate struct{}
+
+func (openGate) close(netip.Addr) error  { return nil }
+func (openGate) reopen(netip.Addr) error { return nil }
