@@ -121,43 +121,41 @@ func (g *Group) HandOver(now time.Time) (held []netip.Addr, healthy bool) {
 
 // Shutdown releases every VIP this node holds: the daemon is stopping.
 func (g *Group) Shutdown(now time.Time) {
-	var removing []*Machine
-	for _, m := range g.machines {
-		if m.added && !m.handedOver {
-			removing = append(removing, m)
-		}
-	}
 	// The shared addresses leave while the VIPs' removals run: the
 	// others' tables change (an nftables transaction in their loop, 10 to
 	// 20 ms on a busy host) early in their claim checks of the VIPs, not
 	// at their end.
-	g.removeAtOnce(removing, func() {
+	g.removeAtOnce(func(m *Machine) bool { return m.added && !m.handedOver }, func() {
 		if g.shared != nil {
 			g.shared.shutdown(now)
 		}
 	}, func(m *Machine) { m.Shutdown(now) })
-	for _, m := range g.machines {
-		if !slices.Contains(removing, m) {
-			m.Shutdown(now)
-		}
-	}
 }
 
-// removeAtOnce removes the VIPs of ms all at once. Each removal resets the
-// VIP's connections and deletes the address, a few milliseconds on a busy
-// host, and one after another the 16th VIP would be handed over 50 to
-// 140 ms after the first. then runs for each machine as soon as its own
-// removal is done, so that it tells the LAN at once. meanwhile runs in the
+// removeAtOnce removes the VIPs of the machines that remove says all at
+// once. Each removal resets the VIP's connections and deletes the address,
+// a few milliseconds on a busy host, and one after another the 16th VIP
+// would be handed over 50 to 140 ms after the first. then runs for each
+// machine whose VIP is removed as soon as its own removal is done, so that
+// it tells the LAN at once, and for the others after. meanwhile runs in the
 // loop while the removals run; the shared table's changes it makes (an
 // nftables transaction, 10 to 20 ms on a busy host) are made on a
 // goroutine of their own, so that no VIP's notice waits for them, and
 // what follows a change (the shared address's release notice) runs in the
 // loop once it is made. A removal that failed leaves the VIP added: the
 // machine's own release tries again.
-func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine)) {
+func (g *Group) removeAtOnce(remove func(*Machine) bool, meanwhile func(), then func(*Machine)) {
 	type removal struct {
 		m   *Machine
 		err error
+	}
+	var ms, others []*Machine
+	for _, m := range g.machines {
+		if remove(m) {
+			ms = append(ms, m)
+		} else {
+			others = append(others, m)
+		}
 	}
 	removed := make(chan removal, len(ms))
 	for _, m := range ms {
@@ -190,6 +188,9 @@ func (g *Group) removeAtOnce(ms []*Machine, meanwhile func(), then func(*Machine
 			}
 			made = nil
 		}
+	}
+	for _, m := range others {
+		then(m)
 	}
 }
 
@@ -256,18 +257,8 @@ func (g *Group) Broadcast(ev MachineEvent, now time.Time) {
 	if ev == EvUnhealthy {
 		// A failing check hands every held VIP over, as SIGTERM does: all
 		// removed at once, and the shared addresses stand aside meanwhile.
-		var handing []*Machine
-		for _, m := range g.machines {
-			if m.added && (m.state == event.Active || m.state == event.Yielding) {
-				handing = append(handing, m)
-			}
-		}
+		handing := func(m *Machine) bool { return m.added && (m.state == event.Active || m.state == event.Yielding) }
 		g.removeAtOnce(handing, toShared, toMachine)
-		for _, m := range g.machines {
-			if !slices.Contains(handing, m) {
-				toMachine(m)
-			}
-		}
 		g.touch(g.held)
 		g.settle()
 		return
