@@ -95,6 +95,8 @@ type sharedNode struct {
 	// prevDigest the one it carried before.
 	digest, prevDigest uint8
 	mismatchSince      time.Time
+	// countedSince: it has been one of this node's members since then.
+	countedSince time.Time
 }
 
 // SharedView owns the buckets of an interface's shared addresses. It is a
@@ -267,8 +269,13 @@ func (s *SharedView) joinSkew() time.Duration { return s.group.cfg.Interval + 50
 // adopt makes owners the assignment of members, and this node's part
 // follow it, moving as mode says.
 func (s *SharedView) adopt(ms []pool.Member, owners map[int]net.HardwareAddr, now time.Time, why string, mode moveMode) {
-	before := s.owners
+	before, was := s.owners, s.members
 	s.members, s.owners = ms, owners
+	for _, m := range ms {
+		if n := s.nodes[string(m.MAC)]; n != nil && !pool.Has(was, m.MAC) {
+			n.countedSince = now
+		}
+	}
 	s.digest = ownersDigest(owners, s.cfg.Buckets)
 	if self := s.group.arp.MAC(); pool.Has(ms, self) {
 		s.served = true

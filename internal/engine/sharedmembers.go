@@ -127,8 +127,24 @@ func (s *SharedView) isMember(mac net.HardwareAddr, n *sharedNode, now time.Time
 	// nobody serves, the hold-down protects nothing: every node present is
 	// a member, the same on every node (after the group's servers left,
 	// two newcomers would otherwise each start alone).
-	return n.member || now.Sub(n.since) >= s.cfg.HoldDown || !s.anyServes(now) ||
-		pool.Has(s.members, mac)
+	counted := pool.Has(s.members, mac)
+	if counted && s.deniesMembership(n, now) {
+		return false
+	}
+	return n.member || now.Sub(n.since) >= s.cfg.HoldDown || !s.anyServes(now) || counted
+}
+
+// deniesMembership: a node this one counts a member still says, a join's
+// skew after it was counted, that it does not count itself one, while
+// another node serves. It serves none of the buckets given to it, and
+// would not before its own hold-down is over: a node that served before
+// (it stood aside, a failing check) waits out its hold-down once a node
+// serves, which the others cannot see. Counted because nobody served at
+// that moment (the only server died as the next one joined), it is not
+// one until it says so.
+func (s *SharedView) deniesMembership(n *sharedNode, now time.Time) bool {
+	return !n.member && !n.countedSince.IsZero() && now.Sub(n.countedSince) > s.joinSkew() &&
+		n.last.After(n.countedSince) && s.anyServes(now)
 }
 
 // candidate reports whether this node may serve: link up, healthy, not

@@ -150,7 +150,10 @@ func (sn *sharedNet) addNode(i int) *sharedTestNode {
 
 // run advances the LAN to until; check runs after every step.
 func (sn *sharedNet) run(until time.Time, check func(now time.Time)) {
-	for {
+	for steps := 0; ; steps++ {
+		if steps > 1e6 {
+			sn.t.Fatalf("%s: the LAN does not get to %s", sn.now.Sub(fiptest.T0), until.Sub(fiptest.T0))
+		}
 		next := until
 		for _, n := range sn.nodes {
 			if !n.dead && !n.paused {
