@@ -330,7 +330,8 @@ func runDaemon(ctx context.Context, cfg *config, starts map[netip.Addr]engine.St
 			}
 		}()
 		view := engine.NewSharedView(group, engine.SharedConfig{Addrs: cfg.shared, ClusterMAC: clusterip.ClusterMAC,
-			Buckets: cfg.buckets, HoldDown: cfg.poolHoldDown, Drain: cfg.drain, Table: path, Send: port, Refs: refs})
+			Buckets: cfg.buckets, HoldDown: cfg.poolHoldDown, Drain: cfg.drain, Table: path, Send: port, Refs: refs,
+			RenewOffLoop: true})
 		view.SetInitialHealth(cfg.check == nil || startHealthy)
 		met.SetShared(path.stats)
 		log.Info("serving shared addresses", "addresses", fmt.Sprint(cfg.shared), "buckets", cfg.buckets,

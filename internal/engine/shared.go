@@ -76,6 +76,12 @@ type SharedConfig struct {
 	Table      BucketTable
 	Send       sharedSender
 	Refs       Reachability
+	// RenewOffLoop renews the table's lease (the same sets, every
+	// interval) on a goroutine: an nftables transaction takes 10 to 20 ms
+	// on a busy host, and the loop's VIP notices and claims must not wait
+	// for it. A change of the sets waits for it first. Off in the tests,
+	// whose simulated LAN runs every node in one goroutine.
+	RenewOffLoop bool
 }
 
 // sharedNode is what this node knows of another node of the shared group.
@@ -126,6 +132,10 @@ type SharedView struct {
 	// deferred, while set, collects the table's changes instead of making
 	// them (changeTable).
 	deferred *[]tableChange
+	// renewal is the lease renewal running off the loop (RenewOffLoop),
+	// nil when none is; renewing its sets.
+	renewal  chan error
+	renewing [3][]int
 	// takeDue is, per bucket, its owner's planned take (zero: it took
 	// the bucket at once): until it is due, the owner does not serve it.
 	takeDue []dueTake

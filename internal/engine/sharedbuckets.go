@@ -238,6 +238,7 @@ const (
 // while, so that a process that died (kill -9) stops serving its buckets
 // about when the others take them.
 func (s *SharedView) apply(now time.Time, mode applyMode) {
+	s.renewalDone()
 	mine, draining, incoming := s.sets()
 	next := [3][]int{mine, draining, incoming}
 	changed := !slices.EqualFunc(next[:], s.applied[:], slices.Equal[[]int])
@@ -258,23 +259,75 @@ func (s *SharedView) apply(now time.Time, mode applyMode) {
 		s.presence(now)
 	}
 	expire := s.expiring(now)
-	s.changeTable(func() error { return s.cfg.Table.SetBuckets(mine, draining, incoming, expire) }, func(err error) {
+	set := func() error { return s.cfg.Table.SetBuckets(mine, draining, incoming, expire) }
+	if !changed && !s.failed {
+		switch {
+		case s.deferred != nil && len(*s.deferred) > 0:
+			return // the change collected renews the lease
+		case s.cfg.RenewOffLoop && s.deferred == nil:
+			// The same sets, their lease renewed: nothing waits for it.
+			if s.renewal == nil { // else the one in flight renews it
+				done := make(chan error, 1)
+				go func() { done <- set() }()
+				s.renewal, s.renewing = done, next
+			}
+			return
+		}
+	}
+	s.renewalFirst()
+	// What the table is given from now on, even while the change is
+	// collected (changeTable): a failure sets failed, and the next tick
+	// sets them again.
+	s.applied = next
+	s.changeTable(set, func(err error) {
 		if tell && emptied {
 			s.presence(now) // nothing left to outlive the others' dead time
 		}
-		if err != nil {
-			if !s.failed { // once, not every interval
-				s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
-			}
-			s.failed = true
-			return
-		}
-		if s.failed {
-			s.group.log.Info("shared address: the buckets are set again")
-		}
-		s.failed = false
-		s.applied = next
+		s.setResult(err, next)
 	})
+}
+
+// setResult keeps what the table was given, or that it failed (then the
+// next tick tries again).
+func (s *SharedView) setResult(err error, sets [3][]int) {
+	if err != nil {
+		if !s.failed { // once, not every interval
+			s.group.log.Error("shared address: cannot set the buckets; trying again every interval", "err", err)
+		}
+		s.failed = true
+		return
+	}
+	if s.failed {
+		s.group.log.Info("shared address: the buckets are set again")
+	}
+	s.failed = false
+	s.applied = sets
+}
+
+// renewalDone takes the result of the lease renewal in flight, if it is
+// done.
+func (s *SharedView) renewalDone() {
+	if s.renewal == nil {
+		return
+	}
+	select {
+	case err := <-s.renewal:
+		s.renewal = nil
+		s.setResult(err, s.renewing)
+	default:
+	}
+}
+
+// renewalFirst makes the next change of the table wait for the lease
+// renewal in flight: after it, the renewal would set the sets before the
+// change again.
+func (s *SharedView) renewalFirst() {
+	if s.renewal == nil {
+		return
+	}
+	r, sets := s.renewal, s.renewing
+	s.renewal = nil
+	s.changeTable(func() error { return <-r }, func(err error) { s.setResult(err, sets) })
 }
 
 // tableChange is one change of the bucket table: run makes it (the

@@ -211,19 +211,11 @@ func testDeathWithinAJoin(t *testing.T, joinerLast bool) {
 		sn.nodes[3].dead = true
 		joiner := sn.nodes[4]
 		sn.run(sn.at(2500*time.Millisecond), sn.neverTwo)
-		joiner.g.Broadcast(EvUnhealthy, sn.now)
-		sn.run(sn.at(3*time.Second), sn.neverTwo)
-		joiner.g.Broadcast(EvHealthy, sn.now)
+		sn.standAside(joiner, sn.at(3*time.Second))
 		return sn, joiner
 	}
 	sn, joiner := setup()
-	for end := sn.at(12 * time.Second); !joiner.s.isSelfMember() && sn.now.Before(end); {
-		sn.run(sn.now.Add(ms(1)), nil)
-	}
-	if !joiner.s.isSelfMember() {
-		t.Fatal("the node never joined again")
-	}
-	joinAt := sn.now
+	joinAt := sn.joinedAgain(joiner)
 	within := 0
 	for early := ms(400); early <= ms(800); early += ms(10) {
 		sn, joiner := setup()
@@ -375,23 +367,13 @@ func TestSharedSoleServerStopsAsTheNextJoins(t *testing.T) {
 		sn := newSharedNet(t, 3, time.Minute)
 		sn.run(sn.at(2*time.Second), sn.neverTwo)
 		n2, n3 := sn.nodes[1], sn.nodes[2]
-		n2.g.Broadcast(EvUnhealthy, sn.now)
-		sn.run(sn.at(2200*time.Millisecond), sn.neverTwo)
-		n2.g.Broadcast(EvHealthy, sn.now)
+		sn.standAside(n2, sn.at(2200*time.Millisecond))
 		sn.run(sn.at(5*time.Second), sn.neverTwo)
-		n3.g.Broadcast(EvUnhealthy, sn.now)
-		sn.run(sn.at(6500*time.Millisecond), sn.neverTwo)
-		n3.g.Broadcast(EvHealthy, sn.now)
+		sn.standAside(n3, sn.at(6500*time.Millisecond))
 		return sn, n2
 	}
 	sn, joiner := setup()
-	for end := sn.at(12 * time.Second); !joiner.s.isSelfMember() && sn.now.Before(end); {
-		sn.run(sn.now.Add(ms(1)), nil)
-	}
-	if !joiner.s.isSelfMember() {
-		t.Fatal("node 2 never joined again")
-	}
-	joinAt := sn.now
+	joinAt := sn.joinedAgain(joiner)
 	var worst time.Duration
 	for early := ms(-200); early <= ms(680); early += ms(20) {
 		sn, _ := setup()

@@ -256,6 +256,25 @@ func (sn *sharedNet) balanced(what string) {
 
 func (sn *sharedNet) at(d time.Duration) time.Time { return fiptest.T0.Add(d) }
 
+// standAside makes n's health check fail now and pass again at until.
+func (sn *sharedNet) standAside(n *sharedTestNode, until time.Time) {
+	n.g.Broadcast(EvUnhealthy, sn.now)
+	sn.run(until, sn.neverTwo)
+	n.g.Broadcast(EvHealthy, sn.now)
+}
+
+// joinedAgain runs the LAN until n counts itself a member (at most 10 s),
+// and returns that moment.
+func (sn *sharedNet) joinedAgain(n *sharedTestNode) time.Time {
+	for end := sn.now.Add(10 * time.Second); !n.s.isSelfMember() && sn.now.Before(end); {
+		sn.run(sn.now.Add(ms(1)), nil)
+	}
+	if !n.s.isSelfMember() {
+		sn.t.Fatalf("%s never joined again", n.own)
+	}
+	return sn.now
+}
+
 // gaps follows, step by step, how long each bucket has been served by
 // nobody; longest is the longest such stretch seen.
 type gaps struct {
