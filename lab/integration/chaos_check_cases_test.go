@@ -337,3 +337,19 @@ func TestChaosMemory(t *testing.T) {
 		t.Errorf("peaks %d and %d, want 10800 both", b.RSSkB, e.RSSkB)
 	}
 }
+
+// The report's line on graceful releases: only SIGTERM and failing checks
+// that cost the VIPs' client a gap count.
+func TestChaosGracefulGaps(t *testing.T) {
+	f := func(kind string) chaosFault { return chaosFault{Kind: kind} }
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	faults := []chaosFault{f(faultTerm), f(faultKill9), f(faultHealth), f(faultTerm), f(faultCut), f(faultTerm)}
+	longest := []time.Duration{ms(70), ms(600), ms(90), 0, ms(500), ms(80)}
+	want := "graceful releases (sigterm, health): the VIPs' longest client gap of each of 3: 70ms fastest, 80ms median, 90ms slowest"
+	if got := gracefulGaps(faults, longest); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := gracefulGaps([]chaosFault{f(faultKill9)}, []time.Duration{ms(600)}); got != "" {
+		t.Errorf("without a graceful release: %q", got)
+	}
+}

@@ -445,3 +445,21 @@ func outageViolations(gaps []clientGap, faults []chaosFault, vips []string, b ch
 	}
 	return out, longest
 }
+
+// gracefulGaps sums up, for the report, the VIPs' longest client gap of
+// each graceful release (SIGTERM, a failing check) that cost one: the
+// fastest, the median and the slowest. "" when there was none.
+func gracefulGaps(faults []chaosFault, longest []time.Duration) string {
+	var gs []time.Duration
+	for i, f := range faults {
+		if (f.Kind == faultTerm || f.Kind == faultHealth) && i < len(longest) && longest[i] > 0 {
+			gs = append(gs, longest[i])
+		}
+	}
+	if len(gs) == 0 {
+		return ""
+	}
+	sort.Slice(gs, func(a, b int) bool { return gs[a] < gs[b] })
+	return fmt.Sprintf("graceful releases (sigterm, health): the VIPs' longest client gap of each of %d: %v fastest, %v median, %v slowest",
+		len(gs), gs[0].Round(time.Millisecond), gs[len(gs)/2].Round(time.Millisecond), gs[len(gs)-1].Round(time.Millisecond))
+}

@@ -225,6 +225,7 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 	vs = append(vs, noHolderViolations(samples, spans, c.vips, c.bounds.NoHolder)...)
 	outages, longest := outageViolations(gaps, faults, c.vips, c.bounds)
 	vs = append(vs, outages...)
+	graceful := gracefulGaps(faults, longest) // the VIPs' alone, before the shared address's are added
 	var buckets []bucketSample
 	for _, s := range c.bucketSamples {
 		if !s.At.Before(c.begin) && !s.At.After(end) {
@@ -317,6 +318,9 @@ func (c *chaos) report(warm, end time.Time, endPIDs map[int]int, clientOut strin
 		fmt.Fprintf(&b, "%s %d", k, count[k])
 	}
 	b.WriteString(")\n")
+	if graceful != "" {
+		fmt.Fprintln(&b, graceful)
+	}
 	for _, m := range mem {
 		fmt.Fprintf(&b, "daemons: %s\n", m)
 	}
