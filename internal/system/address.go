@@ -58,10 +58,24 @@ func NewAddress(ifname string, vip netip.Addr, label string, index *LinkIndex) *
 }
 
 func (a *NetlinkAddress) link() (netlink.Link, error) {
-	if i := a.index.get(); i > 0 {
-		return &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: i, Name: a.ifname}}, nil
+	i, err := linkIndexOf(a.ifname, a.index)
+	if err != nil {
+		return nil, err
 	}
-	return netlink.LinkByName(a.ifname)
+	return &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: i, Name: a.ifname}}, nil
+}
+
+// linkIndexOf is the index of ifname: the open socket's (index), or, while
+// there is none, looked up by name (the link may have been recreated).
+func linkIndexOf(ifname string, index *LinkIndex) (int, error) {
+	if i := index.get(); i > 0 {
+		return i, nil
+	}
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return 0, err
+	}
+	return link.Attrs().Index, nil
 }
 
 func (a *NetlinkAddress) netlinkAddr() *netlink.Addr {

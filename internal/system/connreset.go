@@ -217,11 +217,6 @@ func (r *ConnResetter) serve() {
 func (r *ConnResetter) resetPasses(reqs []*resetRequest, ipv6 bool) {
 	count := make(map[netip.Addr]int, len(reqs))
 	failed := make(map[netip.Addr]error)
-	answer := func() {
-		for _, req := range reqs {
-			req.done <- resetResult{count[req.vip], failed[req.vip]}
-		}
-	}
 	for _, req := range reqs {
 		count[req.vip] = 0
 	}
@@ -266,7 +261,9 @@ func (r *ConnResetter) resetPasses(reqs []*resetRequest, ipv6 bool) {
 			break
 		}
 	}
-	answer()
+	for _, req := range reqs {
+		req.done <- resetResult{count[req.vip], failed[req.vip]}
+	}
 }
 
 // resetThenRemove is a address whose remove first resets the VIP's TCP
@@ -302,13 +299,9 @@ type localRouteGate struct {
 }
 
 func (g localRouteGate) route(vip netip.Addr) (*netlink.Route, error) {
-	index := g.index.get()
-	if index == 0 {
-		link, err := netlink.LinkByName(g.ifname)
-		if err != nil {
-			return nil, err
-		}
-		index = link.Attrs().Index
+	index, err := linkIndexOf(g.ifname, g.index)
+	if err != nil {
+		return nil, err
 	}
 	ip := vip.AsSlice()
 	if vip.Is6() {
