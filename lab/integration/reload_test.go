@@ -55,6 +55,9 @@ func TestLabReloadKeepsTheVIP(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The kernel's own address events on h1: a reload that let the VIP go,
+	// even for a moment too short for the client to notice, shows here.
+	addrEvents := l.StartProcess("h1", "addrmon", "ip", "-o", "monitor", "address", "dev", "eth0")
 	summary := l.UDPClient(4*time.Second, 10*time.Millisecond)
 	time.Sleep(time.Second)
 	// As dpkg does: the new file under a temporary name, renamed over the
@@ -79,9 +82,16 @@ func TestLabReloadKeepsTheVIP(t *testing.T) {
 	if hs, hs6 := holders(l, 2), holders6(l, 2); len(hs) != 1 || hs[0] != "h1" || len(hs6) != 1 || hs6[0] != "h1" {
 		t.Errorf("holders after the reload: %v and %v, want [h1] for both VIPs", hs, hs6)
 	}
+	if events := addrEvents.Logs(); strings.Contains(events, "Deleted") {
+		t.Errorf("an address left h1's eth0 during the reload:\n%s", events)
+	}
+	// The gap's figure is the bench's (lab/bench.sh -only reload); here a
+	// bound as generous as the other tests' "nothing moves" (a busy CI
+	// machine delays an answer by tens of milliseconds), with no loss and
+	// no other responder.
 	t.Logf("client across the reload: longest gap %d ms, %d of %d answered", s.LongestGapMs, s.Answered, s.Sent)
-	if s.LongestGapMs > 30 || s.Answered < s.Sent-2 || len(s.Changes) != 0 {
-		t.Errorf("the client saw a gap of %d ms (%d of %d answered, responders %v) across the reload; want at most 30 ms and no change",
+	if s.LongestGapMs > 200 || s.Answered < s.Sent-2 || len(s.Changes) != 0 {
+		t.Errorf("the client saw a gap of %d ms (%d of %d answered, responders %v) across the reload; want at most 200 ms, no loss and no change",
 			s.LongestGapMs, s.Answered, s.Sent, s.ByResponder)
 	}
 	if after := h2.Logs()[h2Before:]; strings.Contains(after, "level=INFO") || strings.Contains(after, "level=WARN") || strings.Contains(after, "level=ERROR") {
@@ -103,6 +113,10 @@ func TestLabReloadKeepsTheVIP(t *testing.T) {
 	}
 	waitSoleHolder(t, l, 2, "h2", 3*time.Second)
 	waitActive6(t, l, "h2", 3*time.Second)
+	// The watch would have seen a removal: it sees this one.
+	fiptest.WaitFor(t, 2*time.Second, "h1's address watch seeing the release", func() bool {
+		return strings.Contains(addrEvents.Logs(), "Deleted") && strings.Contains(addrEvents.Logs(), labVIP+"/32")
+	})
 }
 
 // copyExecutable copies the file src to dst, mode 0755.
