@@ -140,8 +140,12 @@ type SharedView struct {
 	// the bucket at once): until it is due, the owner does not serve it.
 	takeDue []dueTake
 	// beforeLoss is the assignment in force before the last loss of a
-	// member (sharedsync.go: cameBackServing).
+	// member (sharedsync.go: cameBackServing), lostAt when it was lost.
 	beforeLoss sharedAssignment
+	lostAt     time.Time
+	// ownersKnown: the owners were computed from the ones the others
+	// served by (decide's known), not guessed by a joiner.
+	ownersKnown bool
 }
 
 // deadTime is how long a node may be silent before it is dead: a single
@@ -252,7 +256,8 @@ func (s *SharedView) recompute(now time.Time) {
 		return
 	}
 	if len(before) > 0 && pool.OnlyLeft(s.members, ms) && !joining {
-		s.beforeLoss = sharedAssignment{members: s.members, owners: before, digest: s.digest}
+		s.beforeLoss = sharedAssignment{members: s.members, owners: before, digest: s.digest, known: s.ownersKnown}
+		s.lostAt = now
 		owners = pool.Keep(bucketNumbers(s.cfg.Buckets), before, ms)
 	} else {
 		owners = pool.AssignBuckets(s.cfg.Buckets, ms)

@@ -44,6 +44,12 @@ func (s *SharedView) takeDelay() time.Duration { return 2 * s.group.cfg.Interval
 // half an interval before the taker takes, not a whole takeDelay.
 func (s *SharedView) giveDelay() time.Duration { return s.takeDelay() - s.group.cfg.Interval/2 }
 
+// catchUpDelay is how long after a join a member that finds a death
+// within the join's skew waits before it takes the dead node's buckets:
+// another member may have found the death before it heard the join, taken
+// all of them (pool.Keep), and lets them go when it hears the join.
+func (s *SharedView) catchUpDelay() time.Duration { return s.group.cfg.Interval / 2 }
+
 // moveMode is how the nodes come to an assignment, and so how this node
 // moves its buckets.
 type moveMode int
@@ -112,6 +118,30 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		}
 		return mac, serves(mac)
 	}
+	// catchUpAt is when the new owner takes bucket i, when it was served
+	// by a node lost within a join's skew of this change, in either order
+	// (zero: not so). A member that found the death before it heard the
+	// join took all of the dead node's buckets (pool.Keep) and lets go of
+	// those the join gives another when it hears the join (below); the
+	// new owner takes them catchUpDelay after the join, which every
+	// member hears within a few frames' delivery. When no other member
+	// serves, nobody could keep the bucket: the owner does not wait. Only
+	// owners that were known count (ownersKnown): a joiner that guessed
+	// who served what plans all its takes (above).
+	lost := func(mac net.HardwareAddr) bool { return mac != nil && !member(mac) && !bytes.Equal(mac, self) }
+	catchUpAt := func(i int) time.Time {
+		at := s.joinedAt.Add(s.catchUpDelay())
+		if served || now.Sub(s.joinedAt) >= s.joinSkew() || !at.After(now) {
+			return time.Time{}
+		}
+		srv, on := server(i)
+		deathNow := lost(srv) && (known || s.ownersKnown)
+		joinNow := on && now.Sub(s.lostAt) < s.joinSkew() && s.beforeLoss.known && lost(s.beforeLoss.owners[i])
+		if deathNow || joinNow {
+			return at
+		}
+		return time.Time{}
+	}
 	// When each bucket's new owner serves it: a move from a node serving
 	// it is planned, as the owner does it (below); a planned move still in
 	// flight keeps its time, and its giver, for the new owner.
@@ -121,6 +151,8 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			srv, on := server(i)
 			unknown := (srv == nil || !known) && anyServes
 			switch {
+			case anyServes && !catchUpAt(i).IsZero():
+				due[i] = dueTake{at: catchUpAt(i)}
 			case served || on && bytes.Equal(srv, s.owners[i]) || !on && !unknown:
 				due[i] = dueTake{}
 			case on && inFlight(i):
@@ -148,6 +180,8 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			gaveIt := !b.drainUntil.IsZero() // this node let it go by plan
 			b.drainUntil = time.Time{}
 			switch {
+			case anyServes && !catchUpAt(i).IsZero():
+				b.takeAt = catchUpAt(i)
 			case planned:
 				b.takeAt = now.Add(s.takeDelay())
 				if on && inFlight(i) {
@@ -169,13 +203,17 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			}
 		case ownNow && !b.mine && b.takeFrom != nil && !serves(b.takeFrom):
 			// The node a planned take waited for has left meanwhile (a
-			// release notice, a death): nobody serves the bucket now.
+			// release notice, a death): nobody serves the bucket now, but
+			// for a member that kept it (catchUpAt).
 			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
+			if at := catchUpAt(i); anyServes && !at.IsZero() {
+				b.takeAt, b.mine = at, false
+			}
 		case !ownNow:
 			b.takeAt, b.takeFrom, b.incomingUntil = time.Time{}, nil, time.Time{}
 			planned := serving && member(owner) // not a leave, a failing check, a cut
 			switch {
-			case b.mine && planned && mode == movesPlanned:
+			case b.mine && planned && mode == movesPlanned && catchUpAt(i).IsZero():
 				// A planned give stays planned when the bucket changes
 				// hands again before it (its owner died right after a
 				// join): the new owner takes it at the same time.
@@ -196,6 +234,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		}
 	}
 	s.takeDue = due
+	s.ownersKnown = served || known
 	// The new digest goes out now, not at the next tick: a node that
 	// joins in the same moment judges by it what it knows (above). The
 	// table's lease is renewed with it, as on a tick.

@@ -92,12 +92,13 @@ func (s *SharedView) checkAgreement(now time.Time) {
 	s.adopt(s.members, balanced, now, "shared address: the nodes disagree on the owners of the buckets: taking the balanced assignment", movesLoose)
 }
 
-// sharedAssignment is an assignment this node had: its members, owners
-// and their digest.
+// sharedAssignment is an assignment this node had: its members, owners,
+// their digest, and whether it knew them.
 type sharedAssignment struct {
 	members []pool.Member
 	owners  map[int]net.HardwareAddr
 	digest  uint8
+	known   bool // ownersKnown when it was in force
 }
 
 // falseDeathSilence is the longest silence after which a node heard back
