@@ -17,13 +17,17 @@ import (
 
 // bucket is this node's part in one bucket.
 type bucket struct {
-	mine          bool
-	giveAt        time.Time        // a planned give: mine until then (zero: none)
-	giveTo        net.HardwareAddr // ... to this node
-	takeAt        time.Time        // a planned take, due then (zero: none)
-	takeFrom      net.HardwareAddr // ... from this node, which serves it meanwhile (nil: nobody known)
-	incomingUntil time.Time        // new flows only until then
-	drainUntil    time.Time        // established TCP flows only until then
+	mine     bool
+	giveAt   time.Time        // a planned give: mine until then (zero: none)
+	giveTo   net.HardwareAddr // ... to this node
+	takeAt   time.Time        // a planned take, due then (zero: none)
+	takeFrom net.HardwareAddr // ... from this node, which serves it meanwhile (nil: nobody known)
+	// takeWhole: the planned take is of a dead node's bucket (catchUpAt):
+	// all its flows, as a take at once, so that the dead node's
+	// connections are reset, not left hanging for --drain.
+	takeWhole     bool
+	incomingUntil time.Time // new flows only until then
+	drainUntil    time.Time // established TCP flows only until then
 }
 
 // dueTake is a bucket's planned move: when its new owner takes it, and the
@@ -169,6 +173,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		b := &s.buckets[i]
 		owner := s.owners[i]
 		ownNow := serving && bytes.Equal(owner, self)
+		catchUp := catchUpAt(i) // before this bucket changes: it asks whether it is served here
 		if ownNow {
 			b.giveAt, b.giveTo = time.Time{}, nil // a planned give undone
 		}
@@ -180,8 +185,8 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			gaveIt := !b.drainUntil.IsZero() // this node let it go by plan
 			b.drainUntil = time.Time{}
 			switch {
-			case anyServes && !catchUpAt(i).IsZero():
-				b.takeAt = catchUpAt(i)
+			case anyServes && !catchUp.IsZero():
+				b.takeAt, b.takeWhole = catchUp, true
 			case planned:
 				b.takeAt = now.Add(s.takeDelay())
 				if on && inFlight(i) {
@@ -206,14 +211,14 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 			// release notice, a death): nobody serves the bucket now, but
 			// for a member that kept it (catchUpAt).
 			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
-			if at := catchUpAt(i); anyServes && !at.IsZero() {
-				b.takeAt, b.mine = at, false
+			if anyServes && !catchUp.IsZero() {
+				b.takeAt, b.takeWhole, b.mine = catchUp, true, false
 			}
 		case !ownNow:
-			b.takeAt, b.takeFrom, b.incomingUntil = time.Time{}, nil, time.Time{}
+			b.takeAt, b.takeFrom, b.takeWhole, b.incomingUntil = time.Time{}, nil, false, time.Time{}
 			planned := serving && member(owner) // not a leave, a failing check, a cut
 			switch {
-			case b.mine && planned && mode == movesPlanned && catchUpAt(i).IsZero():
+			case b.mine && planned && mode == movesPlanned && catchUp.IsZero():
 				// A planned give stays planned when the bucket changes
 				// hands again before it (its owner died right after a
 				// join): the new owner takes it at the same time.
@@ -222,9 +227,11 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 				}
 				b.giveTo = slices.Clone(owner)
 			case b.mine:
-				// Not planned: the new owner takes it at once.
+				// Not planned: the new owner takes it at once. A dead
+				// node's bucket kept for a moment (catchUpAt) keeps
+				// nothing: its new owner resets the connections.
 				b.mine, b.giveAt, b.giveTo = false, time.Time{}, nil
-				if planned && s.cfg.Drain > 0 {
+				if planned && s.cfg.Drain > 0 && catchUp.IsZero() {
 					b.drainUntil = now.Add(s.cfg.Drain) // a planned move: keep its connections
 				}
 			}
@@ -433,10 +440,10 @@ func (s *SharedView) timers(now time.Time) {
 			}
 		}
 		if !b.takeAt.IsZero() && !now.Before(b.takeAt) {
-			b.takeAt, b.takeFrom, b.mine = time.Time{}, nil, true
-			if s.cfg.Drain > 0 {
+			if s.cfg.Drain > 0 && !b.takeWhole {
 				b.incomingUntil = now.Add(s.cfg.Drain)
 			}
+			b.takeAt, b.takeFrom, b.takeWhole, b.mine = time.Time{}, nil, false, true
 		}
 		if !b.incomingUntil.IsZero() && !now.Before(b.incomingUntil) {
 			b.incomingUntil = time.Time{}

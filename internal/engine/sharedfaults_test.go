@@ -448,6 +448,18 @@ func TestSharedDeathAsTheJoinerCounts(t *testing.T) {
 			})
 			if !kept.IsZero() && kept.Sub(joinAt).Abs() < joiner.s.joinSkew() {
 				within++
+				// The dead node's buckets move as at a death: their
+				// connections (the dead node's, and the few the keeper
+				// took in its moment) are reset by the new owner, not
+				// kept by the keeper nor dropped by the owner for --drain.
+				for _, n := range []*sharedTestNode{joiner, keeper} {
+					for _, b := range victims {
+						if slices.Contains(n.incoming, b) || slices.Contains(n.draining, b) {
+							t.Errorf("joiner's frames %v late, node 1 killed %v before the join: the dead node's bucket %d is still incoming %v or draining %v on %s",
+								late, early, b, n.incoming, n.draining, n.own)
+						}
+					}
+				}
 			}
 			sn.nodes = slices.DeleteFunc(sn.nodes, func(n *sharedTestNode) bool { return n.dead })
 			sn.balanced("after the death and the join")
