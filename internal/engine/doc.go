@@ -18,5 +18,6 @@
 // check changing); group.go, groupwatch.go (the holder watches, the
 // self-check rotation) and schedule.go for what the machines share; peers.go
 // and debounce.go for rank and "free"; poolview.go for --spread; shared.go,
-// sharedmembers.go, sharedbuckets.go and sharedsync.go for --share.
+// sharedmembers.go, sharedbuckets.go, sharedtable.go and sharedsync.go for
+// --share.
 package engine
