@@ -48,6 +48,14 @@ func (s *SharedView) takeDelay() time.Duration { return 2 * s.group.cfg.Interval
 // half an interval before the taker takes, not a whole takeDelay.
 func (s *SharedView) giveDelay() time.Duration { return s.takeDelay() - s.group.cfg.Interval/2 }
 
+// catchUpWindow bounds how long after finding a death a member that hears a
+// join takes it for one moment with the death (catchUpAt): a frame's
+// delivery to a busy loop. A join heard later than that came after the
+// death on the joiner too, which then plans its takes (a joiner that
+// guessed the owners always does): the keeper gives by plan, or the
+// bucket would wait for the joiner's planned take.
+const catchUpWindow = 50 * time.Millisecond
+
 // catchUpDelay is how long after a join a member that finds a death
 // within the join's skew waits before it takes the dead node's buckets:
 // another member may have found the death before it heard the join, taken
@@ -140,7 +148,7 @@ func (s *SharedView) decide(before map[int]net.HardwareAddr, members []pool.Memb
 		}
 		srv, on := server(i)
 		deathNow := lost(srv) && (known || s.ownersKnown)
-		joinNow := on && now.Sub(s.lostAt) < s.joinSkew() && s.beforeLoss.known && lost(s.beforeLoss.owners[i])
+		joinNow := on && now.Sub(s.lostAt) < catchUpWindow && s.beforeLoss.known && lost(s.beforeLoss.owners[i])
 		if deathNow || joinNow {
 			return at
 		}

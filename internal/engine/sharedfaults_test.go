@@ -301,12 +301,25 @@ func TestSharedJoinAfterAGuessedDeath(t *testing.T) {
 		victim := sn.nodes[1]
 		victim.dead = true
 		var lost time.Time
+		g := sn.gaps() // from the victim's dead time on, after the death's own gap
 		sn.run(joinAt.Add(3*time.Second), func(now time.Time) {
 			sn.neverTwo(now)
 			if lost.IsZero() && !pool.Has(n1.s.members, victim.own) && n1.s.nodes[string(victim.own)] != nil {
 				lost = now
 			}
+			if now.After(victim.lastProbe.Add(ms(620))) {
+				g.check(now)
+			}
 		})
+		// Node 3 kept the dead node's buckets; the join moves some of them
+		// to node 1, which guessed the owners and plans its takes: node 3
+		// gives by plan too, unless it heard the join within
+		// catchUpWindow of the death. Letting go at once for any join
+		// within the join's skew left them unserved for 300 ms here
+		// (chaos, seed 20261203, 5 × 16: 410 ms at a failing check).
+		if g.longest > ms(250) {
+			t.Errorf("node 2 killed %v before node 1's join: after its dead time, a bucket served by nobody for %v (bucket %d)", early, g.longest, g.bucket)
+		}
 		if !lost.IsZero() && lost.Before(joinAt) {
 			tried++
 		}
@@ -433,10 +446,14 @@ func TestSharedDeathAsTheJoinerCounts(t *testing.T) {
 			victims := slices.Clone(victim.mine)
 			g := sn.gaps()
 			g.skip = func(b int) bool { return !slices.Contains(victims, b) }
-			var kept time.Time // node 3 found the death before it heard the join
+			// node 3 found the death (kept) before it heard the join (heard)
+			var kept, heard time.Time
 			sn.run(joinAt.Add(3*time.Second), func(now time.Time) {
 				if len(keeper.s.members) == 1 && kept.IsZero() {
 					kept = now
+				}
+				if len(keeper.s.members) == 2 && !kept.IsZero() && heard.IsZero() {
+					heard = now
 				}
 				for b, ns := range sn.owners() {
 					if len(ns) > 1 {
@@ -446,7 +463,7 @@ func TestSharedDeathAsTheJoinerCounts(t *testing.T) {
 				}
 				g.check(now)
 			})
-			if !kept.IsZero() && kept.Sub(joinAt).Abs() < joiner.s.joinSkew() {
+			if !kept.IsZero() && !heard.IsZero() && heard.Sub(kept) < catchUpWindow {
 				within++
 				// The dead node's buckets move as at a death: their
 				// connections (the dead node's, and the few the keeper
@@ -471,6 +488,6 @@ func TestSharedDeathAsTheJoinerCounts(t *testing.T) {
 		}
 	}
 	if within == 0 {
-		t.Fatal("node 3 never found the death alone within the skew of the join: the test kills at the wrong times")
+		t.Fatal("node 3 never heard the join within catchUpWindow of the death: the test kills at the wrong times")
 	}
 }
